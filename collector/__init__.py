@@ -1,0 +1,1 @@
+"""The settleguard collector: ingest, statements, reconciliation, alerts and dashboard."""

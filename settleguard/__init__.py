@@ -1,0 +1,3 @@
+"""The ``settleguard`` console command: ``agent``, ``collector``, ``sim`` and ``demo``."""
+
+__version__ = "0.1.0"

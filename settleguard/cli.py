@@ -1,0 +1,33 @@
+"""The ``settleguard`` command: one entry point for agent, collector, simulator and demo."""
+
+from __future__ import annotations
+
+import click
+
+from settleguard import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="settleguard")
+def main() -> None:
+    """settleguard: catch POS settlement money that never arrived."""
+
+
+def _register() -> None:
+    from agent.cli import agent
+    from simulator.cli import sim
+
+    main.add_command(agent)
+    main.add_command(sim)
+    try:
+        from collector.cli import collector
+    except ImportError:  # pragma: no cover - the collector package is optional at runtime
+        pass
+    else:
+        main.add_command(collector)
+    from settleguard.demo import demo
+
+    main.add_command(demo)
+
+
+_register()

@@ -1,0 +1,49 @@
+"""``settleguard sim …``: simulated terminals for tests, demos and technician training."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from simulator.runner import start
+from simulator.scenario import Scenario, ScenarioError, load_scenario
+from simulator.transport import PtyTransport, SerialTransport, Transport
+
+
+@click.group()
+def sim() -> None:
+    """Simulated POS terminals (the terminal side of ZVT and PAX POSLink)."""
+
+
+@sim.command("terminal")
+@click.option("--protocol", type=click.Choice(["zvt", "poslink"]), default="zvt", show_default=True)
+@click.option("--pty", "use_pty", is_flag=True, help="Serve on a new pseudo-terminal (default).")
+@click.option("--port", "port_url", help="Serve on this serial port or pyserial URL instead.")
+@click.option("--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
+              help="TOML or JSON file with the batch contents and faults to inject.")
+def terminal(protocol: str, use_pty: bool, port_url: str | None, scenario_path: str | None) -> None:
+    """Run a simulated terminal until interrupted; prints the port the agent should open."""
+    if use_pty and port_url:
+        raise click.UsageError("--pty and --port exclude each other")
+    try:
+        scenario = load_scenario(scenario_path) if scenario_path else Scenario()
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    transport: Transport
+    if port_url:
+        transport = SerialTransport(port_url, stopbits=2 if protocol == "zvt" else 1)
+        path = port_url
+    else:
+        pty = PtyTransport()
+        transport, path = pty, pty.path
+    running = start(protocol, scenario, transport, path)
+    click.echo(f"simulated {protocol} terminal {scenario.terminal_id} on {path}")
+    click.echo(f"try: settleguard agent read --protocol {protocol} --port {path}")
+    sys.stdout.flush()
+    try:
+        running.thread.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
