@@ -54,7 +54,9 @@ def format_amount(amount: int, currency: str | None) -> str:
 
 def totals_table(totals: TerminalTotals, read_at: str) -> str:
     """A plain-text table for technicians."""
-    title = "Turnover totals (batch still open)" if totals.kind == "turnover_totals" else "Batch closed"
+    title = (
+        "Turnover totals (batch still open)" if totals.kind == "turnover_totals" else "Batch closed"
+    )
     lines = [
         title,
         f"  protocol     {totals.protocol}",

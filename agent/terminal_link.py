@@ -35,9 +35,13 @@ def default_settings(protocol: str, baud: int | None = None) -> SerialSettings:
     ZVT: 9600 8N2 (PA00P016, serial interface). POSLink: 9600 8N1 (firmware_notes/pax-poslink.md).
     """
     if protocol == "zvt":
-        return SerialSettings(baud or 9600, serial.EIGHTBITS, serial.PARITY_NONE, serial.STOPBITS_TWO)
+        return SerialSettings(
+            baud or 9600, serial.EIGHTBITS, serial.PARITY_NONE, serial.STOPBITS_TWO
+        )
     if protocol == "poslink":
-        return SerialSettings(baud or 9600, serial.EIGHTBITS, serial.PARITY_NONE, serial.STOPBITS_ONE)
+        return SerialSettings(
+            baud or 9600, serial.EIGHTBITS, serial.PARITY_NONE, serial.STOPBITS_ONE
+        )
     raise UsageError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 

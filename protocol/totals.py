@@ -38,7 +38,14 @@ class BucketTotal:
     void_amount: int = 0
 
     def __post_init__(self) -> None:
-        for label in ("count", "amount", "refund_count", "refund_amount", "void_count", "void_amount"):
+        for label in (
+            "count",
+            "amount",
+            "refund_count",
+            "refund_amount",
+            "void_count",
+            "void_amount",
+        ):
             value = getattr(self, label)
             if type(value) is not int or value < 0:
                 raise ValueError(f"bucket {self.name!r}: {label} must be a non-negative int")

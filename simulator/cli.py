@@ -20,8 +20,12 @@ def sim() -> None:
 @click.option("--protocol", type=click.Choice(["zvt", "poslink"]), default="zvt", show_default=True)
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a new pseudo-terminal (default).")
 @click.option("--port", "port_url", help="Serve on this serial port or pyserial URL instead.")
-@click.option("--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
-              help="TOML or JSON file with the batch contents and faults to inject.")
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML or JSON file with the batch contents and faults to inject.",
+)
 def terminal(protocol: str, use_pty: bool, port_url: str | None, scenario_path: str | None) -> None:
     """Run a simulated terminal until interrupted; prints the port the agent should open."""
     if use_pty and port_url:

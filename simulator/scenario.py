@@ -122,7 +122,9 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>") -> S
     """Build a :class:`Scenario` from plain data, rejecting unknown keys."""
     data = dict(data)
     try:
-        buckets = [ScenarioBucket(**b) for b in data.pop("buckets", [])] if "buckets" in data else None
+        buckets = (
+            [ScenarioBucket(**b) for b in data.pop("buckets", [])] if "buckets" in data else None
+        )
         misbehaviour = Misbehaviour(**data.pop("misbehaviour", {}))
         scenario = Scenario(**data, misbehaviour=misbehaviour)
     except TypeError as exc:
@@ -131,5 +133,7 @@ def scenario_from_dict(data: dict[str, Any], *, source: str = "<scenario>") -> S
         scenario.buckets = buckets
     for bucket in scenario.buckets:
         if type(bucket.amount) is not int or type(bucket.count) is not int or bucket.amount < 0:
-            raise ScenarioError(f"{source}: bucket {bucket.name!r}: amounts are integer minor units")
+            raise ScenarioError(
+                f"{source}: bucket {bucket.name!r}: amounts are integer minor units"
+            )
     return scenario

@@ -9,8 +9,20 @@ import pytest
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "protocol"
 BANNED = {
-    "serial", "paho", "sqlite3", "sqlite_utils", "flask", "socket", "threading", "asyncio",
-    "select", "subprocess", "psycopg", "requests", "urllib", "http",
+    "serial",
+    "paho",
+    "sqlite3",
+    "sqlite_utils",
+    "flask",
+    "socket",
+    "threading",
+    "asyncio",
+    "select",
+    "subprocess",
+    "psycopg",
+    "requests",
+    "urllib",
+    "http",
 }
 # time.sleep / time.time would smuggle a clock in; time is passed in by the caller.
 BANNED_CALLS = {("time", "sleep"), ("time", "time"), ("time", "monotonic"), ("datetime", "now")}
@@ -37,7 +49,9 @@ def test_there_is_protocol_code_to_check() -> None:
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PROTOCOL)))
 def test_module_imports_no_io_library(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    assert not (_imported_roots(tree) & BANNED), f"{path} imports I/O: {_imported_roots(tree) & BANNED}"
+    assert not (_imported_roots(tree) & BANNED), (
+        f"{path} imports I/O: {_imported_roots(tree) & BANNED}"
+    )
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PROTOCOL)))
