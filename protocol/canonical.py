@@ -1,0 +1,215 @@
+"""Strict JSON parsing and RFC 8785 canonical encoding.
+
+Everything that crosses the wire between agent and collector is JSON in the RFC 8785
+("JSON Canonicalization Scheme", JCS) form, so that the signed bytes are reproducible by any
+implementation. Parsing is deliberately stricter than :func:`json.loads`:
+
+* the input must be valid UTF-8 (RFC 8259 §8.1);
+* no object may repeat a key (RFC 8259 §4 leaves this undefined; we reject it);
+* no numbers with a fraction or exponent (amounts are integer minor units; RFC 8785 §3.2.2.3
+  float formatting is a source of interoperability bugs we do not need);
+* no ``NaN``/``Infinity`` (not JSON at all, but Python accepts them);
+* integers within ±(2**53 − 1), the range every JSON implementation represents exactly
+  (RFC 8785 §3.2.2.3, I-JSON RFC 7493 §2.2);
+* nesting at most ``max_depth`` arrays/objects deep, checked *before* the recursive parser runs
+  so a hostile ``[[[[…`` cannot exhaust the stack;
+* no lone UTF-16 surrogates in ``\\u`` escapes (they cannot be re-encoded as UTF-8).
+
+All failures raise :class:`JSONError` (a :class:`~protocol.errors.RemoteProtocolError`) with
+the byte offset where the problem was found, when it is known.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import rfc8785
+
+from protocol.errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "MAX_SAFE_INT",
+    "JSONError",
+    "canonical_dumps",
+    "is_canonical",
+    "strict_json_loads",
+]
+
+#: Largest integer magnitude allowed anywhere in our JSON (I-JSON, RFC 7493 §2.2).
+MAX_SAFE_INT = 2**53 - 1
+
+# Tokens that matter for nesting depth: whole strings (skipped, since brackets inside them do
+# not count) and the four bracket characters. Scanning with a regex visits only these tokens,
+# which is much cheaper than a Python loop over every byte.
+_DEPTH_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A \uD800-\uDFFF escape: only then can a lone surrogate appear in the parsed value.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class JSONError(RemoteProtocolError):
+    """The bytes are not JSON that our strict rules accept.
+
+    :param message: what is wrong
+    :param offset: byte offset into the parsed bytes, if known
+    """
+
+
+class _Rejected(Exception):
+    """Internal: raised from json hooks, converted to :class:`JSONError` by the caller."""
+
+
+def _check_depth(data: bytes, max_depth: int) -> None:
+    if data.count(b"[") + data.count(b"{") <= max_depth:
+        return  # cannot possibly be deeper than allowed
+    depth = 0
+    for match in _DEPTH_TOKEN.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                raise JSONError(f"nesting deeper than {max_depth} levels", match.start())
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
+def _parse_int(text: str) -> int:
+    # Checked on the digits first: int() of a 100,000-digit string is slow (and Python caps it).
+    if len(text.lstrip("-")) > 16:
+        raise _Rejected(f"integer {text[:24]!r} is outside ±(2**53-1)")
+    value = int(text)
+    if abs(value) > MAX_SAFE_INT:
+        raise _Rejected(f"integer {text!r} is outside ±(2**53-1)")
+    return value
+
+
+def _parse_float(text: str) -> Any:
+    raise _Rejected(f"number {text[:24]!r} has a fraction or exponent; only integers are allowed")
+
+
+def _parse_constant(text: str) -> Any:
+    raise _Rejected(f"{text} is not allowed in JSON")
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Rejected(f"duplicate key {key[:64]!r} in an object")
+            seen.add(key)
+    return result
+
+
+def _check_surrogates(value: Any) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise JSONError("string contains a lone UTF-16 surrogate escape") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_surrogates(key)
+            _check_surrogates(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_surrogates(item)
+
+
+def _byte_offset(text: str, char_pos: int) -> int:
+    return len(text[:char_pos].encode("utf-8"))
+
+
+def strict_json_loads(data: bytes, *, max_depth: int = 16) -> Any:
+    """Parse ``data`` as strict JSON (rules in the module docstring).
+
+    :param data: the raw bytes, UTF-8 without a byte order mark
+    :param max_depth: deepest allowed nesting of arrays and objects
+    :raises JSONError: on any violation, with the byte offset when known
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise LocalProtocolError("strict_json_loads() needs bytes")
+    data = bytes(data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JSONError(f"invalid UTF-8 ({exc.reason})", exc.start) from None
+    if text.startswith("\ufeff"):
+        raise JSONError("byte order mark is not allowed", 0)
+    _check_depth(data, max_depth)
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_pairs_hook,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+        )
+    except _Rejected as exc:
+        raise JSONError(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise JSONError(f"invalid JSON: {exc.msg}", _byte_offset(text, exc.pos)) from None
+    except RecursionError:  # pragma: no cover - _check_depth keeps nesting far below the limit
+        raise JSONError("nesting too deep") from None
+    if _SURROGATE_ESCAPE.search(data):
+        _check_surrogates(value)
+    return value
+
+
+def canonical_dumps(value: Any) -> bytes:
+    """Encode ``value`` as RFC 8785 canonical JSON.
+
+    Only ``dict`` (with ``str`` keys), ``list``/``tuple``, ``str``, ``int`` within ±(2**53−1),
+    ``bool`` and ``None`` are accepted; floats are refused because our formats never use them.
+
+    :param value: a JSON-ready value
+    :raises LocalProtocolError: for floats, out-of-range integers or other unencodable values
+    """
+    _reject_floats(value, depth=0)
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise LocalProtocolError(f"cannot encode as canonical JSON: {exc}") from None
+
+
+def _reject_floats(value: Any, depth: int) -> None:
+    if depth > 64:
+        raise LocalProtocolError("value nested too deeply to encode")
+    if isinstance(value, float):
+        raise LocalProtocolError("floats are not allowed; use integer minor units")
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_floats(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_floats(item, depth + 1)
+
+
+def _all_keys_ascii(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(k.isascii() and _all_keys_ascii(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_all_keys_ascii(item) for item in value)
+    return True
+
+
+def is_canonical(value: Any, data: bytes) -> bool:
+    """Tell whether ``data`` is exactly the RFC 8785 encoding of ``value``.
+
+    ``value`` must come from :func:`strict_json_loads` (no floats). When every object key is
+    ASCII, the C-accelerated :func:`json.dumps` with sorted keys produces the same bytes as RFC
+    8785 for float-free values (same escapes, and code-point order equals UTF-16 order for
+    ASCII keys), and is about six times faster; otherwise the reference encoder decides.
+
+    :param value: the parsed value
+    :param data: the bytes it was parsed from
+    """
+    if _all_keys_ascii(value):
+        fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return fast.encode("utf-8") == data
+    try:
+        return bool(rfc8785.dumps(value) == data)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+        return False

@@ -1,0 +1,411 @@
+"""The signed record types: what the agent tells the collector (DESIGN.md §3.2).
+
+Theory of operation
+-------------------
+Every record is a frozen, slotted dataclass that validates itself on construction, so an
+invalid record cannot exist in memory: a bad value raises :class:`RecordValueError` (a
+:class:`~protocol.errors.LocalProtocolError`) naming the field. ``to_body()`` turns a record
+into the JSON-ready ``body`` of an envelope (see :mod:`protocol.envelope` and
+``docs/envelope.md``); :func:`record_from_body` is the strict inverse for bytes that came
+from someone else and raises :class:`RecordError` (a
+:class:`~protocol.errors.RemoteProtocolError`) naming the field, e.g. ``buckets[2].sale_amount``.
+
+Rules shared by every record:
+
+* amounts are integers in minor units (cent, fen), never floats, and ``bool`` is not an integer;
+* times are strings: ``…Z`` is UTC (RFC 3339, seconds with an optional 1–6 digit fraction),
+  ``terminal_local_time`` is the terminal's own wall clock without a zone;
+* no full card number anywhere (DESIGN.md §6): a journal carries at most the first 6 and last
+  4 digits of a PAN, a settlement account at most its last 4 digits; free-text fields that
+  contain a Luhn-valid 13–19 digit number are refused;
+* on the wire every field is present (``null`` where allowed); unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from protocol import record_fields as _f
+from protocol.errors import RemoteProtocolError
+from protocol.record_fields import RecordValueError, contains_pan, redact_pans
+
+__all__ = [
+    "RECORD_TYPES",
+    "ZVT_BUCKETS",
+    "BatchSummary",
+    "Bucket",
+    "CardChange",
+    "Heartbeat",
+    "JournalEntry",
+    "Record",
+    "RecordError",
+    "RecordValueError",
+    "TerminalReplaced",
+    "TurnoverReading",
+    "contains_pan",
+    "record_from_body",
+    "redact_pans",
+]
+
+#: ZVT bitmap 60 reports seven card-type totals in this order (PA00P015, bitmap 60).
+ZVT_BUCKETS = ("girocard", "jcb", "eurocard", "amex", "visa", "diners", "other")
+PROTOCOLS = ("zvt", "poslink")
+JOURNAL_KINDS = ("sale", "refund", "void")
+REVIEW_STATUSES = ("requested", "under_review", "active", "rejected")
+
+
+class RecordError(RemoteProtocolError):
+    """A received record body breaks the schema.
+
+    :param message: what is wrong
+    :param field: dotted path of the offending field, e.g. ``buckets[2].sale_amount``
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message if field is None else f"{field}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Totals of one card type (bucket) within a batch or reading. Amounts in minor units."""
+
+    name: str
+    sale_count: int = 0
+    sale_amount: int = 0
+    refund_count: int = 0
+    refund_amount: int = 0
+    void_count: int = 0
+    void_amount: int = 0
+
+    def __post_init__(self) -> None:
+        _f.check_text("name", self.name, pattern=_f.CARD_TYPE_RE)
+        for name in ("sale_count", "refund_count", "void_count"):
+            _f.check_integer(name, getattr(self, name), minimum=0)
+        for name in ("sale_amount", "refund_amount", "void_amount"):
+            _f.check_integer(name, getattr(self, name), minimum=0)
+
+    @property
+    def net_amount(self) -> int:
+        """``sale_amount − refund_amount − void_amount`` (see :attr:`BatchSummary.net_amount`)."""
+        return self.sale_amount - self.refund_amount - self.void_amount
+
+    def to_body(self) -> dict[str, Any]:
+        """Return the JSON-ready object for this bucket."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One transaction of a batch journal (POSLink ``R03``); masked PAN only."""
+
+    receipt_no: int
+    kind: str
+    amount: int
+    masked_pan: str
+    card_type: str
+    time: str
+
+    def __post_init__(self) -> None:
+        _f.check_integer("receipt_no", self.receipt_no, minimum=0)
+        _f.check_choice("kind", self.kind, JOURNAL_KINDS)
+        _f.check_integer("amount", self.amount, minimum=0)
+        _f.check_masked_pan("masked_pan", self.masked_pan)
+        _f.check_text("card_type", self.card_type, pattern=_f.CARD_TYPE_RE)
+        _f.check_any_time("time", self.time)
+
+    def to_body(self) -> dict[str, Any]:
+        """Return the JSON-ready object for this journal entry."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _check_buckets(protocol: str, buckets: tuple[Bucket, ...]) -> None:
+    _f.check_tuple_of("buckets", buckets, Bucket)
+    names = [b.name for b in buckets]
+    if len(set(names)) != len(names):
+        raise RecordValueError("bucket names must be unique", "buckets")
+    if protocol == "zvt":
+        for i, name in enumerate(names):
+            if name not in ZVT_BUCKETS:
+                raise RecordValueError(
+                    f"ZVT bucket must be one of {', '.join(ZVT_BUCKETS)}", f"buckets[{i}].name"
+                )
+
+
+def _check_receipts(start: int | None, end: int | None) -> None:
+    _f.check_integer("receipt_start", start, minimum=0, optional=True)
+    _f.check_integer("receipt_end", end, minimum=0, optional=True)
+    # Both or neither; no order check because ZVT receipt numbers wrap at 9999.
+    if (start is None) != (end is None):
+        raise RecordValueError("receipt_start and receipt_end go together", "receipt_end")
+
+
+class _Totals:
+    """Properties shared by :class:`BatchSummary` and :class:`TurnoverReading`."""
+
+    __slots__ = ()
+    buckets: tuple[Bucket, ...]
+
+    @property
+    def net_amount(self) -> int:
+        """Net of the batch in minor units: Σ sale_amount − Σ refund_amount − Σ void_amount.
+
+        ``sale_*`` counts every approved sale, including ones voided later; ``void_*`` counts
+        the voided ones; ``refund_*`` counts refunds (money returned to a cardholder). This is
+        the gross amount the acquirer owes before fees; it can be negative.
+        """
+        return sum(b.net_amount for b in self.buckets)
+
+    @property
+    def total_count(self) -> int:
+        """Number of transactions: Σ (sale_count + refund_count + void_count)."""
+        return sum(b.sale_count + b.refund_count + b.void_count for b in self.buckets)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary(_Totals):
+    """One closed batch (ZVT End-of-Day ``06 50``, POSLink BatchClose ``B00``)."""
+
+    RECORD_TYPE: ClassVar[str] = "batch_summary"
+
+    terminal_id: str
+    merchant_id: str | None
+    batch_no: int
+    closed_at: str
+    terminal_local_time: str | None
+    currency: str | None
+    buckets: tuple[Bucket, ...]
+    receipt_start: int | None
+    receipt_end: int | None
+    host_reconciled: bool | None
+    protocol: str
+    journal: tuple[JournalEntry, ...] = ()
+
+    def __post_init__(self) -> None:
+        _f.check_identifier("terminal_id", self.terminal_id)
+        _f.check_identifier("merchant_id", self.merchant_id, optional=True)
+        _f.check_integer("batch_no", self.batch_no, minimum=0)
+        _f.check_utc_time("closed_at", self.closed_at)
+        _f.check_local_time("terminal_local_time", self.terminal_local_time, optional=True)
+        _f.check_currency("currency", self.currency, optional=True)
+        _f.check_choice("protocol", self.protocol, PROTOCOLS)
+        _check_buckets(self.protocol, self.buckets)
+        _check_receipts(self.receipt_start, self.receipt_end)
+        _f.check_boolean("host_reconciled", self.host_reconciled, optional=True)
+        _f.check_tuple_of("journal", self.journal, JournalEntry)
+
+    def natural_key(self) -> tuple[str, int, str]:
+        """``(terminal_id, batch_no, closed_at)``: the same batch from any agent or resend."""
+        return (self.terminal_id, self.batch_no, self.closed_at)
+
+    def to_body(self) -> dict[str, Any]:
+        """Return the JSON-ready envelope body."""
+        return _body(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnoverReading(_Totals):
+    """Totals read without closing the batch (ZVT ``06 10``, POSLink ``R00``)."""
+
+    RECORD_TYPE: ClassVar[str] = "turnover_reading"
+
+    terminal_id: str | None
+    merchant_id: str | None
+    read_at: str
+    terminal_local_time: str | None
+    currency: str | None
+    buckets: tuple[Bucket, ...]
+    receipt_start: int | None
+    receipt_end: int | None
+    protocol: str
+    batch_no: int | None = None
+    journal: tuple[JournalEntry, ...] = ()
+
+    def __post_init__(self) -> None:
+        _f.check_identifier("terminal_id", self.terminal_id, optional=True)
+        _f.check_identifier("merchant_id", self.merchant_id, optional=True)
+        _f.check_utc_time("read_at", self.read_at)
+        _f.check_local_time("terminal_local_time", self.terminal_local_time, optional=True)
+        _f.check_currency("currency", self.currency, optional=True)
+        _f.check_choice("protocol", self.protocol, PROTOCOLS)
+        _check_buckets(self.protocol, self.buckets)
+        _check_receipts(self.receipt_start, self.receipt_end)
+        _f.check_integer("batch_no", self.batch_no, minimum=0, optional=True)
+        _f.check_tuple_of("journal", self.journal, JournalEntry)
+
+    def to_body(self) -> dict[str, Any]:
+        """Return the JSON-ready envelope body."""
+        return _body(self)
+
+
+@dataclass(frozen=True, slots=True)
+class CardChange:
+    """A settlement-card change as the technician recorded it (DESIGN.md §1, §6).
+
+    ``new_account_sealed`` is a :func:`protocol.sealed.seal` token of the full account number,
+    sealed with ``context=protocol.sealed.card_change_context(change_id)``.
+    """
+
+    RECORD_TYPE: ClassVar[str] = "card_change"
+
+    merchant_id: str | None
+    change_id: str
+    old_account_masked: str | None
+    new_account_masked: str
+    new_account_sealed: str
+    holder_name: str
+    bank: str
+    requested_at: str
+    effective_at: str | None
+    review_status: str | None
+    acquirer_ref: str | None
+
+    def __post_init__(self) -> None:
+        _f.check_identifier("merchant_id", self.merchant_id, optional=True)
+        _f.check_identifier("change_id", self.change_id)
+        _f.check_masked_account("old_account_masked", self.old_account_masked, optional=True)
+        _f.check_masked_account("new_account_masked", self.new_account_masked)
+        _f.check_sealed_token("new_account_sealed", self.new_account_sealed)
+        _f.check_free_text("holder_name", self.holder_name, max_len=128)
+        _f.check_free_text("bank", self.bank, max_len=128)
+        _f.check_utc_time("requested_at", self.requested_at)
+        _f.check_utc_time("effective_at", self.effective_at, optional=True)
+        _f.check_choice("review_status", self.review_status, REVIEW_STATUSES, optional=True)
+        _f.check_free_text("acquirer_ref", self.acquirer_ref, max_len=64, optional=True)
+
+    def to_body(self) -> dict[str, Any]:
+        """Return the JSON-ready envelope body."""
+        return _body(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalReplaced:
+    """Old terminal → new terminal for the same merchant, with the old one's final batch."""
+
+    RECORD_TYPE: ClassVar[str] = "terminal_replaced"
+
+    merchant_id: str | None
+    old_terminal_id: str
+    new_terminal_id: str
+    replaced_at: str
+    final_batch_no: int | None
+    final_batch_closed_at: str | None
+
+    def __post_init__(self) -> None:
+        _f.check_identifier("merchant_id", self.merchant_id, optional=True)
+        _f.check_identifier("old_terminal_id", self.old_terminal_id)
+        _f.check_identifier("new_terminal_id", self.new_terminal_id)
+        if self.old_terminal_id == self.new_terminal_id:
+            raise RecordValueError("must differ from old_terminal_id", "new_terminal_id")
+        _f.check_utc_time("replaced_at", self.replaced_at)
+        _f.check_integer("final_batch_no", self.final_batch_no, minimum=0, optional=True)
+        _f.check_utc_time("final_batch_closed_at", self.final_batch_closed_at, optional=True)
+        if (self.final_batch_no is None) != (self.final_batch_closed_at is None):
+            raise RecordValueError(
+                "final_batch_no and final_batch_closed_at go together", "final_batch_closed_at"
+            )
+
+    def to_body(self) -> dict[str, Any]:
+        """Return the JSON-ready envelope body."""
+        return _body(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The agent's health: outbox depth, link state, versions, clock."""
+
+    RECORD_TYPE: ClassVar[str] = "heartbeat"
+
+    outbox_pending: int
+    oldest_unacked_age_s: int | None
+    link_state: str
+    agent_version: str
+    terminal_id: str | None
+    agent_time: str
+    disk_alarm: bool = False
+    last_error: str | None = None
+
+    def __post_init__(self) -> None:
+        _f.check_integer("outbox_pending", self.outbox_pending, minimum=0)
+        _f.check_integer(
+            "oldest_unacked_age_s", self.oldest_unacked_age_s, minimum=0, optional=True
+        )
+        _f.check_text("link_state", self.link_state, pattern=_f.CARD_TYPE_RE)
+        _f.check_text("agent_version", self.agent_version, pattern=_f.VERSION_RE)
+        _f.check_identifier("terminal_id", self.terminal_id, optional=True)
+        _f.check_utc_time("agent_time", self.agent_time)
+        _f.check_boolean("disk_alarm", self.disk_alarm)
+        _f.check_free_text("last_error", self.last_error, max_len=500, optional=True)
+
+    def to_body(self) -> dict[str, Any]:
+        """Return the JSON-ready envelope body."""
+        return _body(self)
+
+
+Record = BatchSummary | TurnoverReading | CardChange | TerminalReplaced | Heartbeat
+
+_RECORD_CLASSES: dict[str, type[Record]] = {
+    cls.RECORD_TYPE: cls
+    for cls in (BatchSummary, TurnoverReading, CardChange, TerminalReplaced, Heartbeat)
+}
+#: Every record type name accepted in an envelope's ``type``.
+RECORD_TYPES = tuple(_RECORD_CLASSES)
+
+
+def _body(record: Record) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if isinstance(value, tuple):
+            value = [item.to_body() for item in value]
+        body[f.name] = value
+    return body
+
+
+def _nested(cls: type[Any], name: str, value: Any) -> tuple[Any, ...]:
+    if not isinstance(value, list):
+        raise RecordError("must be a JSON array", name)
+    items = []
+    for i, item in enumerate(value):
+        items.append(_build(cls, item, f"{name}[{i}]"))
+    return tuple(items)
+
+
+def _build(cls: type[Any], body: Any, path: str) -> Any:
+    prefix = f"{path}." if path else ""
+    if not isinstance(body, Mapping):
+        raise RecordError("must be a JSON object", path or None)
+    expected = [f.name for f in fields(cls)]
+    for key in body:
+        if key not in expected:
+            raise RecordError("unknown field", f"{prefix}{str(key)[:64]}")
+    kwargs: dict[str, Any] = {}
+    for name in expected:
+        if name not in body:
+            raise RecordError("missing field", f"{prefix}{name}")
+        value = body[name]
+        if name == "buckets":
+            value = _nested(Bucket, f"{prefix}{name}", value)
+        elif name == "journal":
+            value = _nested(JournalEntry, f"{prefix}{name}", value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except RecordValueError as exc:
+        raise RecordError(exc.message, f"{prefix}{exc.field}") from None
+
+
+def record_from_body(record_type: str, body: Mapping[str, Any]) -> Record:
+    """Build and validate a record from a received envelope body.
+
+    :param record_type: the envelope's ``type``, one of :data:`RECORD_TYPES`
+    :param body: the decoded JSON object
+    :raises RecordError: naming the first offending field
+    """
+    cls = _RECORD_CLASSES.get(record_type) if isinstance(record_type, str) else None
+    if cls is None:
+        raise RecordError(f"unknown record type {str(record_type)[:64]!r}", "type")
+    record: Record = _build(cls, body, "")
+    return record
