@@ -1,0 +1,91 @@
+"""Settlement-card changes: the clear number is checked, sealed, and never kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.card_change import (
+    CardChangeRequest,
+    build_card_change,
+    luhn_valid,
+    mask_card,
+    normalize_card_number,
+)
+from agent.errors import UsageError
+from protocol.sealed import SealedError, card_change_context, generate_keypair, open_sealed
+
+# Luhn-valid test numbers (UnionPay-style 16 and 19 digits); not real accounts.
+CARD_16 = "6222021234567894"
+CARD_19 = "6217000010012345677"
+
+REQUEST = CardChangeRequest(
+    merchant_id="M0001", holder_name="张三", bank="ICBC", requested_at="2026-11-26T10:00:00Z"
+)
+
+
+@pytest.mark.parametrize(
+    ("digits", "valid"),
+    [("79927398713", True), ("79927398710", False), (CARD_16, True), (CARD_19, True), ("0", True)],
+)
+def test_luhn(digits: str, valid: bool) -> None:
+    assert luhn_valid(digits) is valid
+
+
+def test_normalize_accepts_spaces_and_dashes() -> None:
+    assert normalize_card_number("6222 0212-3456 7894") == CARD_16
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("6222 02x2 3456 7894", "only digits"),
+        ("62220212345", "12 to 19 digits"),
+        ("6222021234567895", "Luhn"),
+        ("６２２２０２１２３４５６７８９４", "only digits"),  # full-width digits are not ASCII
+    ],
+)
+def test_bad_numbers_are_refused_without_echoing_them(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        normalize_card_number(text)
+    assert fragment in info.value.message
+    assert "3456" not in info.value.message
+
+
+def test_mask_keeps_last_four_only() -> None:
+    assert mask_card(CARD_16) == "************7894"
+    assert mask_card(CARD_19).endswith("5677") and set(mask_card(CARD_19)[:-4]) == {"*"}
+
+
+def test_record_carries_only_masked_number_and_a_token_the_collector_can_open() -> None:
+    private, public = generate_keypair()
+    change = build_card_change(REQUEST, "6222 0212 3456 7894", public, change_id="c1")
+    body_text = json.dumps(change.to_body(), ensure_ascii=False)
+    assert CARD_16 not in body_text
+    assert change.new_account_masked == "************7894"
+    assert change.review_status == "requested"
+    opened = open_sealed(private, change.new_account_sealed, context=card_change_context("c1"))
+    assert opened == CARD_16.encode()
+
+
+def test_token_does_not_open_under_another_change_id() -> None:
+    private, public = generate_keypair()
+    change = build_card_change(REQUEST, CARD_16, public, change_id="c1")
+    with pytest.raises(SealedError):
+        open_sealed(private, change.new_account_sealed, context=card_change_context("c2"))
+
+
+@pytest.mark.parametrize("field", ["holder_name", "bank"])
+def test_holder_and_bank_are_required(field: str) -> None:
+    _, public = generate_keypair()
+    values = {
+        "merchant_id": "M0001",
+        "holder_name": "张三",
+        "bank": "ICBC",
+        "requested_at": "2026-11-26T10:00:00Z",
+    }
+    values[field] = " "
+    request = CardChangeRequest(**values)
+    with pytest.raises(UsageError, match="required"):
+        build_card_change(request, CARD_16, public)
