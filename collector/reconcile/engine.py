@@ -1,0 +1,180 @@
+"""Reconcile one merchant (or a stream of merchants): expected credits, matches, gaps.
+
+Theory of operation (DESIGN.md §5 Reconciliation): the inputs are normalised first (exact
+duplicates dropped, everything sorted by its natural key) so that the same facts in any order
+give the same result; then expected credits are computed (:mod:`.expected`), credits are matched
+rule by rule (:mod:`.matching`), and what is left is explained (:mod:`.gaps`).
+
+Invariant, checked by the property tests: for every batch with a positive expected amount, the
+amount is covered by exactly one match (``covered`` plus any ``SHORT_PAID`` gap of that match
+add up to ``expected``) or by exactly one gap of a batch category for its whole amount. Credits
+that no batch explains end up in a ``DUPLICATE_CREDIT`` gap, in the evidence of an
+``AGGREGATED_UNRESOLVED`` gap, or in ``credit_notes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collector.reconcile.calendar import WorkingCalendar, load_calendar
+from collector.reconcile.expected import ExpectedBuilder
+from collector.reconcile.gaps import (
+    batch_number_gaps,
+    build_context,
+    classify_open,
+    credit_leftovers,
+    judge_pairings,
+)
+from collector.reconcile.matching import match_credits
+from collector.reconcile.model import (
+    AccountChange,
+    Batch,
+    Credit,
+    CreditNote,
+    MerchantInputs,
+    MerchantResult,
+    PayoutRecord,
+    ReconcileConfig,
+    ReconcileInputError,
+)
+
+
+def _batch_order(batch: Batch) -> tuple[Any, ...]:
+    return (batch.key, batch.net_amount, batch.currency, batch.buckets, batch.reference or "")
+
+
+def _credit_order(credit: Credit) -> tuple[Any, ...]:
+    return (
+        credit.credit_id,
+        credit.account_key,
+        credit.amount,
+        credit.booking_date,
+        credit.reference,
+        credit.remittance,
+        credit.status,
+        credit.reversal,
+    )
+
+
+def _payout_order(payout: PayoutRecord) -> tuple[Any, ...]:
+    return (
+        payout.settlement_date,
+        payout.reference,
+        payout.status,
+        payout.net,
+        payout.batch_refs,
+        payout.reason,
+    )
+
+
+def _change_order(change: AccountChange) -> tuple[Any, ...]:
+    return (change.requested_at, change.change_id, change.status, change.account_key)
+
+
+def _unique_by(items: Iterable[Any], order: Any, identity: Any) -> list[Any]:
+    """Sort ``items`` and keep the first of each identity (exact copies and conflicting copies)."""
+    seen: set[Any] = set()
+    kept = []
+    for item in sorted(set(items), key=order):
+        ident = identity(item)
+        if ident not in seen:
+            seen.add(ident)
+            kept.append(item)
+    return kept
+
+
+def reconcile_merchant(
+    inputs: MerchantInputs,
+    *,
+    now: datetime,
+    calendar: WorkingCalendar | None = None,
+    config: ReconcileConfig | None = None,
+) -> MerchantResult:
+    """Reconcile one merchant's batches against its credits.
+
+    :param inputs: the merchant and its batches, account history, credits, payouts, coverage
+    :param now: an aware datetime; "due" is judged against its date in the merchant's timezone
+    :param calendar: working-day calendar (default: :func:`load_calendar`)
+    :param config: limits and tolerances (default: :class:`ReconcileConfig`)
+    :raises ReconcileInputError: a batch of another merchant, or a naive ``now``
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ReconcileInputError("reconcile_merchant: now is a naive datetime")
+    config = config or ReconcileConfig()
+    calendar = calendar or load_calendar()
+    merchant = inputs.merchant
+    mid = merchant.merchant_id
+    for batch in inputs.batches:
+        if batch.merchant_id != mid:
+            raise ReconcileInputError(
+                f"batch {batch.key}: merchant {batch.merchant_id!r} given with merchant {mid!r}"
+            )
+    batches = _unique_by(inputs.batches, _batch_order, lambda b: b.key)
+    history = _unique_by(inputs.account_history, _change_order, lambda c: c.change_id)
+    credits = _unique_by(inputs.credits, _credit_order, lambda c: c.credit_id)
+    payouts = sorted(set(inputs.payouts), key=_payout_order)
+
+    builder = ExpectedBuilder(merchant, history, calendar, config)
+    expected = [builder.build(b) for b in batches]
+    by_key = {e.batch_key: e for e in expected}
+
+    usable: list[Credit] = []
+    notes: list[CreditNote] = []
+    for credit in credits:
+        if credit.status != "booked":
+            notes.append(CreditNote(credit.credit_id, credit.account_key, credit.amount, "pending"))
+        elif credit.reversal or credit.amount <= 0:
+            notes.append(
+                CreditNote(credit.credit_id, credit.account_key, credit.amount, "reversal")
+            )
+        else:
+            usable.append(credit)
+    outcome = match_credits(expected, usable, payouts, config)
+    matches, gaps, judged_notes = judge_pairings(outcome.pairings, by_key, mid, config)
+    notes.extend(judged_notes)
+
+    credit_by_id = {c.credit_id: c for c in usable}
+    dupe_gaps, leftovers = credit_leftovers(
+        list(outcome.open_credits.values()), outcome.pairings, credit_by_id, outcome.duplicates, mid
+    )
+    gaps.extend(dupe_gaps)
+    today = now.astimezone(ZoneInfo(merchant.timezone)).date()
+    ctx = build_context(mid, today, config, payouts, inputs.coverage, leftovers)
+    explained: set[str] = set()
+    for exp in outcome.open_batches.values():
+        gap = classify_open(exp, ctx)
+        explained.update(gap.credit_ids)
+        gaps.append(gap)
+    notes.extend(
+        CreditNote(c.credit_id, c.account_key, c.amount, "unexplained")
+        for c in leftovers
+        if c.credit_id not in explained
+    )
+    gaps.extend(batch_number_gaps(batches, inputs.replacements, mid, merchant.timezone, config))
+    return MerchantResult(
+        merchant_id=mid,
+        expected=tuple(expected),
+        matches=tuple(sorted(matches, key=lambda m: (m.batch_keys, m.credit_ids))),
+        gaps=tuple(sorted(gaps, key=lambda g: (g.category, g.batch_keys, g.credit_ids))),
+        credit_notes=tuple(sorted(notes, key=lambda n: (n.credit_id, n.kind))),
+    )
+
+
+def reconcile_all(
+    merchants: Iterable[MerchantInputs],
+    *,
+    now: datetime,
+    calendar: WorkingCalendar | None = None,
+    config: ReconcileConfig | None = None,
+) -> Iterator[MerchantResult]:
+    """Reconcile merchants one after another, yielding each result as soon as it is ready.
+
+    The calendar is loaded once and shared, so its memoised lookups serve every merchant.
+    """
+    calendar = calendar or load_calendar()
+    config = config or ReconcileConfig()
+    for inputs in merchants:
+        yield reconcile_merchant(inputs, now=now, calendar=calendar, config=config)

@@ -1,0 +1,215 @@
+"""Expected credits: how much each batch should bring, to which account, by which day.
+
+Theory of operation (DESIGN.md §5 Reconciliation):
+
+* Business date: the batch's close time in the merchant's timezone; a batch closed *after* the
+  cut-off (strictly later than the cut-off wall-clock time) belongs to the next calendar day.
+* Due date: ``T+1`` is the first working day strictly after the business date; ``D0`` is the
+  business date itself when it is a working day, else the next working day.
+* Payout time: local midnight at the start of the due date; the settlement account in force at
+  that instant is where the money should land. Only ``active`` (or since ``retired``) entries
+  are ever in force: a change that is requested, under review or rejected leaves the previous
+  account in force.
+* Amount: the terminal's net amount minus the fees of each bucket by the merchant's schedule
+  (see :class:`~collector.reconcile.model.FeeSchedule` for rounding and refunds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from collector.reconcile.calendar import WorkingCalendar
+from collector.reconcile.model import (
+    AccountChange,
+    Batch,
+    ExpectedCredit,
+    Merchant,
+    ReconcileConfig,
+)
+
+_ONE_DAY = timedelta(days=1)
+_PENDING = ("requested", "under_review")
+_IN_FORCE = ("active", "retired")
+
+
+def account_in_force(history: Sequence[AccountChange], at: datetime) -> AccountChange | None:
+    """The settlement account in force at ``at``: the latest active/retired entry already effective.
+
+    :param history: the merchant's account changes, any order
+    :param at: an aware datetime
+    """
+    best: AccountChange | None = None
+    for change in history:
+        effective = change.effective_at
+        if change.status not in _IN_FORCE or effective is None or effective > at:
+            continue
+        if best is None or (effective, change.change_id) > (best.effective_at, best.change_id):
+            best = change
+    return best
+
+
+def pending_change(
+    history: Sequence[AccountChange], at: datetime, *, rejected_days: int = 30
+) -> AccountChange | None:
+    """The latest change the merchant asked for that was not in force at ``at``.
+
+    That is a change requested before ``at`` which at ``at`` was still requested or under
+    review, became effective only later, or was rejected less than ``rejected_days`` earlier.
+    """
+    best: AccountChange | None = None
+    for change in history:
+        if change.requested_at > at or not _was_pending(change, at, rejected_days):
+            continue
+        if best is None or (change.requested_at, change.change_id) > (
+            best.requested_at,
+            best.change_id,
+        ):
+            best = change
+    return best
+
+
+def _was_pending(change: AccountChange, at: datetime, rejected_days: int) -> bool:
+    if change.status in _PENDING:
+        return True
+    if change.status in _IN_FORCE:
+        return change.effective_at is not None and change.effective_at > at
+    decided = change.status_changed_at
+    if decided is None or decided > at:  # rejected, but at ``at`` still under review
+        return True
+    return at - decided <= timedelta(days=rejected_days)
+
+
+def previous_account(
+    history: Sequence[AccountChange], current: AccountChange, at: datetime, *, days: int = 30
+) -> AccountChange | None:
+    """The account ``current`` replaced, when the switch happened less than ``days`` before ``at``.
+
+    Acquirers keep paying the old card for a while after a switch; a credit there is
+    ``PAID_TO_OLD_ACCOUNT``, not an unexplained credit.
+    """
+    switched = current.effective_at
+    if switched is None or at - switched > timedelta(days=days):
+        return None
+    earlier = [
+        c
+        for c in history
+        if c.status in _IN_FORCE
+        and c.effective_at is not None
+        and c.effective_at < switched
+        and c.account_key != current.account_key
+    ]
+    if not earlier:
+        return None
+    return max(earlier, key=lambda c: (c.effective_at, c.change_id))
+
+
+def business_date(merchant: Merchant, closed_at: datetime) -> date:
+    """The business day a batch belongs to (cut-off applied in the merchant's timezone)."""
+    local = closed_at.astimezone(ZoneInfo(merchant.timezone))
+    day = local.date()
+    if local.time().replace(tzinfo=None) > merchant.cutoff:
+        day += _ONE_DAY
+    return day
+
+
+def due_date(merchant: Merchant, business_day: date, calendar: WorkingCalendar) -> date:
+    """The day the credit is due by the merchant's settlement cycle."""
+    if merchant.cycle == "D0":
+        return calendar.on_or_after(business_day)
+    return calendar.next_working_day(business_day)
+
+
+def payout_instant(merchant: Merchant, due: date) -> datetime:
+    """Local midnight at the start of ``due`` (the instant the account in force is read at)."""
+    return datetime(due.year, due.month, due.day, tzinfo=ZoneInfo(merchant.timezone))
+
+
+class ExpectedBuilder:
+    """Computes :class:`ExpectedCredit` for one merchant, memoising per business and due date."""
+
+    def __init__(
+        self,
+        merchant: Merchant,
+        history: Sequence[AccountChange],
+        calendar: WorkingCalendar,
+        config: ReconcileConfig,
+    ) -> None:
+        self._merchant = merchant
+        self._history = tuple(history)
+        self._calendar = calendar
+        self._config = config
+        self._tz = ZoneInfo(merchant.timezone)
+        self._due: dict[date, date] = {}
+        self._accounts: dict[date, tuple[AccountChange | None, ...]] = {}
+
+    def accounts_for(self, due: date) -> tuple[AccountChange | None, ...]:
+        """(in force, pending change, previous account) at the payout instant of ``due``."""
+        found = self._accounts.get(due)
+        if found is None:
+            at = payout_instant(self._merchant, due)
+            current = account_in_force(self._history, at)
+            pending = pending_change(
+                self._history, at, rejected_days=self._config.rejected_change_days
+            )
+            previous = None
+            if current is not None:
+                previous = previous_account(
+                    self._history, current, at, days=self._config.previous_account_days
+                )
+            found = (current, pending, previous)
+            self._accounts[due] = found
+        return found
+
+    def build(self, batch: Batch) -> ExpectedCredit:
+        """The expected credit for ``batch``."""
+        local = batch.closed_at.astimezone(self._tz)
+        business = local.date()
+        if local.time().replace(tzinfo=None) > self._merchant.cutoff:
+            business += _ONE_DAY
+        due = self._due.get(business)
+        if due is None:
+            due = self._due[business] = due_date(self._merchant, business, self._calendar)
+        schedule = self._merchant.fee_schedule
+        fees = 0
+        for bucket in batch.buckets:
+            fees += schedule.bucket_fee(bucket)
+        current, pending, previous = self.accounts_for(due)
+        pending_key = None
+        if pending is not None and (current is None or pending.account_key != current.account_key):
+            pending_key = pending.account_key
+        return ExpectedCredit(
+            batch_key=batch.key,
+            merchant_id=batch.merchant_id,
+            terminal_id=batch.terminal_id,
+            batch_no=batch.batch_no,
+            gross=batch.net_amount,
+            fees=fees,
+            amount=batch.net_amount - fees,
+            currency=batch.currency,
+            business_date=business,
+            due_date=due,
+            account_key=current.account_key if current else None,
+            account_masked=current.account_masked if current else None,
+            pending_change_id=pending.change_id if pending is not None and pending_key else None,
+            pending_account_key=pending_key,
+            previous_account_key=previous.account_key if previous else None,
+            reference=batch.reference,
+        )
+
+
+def expected_credits(
+    merchant: Merchant,
+    history: Sequence[AccountChange],
+    batches: Sequence[Batch],
+    calendar: WorkingCalendar,
+    config: ReconcileConfig | None = None,
+) -> list[ExpectedCredit]:
+    """Expected credits for ``batches`` of ``merchant``, in the order given.
+
+    :param history: the merchant's settlement-account history
+    :param calendar: working-day calendar for due dates
+    """
+    builder = ExpectedBuilder(merchant, history, calendar, config or ReconcileConfig())
+    return [builder.build(batch) for batch in batches]

@@ -1,0 +1,343 @@
+"""Matching credits to expected credits, rule by rule, for one merchant.
+
+Theory of operation (DESIGN.md §5 Reconciliation; docs/reconciliation.md "Matching"): the rules
+run in a fixed order and each one only sees what the earlier ones left open.
+
+1. ``reference`` - a credit whose reference or remittance text contains, as a whole token, a
+   batch reference or an acquirer payout reference takes exactly those batches. A second credit
+   naming batches already taken is a duplicate.
+2. ``one_to_one`` - a credit of exactly one batch's amount on one of its candidate accounts,
+   booked inside the date window around the due date (nearest date wins).
+3. ``aggregated`` - a credit of exactly the sum of all open batches due the same day (合并到账).
+4. ``subset_sum`` - for each remaining credit, the K nearest open batches by due date (K = 12 by
+   default) are searched for a subset summing exactly to it, within a node budget.
+5. ``tolerance`` - the remaining credits against one batch or one due-day group whose amount
+   differs by at most ``tolerance_per_batch`` per batch (fee rounding); failing that, a credit
+   up to ``max_fee_variance_bp`` *below* that amount (a fee variance: SHORT_PAID later).
+
+A batch's candidate accounts are the account in force at payout time, the account of a pending
+change, and the account a recent switch replaced; which one the money landed on is decided
+later in :mod:`collector.reconcile.gaps`. Everything is iterated in sorted order, so the
+outcome does not depend on input order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from collector.reconcile.model import (
+    Credit,
+    ExpectedCredit,
+    MatchRule,
+    PayoutRecord,
+    ReconcileConfig,
+)
+from collector.reconcile.subset_sum import bounded_subset_sum
+
+_TOKEN = re.compile(r"[0-9A-Za-z]+(?:[-_/#.][0-9A-Za-z]+)*")
+MIN_REFERENCE_LENGTH = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """Batches tied to credits by one rule, before it is judged a match or a gap."""
+
+    rule: MatchRule
+    batch_keys: tuple[str, ...]
+    credit_ids: tuple[str, ...]
+    expected: int
+    actual: int
+    account_key: str
+
+
+@dataclass(slots=True)
+class MatchOutcome:
+    """What matching decided; ``open_batches`` and ``open_credits`` are what it could not."""
+
+    pairings: list[Pairing] = field(default_factory=list)
+    duplicates: list[tuple[Credit, tuple[str, ...]]] = field(default_factory=list)
+    open_batches: dict[str, ExpectedCredit] = field(default_factory=dict)
+    open_credits: dict[str, Credit] = field(default_factory=dict)
+    subset_nodes: int = 0
+
+
+def reference_tokens(text: str) -> list[str]:
+    """Whole tokens of ``text`` that may be references (upper-cased, >= 6 characters).
+
+    A token such as ``PO-2025-0001`` is also looked up by its parts.
+    """
+    tokens: list[str] = []
+    for token in _TOKEN.findall(text):
+        token = token.upper()
+        if len(token) >= MIN_REFERENCE_LENGTH:
+            tokens.append(token)
+        if not token.isalnum():
+            tokens.extend(
+                part for part in re.split(r"[-_/#.]", token) if len(part) >= MIN_REFERENCE_LENGTH
+            )
+    return tokens
+
+
+def candidate_accounts(expected: ExpectedCredit) -> tuple[str, ...]:
+    """Accounts a batch's money may land on: in force, pending change, recently replaced."""
+    keys = (expected.account_key, expected.pending_account_key, expected.previous_account_key)
+    return tuple(dict.fromkeys(k for k in keys if k is not None))
+
+
+def match_credits(
+    expected: Sequence[ExpectedCredit],
+    credits: Sequence[Credit],
+    payouts: Sequence[PayoutRecord],
+    config: ReconcileConfig,
+) -> MatchOutcome:
+    """Run the matching rules over one merchant's data.
+
+    :param expected: expected credits sorted by batch key; non-positive amounts are skipped
+    :param credits: booked, non-reversal, positive credits sorted by credit id
+    :param payouts: the acquirer's payout records
+    """
+    return _Matcher(expected, credits, payouts, config).run()
+
+
+class _Matcher:
+    def __init__(
+        self,
+        expected: Sequence[ExpectedCredit],
+        credits: Sequence[Credit],
+        payouts: Sequence[PayoutRecord],
+        config: ReconcileConfig,
+    ) -> None:
+        self.config = config
+        self.before = timedelta(days=config.window_before_days)
+        self.after = timedelta(days=config.window_after_days)
+        self.out = MatchOutcome()
+        self.out.open_batches = {e.batch_key: e for e in expected if e.amount > 0}
+        self.out.open_credits = {c.credit_id: c for c in credits}
+        self.payouts = payouts
+        self._by_account: dict[str, tuple[list[date], list[ExpectedCredit]]] | None = None
+
+    def run(self) -> MatchOutcome:
+        if self.out.open_credits and self.out.open_batches:
+            self._by_reference()
+            self._one_to_one()
+            self._aggregated()
+            self._subset_sum()
+            self._tolerance()
+        return self.out
+
+    # -- helpers -------------------------------------------------------------------------
+    def _in_window(self, exp: ExpectedCredit, credit: Credit) -> bool:
+        return exp.due_date - self.before <= credit.booking_date <= exp.due_date + self.after
+
+    def _pair(self, rule: MatchRule, batches: Sequence[ExpectedCredit], credit: Credit) -> None:
+        keys = tuple(sorted(e.batch_key for e in batches))
+        for key in keys:
+            del self.out.open_batches[key]
+        del self.out.open_credits[credit.credit_id]
+        pairing = Pairing(
+            rule=rule,
+            batch_keys=keys,
+            credit_ids=(credit.credit_id,),
+            expected=sum(e.amount for e in batches),
+            actual=credit.amount,
+            account_key=credit.account_key,
+        )
+        self.out.pairings.append(pairing)
+
+    def _sorted_open_credits(self) -> list[Credit]:
+        return sorted(self.out.open_credits.values(), key=lambda c: (c.booking_date, c.credit_id))
+
+    # -- rule 1: reference ---------------------------------------------------------------
+    def _reference_index(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        by_alias: dict[str, list[str]] = {}
+        by_due: dict[object, list[str]] = {}
+        for exp in self.out.open_batches.values():
+            by_alias.setdefault(exp.batch_key.upper(), []).append(exp.batch_key)
+            alias = f"{exp.terminal_id}#{exp.batch_no}".upper()
+            by_alias.setdefault(alias, []).append(exp.batch_key)
+            by_due.setdefault(exp.due_date, []).append(exp.batch_key)
+            if exp.reference:
+                by_alias.setdefault(exp.reference.upper(), []).append(exp.batch_key)
+                for token in reference_tokens(exp.reference):
+                    index.setdefault(token, []).append(exp.batch_key)
+        for payout in self.payouts:
+            if not payout.reference:
+                continue
+            if payout.batch_refs:
+                keys = [k for ref in payout.batch_refs for k in by_alias.get(ref.upper(), ())]
+            else:
+                keys = list(by_due.get(payout.settlement_date, ()))
+            for token in reference_tokens(payout.reference):
+                index.setdefault(token, []).extend(keys)
+        return index
+
+    def _by_reference(self) -> None:
+        index = self._reference_index()
+        if not index:
+            return
+        for credit in self._sorted_open_credits():
+            for token in reference_tokens(f"{credit.reference} {credit.remittance}"):
+                keys = sorted(set(index.get(token, ())))
+                if not keys:
+                    continue
+                batches = [self.out.open_batches[k] for k in keys if k in self.out.open_batches]
+                if not batches:
+                    self.out.duplicates.append((credit, tuple(keys)))
+                    del self.out.open_credits[credit.credit_id]
+                    break
+                if any(credit.account_key in candidate_accounts(e) for e in batches):
+                    self._pair("reference", batches, credit)
+                    break
+
+    # -- rule 2: one credit = one batch --------------------------------------------------
+    def _amount_index(self) -> dict[tuple[str, str, int], list[Credit]]:
+        index: dict[tuple[str, str, int], list[Credit]] = {}
+        for credit in self._sorted_open_credits():
+            index.setdefault((credit.account_key, credit.currency, credit.amount), []).append(
+                credit
+            )
+        return index
+
+    def _nearest(
+        self, exps: Sequence[ExpectedCredit], candidates: Iterable[Credit]
+    ) -> Credit | None:
+        exp = exps[0]
+        best: Credit | None = None
+        best_rank: tuple[int, str] | None = None
+        for credit in candidates:
+            if credit.credit_id not in self.out.open_credits or not self._in_window(exp, credit):
+                continue
+            rank = (abs((credit.booking_date - exp.due_date).days), credit.credit_id)
+            if best_rank is None or rank < best_rank:
+                best, best_rank = credit, rank
+        return best
+
+    def _one_to_one(self) -> None:
+        index = self._amount_index()
+        for exp in sorted(self.out.open_batches.values(), key=lambda e: (e.due_date, e.batch_key)):
+            for account in candidate_accounts(exp):
+                found = self._nearest([exp], index.get((account, exp.currency, exp.amount), ()))
+                if found is not None:
+                    self._pair("one_to_one", [exp], found)
+                    break
+
+    # -- rule 3: one credit = all batches of the day -------------------------------------
+    def _day_groups(self) -> list[list[ExpectedCredit]]:
+        groups: dict[tuple[object, str], list[ExpectedCredit]] = {}
+        for exp in self.out.open_batches.values():
+            groups.setdefault((exp.due_date, exp.currency), []).append(exp)
+        return [sorted(g, key=lambda e: e.batch_key) for _, g in sorted(groups.items())]
+
+    def _aggregated(self) -> None:
+        if not self.out.open_credits:
+            return
+        index = self._amount_index()
+        for group in self._day_groups():
+            if len(group) < 2:
+                continue
+            total = sum(e.amount for e in group)
+            for account in candidate_accounts(group[0]):
+                found = self._nearest(group, index.get((account, group[0].currency, total), ()))
+                if found is not None:
+                    self._pair("aggregated", group, found)
+                    break
+
+    # -- rule 4: bounded subset-sum ------------------------------------------------------
+    def _account_index(self) -> dict[str, tuple[list[date], list[ExpectedCredit]]]:
+        """Per candidate account: open batches sorted by (due date, key), with their due dates."""
+        if self._by_account is None:
+            lists: dict[str, list[ExpectedCredit]] = {}
+            for exp in self.out.open_batches.values():
+                for account in candidate_accounts(exp):
+                    lists.setdefault(account, []).append(exp)
+            self._by_account = {}
+            for account, exps in lists.items():
+                exps.sort(key=lambda e: (e.due_date, e.batch_key))
+                self._by_account[account] = ([e.due_date for e in exps], exps)
+        return self._by_account
+
+    def _candidates(self, credit: Credit) -> list[ExpectedCredit]:
+        """The K open batches nearest by due date that could have produced ``credit``.
+
+        Found by bisecting the account's batches on due date, so the cost is the window's
+        size, never the merchant's whole history.
+        """
+        entry = self._account_index().get(credit.account_key)
+        if entry is None:
+            return []
+        dues, exps = entry
+        low = bisect.bisect_left(dues, credit.booking_date - self.after)
+        high = bisect.bisect_right(dues, credit.booking_date + self.before)
+        pool = [
+            e
+            for e in exps[low:high]
+            if e.batch_key in self.out.open_batches
+            and e.currency == credit.currency
+            and self._in_window(e, credit)
+        ]
+        pool.sort(key=lambda e: (abs((credit.booking_date - e.due_date).days), e.batch_key))
+        return pool[: self.config.subset_max_candidates]
+
+    def _subset_sum(self) -> None:
+        for credit in self._sorted_open_credits():
+            if not self.out.open_batches:
+                return
+            pool = self._candidates(credit)
+            if len(pool) < 2:
+                continue
+            result = bounded_subset_sum(
+                [e.amount for e in pool],
+                credit.amount,
+                max_items=self.config.subset_max_candidates,
+                node_budget=self.config.subset_node_budget,
+            )
+            self.out.subset_nodes += result.nodes
+            if result.indices is not None:
+                self._pair("subset_sum", [pool[i] for i in result.indices], credit)
+
+    # -- rule 5: tolerance and fee variance ----------------------------------------------
+    def _tolerance(self) -> None:
+        for credit in self._sorted_open_credits():
+            pool = self._candidates(credit)
+            if not pool:
+                continue
+            options = [[e] for e in pool]
+            options.extend(g for g in bisect_groups(pool) if len(g) > 1)
+            best: tuple[int, int, str] | None = None
+            chosen: list[ExpectedCredit] = []
+            for items in options:
+                rank = self._tolerance_rank(credit.amount, items)
+                if rank is not None and (best is None or rank < best):
+                    best, chosen = rank, items
+            if best is not None:
+                self._pair("tolerance", chosen, credit)
+
+    def _tolerance_rank(
+        self, actual: int, items: Sequence[ExpectedCredit]
+    ) -> tuple[int, int, str] | None:
+        """Rank of an option (lower is better): within rounding tolerance, else a fee variance."""
+        expected = sum(e.amount for e in items)
+        diff = actual - expected
+        if abs(diff) <= self.config.tolerance_per_batch * len(items):
+            return (0, abs(diff), items[0].batch_key)
+        if diff < 0 and -diff * 10000 <= expected * self.config.max_fee_variance_bp:
+            return (1, -diff, items[0].batch_key)
+        return None
+
+
+def bisect_groups(pool: Sequence[ExpectedCredit]) -> list[list[ExpectedCredit]]:
+    """Group ``pool`` by due date (sorted by due date, then batch key)."""
+    ordered = sorted(pool, key=lambda e: (e.due_date, e.batch_key))
+    dues = [e.due_date for e in ordered]
+    groups: list[list[ExpectedCredit]] = []
+    start = 0
+    while start < len(ordered):
+        end = bisect.bisect_right(dues, dues[start])
+        groups.append(ordered[start:end])
+        start = end
+    return groups
