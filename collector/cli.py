@@ -1,0 +1,201 @@
+"""``settleguard collector …``: thin click wrappers over library functions (like sqlite-utils).
+
+Each command builds the app with :func:`collector.app.create_app` (so the same configuration
+rules apply: defaults → instance file → ``SETTLEGUARD_*``) and calls one library function.
+Errors print one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+
+from collector import broker, enrollment
+from collector.app import create_app, get_store
+from collector.keys import KeyFileError, init_keys
+from collector.store import StoreError
+
+
+def _app(ctx: click.Context) -> Flask:
+    """The app from the context (tests pass one as ``obj``), else a fresh one."""
+    root = ctx.find_root()
+    if isinstance(root.obj, Flask):
+        return root.obj
+    load_app = getattr(root.obj, "load_app", None)  # flask.cli.ScriptInfo from test_cli_runner
+    if callable(load_app):
+        app: Flask = load_app()
+        return app
+    app = create_app()
+    root.obj = app
+    return app
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group("collector")
+def collector() -> None:
+    """Run and administer the collector (ingest, store, enrollment, broker)."""
+
+
+@collector.command("init-db")
+@click.pass_context
+def init_db(ctx: click.Context) -> None:
+    """Create or upgrade the database schema (safe to run twice)."""
+    store = get_store(_app(ctx))
+    try:
+        applied = store.migrate()
+    except StoreError as exc:
+        _fail(str(exc))
+    done = ", ".join(map(str, applied)) if applied else "nothing to do"
+    click.echo(f"database {store.dialect} at schema version {store.schema_version()} ({done})")
+
+
+@collector.group("agents")
+def agents() -> None:
+    """Enrollment tokens, approval, revocation and the agent list."""
+
+
+@agents.command("token")
+@click.option("--merchant", "merchant_id", required=True, help="merchant id (MID)")
+@click.option("--ttl", "ttl_s", type=int, default=None, help="seconds until it expires")
+@click.pass_context
+def agents_token(ctx: click.Context, merchant_id: str, ttl_s: int | None) -> None:
+    """Print a one-time enrollment token for a merchant's agent."""
+    app = _app(ctx)
+    ttl = ttl_s if ttl_s is not None else int(app.config["ENROLL_TOKEN_TTL_S"])
+    try:
+        click.echo(enrollment.issue_token(get_store(app), merchant_id, ttl_s=ttl))
+    except enrollment.EnrollmentError as exc:
+        _fail(str(exc))
+
+
+def _sync_broker(app: Flask) -> None:
+    password_file = Path(app.config["BROKER_DIR"]) / "passwd"
+    if password_file.exists():
+        pid = app.config.get("BROKER_PID_FILE")
+        enrollment.sync_broker_passwords(
+            get_store(app),
+            password_file,
+            collector_user=app.config["MQTT_USERNAME"],
+            pid_file=Path(pid) if pid else None,
+        )
+
+
+@agents.command("approve")
+@click.argument("agent_id")
+@click.option("--actor", default="cli", help="who approves (audit log)")
+@click.pass_context
+def agents_approve(ctx: click.Context, agent_id: str, actor: str) -> None:
+    """Approve an enrolled agent and add it to the broker password file."""
+    app = _app(ctx)
+    try:
+        enrollment.approve(get_store(app), agent_id, actor=actor)
+    except enrollment.EnrollmentError as exc:
+        _fail(str(exc))
+    _sync_broker(app)
+    click.echo(f"approved {agent_id}")
+
+
+@agents.command("revoke")
+@click.argument("agent_id")
+@click.option("--actor", default="cli", help="who revokes (audit log)")
+@click.pass_context
+def agents_revoke(ctx: click.Context, agent_id: str, actor: str) -> None:
+    """Revoke an agent: remove its broker login, reject its records from now on."""
+    app = _app(ctx)
+    try:
+        enrollment.revoke(get_store(app), agent_id, actor=actor)
+    except enrollment.EnrollmentError as exc:
+        _fail(str(exc))
+    _sync_broker(app)
+    click.echo(f"revoked {agent_id}")
+
+
+@agents.command("list")
+@click.option("--json", "as_json", is_flag=True, help="one JSON array")
+@click.pass_context
+def agents_list(ctx: click.Context, as_json: bool) -> None:
+    """List agents with status, key id, last seen and last seq."""
+    rows = enrollment.list_agents(get_store(_app(ctx)))
+    if as_json:
+        click.echo(json.dumps(rows, default=str))
+        return
+    for row in rows:
+        click.echo(
+            f"{row['agent_id']:<24} {row['merchant_id']:<16} {row['status']:<9} "
+            f"{row['key_id']} last_seen={row['last_seen'] or '-'} last_seq={row['last_seq']}"
+        )
+
+
+@collector.group("keys")
+def keys() -> None:
+    """The collector's sealing key pair and HMAC key."""
+
+
+@keys.command("init")
+@click.pass_context
+def keys_init(ctx: click.Context) -> None:
+    """Create the key files (mode 0600) unless they exist."""
+    directory = Path(_app(ctx).config["KEYS_DIR"])
+    try:
+        _, created = init_keys(directory)
+    except KeyFileError as exc:
+        _fail(str(exc))
+    click.echo(f"{'created' if created else 'already present'}: keys in {directory}")
+
+
+@collector.command("broker-config")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--port", type=int, default=1883)
+@click.option("--bind", default="127.0.0.1")
+@click.option("--collector-password", envvar="SETTLEGUARD_MQTT_PASSWORD", default=None)
+@click.pass_context
+def broker_config(
+    ctx: click.Context, out_dir: Path, port: int, bind: str, collector_password: str | None
+) -> None:
+    """Write mosquitto.conf, acl and passwd (approved agents + the collector's user)."""
+    app = _app(ctx)
+    password = collector_password or app.config.get("MQTT_PASSWORD")
+    generated = password is None
+    password = password or broker.new_password()
+    rows: list[dict[str, Any]] = []
+    try:
+        rows = get_store(app).query(
+            "SELECT agent_id, broker_password FROM agents WHERE status = 'approved'"
+        )
+    except Exception:
+        rows = []
+    files = broker.write_broker_config(
+        out_dir,
+        port=port,
+        bind=bind,
+        collector_user=app.config["MQTT_USERNAME"],
+        collector_password_hash=broker.hash_password(password),
+        agents={r["agent_id"]: r["broker_password"] for r in rows if r["broker_password"]},
+        pid_file=(out_dir / "mosquitto.pid").resolve(),
+    )
+    click.echo(f"wrote {files.config}, {files.acl_file}, {files.password_file}")
+    if generated:
+        click.echo(f"collector broker password (set SETTLEGUARD_MQTT_PASSWORD): {password}")
+
+
+def _register_late_commands() -> None:
+    from collector.bundle_import import import_bundle_command
+    from collector.ingest import ingest_command
+
+    collector.add_command(ingest_command)
+    collector.add_command(import_bundle_command)
+
+
+try:
+    _register_late_commands()
+except ImportError:  # pragma: no cover - only while protocol.envelope is being written
+    pass

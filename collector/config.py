@@ -1,0 +1,67 @@
+"""Collector settings: defaults, then the instance file, then ``SETTLEGUARD_*`` environment.
+
+The instance file is ``<instance folder>/collector.toml`` (keys as below, e.g.
+``DATABASE_URL = "postgresql://…"``). Each environment variable ``SETTLEGUARD_<KEY>`` overrides
+``<KEY>``; values that parse as JSON (numbers, ``true``) are taken as such, anything else as a
+string, which is Flask's ``from_prefixed_env`` rule.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+INSTANCE_FILE = "collector.toml"
+
+DEFAULTS: dict[str, Any] = {
+    # Flask session signing; production must set SETTLEGUARD_SECRET_KEY.
+    "SECRET_KEY": "dev",
+    # None -> sqlite:///<instance>/collector.db
+    "DATABASE_URL": None,
+    # Collector key pair (sealed card numbers) and HMAC key: directory, files mode 0600.
+    "KEYS_DIR": None,
+    # Where `broker-config` writes mosquitto.conf, passwd and acl; approve/revoke rewrite the
+    # password file there and SIGHUP the broker whose pid is in BROKER_PID_FILE (if set).
+    "BROKER_DIR": None,
+    "BROKER_PID_FILE": None,
+    "MQTT_HOST": "127.0.0.1",
+    "MQTT_PORT": 1883,
+    "MQTT_USERNAME": "collector",
+    "MQTT_PASSWORD": None,
+    # "5" (shared subscription $share/ingest/…) or "3.1.1" (one subscriber, plain filter).
+    "MQTT_PROTOCOL": "5",
+    "MQTT_SHARE_GROUP": "ingest",
+    # Ingest commits at most this many messages per transaction, and waits at most this long
+    # to fill a batch before committing what it has.
+    "INGEST_BATCH_SIZE": 256,
+    "INGEST_BATCH_WAIT_S": 0.02,
+    "ENROLL_TOKEN_TTL_S": 7 * 24 * 3600,
+}
+
+
+def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
+    """Fill ``app.config``: defaults → instance file → environment → ``overrides``.
+
+    :param app: the application whose ``instance_path`` holds ``collector.toml``
+    :param overrides: explicit settings (tests pass these), applied last
+    :raises tomllib.TOMLDecodeError: when the instance file is not valid TOML
+    """
+    app.config.from_mapping(DEFAULTS)
+    instance_file = Path(app.instance_path) / INSTANCE_FILE
+    if instance_file.exists():
+        app.config.from_file(str(instance_file), load=tomllib.load, text=False)
+    app.config.from_prefixed_env("SETTLEGUARD")
+    if overrides:
+        app.config.from_mapping(overrides)
+    instance = Path(app.instance_path)
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'collector.db'}"
+    if not app.config["KEYS_DIR"]:
+        app.config["KEYS_DIR"] = str(instance / "keys")
+    if not app.config["BROKER_DIR"]:
+        app.config["BROKER_DIR"] = str(instance / "broker")
+    app.config["MQTT_PROTOCOL"] = str(app.config["MQTT_PROTOCOL"])

@@ -1,0 +1,242 @@
+"""Agent enrollment, approval, revocation and key rotation (DESIGN.md §4 "Keys", §6).
+
+Theory of operation: an operator issues a one-time token for a merchant (``agents token``); the
+technician's ``agent enroll`` posts it with the agent's Ed25519 public key. The token is burned
+in the same transaction that creates the agent as ``pending`` with a fresh broker password (only
+its ``$7$`` hash is kept). An operator then approves the agent: only approved agents are written
+to the broker's password file, so a pending or revoked agent cannot even connect, and the ingest
+worker rejects anything signed by a key whose agent is not approved. A rotation is accepted only
+when the previous key signs ``ROTATION_DOMAIN + agent_id + "\\n" + new_public_key``; the old key is
+kept as ``retired`` so records it signed before the rotation (still in the agent's outbox) verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from collector import broker
+from collector.store import Row, Store
+
+ROTATION_DOMAIN = b"settleguard/v1 rotate\n"
+RESERVED_AGENT_IDS = frozenset({"collector", "admin", "root"})
+
+
+class EnrollmentError(Exception):
+    """An enrollment step was refused; the message says why (shown to technician/operator)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """What an agent receives once when it enrolls."""
+
+    agent_id: str
+    merchant_id: str
+    key_id: str
+    status: str
+    broker_username: str
+    broker_password: str
+
+
+def utc_now() -> datetime:
+    """Current time, timezone-aware UTC (the one clock this module reads)."""
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def key_id_of(public_key: bytes) -> str:
+    """The envelope key id of a raw Ed25519 public key (:func:`protocol.envelope.key_id_for`)."""
+    from protocol.envelope import key_id_for
+
+    return key_id_for(Ed25519PublicKey.from_public_bytes(public_key))
+
+
+def issue_token(store: Store, merchant_id: str, *, ttl_s: int, now: datetime | None = None) -> str:
+    """Create a one-time enrollment token for ``merchant_id``; only its hash is stored.
+
+    :param ttl_s: seconds until the token expires
+    """
+    if not merchant_id or len(merchant_id) > 64:
+        raise EnrollmentError("merchant id must be 1-64 characters")
+    now = now or utc_now()
+    token = secrets.token_urlsafe(24)
+    with store.transaction() as tx:
+        tx.insert(
+            "merchants", {"merchant_id": merchant_id}, ignore_conflict=True, returning="merchant_id"
+        )
+        tx.execute(
+            "INSERT INTO enrollment_tokens (token_hash, merchant_id, expires_at) VALUES (?, ?, ?)",
+            (_token_hash(token), merchant_id, _iso(now + timedelta(seconds=ttl_s))),
+        )
+    return token
+
+
+def _load_public_key(public_key: bytes) -> None:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError as exc:
+        raise EnrollmentError("public key must be a raw 32-byte Ed25519 key") from exc
+
+
+def enroll(
+    store: Store,
+    *,
+    token: str,
+    public_key: bytes,
+    agent_id: str | None = None,
+    now: datetime | None = None,
+) -> Enrollment:
+    """Register an agent's public key with a one-time token; the agent starts ``pending``.
+
+    :param agent_id: the id the agent already signs with (it may have queued records before
+        enrolling); a random one is assigned when ``None``
+    :raises EnrollmentError: bad key or id, or a token that is unknown, used or expired
+    """
+    _load_public_key(public_key)
+    agent_id = agent_id or f"ag-{secrets.token_hex(8)}"
+    if not broker.AGENT_ID_RE.match(agent_id) or agent_id in RESERVED_AGENT_IDS:
+        raise EnrollmentError(f"agent id {agent_id!r} is not allowed ([A-Za-z0-9_.-], ≤ 64)")
+    key_id = key_id_of(public_key)
+    password = broker.new_password()
+    now_iso = _iso(now or utc_now())
+    with store.transaction() as tx:
+        token_row = tx.query_one(
+            "SELECT merchant_id FROM enrollment_tokens WHERE token_hash = ? AND used_at IS NULL"
+            " AND expires_at > ?",
+            (_token_hash(token), now_iso),
+        )
+        if token_row is None:
+            raise EnrollmentError("enrollment token unknown, already used or expired")
+        if tx.query_one("SELECT 1 AS x FROM agents WHERE agent_id = ?", (agent_id,)):
+            raise EnrollmentError(f"agent id {agent_id!r} is already enrolled")
+        if tx.query_one("SELECT 1 AS x FROM agent_keys WHERE key_id = ?", (key_id,)):
+            raise EnrollmentError("this public key is already enrolled")
+        tx.execute(
+            "UPDATE enrollment_tokens SET used_at = ?, agent_id = ? WHERE token_hash = ?",
+            (now_iso, agent_id, _token_hash(token)),
+        )
+        merchant_id = token_row["merchant_id"]
+        tx.execute(
+            "INSERT INTO agents (agent_id, merchant_id, status, key_id, public_key,"
+            " broker_password, enrolled_at) VALUES (?, ?, 'pending', ?, ?, ?, ?)",
+            (agent_id, merchant_id, key_id, public_key, broker.hash_password(password), now_iso),
+        )
+        tx.execute(
+            "INSERT INTO agent_keys (key_id, agent_id, public_key, created_at) VALUES (?, ?, ?, ?)",
+            (key_id, agent_id, public_key, now_iso),
+        )
+        tx.insert("audit_log", {"actor": agent_id, "action": "agent.enroll", "target": agent_id})
+    return Enrollment(agent_id, merchant_id, key_id, "pending", agent_id, password)
+
+
+def _set_status(store: Store, agent_id: str, status: str, column: str, actor: str) -> Row:
+    with store.transaction() as tx:
+        changed = tx.execute(
+            f"UPDATE agents SET status = ?, {column} = ? WHERE agent_id = ?",  # noqa: S608
+            (status, _iso(utc_now()), agent_id),
+        )
+        if not changed:
+            raise EnrollmentError(f"no agent {agent_id!r}")
+        tx.insert("audit_log", {"actor": actor, "action": f"agent.{status}", "target": agent_id})
+        row = tx.query_one("SELECT * FROM agents WHERE agent_id = ?", (agent_id,))
+    assert row is not None
+    return row
+
+
+def approve(store: Store, agent_id: str, *, actor: str) -> Row:
+    """Approve an enrolled agent (it may now connect and its records are accepted)."""
+    return _set_status(store, agent_id, "approved", "approved_at", actor)
+
+
+def revoke(store: Store, agent_id: str, *, actor: str) -> Row:
+    """Revoke an agent: its broker login goes and every later record is rejected."""
+    return _set_status(store, agent_id, "revoked", "revoked_at", actor)
+
+
+def list_agents(store: Store) -> list[Row]:
+    """Every agent with its status, key id, last seen and last seq."""
+    return store.query(
+        "SELECT agent_id, merchant_id, status, key_id, enrolled_at, approved_at, revoked_at,"
+        " last_seen, last_seq FROM agents ORDER BY agent_id"
+    )
+
+
+def rotation_message(agent_id: str, new_public_key: bytes) -> bytes:
+    """The bytes the previous key signs to announce ``new_public_key``."""
+    return ROTATION_DOMAIN + agent_id.encode() + b"\n" + new_public_key
+
+
+def rotate_key(store: Store, agent_id: str, new_public_key: bytes, signature: bytes) -> str:
+    """Replace an agent's key when the current key signed the announcement.
+
+    :returns: the new key id
+    :raises EnrollmentError: unknown/revoked agent, bad new key or a signature that fails
+    """
+    _load_public_key(new_public_key)
+    new_key_id = key_id_of(new_public_key)
+    with store.transaction() as tx:
+        agent = tx.query_one("SELECT * FROM agents WHERE agent_id = ?", (agent_id,))
+        if agent is None or agent["status"] == "revoked":
+            raise EnrollmentError(f"agent {agent_id!r} is unknown or revoked")
+        current = Ed25519PublicKey.from_public_bytes(bytes(agent["public_key"]))
+        try:
+            current.verify(signature, rotation_message(agent_id, new_public_key))
+        except InvalidSignature as exc:
+            raise EnrollmentError("rotation not signed by the agent's current key") from exc
+        if tx.query_one("SELECT 1 AS x FROM agent_keys WHERE key_id = ?", (new_key_id,)):
+            raise EnrollmentError("this public key is already enrolled")
+        now_iso = _iso(utc_now())
+        tx.execute(
+            "UPDATE agent_keys SET status = 'retired', retired_at = ? WHERE agent_id = ?"
+            " AND status = 'active'",
+            (now_iso, agent_id),
+        )
+        tx.execute(
+            "INSERT INTO agent_keys (key_id, agent_id, public_key, created_at, rotation_signature)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (new_key_id, agent_id, new_public_key, now_iso, signature),
+        )
+        tx.execute(
+            "UPDATE agents SET key_id = ?, public_key = ? WHERE agent_id = ?",
+            (new_key_id, new_public_key, agent_id),
+        )
+        tx.insert("audit_log", {"actor": agent_id, "action": "agent.rotate", "target": new_key_id})
+    return new_key_id
+
+
+def sync_broker_passwords(
+    store: Store, password_file: Path, *, collector_user: str, pid_file: Path | None = None
+) -> int:
+    """Rewrite the broker password file from the approved agents and reload the broker.
+
+    The collector's own line is kept as it is in the existing file.
+
+    :returns: the number of agent entries written
+    """
+    entries: dict[str, str] = {}
+    if password_file.exists():
+        for line in password_file.read_text().splitlines():
+            user, _, hashed = line.partition(":")
+            if user == collector_user:
+                entries[user] = hashed
+    rows = store.query(
+        "SELECT agent_id, broker_password FROM agents WHERE status = 'approved'"
+        " AND broker_password IS NOT NULL"
+    )
+    entries.update({r["agent_id"]: r["broker_password"] for r in rows})
+    broker.write_password_file(password_file, entries)
+    broker.reload_broker(pid_file=pid_file)
+    return len(rows)

@@ -1,0 +1,121 @@
+"""The collector's own secrets: the sealing key pair and the account-matching HMAC key.
+
+* ``sealing.key`` / ``sealing.pub`` -- X25519 (:mod:`protocol.sealed`). Agents encrypt the full
+  settlement card number of a card change to ``sealing.pub``; only the collector can open it,
+  and only in memory (DESIGN.md §6).
+* ``hmac.key`` -- 256 random bits. ``HMAC-SHA256(key, digits)`` of an account number lets the
+  statement importers find credits to an account without ever storing the number in clear.
+
+Files are created with mode 0600 (``O_EXCL``, so an existing key is never overwritten) and are
+refused on load when group or others can read them. Rotation is documented in docs/collector.md:
+a new sealing key is added while the old private key is kept to open older tokens; rotating the
+HMAC key means recomputing every stored HMAC from the sealed ciphertexts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol.sealed import card_change_context, generate_keypair, open_sealed
+
+HMAC_KEY_BYTES = 32  # ≥ 128 bit required; we use 256
+
+
+class KeyFileError(Exception):
+    """A key file is missing, unreadable, malformed or too widely readable."""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorKeys:
+    """The collector's key material, held in memory only."""
+
+    sealing_private: bytes
+    sealing_public: bytes
+    hmac_key: bytes
+
+    def account_hmac(self, account_number: str) -> str:
+        """Keyed digest of an account number (digits only, so spacing does not matter)."""
+        return account_hmac(self.hmac_key, account_number)
+
+    def open_card_change(self, change_id: str, token: str) -> str:
+        """Decrypt the new settlement account number of a card change (in memory only).
+
+        :raises protocol.sealed.SealedError: when the token is altered or not for us
+        """
+        plain = open_sealed(self.sealing_private, token, context=card_change_context(change_id))
+        return plain.decode("utf-8")
+
+
+def account_hmac(key: bytes, account_number: str) -> str:
+    """HMAC-SHA256 hex digest of the digits of ``account_number``."""
+    digits = "".join(ch for ch in account_number if ch.isdigit())
+    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+
+
+def mask_account(account_number: str) -> str:
+    """Masked form of a settlement account: last four digits only (DESIGN.md §6)."""
+    digits = "".join(ch for ch in account_number if ch.isdigit())
+    return "*" * max(len(digits) - 4, 0) + digits[-4:]
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(base64.b64encode(data) + b"\n")
+
+
+def _read_secret(path: Path, size: int, *, private: bool) -> bytes:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(
+            f"{path}: {exc.strerror}; run `settleguard collector keys init`"
+        ) from exc
+    if private and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(f"{path}: mode {stat.S_IMODE(mode):o} is too open; chmod 600 it")
+    try:
+        data = base64.b64decode(text.strip(), validate=True)
+    except ValueError as exc:
+        raise KeyFileError(f"{path}: not base64") from exc
+    if len(data) != size:
+        raise KeyFileError(f"{path}: expected {size} bytes, found {len(data)}")
+    return data
+
+
+def init_keys(directory: Path) -> tuple[CollectorKeys, bool]:
+    """Create the key files in ``directory`` unless they already exist.
+
+    :returns: the keys and whether they were created now (``False``: already present)
+    :raises KeyFileError: when only some of the files exist (a half-initialised directory)
+    """
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    names = [directory / n for n in ("sealing.key", "sealing.pub", "hmac.key")]
+    present = [p.exists() for p in names]
+    if all(present):
+        return load_keys(directory), False
+    if any(present):
+        raise KeyFileError(f"{directory}: some key files exist and some do not; fix by hand")
+    private, public = generate_keypair()
+    _write_secret(names[0], private)
+    _write_secret(names[1], public)
+    _write_secret(names[2], os.urandom(HMAC_KEY_BYTES))
+    return load_keys(directory), True
+
+
+def load_keys(directory: Path) -> CollectorKeys:
+    """Read the collector's keys from ``directory``.
+
+    :raises KeyFileError: missing, malformed or group/world-readable files
+    """
+    return CollectorKeys(
+        sealing_private=_read_secret(directory / "sealing.key", 32, private=True),
+        sealing_public=_read_secret(directory / "sealing.pub", 32, private=False),
+        hmac_key=_read_secret(directory / "hmac.key", HMAC_KEY_BYTES, private=True),
+    )

@@ -1,0 +1,72 @@
+"""PostgreSQL store (production and scale) via psycopg 3 with a connection pool.
+
+The portable SQL uses ``?`` placeholders; they are rewritten to psycopg's ``%s`` here. Our SQL
+never contains a literal ``?`` or ``%``, which keeps that rewrite a plain replace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from collector.store.base import Row, Store, Tx
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class PostgresTx(Tx):
+    """A transaction on one pooled psycopg connection."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._conn.cursor() as cur:
+            cur.execute(_pg(sql), tuple(params) or None)  # type: ignore[arg-type]
+            return cur.rowcount
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(_pg(sql), tuple(params) or None)  # type: ignore[arg-type]
+            if cur.description is None:
+                return []
+            return [
+                {k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()}
+                for row in cur.fetchall()
+            ]
+
+
+class PostgresStore(Store):
+    """A collector database on a PostgreSQL server.
+
+    :param url: ``postgresql://user@host:port/dbname``
+    :param min_size: connections kept open
+    :param max_size: connections at most
+    """
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
+        self.url = url
+        self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield PostgresTx(conn)
+
+    def _table_names(self) -> set[str]:
+        rows = self.query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {r["tablename"] for r in rows}
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,74 @@
+"""The store on SQLite and PostgreSQL: migrations, transactions, unique keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.store import Store, StoreError, open_store
+from collector.store.schema import latest_version
+
+
+def test_migrate_is_idempotent(database_url: str) -> None:
+    store = open_store(database_url)
+    try:
+        assert store.schema_version() == 0
+        assert store.migrate() == [1]
+        assert store.migrate() == []
+        assert store.schema_version() == latest_version()
+    finally:
+        store.close()
+
+
+def test_expected_tables_exist(store: Store) -> None:
+    for table in (
+        "merchants settlement_accounts settlement_account_history terminals agents agent_keys"
+        " received_records rejected_messages conflicts batch_summaries batch_buckets"
+        " turnover_readings card_changes terminal_replacements heartbeats credits imports"
+        " payout_records matches gaps alerts users audit_log enrollment_tokens"
+    ).split():
+        assert store.count(table) == 0, table
+
+
+def test_transaction_rolls_back_on_error(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.insert("merchants", {"merchant_id": "M1"}, returning="merchant_id")
+        raise RuntimeError("boom")
+    assert store.count("merchants") == 0
+
+
+def test_insert_ignore_conflict_returns_none(store: Store) -> None:
+    with store.transaction() as tx:
+        first = tx.insert(
+            "merchants", {"merchant_id": "M1"}, ignore_conflict=True, returning="merchant_id"
+        )
+        again = tx.insert(
+            "merchants", {"merchant_id": "M1"}, ignore_conflict=True, returning="merchant_id"
+        )
+    assert first is not None and again is None
+    assert store.count("merchants") == 1
+
+
+def test_blob_round_trip(store: Store) -> None:
+    raw = bytes(range(256))
+    with store.transaction() as tx:
+        tx.insert(
+            "rejected_messages",
+            {"source": "test", "reason": "malformed", "payload_size": 256, "payload_head": raw},
+        )
+    row = store.query_one("SELECT payload_head FROM rejected_messages")
+    assert row is not None and row["payload_head"] == raw
+
+
+def test_account_status_is_checked(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.insert("merchants", {"merchant_id": "M1"}, returning="merchant_id")
+    with pytest.raises(Exception, match=r"(?i)check"), store.transaction() as tx:
+        tx.insert(
+            "settlement_accounts",
+            {"merchant_id": "M1", "account_masked": "1234", "account_hmac": "x", "status": "bogus"},
+        )
+
+
+def test_unknown_url_scheme() -> None:
+    with pytest.raises(StoreError, match="unsupported database URL"):
+        open_store("mysql://x")

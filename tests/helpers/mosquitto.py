@@ -1,0 +1,100 @@
+"""A real Mosquitto broker on a free loopback port, configured by OUR generated files.
+
+Reuse: ``with running_broker(tmp_path, agents={"a1": "pw"}) as broker: broker.port`` or the
+``mosquitto_broker`` fixture in :mod:`tests.helpers.fixtures`. ``broker.collector`` holds the
+collector's credentials; ``broker.set_agents({...})`` rewrites the password file and reloads the
+broker with SIGHUP, as approve/revoke do in production.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from collector import broker as broker_config
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.01, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll ``condition()`` until it is truthy; return its value or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Broker:
+    """A running broker and the files it was started with."""
+
+    port: int
+    files: broker_config.BrokerFiles
+    process: subprocess.Popen[bytes]
+    collector: tuple[str, str]
+    agents: dict[str, str] = field(default_factory=dict)
+
+    def set_agents(self, agents: dict[str, str]) -> None:
+        """Replace the agent credentials (``agent_id -> clear password``) and SIGHUP."""
+        self.agents = dict(agents)
+        user, password = self.collector
+        entries = {user: broker_config.hash_password(password)}
+        entries.update({a: broker_config.hash_password(p) for a, p in agents.items()})
+        broker_config.write_password_file(self.files.password_file, entries)
+        assert broker_config.reload_broker(pid=self.process.pid)
+
+
+@contextmanager
+def running_broker(directory: Path, agents: dict[str, str] | None = None) -> Iterator[Broker]:
+    """Start Mosquitto with ``write_broker_config`` output; skip if the binary is missing."""
+    binary = broker_config.mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto binary not installed (Debian: apt-get install mosquitto)")
+    port = free_port()
+    collector = ("collector", "collector-test-pw")
+    agents = dict(agents or {})
+    files = broker_config.write_broker_config(
+        directory,
+        port=port,
+        collector_password_hash=broker_config.hash_password(collector[1]),
+        agents={a: broker_config.hash_password(p) for a, p in agents.items()},
+    )
+    log = (directory / "mosquitto.log").open("wb")
+    process = subprocess.Popen([binary, "-c", str(files.config)], stdout=log, stderr=log)
+    try:
+        wait_until(lambda: _accepts(port) or process.poll() is not None, what="mosquitto")
+        if process.poll() is not None:
+            raise AssertionError((directory / "mosquitto.log").read_text())
+        yield Broker(port=port, files=files, process=process, collector=collector, agents=agents)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
