@@ -88,7 +88,9 @@ def check_card_tail(card_tail: str) -> str:
     :raises TemplateError: anything longer (a fuller card number must never reach an SMS)
     """
     if not re.fullmatch(r"[0-9]{4}", card_tail):
-        raise TemplateError(f"card_tail must be exactly the last 4 digits, got {len(card_tail)} chars")
+        raise TemplateError(
+            f"card_tail must be exactly the last 4 digits, got {len(card_tail)} chars"
+        )
     return card_tail
 
 
@@ -122,9 +124,14 @@ def load_catalog(path: Path | None = None) -> Catalog:
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise TemplateError(f"{path}: {exc}") from exc
     limits = data.get("limits", {})
-    catalog = Catalog({}, {}, {}, int(data.get("max_parts", 3)),
-                      int(limits.get("amount_minor", 99_999_999_999)),
-                      int(limits.get("reference_chars", 12)))
+    catalog = Catalog(
+        {},
+        {},
+        {},
+        int(data.get("max_parts", 3)),
+        int(limits.get("amount_minor", 99_999_999_999)),
+        int(limits.get("reference_chars", 12)),
+    )
     for locale in LOCALES:
         section = data.get(locale)
         if not isinstance(section, dict):
@@ -177,8 +184,9 @@ def default_catalog() -> Catalog:
     return _default
 
 
-def render(gap: GapInfo, locale: str = DEFAULT_LOCALE, kind: Kind = "gap",
-           catalog: Catalog | None = None) -> str:
+def render(
+    gap: GapInfo, locale: str = DEFAULT_LOCALE, kind: Kind = "gap", catalog: Catalog | None = None
+) -> str:
     """The SMS text for *gap*.
 
     :param kind: ``"gap"`` (money missing) or ``"arrived"`` (an alerted gap was resolved)
@@ -192,8 +200,10 @@ def render(gap: GapInfo, locale: str = DEFAULT_LOCALE, kind: Kind = "gap",
     if gap.category not in GAP_CATEGORIES:
         raise TemplateError(f"unknown gap category {gap.category!r}")
     if not _REFERENCE.fullmatch(gap.reference) or len(gap.reference) > catalog.reference_chars:
-        raise TemplateError(f"reference {gap.reference!r} is not A-Z0-9- of at most "
-                            f"{catalog.reference_chars} characters")
+        raise TemplateError(
+            f"reference {gap.reference!r} is not A-Z0-9- of at most "
+            f"{catalog.reference_chars} characters"
+        )
     if abs(gap.amount_minor) > catalog.max_amount_minor:
         raise TemplateError(f"amount {gap.amount_minor} exceeds the checked maximum")
     return catalog.texts[locale][kind].format(
@@ -210,5 +220,9 @@ def preview(gap: GapInfo, locale: str = DEFAULT_LOCALE, kind: Kind = "gap") -> d
     """What ``alerts preview`` shows: the text, its encoding and its parts."""
     text = render(gap, locale, kind)
     seg = segment(text)
-    return {"text": text, "encoding": seg.encoding, "part_count": seg.part_count,
-            "parts": list(seg.parts)}
+    return {
+        "text": text,
+        "encoding": seg.encoding,
+        "part_count": seg.part_count,
+        "parts": list(seg.parts),
+    }
