@@ -55,7 +55,7 @@ def test_one_credit_one_batch_matches_with_no_gap() -> None:
 
 
 def test_change_under_review_old_card_paid() -> None:
-    history = HISTORY + (change("C1", NEW, "under_review", local(2025, 3, 5, 10)),)
+    history = (*HISTORY, change("C1", NEW, "under_review", local(2025, 3, 5, 10)))
     result = run(
         account_history=history,
         batches=(batch(1, MONDAY, 100_000),),
@@ -70,7 +70,8 @@ def test_change_under_review_old_card_paid() -> None:
 
 
 def test_rejected_change_old_card_paid_and_nothing_seen_is_change_pending() -> None:
-    history = HISTORY + (
+    history = (
+        *HISTORY,
         change("C1", NEW, "rejected", local(2025, 3, 5, 10), local(2025, 3, 9, 10)),
     )
     paid = run(
@@ -85,7 +86,7 @@ def test_rejected_change_old_card_paid_and_nothing_seen_is_change_pending() -> N
 
 
 def test_credit_on_the_pending_new_account_is_a_match() -> None:
-    history = HISTORY + (change("C1", NEW, "under_review", local(2025, 3, 5, 10)),)
+    history = (*HISTORY, change("C1", NEW, "under_review", local(2025, 3, 5, 10)))
     result = run(
         account_history=history,
         batches=(batch(1, MONDAY, 100_000),),
@@ -95,7 +96,7 @@ def test_credit_on_the_pending_new_account_is_a_match() -> None:
 
 
 def test_credit_on_replaced_account_shortly_after_switch_is_paid_to_old() -> None:
-    history = HISTORY + (change("C1", NEW, "active", local(2025, 3, 1, 10), local(2025, 3, 3, 9)),)
+    history = (*HISTORY, change("C1", NEW, "active", local(2025, 3, 1, 10), local(2025, 3, 3, 9)))
     result = run(
         account_history=history,
         coverage=(COVER_OLD, COVER_NEW),
