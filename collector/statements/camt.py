@@ -28,9 +28,9 @@ accepted (too many decimals for its currency, an unknown status) becomes a
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import pairwise
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
@@ -106,7 +106,9 @@ def detect_camt(data: bytes) -> str | None:
 
 def _load(data: bytes, filename: str) -> Element:
     try:
-        root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root: Element = fromstring(
+            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
     except DefusedXmlException as exc:
         raise StatementError(
             f"XML with DTD, entities or external references is refused ({type(exc).__name__})",

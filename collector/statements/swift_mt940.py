@@ -21,10 +21,10 @@ debit), ``RD`` reversal of a debit (booked as a credit).
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import mt940
