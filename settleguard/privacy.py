@@ -1,0 +1,105 @@
+"""Scan artifacts for full card numbers (DESIGN.md §6: none may ever be stored or sent).
+
+A *hit* is a run of 13 to 19 digits (optionally grouped by single spaces or dashes, as people
+type them) that is not part of a longer digit run, starts with a card scheme's issuer prefix,
+and passes the Luhn check. Restricting to scheme prefixes keeps timestamps and sequence numbers
+from raising false alarms; the known test numbers of a run can be added explicitly.
+
+Used by the privacy tests after the end-to-end runs and by ``settleguard demo`` on its own
+work folder.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_CANDIDATE = re.compile(r"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")
+# Issuer prefixes: Visa 4; Mastercard 51-55, 2221-2720; Amex 34, 37; UnionPay 62, 81;
+# JCB 35; Discover 6011, 64, 65; Diners 30, 36, 38; Maestro 50, 56-58, 67.
+_SCHEME_PREFIX = re.compile(r"4|5[0-8]|2(?:2[2-9]|[3-6][0-9]|7[01]|720)|3[0-8]|6[0-9]|81")
+
+
+def luhn_ok(digits: str) -> bool:
+    """True when ``digits`` passes the Luhn check."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def find_card_numbers(text: str, known: Iterable[str] = ()) -> list[str]:
+    """Card numbers in ``text``: Luhn-valid scheme-prefixed runs, plus any ``known`` number."""
+    hits = []
+    for match in _CANDIDATE.finditer(text):
+        digits = re.sub(r"[ -]", "", match.group())
+        if 13 <= len(digits) <= 19 and _SCHEME_PREFIX.match(digits) and luhn_ok(digits):
+            hits.append(digits)
+    compact = re.sub(r"[ -]", "", text)
+    hits.extend(number for number in known if number and number in compact)
+    return hits
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """Where a card number was found (the number itself is reported masked)."""
+
+    where: str
+    masked: str
+
+
+def _mask(digits: str) -> str:
+    return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
+
+
+def _sqlite_texts(path: Path) -> Iterator[tuple[str, str]]:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        ]
+        for table in tables:
+            for rowid, row in enumerate(connection.execute(f'SELECT * FROM "{table}"')):  # noqa: S608
+                for value in row:
+                    if isinstance(value, bytes):
+                        value = value.decode("latin-1")
+                    if isinstance(value, str):
+                        yield f"{path}:{table}#{rowid}", value
+    finally:
+        connection.close()
+
+
+def scan_texts(items: Iterable[tuple[str, str]], known: Iterable[str] = ()) -> list[Hit]:
+    """Scan ``(where, text)`` pairs."""
+    known = tuple(known)
+    return [Hit(where, _mask(d)) for where, text in items for d in find_card_numbers(text, known)]
+
+
+def scan_path(root: Path, known: Iterable[str] = ()) -> list[Hit]:
+    """Scan every file below ``root``: SQLite databases row by row, other files as text.
+
+    Files are also read raw, so a SQLite WAL or a binary log cannot hide a number.
+    """
+    known = tuple(known)
+    hits: list[Hit] = []
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for path in paths:
+        raw = path.read_bytes()
+        texts = [
+            (str(path), raw.decode("utf-8", errors="replace")),
+            (str(path), raw.decode("utf-16-le", errors="ignore")),
+        ]
+        if raw.startswith(b"SQLite format 3\x00"):
+            try:
+                texts.extend(_sqlite_texts(path))
+            except sqlite3.DatabaseError:
+                pass
+        hits.extend(scan_texts(texts, known))
+    return hits
