@@ -36,6 +36,9 @@ from collector.statements.tabular import (
     strip_money,
 )
 
+# Banks print the counterparty's account inside the name cell ("6217…/张三"): mask it there too.
+_LONG_DIGITS = re.compile(r"\d{8,}")
+
 
 @dataclass
 class _Reader:
@@ -120,9 +123,8 @@ def _entry(reader: _Reader, row: Row) -> tuple[StatementEntry, int | None]:
     amount, direction = _movement(reader, row, currency)
     remittance = reader.cell(row, "remittance") or None
     markers = reader.profile.reversal_markers
-    counterparty = " ".join(
-        c for c in (reader.cell(row, "counterparty"), mask_or_empty(reader, row)) if c
-    )
+    named = _LONG_DIGITS.sub(lambda m: mask_account(m.group(0)), reader.cell(row, "counterparty"))
+    counterparty = " ".join(c for c in (named, mask_or_empty(reader, row)) if c)
     entry = StatementEntry(
         line=row.line,
         element=None,
