@@ -27,16 +27,17 @@ def normalize_account(s: str) -> str:
 def mask_account(s: str) -> str:
     """Return the masked form, only the last four characters visible: ``****1234``.
 
-    Already-masked input (``6217****1234``) masks to the same result. Numbers of four
-    characters or fewer are masked completely, because showing all of them would show
-    the whole number.
+    Already-masked input (``6217****1234``, ``****1234``) masks to the same result.
+    Unmasked numbers of four characters or fewer are masked completely, because showing
+    all of them would show the whole number.
 
     :param s: an account number in any layout
     """
-    normalized = normalize_account(s).replace("*", "")
-    if len(normalized) <= 4:
+    normalized = normalize_account(s)
+    visible = normalized.replace("*", "")
+    if "*" not in normalized and len(visible) <= 4:
         return "****"
-    return "****" + normalized[-4:]
+    return "****" + visible[-4:]
 
 
 def account_hmac(key: bytes, s: str) -> str:
