@@ -49,7 +49,12 @@ from .gateway import (
 
 log = logging.getLogger("settleguard.alerts.smpp")
 _WIRE_LOGGER = "settleguard.alerts.smpp.wire"
-logging.getLogger(_WIRE_LOGGER).disabled = True  # smpplib logs PDUs (password, text) in hex
+# smpplib logs whole PDUs (bind password, message text) in hex at DEBUG. Its clients get a
+# logger that is not registered with the logging manager, so no logging configuration
+# (dictConfig, caplog, a root DEBUG level) can switch it back on.
+_SILENT = logging.Logger(_WIRE_LOGGER, level=logging.CRITICAL + 1)
+_SILENT.disabled = True
+_SILENT.propagate = False
 
 RETRY_LATER = frozenset({consts.SMPP_ESME_RTHROTTLED, consts.SMPP_ESME_RMSGQFUL})
 # SMPP 3.4 §5.2.28 message_state values

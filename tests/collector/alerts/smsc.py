@@ -29,8 +29,18 @@ GSM_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-GSM_EXT = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~",
-           0x3E: "]", 0x40: "|", 0x65: "€"}
+GSM_EXT = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
 
 
 def decode_gsm_unpacked(data: bytes) -> str:
@@ -111,8 +121,12 @@ class Submit:
                 pos += 2 + iel
             raise AssertionError("UDHI set but no concatenation IE")
         if TAG_SAR_REF in self.tlvs:
-            return (int.from_bytes(self.tlvs[TAG_SAR_REF], "big"), self.tlvs[TAG_SAR_TOTAL][0],
-                    self.tlvs[TAG_SAR_SEQ][0], self.short_message)
+            return (
+                int.from_bytes(self.tlvs[TAG_SAR_REF], "big"),
+                self.tlvs[TAG_SAR_TOTAL][0],
+                self.tlvs[TAG_SAR_SEQ][0],
+                self.short_message,
+            )
         return None
 
     def text(self, payload: bytes) -> str:
@@ -154,6 +168,7 @@ class TestSMSC:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self._sessions: list[socket.socket] = []
+        self._kinds: dict[socket.socket, int] = {}  # bind command per session
         self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -200,6 +215,7 @@ class TestSMSC:
 
     def _session(self, sock: socket.socket) -> None:
         out_seq = itertools.count(1)
+        self._kinds[sock] = 0
         try:
             while True:
                 length, command_id, _status, seq = struct.unpack(">IIII", self._read(sock, 16))
@@ -210,10 +226,17 @@ class TestSMSC:
         finally:
             if sock in self._sessions:
                 self._sessions.remove(sock)
+            self._kinds.pop(sock, None)
             sock.close()
 
-    def _dispatch(self, sock: socket.socket, command_id: int, seq: int, body: bytes,
-                  out_seq: itertools.count[int]) -> None:
+    def _dispatch(
+        self,
+        sock: socket.socket,
+        command_id: int,
+        seq: int,
+        body: bytes,
+        out_seq: itertools.count[int],
+    ) -> None:
         if command_id in (BIND_RECEIVER, BIND_TRANSMITTER, BIND_TRANSCEIVER):
             reader = Reader(body)
             system_id, password = reader.cstr(), reader.cstr()
@@ -221,7 +244,13 @@ class TestSMSC:
                 self.binds.append((command_id, system_id))
                 fail = self.faults.bind_failures > 0
                 self.faults.bind_failures -= int(fail)
-            ok = not fail and system_id.decode() == self.system_id and password.decode() == self.password
+            ok = (
+                not fail
+                and system_id.decode() == self.system_id
+                and password.decode() == self.password
+            )
+            if ok:
+                self._kinds[sock] = command_id
             sock.sendall(pdu(command_id | RESP, ROK if ok else RBINDFAIL, seq, cstr("TESTSMSC")))
         elif command_id == SUBMIT_SM:
             self._submit(sock, seq, body, out_seq)
@@ -237,8 +266,9 @@ class TestSMSC:
         else:
             sock.sendall(pdu(GENERIC_NACK, RINVCMDID, seq))
 
-    def _submit(self, sock: socket.socket, seq: int, body: bytes,
-                out_seq: itertools.count[int]) -> None:
+    def _submit(
+        self, sock: socket.socket, seq: int, body: bytes, out_seq: itertools.count[int]
+    ) -> None:
         r = Reader(body)
         r.cstr()  # service_type
         r.u8(), r.u8(), r.cstr()  # source ton, npi, addr
@@ -263,21 +293,48 @@ class TestSMSC:
             submit.message_id = format(next(self._ids), "X")
             self.submits.append(submit)
         resp = pdu(SUBMIT_SM | RESP, ROK, seq, cstr(submit.message_id))
-        receipt = self._receipt(submit, next(out_seq)) if f.receipts and registered & 1 else b""
-        frames = [receipt, resp] if f.receipt_before_resp else [resp, receipt]
-        if f.duplicate_receipts and receipt:
-            frames.append(self._receipt(submit, next(out_seq)))
-        sock.sendall(b"".join(frames))
+        # §2.2: receipts (deliver_sm) go to a session bound as receiver or transceiver
+        rx = (
+            sock
+            if self._kinds.get(sock) == BIND_TRANSCEIVER
+            else next((s for s, kind in self._kinds.items() if kind == BIND_RECEIVER), None)
+        )
+        receipts = []
+        if f.receipts and registered & 1 and rx is not None:
+            receipts = [self._receipt(submit, next(out_seq))]
+            if f.duplicate_receipts:
+                receipts.append(self._receipt(submit, next(out_seq)))
+        if rx is sock:
+            frames = [*receipts, resp] if f.receipt_before_resp else [resp, *receipts]
+            sock.sendall(b"".join(frames))
+        else:
+            if f.receipt_before_resp and rx is not None:
+                rx.sendall(b"".join(receipts))
+            sock.sendall(resp)
+            if not f.receipt_before_resp and rx is not None:
+                rx.sendall(b"".join(receipts))
 
     def _receipt(self, submit: Submit, seq: int) -> bytes:
         f = self.faults
         shown_id = submit.message_id if f.receipt_tlv else str(int(submit.message_id, 16))
-        text = (f"id:{shown_id} sub:001 dlvrd:{'001' if f.receipt_stat == 'DELIVRD' else '000'} "
-                f"submit date:2611261200 done date:2611261201 stat:{f.receipt_stat} err:000 "
-                "text:")
-        body = (cstr("") + bytes((1, 1)) + cstr(submit.dest) + bytes((5, 0)) + cstr("SettleGuard")
-                + bytes((0x04, 0, 0)) + cstr("") + cstr("") + bytes((0, 0, 0, 0))
-                + bytes((len(text),)) + text.encode())
+        text = (
+            f"id:{shown_id} sub:001 dlvrd:{'001' if f.receipt_stat == 'DELIVRD' else '000'} "
+            f"submit date:2611261200 done date:2611261201 stat:{f.receipt_stat} err:000 "
+            "text:"
+        )
+        body = (
+            cstr("")
+            + bytes((1, 1))
+            + cstr(submit.dest)
+            + bytes((5, 0))
+            + cstr("SettleGuard")
+            + bytes((0x04, 0, 0))
+            + cstr("")
+            + cstr("")
+            + bytes((0, 0, 0, 0))
+            + bytes((len(text),))
+            + text.encode()
+        )
         if f.receipt_tlv:
             states = {"DELIVRD": 2, "EXPIRED": 3, "UNDELIV": 5, "REJECTD": 8}
             rid = cstr(submit.message_id)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from collector.alerts.gateway import GatewayUnavailable, SendUncertain
@@ -77,3 +79,105 @@ def collect_receipts(gateway, count):
 
     wait_for(enough)
     return collected
+
+
+@pytest.mark.parametrize("fault", ["throttle", "queue_full"])
+def test_throttled_part_retried_without_resending_accepted_parts(smsc, smpp_gateway, fault):
+    gateway = smpp_gateway(window=1)
+    # part 1 accepted, then the SMSC refuses the next 2 submits with a retry-later status
+    smsc.faults.silent_submits = set()
+    original = smsc._submit
+
+    def throttle_after_first(sock, seq, body, out_seq):
+        if len(smsc.submits) == 1 and smsc._submit_no == 1:
+            setattr(smsc.faults, fault, 2)
+        original(sock, seq, body, out_seq)
+
+    smsc._submit = throttle_after_first
+    result = gateway.send("+8613800138000", LONG_ZH, client_ref="sg1")
+    assert smsc._submit_no == 5  # 3 parts + 2 refused attempts
+    assert len(smsc.submits) == 3 and len(set(result.message_ids)) == 3
+    assert smsc.messages() == [("8613800138000", LONG_ZH, 3)]  # no part accepted twice
+
+
+def test_no_submit_response_is_uncertain(smsc, smpp_gateway):
+    smsc.faults.silent_submits = {2}
+    gateway = smpp_gateway(window=1, timeout=0.2)
+    with pytest.raises(SendUncertain) as caught:
+        gateway.send("+8613800138000", LONG_ZH, client_ref="sg1")
+    assert caught.value.accepted == (smsc.submits[0].message_id,)
+    assert smsc._submit_no == 2  # the unanswered part is never submitted again
+
+
+def test_connection_drop_mid_send_is_uncertain_then_link_recovers(smsc, smpp_gateway):
+    smsc.faults.drop_on_submit = {2}
+    gateway = smpp_gateway(window=1)
+    with pytest.raises(SendUncertain) as caught:
+        gateway.send("+8613800138000", LONG_ZH, client_ref="sg1")
+    assert len(caught.value.accepted) == 1
+    result = gateway.send("+8613800138000", "next one", client_ref="sg2")
+    assert len(result.message_ids) == 1
+    assert len(smsc.binds) == 2
+    assert smsc.messages()[-1] == ("8613800138000", "next one", 1)
+
+
+def test_drop_before_anything_written_sends_after_reconnect(smsc, smpp_gateway):
+    gateway = smpp_gateway()
+    wait_for(gateway.bound.is_set)
+    smsc.drop_all()
+    result = gateway.send("+8613800138000", "after the outage", client_ref="sg1")
+    assert len(result.message_ids) == 1
+    assert smsc.messages() == [("8613800138000", "after the outage", 1)]
+
+
+def test_receipt_before_submit_response(smsc, smpp_gateway):
+    smsc.faults.receipt_before_resp = True
+    gateway = smpp_gateway()
+    result = gateway.send("+8613800138000", "hello", client_ref="sg1")
+    receipts = collect_receipts(gateway, 1)
+    assert receipts[0].message_id == result.message_ids[0]
+
+
+def test_duplicate_receipts_are_both_reported(smsc, smpp_gateway):
+    smsc.faults.duplicate_receipts = True
+    gateway = smpp_gateway()
+    result = gateway.send("+8613800138000", "hello", client_ref="sg1")
+    receipts = collect_receipts(gateway, 2)
+    assert {r.message_id for r in receipts} == set(result.message_ids)
+
+
+def test_receipt_text_only_with_decimal_id(smsc, smpp_gateway):
+    smsc.faults.receipt_tlv = False
+    smsc.faults.receipt_stat = "UNDELIV"
+    gateway = smpp_gateway()
+    result = gateway.send("+8613800138000", "hello", client_ref="sg1")
+    receipt = collect_receipts(gateway, 1)[0]
+    assert receipt.message_id == str(int(result.message_ids[0], 16))
+    assert receipt.state == "failed" and receipt.error == "000"
+
+
+def test_enquire_link_keepalive_and_dead_link_detection(smsc, smpp_gateway):
+    gateway = smpp_gateway(enquire=0.05, timeout=0.2)
+    wait_for(lambda: smsc.enquires >= 2)
+    smsc.faults.ignore_enquire = True
+    wait_for(lambda: len(smsc.binds) >= 2)  # no enquire_link_resp -> reconnect
+    smsc.faults.ignore_enquire = False
+    assert gateway.send("+8613800138000", "hi", client_ref="sg1").message_ids
+
+
+def test_password_and_body_never_logged(smsc, smpp_gateway, caplog):
+    caplog.set_level(logging.DEBUG)
+    smsc.faults.bind_failures = 1
+    smsc.faults.drop_on_submit = {3}
+    gateway = smpp_gateway(window=1)
+    body = "秘密正文 SECRETBODY " * 10
+    gateway.send("+8613800138000", "秘密正文 SECRETBODY", client_ref="sg1")
+    with pytest.raises(SendUncertain):
+        gateway.send("+8613800138000", body, client_ref="sg2")
+    gateway.send("+8613800138000", "SECRETBODY again", client_ref="sg3")
+    gateway.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records) + caplog.text
+    assert "settleguard.alerts.smpp" in caplog.text  # we did log, at several levels
+    for secret in (smsc.password, "SECRETBODY", "秘密", "SECRETBODY".encode().hex()):
+        assert secret not in logged
+    assert "secret1".encode().hex() not in logged
