@@ -1,0 +1,229 @@
+"""Verification and idempotent storage of incoming envelopes, without any I/O of its own.
+
+Theory of operation (DESIGN.md §3.3, §5; issue 4 "Ingest"): :func:`ingest_batch` takes the raw
+messages a worker collected (from MQTT or a bundle file), decides each one in this order, and
+writes all of them in ONE transaction; only after it returns (committed) may the caller publish
+the acks it returns.
+
+1. Topic: must be ``sg/v1/a/<agent>/rec`` (or ``…/hb``). The broker's ACL already guarantees the
+   topic agent is the MQTT username that published it.
+2. Size and header, then the key by the header's key id; the key must belong to an *approved*
+   agent and that agent must be the topic's agent (key owner = topic agent).
+3. Ed25519 over the received bytes; only then strict parsing (:func:`protocol.envelope.verify_and_parse`).
+4. The envelope's ``agent_id`` must be the topic's agent (body = topic = key owner).
+5. Idempotent write (:func:`collector.store.records.write_envelope`).
+
+Every refusal is stored in ``rejected_messages`` with its reason and answered with a negative
+ack *to the topic's agent* when a ``seq`` can be read. For a message that failed verification the
+``seq`` is read from the unverified bytes: that is safe because the ack topic is the publisher's
+own, so a forged ack can only reach the forger. Nothing a peer sends can raise out of this
+function: every failure becomes a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from collector.keys import CollectorKeys
+from collector.store import Store
+from collector.store.records import write_envelope
+from protocol.acks import Ack
+from protocol.canonical import strict_json_loads
+from protocol.envelope import MAX_ENVELOPE_BYTES, Envelope, EnvelopeError, read_header
+from protocol.envelope import verify_and_parse as _verify_and_parse
+from protocol.errors import ProtocolError
+from protocol.topics import agent_id_from_topic
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_HEAD_BYTES = 512  # how much of a refused payload is kept for the operator
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One received payload and where it came from (``mqtt`` or ``bundle:<file>``)."""
+
+    topic: str
+    payload: bytes
+    source: str = "mqtt"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """A registered agent key as the worker needs it."""
+
+    agent_id: str
+    public_key: Ed25519PublicKey
+    agent_status: str
+
+
+class Keyring:
+    """Agent keys by key id, read from the store and cached for ``ttl_s`` seconds.
+
+    A short TTL bounds how long a revocation takes to reach a running worker; an unknown key id
+    is looked up again at once (a freshly approved agent is not refused for ``ttl_s``).
+    """
+
+    def __init__(
+        self, store: Store, *, ttl_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cache: dict[str, tuple[float, KeyEntry | None]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, key_id: str) -> KeyEntry | None:
+        """The key with this id, or ``None`` if no agent ever registered it."""
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(key_id)
+        if hit is not None and now - hit[0] < self._ttl_s and hit[1] is not None:
+            return hit[1]
+        row = self._store.query_one(
+            "SELECT k.agent_id, k.public_key, a.status FROM agent_keys k"
+            " JOIN agents a ON a.agent_id = k.agent_id WHERE k.key_id = ?",
+            (key_id,),
+        )
+        entry = None
+        if row is not None:
+            key = Ed25519PublicKey.from_public_bytes(bytes(row["public_key"]))
+            entry = KeyEntry(row["agent_id"], key, row["status"])
+        with self._lock:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key_id] = (now, entry)
+        return entry
+
+    def forget(self) -> None:
+        """Drop the cache (after approve/revoke in the same process)."""
+        with self._lock:
+            self._cache.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A message that passed every check before the store."""
+
+    message: IncomingMessage
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A message refused before the store, with the reason operators see."""
+
+    message: IncomingMessage
+    reason: str
+    detail: str
+    topic_agent: str | None
+    seq_hint: int | None
+
+
+def _peek_seq(payload: bytes) -> int | None:
+    """The ``seq`` field of unverified bytes, if they are readable at all (ack routing only)."""
+    try:
+        obj = strict_json_loads(read_header(payload).signed_bytes)
+    except ProtocolError:
+        return None
+    seq = obj.get("seq") if isinstance(obj, dict) else None
+    return seq if type(seq) is int and 1 <= seq <= 2**53 - 1 else None
+
+
+def verify_message(
+    message: IncomingMessage, keyring: Keyring, *, max_size: int = MAX_ENVELOPE_BYTES
+) -> Verified | Refused:
+    """Run steps 1-4 of the theory of operation on one message. Never raises."""
+    kind = message.topic.rsplit("/", 1)[-1] if isinstance(message.topic, str) else ""
+    try:
+        topic_agent = agent_id_from_topic(message.topic, "hb" if kind == "hb" else "rec")
+    except ProtocolError as exc:
+        return Refused(message, "wrong_topic", exc.message, None, None)
+
+    def refuse(reason: str, detail: str) -> Refused:
+        return Refused(message, reason, detail, topic_agent, _peek_seq(message.payload))
+
+    if len(message.payload) > max_size:
+        return Refused(message, "too_large", f"{len(message.payload)} > {max_size} bytes",
+                       topic_agent, None)  # fmt: skip
+    try:
+        entry = keyring.lookup(read_header(message.payload).key_id)
+        if entry is None:
+            return refuse("unknown_key", "no agent registered this key id")
+        if entry.agent_status != "approved":
+            return refuse("revoked" if entry.agent_status == "revoked" else "not_approved",
+                          f"agent {entry.agent_id} is {entry.agent_status}")  # fmt: skip
+        if entry.agent_id != topic_agent:
+            return refuse("wrong_topic", f"key belongs to {entry.agent_id}, topic to {topic_agent}")
+        envelope = _verify_and_parse(message.payload, entry.public_key, max_size=max_size)
+        if envelope.agent_id != topic_agent:
+            return refuse("agent_mismatch", f"body agent_id {envelope.agent_id!r} ≠ topic agent")
+        if kind == "hb" and envelope.record_type != "heartbeat":
+            return refuse("wrong_topic", f"{envelope.record_type} sent on the heartbeat topic")
+        envelope.record()  # the body schema, checked before we open a transaction
+    except EnvelopeError as exc:
+        return refuse(exc.reason, exc.message)
+    except ProtocolError as exc:
+        return refuse("bad_field", exc.message)
+    return Verified(message, envelope)
+
+
+def _store_refusal(tx_insert: Callable[..., object], refused: Refused) -> None:
+    tx_insert(
+        "rejected_messages",
+        {
+            "source": refused.message.source,
+            "claimed_agent_id": refused.topic_agent,
+            "reason": refused.reason,
+            "detail": refused.detail[:1000],
+            "payload_size": len(refused.message.payload),
+            "payload_head": bytes(refused.message.payload[:PAYLOAD_HEAD_BYTES]),
+        },
+    )
+
+
+def ingest_batch(
+    store: Store,
+    keyring: Keyring,
+    messages: Sequence[IncomingMessage],
+    *,
+    keys: CollectorKeys | None = None,
+    max_size: int = MAX_ENVELOPE_BYTES,
+) -> list[tuple[str, Ack]]:
+    """Verify and store ``messages`` in one transaction; return the acks to publish afterwards.
+
+    :returns: ``(agent_id, Ack)`` per message that can be answered, in message order
+    :raises Exception: only store failures (the transaction is rolled back; publish no ack)
+    """
+    decided = [verify_message(m, keyring, max_size=max_size) for m in messages]
+    acks: list[tuple[str, Ack]] = []
+    with store.transaction() as tx:
+        for item in decided:
+            if isinstance(item, Refused):
+                _store_refusal(tx.insert, item)
+                if item.topic_agent and item.seq_hint:
+                    acks.append((item.topic_agent, Ack(item.seq_hint, "rejected", item.reason)))
+                continue
+            status, reason = write_envelope(
+                tx, item.envelope, item.message.payload, item.message.source, keys
+            )
+            acks.append((item.envelope.agent_id, Ack(item.envelope.seq, status, reason)))  # type: ignore[arg-type]
+    return acks
+
+
+def group_acks(acks: Iterable[tuple[str, Ack]], limit: int = 1000) -> list[tuple[str, list[Ack]]]:
+    """Group acks per agent in chunks of at most ``limit`` (one ack message each)."""
+    per_agent: dict[str, list[Ack]] = {}
+    for agent_id, ack in acks:
+        per_agent.setdefault(agent_id, []).append(ack)
+    return [
+        (agent_id, items[i : i + limit])
+        for agent_id, items in per_agent.items()
+        for i in range(0, len(items), limit)
+    ]
