@@ -318,6 +318,7 @@ class SmppGateway:
             logger_name=_WIRE_LOGGER,
             allow_unknown_opt_params=True,
         )
+        client.logger = _SILENT
         client.connect()
         return client
 

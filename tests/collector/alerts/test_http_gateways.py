@@ -8,6 +8,7 @@ import hmac
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
@@ -35,7 +36,7 @@ def independent_aliyun_signature(secret: str, params: dict[str, str]) -> str:
 
 
 class Provider(BaseHTTPRequestHandler):
-    requests: list[dict] = []
+    requests: ClassVar[list[dict]] = []
     status = 200
 
     def log_message(self, *args: object) -> None:  # keep test output quiet
