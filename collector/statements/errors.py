@@ -32,6 +32,16 @@ class StatementError(Exception):
         self.element = element
         super().__init__(self._describe())
 
+    def in_file(self, filename: str) -> StatementError:
+        """Return the same error, located in ``filename``."""
+        return type(self)(
+            self.reason,
+            filename=filename,
+            line=self.line,
+            column=self.column,
+            element=self.element,
+        )
+
     def _describe(self) -> str:
         where = self.filename
         if self.line is not None:

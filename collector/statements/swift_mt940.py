@@ -248,11 +248,8 @@ def parse_mt940(data: bytes, *, filename: str = "<upload>") -> ParsedStatement:
     text = _decode(data).replace("\r\n", "\n").replace("\r", "\n")
     try:
         return _parse(text, filename)
-    except StatementError as exc:
-        if exc.filename == "<upload>":
-            exc.filename = filename
-            exc.args = (exc._describe(),)
-        raise
+    except StatementError as exc:  # inner helpers don't carry the file name
+        raise exc.in_file(filename) from exc.__cause__
 
 
 def _parse(text: str, filename: str) -> ParsedStatement:
