@@ -43,7 +43,7 @@ _STATUSES: tuple[str, ...] = get_args(AckStatus)
 MAX_ACKS = 1000
 MAX_ACK_BYTES = 262144
 MAX_REASON = 200
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # controls, lone surrogates
 
 
 class AckError(RemoteProtocolError):
