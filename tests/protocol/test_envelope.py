@@ -390,3 +390,13 @@ def test_bundle_of_real_payloads_verifies_item_by_item() -> None:
     payloads = [seal(HB, seq) for seq in (1, 2, 3)]
     opened = [verify_and_parse(p, PUB) for p in decode_bundle(encode_bundle(payloads))]
     assert [env.seq for env in opened] == [1, 2, 3]
+
+
+def test_docs_publish_the_same_vectors() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "envelope.md").read_text(encoding="utf-8")
+    for key in ("ed25519_private_seed_hex", "ed25519_public_hex", "key_id"):
+        assert VECTORS[key] in doc
+    for vector in VECTORS["vectors"]:
+        assert vector["signed_bytes"] in doc
+        assert vector["signature_hex"] in doc
+    assert VECTORS["sealed"]["token"] in doc and VECTORS["sealed"]["x25519_private_hex"] in doc
