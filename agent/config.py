@@ -166,7 +166,14 @@ def load_config(path: Path) -> AgentConfig:
         raise UsageError(f"{path}: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read ({exc})") from exc
-    sections = {f.name: f.default_factory for f in fields(AgentConfig)}  # type: ignore[misc]
+    sections: dict[str, type] = {
+        "terminal": TerminalSettings,
+        "collector": CollectorSettings,
+        "broker": BrokerSettings,
+        "sync": SyncSettings,
+        "outbox": OutboxSettings,
+        "schedule": ScheduleSettings,
+    }
     kwargs: dict[str, Any] = {}
     for name, values in data.items():
         if name not in sections:

@@ -94,3 +94,19 @@ EXIT_CODES: dict[int, str] = {
     9: TerminalProtocolError.__doc__ or "",
     10: StorageError.__doc__ or "",
 }
+
+
+class SyncError(AgentError):
+    """The broker could not be reached or refused the agent (credentials, ACL, TLS)."""
+
+    exit_code = 11
+
+
+class EnrollmentError(AgentError):
+    """The collector refused the enrollment (bad or used token, revoked key)."""
+
+    exit_code = 12
+
+
+EXIT_CODES[11] = SyncError.__doc__ or ""
+EXIT_CODES[12] = EnrollmentError.__doc__ or ""

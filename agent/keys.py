@@ -117,7 +117,8 @@ def _new_key(home: AgentHome) -> tuple[Ed25519PrivateKey, str]:
 def _load_private(home: AgentHome, key_id: str) -> Ed25519PrivateKey:
     path = _key_path(home, key_id)
     try:
-        key = serialization.load_pem_private_key(open(path, "rb").read(), password=None)
+        with open(path, "rb") as handle:
+            key = serialization.load_pem_private_key(handle.read(), password=None)
     except (OSError, ValueError) as exc:
         raise StorageError(f"{path}: cannot load the agent key ({exc})") from exc
     if not isinstance(key, Ed25519PrivateKey):

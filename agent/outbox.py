@@ -275,12 +275,15 @@ class Outbox:
             return None
         return f"outbox disk budget reached ({used} of {self.disk_budget_bytes} bytes used)"
 
-    def apply_acks(self, acks: Sequence[AckLike]) -> int:
+    def apply_acks(
+        self, acks: Sequence[AckLike], *, meta: dict[str, str | None] | None = None
+    ) -> int:
         """Apply application acks from the collector in one transaction.
 
         ``accepted``/``duplicate`` → acked; ``rejected``/``conflict`` → rejected (kept, shown in
         ``status``, never resent). Acks for rows that are no longer pending change nothing.
 
+        :param meta: ``meta`` values to set in the same transaction (e.g. ``last_sync_at``)
         :return: how many pending rows changed state
         """
         now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -294,6 +297,8 @@ class Outbox:
                     (state, ack.status, ack.reason, now_iso, time.time(), ack.seq),
                 )
                 changed += cursor.rowcount
+            if meta:
+                self._set_meta(conn, meta)
         return changed
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
@@ -328,6 +333,11 @@ class Outbox:
             (after_seq, limit),
         ).fetchall()
         return [(int(seq), bytes(payload)) for seq, payload in rows]
+
+    def has_pending(self) -> bool:
+        """Whether any row waits for an ack (cheap: one index probe)."""
+        row = self.conn.execute("SELECT 1 FROM outbox WHERE state = 'pending' LIMIT 1")
+        return row.fetchone() is not None
 
     def rejected(self, limit: int = 20) -> list[dict[str, Any]]:
         """The most recent negatively acked records, newest first."""

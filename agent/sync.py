@@ -1,0 +1,359 @@
+"""MQTT sync: publish outbox records in ``seq`` order and apply the collector's acks.
+
+Theory of operation
+-------------------
+DESIGN.md §3.4 and §4 ("Sync"). One :class:`SyncLink` owns one paho-mqtt 2.x client
+(``CallbackAPIVersion.VERSION2``) and one outbox connection, and runs in **one thread**: the
+caller drives it with :meth:`SyncLink.pump`, which blocks in paho's ``select`` for at most
+``timeout`` seconds. There is no busy polling and no lock: paho callbacks run inside ``pump``
+and only append to lists that ``pump`` drains afterwards.
+
+Per pump:
+
+1. network I/O (``client.loop``): CONNACK, SUBACK, PUBACKs, acks on ``sg/v1/a/{id}/ack``;
+2. all acks received in this round are applied in **one** outbox transaction (an ack is the
+   only thing that takes a row out of ``pending``; a PUBACK only means the broker has it);
+3. records in flight longer than ``ack_timeout_s`` without an app ack are published again
+   (same bytes: the collector answers ``duplicate``);
+4. the window is refilled from the outbox in ``seq`` order, at most ``window`` records
+   published and not yet acked. paho's own queue is capped at the same size
+   (``max_queued_messages``): the outbox is the queue.
+
+Sessions are persistent (MQTT v5 ``clean_start=False`` with an explicit session expiry, or
+3.1.1 ``clean_session=False``), so acks published while the agent was offline arrive when it
+reconnects. A reconnect forgets the in-flight set and starts again from the oldest pending
+record. Reconnects back off exponentially with full jitter (:func:`backoff_delay`).
+
+Negative acks (``rejected``, ``conflict``) mark the row rejected with its reason: shown by
+``status``, never resent.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from agent.config import SyncSettings
+from agent.errors import SyncError, UsageError
+from agent.keys import AgentKey
+from agent.outbox import Outbox
+from protocol.acks import Ack, AckError, decode_acks
+from protocol.topics import ack_topic, hb_topic, rec_topic
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTarget:
+    """Where and how to connect. Build it with :meth:`from_url`."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str
+    password: str
+    protocol: int = 5  # 5 = MQTT v5, 4 = MQTT 3.1.1
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> BrokerTarget:
+        """Parse ``mqtt://host:port`` or ``mqtts://host:port`` (TLS).
+
+        :raises agent.errors.UsageError: for any other scheme or a missing host
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise UsageError(f"broker URL {url!r}: use mqtt://host:port or mqtts://host:port")
+        tls = parts.scheme == "mqtts"
+        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """What one :meth:`SyncLink.flush` achieved."""
+
+    acked: int
+    rejected: int
+    pending: int
+    complete: bool
+
+
+def backoff_delay(attempt: int, minimum: float, maximum: float) -> float:
+    """Full-jitter exponential back-off: uniform in ``[minimum/2, min(max, minimum·2^n)]``."""
+    ceiling = min(maximum, minimum * (2 ** min(attempt, 30)))
+    return random.uniform(minimum / 2, max(minimum / 2, ceiling))
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class SyncLink:
+    """One agent's MQTT link. Single-threaded: call its methods from one thread only.
+
+    :param outbox: the agent's outbox (this link's own connection to it)
+    :param key: the agent key (for the agent id, client id and topics)
+    :param target: broker address and credentials
+    :param settings: ``[sync]`` settings
+    :param clock: monotonic clock, injectable for tests
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        key: AgentKey,
+        target: BrokerTarget,
+        settings: SyncSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not target.username and not target.cert_file:
+            raise UsageError("no broker credentials: enroll first or set [broker] username")
+        self.outbox = outbox
+        self.agent_id = key.agent_id
+        self.target = target
+        self.settings = settings
+        self.clock = clock
+        self.connected = False
+        self.last_error: str | None = None
+        self.acked_total = 0
+        self.rejected_total = 0
+        self.published_total = 0
+        self._subscribed = False
+        self._refused: str | None = None
+        self._acks: list[Ack] = []
+        self._inflight: dict[int, tuple[float, bytes]] = {}
+        self._cursor = 0
+        self._sub_mid: int | None = None
+        self._client = self._make_client()
+
+    # -- client setup -------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        v5 = self.target.protocol == 5
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.agent_id,
+            clean_session=None if v5 else False,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            reconnect_on_failure=False,  # we back off ourselves, with jitter
+        )
+        if self.target.username:
+            client.username_pw_set(self.target.username, self.target.password or None)
+        if self.target.tls:
+            client.tls_set(
+                ca_certs=self.target.ca_file or None,
+                certfile=self.target.cert_file or None,
+                keyfile=self.target.key_file or None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        client.max_inflight_messages_set(self.settings.window)
+        client.max_queued_messages_set(self.settings.window)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            self._refused = f"broker refused the connection: {rc}"
+            return
+        self.connected = True
+        result, self._sub_mid = client.subscribe(ack_topic(self.agent_id), qos=1)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._refused = f"cannot subscribe to acks: {mqtt.error_string(result)}"
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any) -> None:
+        if mid != self._sub_mid:
+            return
+        if any(code.is_failure for code in codes):
+            self._refused = f"broker refused the ack subscription: {codes[0]}"
+        else:
+            self._subscribed = True
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            agent_id, acks = decode_acks(bytes(message.payload))
+        except AckError as exc:
+            self.last_error = f"malformed ack ignored: {exc}"
+            return
+        if agent_id == self.agent_id:
+            self._acks.extend(acks)
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, rc: Any, _p: Any) -> None:
+        if rc.is_failure:  # e.g. v5 PUBACK "Not authorized": the ACL refused our topic
+            self.last_error = f"broker refused a record: {rc}"
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self.connected = False
+        self._subscribed = False
+        if rc.is_failure:
+            self.last_error = f"disconnected: {rc}"
+
+    # -- connecting ---------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Connected and subscribed to our ack topic."""
+        return self.connected and self._subscribed
+
+    def connect(self, timeout: float = 15.0) -> None:
+        """Connect, subscribe to acks, and return when ready.
+
+        :raises agent.errors.SyncError: refused (credentials, ACL), unreachable, or timed out
+        """
+        self._refused = None
+        self._inflight.clear()
+        self._cursor = 0
+        properties = None
+        if self.target.protocol == 5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self.settings.session_expiry_s
+        where = f"{self.target.host}:{self.target.port}"
+        try:
+            if self.target.protocol == 5:
+                self._client.connect(
+                    self.target.host,
+                    self.target.port,
+                    self.settings.keepalive_s,
+                    clean_start=False,
+                    properties=properties,
+                )
+            else:
+                self._client.connect(self.target.host, self.target.port, self.settings.keepalive_s)
+        except (OSError, ssl.SSLError) as exc:
+            raise self._fail(f"cannot reach broker {where}: {exc}") from exc
+        deadline = self.clock() + timeout
+        while not self.ready:
+            if self._refused:
+                self._client.disconnect()
+                raise self._fail(self._refused)
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                self._client.disconnect()
+                raise self._fail(f"broker {where} did not answer within {timeout:g} s")
+            if self._client.loop(min(remaining, 1.0)) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                # paho drops the socket after a refusing CONNACK: say why if we know
+                raise self._fail(self._refused or f"connection to broker {where} lost")
+        self.last_error = None
+
+    def _fail(self, message: str) -> SyncError:
+        self.connected = False
+        self.last_error = message
+        return SyncError(message)
+
+    def disconnect(self) -> None:
+        """Disconnect cleanly (the broker keeps our session for ``session_expiry_s``)."""
+        if self.connected:
+            self._client.disconnect()
+            self._client.loop(0.1)
+        self.connected = False
+        self._subscribed = False
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def pump(self, timeout: float) -> None:
+        """Do network I/O for at most ``timeout`` s, then apply acks, resend, refill.
+
+        :raises agent.errors.StorageError: if the outbox cannot be written
+        """
+        if self.connected:
+            rc = self._client.loop(timeout)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self.connected = self._subscribed = False
+                self.last_error = self.last_error or f"connection lost: {mqtt.error_string(rc)}"
+        self._apply_acks()
+        if self.ready:
+            self._resend_overdue()
+            self._fill_window()
+
+    def _apply_acks(self) -> None:
+        if not self._acks:
+            return
+        acks, self._acks = self._acks, []
+        changed = self.outbox.apply_acks(acks, meta={"last_sync_at": _utc_now()})
+        self.acked_total += changed
+        for ack in acks:
+            self._inflight.pop(ack.seq, None)
+            if ack.status in ("rejected", "conflict"):
+                self.rejected_total += 1
+
+    def _publish(self, seq: int, payload: bytes) -> bool:
+        info = self._client.publish(rec_topic(self.agent_id), payload, qos=1)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            return False
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
+            return False
+        self._inflight[seq] = (self.clock(), payload)
+        self.published_total += 1
+        return True
+
+    def _resend_overdue(self) -> None:
+        cutoff = self.clock() - self.settings.ack_timeout_s
+        overdue = [seq for seq, (sent, _) in self._inflight.items() if sent <= cutoff]
+        for seq in sorted(overdue):
+            if not self._publish(seq, self._inflight[seq][1]):
+                break
+
+    def _fill_window(self) -> None:
+        room = self.settings.window - len(self._inflight)
+        if room <= 0:
+            return
+        for seq, payload in self.outbox.pending(after_seq=self._cursor, limit=room):
+            if not self._publish(seq, payload):
+                return
+            self._cursor = seq
+
+    @property
+    def inflight(self) -> int:
+        """Records published and not yet acked by the collector."""
+        return len(self._inflight)
+
+    def next_deadline(self) -> float | None:
+        """Monotonic time at which the oldest in-flight record becomes overdue."""
+        if not self._inflight:
+            return None
+        return min(sent for sent, _ in self._inflight.values()) + self.settings.ack_timeout_s
+
+    def publish_heartbeat(self, payload: bytes) -> None:
+        """Publish a signed heartbeat on the ``hb`` topic (QoS 0: the next one supersedes it)."""
+        if self.connected:
+            self._client.publish(hb_topic(self.agent_id), payload, qos=0)
+
+    def flush(self, timeout: float) -> FlushResult:
+        """Connect-on-demand: connect, send everything pending, wait for acks, disconnect.
+
+        :param timeout: give up after this many seconds (what is left stays pending)
+        :raises agent.errors.SyncError: if the broker cannot be reached or refuses us
+        """
+        deadline = self.clock() + timeout
+        acked0, rejected0 = self.acked_total, self.rejected_total
+        self.connect(timeout=max(0.1, deadline - self.clock()))
+        try:
+            self.pump(0)
+            while self.outbox.has_pending() and self.clock() < deadline:
+                if not self.connected:
+                    raise self._fail(self.last_error or "connection lost during flush")
+                self.pump(min(1.0, max(0.0, deadline - self.clock())))
+        finally:
+            self.disconnect()
+        pending = self.outbox.stats().pending
+        return FlushResult(
+            acked=self.acked_total - acked0,
+            rejected=self.rejected_total - rejected0,
+            pending=pending,
+            complete=pending == 0,
+        )

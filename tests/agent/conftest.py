@@ -1,0 +1,82 @@
+"""Fixtures for the agent's outbox/sync tests: an agent home, a real broker, an ack double."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent.config import SyncSettings
+from agent.home import AgentHome, agent_home
+from agent.keys import AgentKey, load_or_create_key
+from agent.outbox import Outbox
+from agent.sync import BrokerTarget, SyncLink
+from protocol.records import Bucket, TurnoverReading
+from tests.agent.ackdouble import AckDouble
+from tests.agent.broker import agent_broker
+from tests.helpers.mosquitto import Broker
+
+AGENT_PASSWORD = "agent-test-pw"
+
+
+def sample_record(n: int = 0) -> TurnoverReading:
+    """A small valid non-batch record (a totals reading); ``n`` makes each one distinct."""
+    return TurnoverReading(
+        terminal_id="T0000001",
+        merchant_id="m-100",
+        read_at="2026-03-01T10:00:00Z",
+        terminal_local_time="2026-03-01T11:00:00",
+        currency="978",
+        buckets=(Bucket("visa", sale_count=1, sale_amount=100 + n),),
+        receipt_start=1,
+        receipt_end=1,
+        protocol="zvt",
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> AgentHome:
+    return agent_home(tmp_path / "agent-home")
+
+
+@pytest.fixture
+def key(home: AgentHome) -> AgentKey:
+    return load_or_create_key(home)
+
+
+@pytest.fixture
+def broker(tmp_path: Path, key: AgentKey) -> Iterator[Broker]:
+    with agent_broker(tmp_path / "broker", agents={key.agent_id: AGENT_PASSWORD}) as running:
+        yield running
+
+
+@pytest.fixture
+def ack_double(broker: Broker, key: AgentKey) -> Iterator[AckDouble]:
+    user, password = broker.collector
+    double = AckDouble(broker.port, user, password, {key.agent_id: key.private_key.public_key()})
+    double.start()
+    yield double
+    double.stop()
+
+
+@dataclass
+class LinkFactory:
+    broker: Broker
+    key: AgentKey
+    home: AgentHome
+
+    def __call__(self, outbox: Outbox | None = None, **settings: object) -> SyncLink:
+        target = BrokerTarget.from_url(
+            f"mqtt://127.0.0.1:{self.broker.port}",
+            username=self.key.agent_id,
+            password=AGENT_PASSWORD,
+        )
+        box = outbox or Outbox(self.home.outbox_path)
+        return SyncLink(box, self.key, target, SyncSettings(**settings))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_link(broker: Broker, key: AgentKey, home: AgentHome) -> LinkFactory:
+    return LinkFactory(broker, key, home)
