@@ -75,6 +75,6 @@ def test_template_errors_say_where(tmp_path):
     with pytest.raises(TemplateError, match="unknown variable"):
         load_catalog(override(tmp_path, "尾号{card_tail}）尚未", "尾号{card_number}）尚未"))
     bad = tmp_path / "bad.toml"
-    bad.write_text("max_parts = [", "utf-8")
-    with pytest.raises(TemplateError, match="line 1"):
+    bad.write_text("max_parts = 3\n[en\n", "utf-8")
+    with pytest.raises(TemplateError, match="line 2"):
         load_catalog(bad)
