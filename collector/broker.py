@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for the $7$ (PBKDF2-SHA512) format
-AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +85,12 @@ def render_acl(collector_user: str) -> str:
 
 
 def render_config(
-    files: BrokerFiles, *, port: int, bind: str = "127.0.0.1", pid_file: Path | None = None
+    files: BrokerFiles,
+    *,
+    port: int,
+    bind: str = "127.0.0.1",
+    pid_file: Path | None = None,
+    run_as: str | None = None,
 ) -> str:
     """The ``mosquitto.conf`` text for one plain-TCP listener (TLS: see docs/collector.md)."""
     lines = [
@@ -109,6 +112,9 @@ def render_config(
     ]
     if pid_file is not None:
         lines.insert(1, f"pid_file {pid_file}")
+    if run_as is not None:
+        # Started as root, Mosquitto drops to this user; it must be able to read passwd (0600).
+        lines.insert(1, f"user {run_as}")
     return "\n".join(lines) + "\n"
 
 
@@ -131,11 +137,13 @@ def write_broker_config(
     collector_password_hash: str,
     agents: dict[str, str] | None = None,
     pid_file: Path | None = None,
+    run_as: str | None = None,
 ) -> BrokerFiles:
     """Write ``mosquitto.conf``, ``acl`` and ``passwd`` into ``out_dir``.
 
     :param collector_password_hash: ``$7$`` hash of the collector's broker password
     :param agents: ``agent_id -> $7$ hash`` of every approved agent
+    :param run_as: the ``user`` Mosquitto drops to when started as root (it must own passwd)
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     files = BrokerFiles(
@@ -147,7 +155,9 @@ def write_broker_config(
     write_password_file(
         files.password_file, {collector_user: collector_password_hash, **(agents or {})}
     )
-    files.config.write_text(render_config(files, port=port, bind=bind, pid_file=pid_file))
+    files.config.write_text(
+        render_config(files, port=port, bind=bind, pid_file=pid_file, run_as=run_as)
+    )
     return files
 
 

@@ -17,8 +17,11 @@ from flask import Flask
 
 from collector import broker, enrollment
 from collector.app import create_app, get_store
-from collector.keys import KeyFileError, init_keys
+from collector.bundle_import import import_bundle_file
+from collector.keys import CollectorKeys, KeyFileError, init_keys, load_keys
 from collector.store import StoreError
+from collector.worker import WorkerError, run_workers
+from protocol.envelope import BundleError
 
 
 def _app(ctx: click.Context) -> Flask:
@@ -187,15 +190,39 @@ def broker_config(
         click.echo(f"collector broker password (set SETTLEGUARD_MQTT_PASSWORD): {password}")
 
 
-def _register_late_commands() -> None:
-    from collector.bundle_import import import_bundle_command
-    from collector.ingest import ingest_command
+def _keys_or_none(app: Flask) -> CollectorKeys | None:
+    try:
+        return load_keys(Path(app.config["KEYS_DIR"]))
+    except KeyFileError as exc:
+        click.echo(f"warning: {exc}; card changes are stored without account HMAC", err=True)
+        return None
 
-    collector.add_command(ingest_command)
-    collector.add_command(import_bundle_command)
+
+@collector.command("ingest")
+@click.option("--workers", type=int, default=1, show_default=True, help="worker processes")
+@click.pass_context
+def ingest(ctx: click.Context, workers: int) -> None:
+    """Run MQTT ingest workers (one shared-subscription group) until interrupted."""
+    app = _app(ctx)
+    if workers > 1 and app.config["MQTT_PROTOCOL"] != "5":
+        _fail("several workers need MQTT 5 shared subscriptions; use --workers 1 on 3.1.1")
+    get_store(app).migrate()
+    config = dict(app.config)
+    try:
+        run_workers(config, workers, keys=_keys_or_none(app))
+    except (WorkerError, OSError) as exc:
+        _fail(f"cannot ingest from {config['MQTT_HOST']}:{config['MQTT_PORT']}: {exc}")
 
 
-try:
-    _register_late_commands()
-except ImportError:  # pragma: no cover - only while protocol.envelope is being written
-    pass
+@collector.command("import-bundle")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def import_bundle_cmd(ctx: click.Context, bundle: Path) -> None:
+    """Import an agent's offline bundle through the same verification path."""
+    app = _app(ctx)
+    try:
+        result = import_bundle_file(get_store(app), bundle, keys=_keys_or_none(app))
+    except BundleError as exc:
+        _fail(f"{bundle}: {exc}")
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(result.by_status.items())) or "empty"
+    click.echo(f"{bundle.name}: {result.total} records: {counts}")

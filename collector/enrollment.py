@@ -23,9 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector import broker
 from collector.store import Row, Store
+from protocol.envelope import AGENT_ID_RE, key_id_for
 
 ROTATION_DOMAIN = b"settleguard/v1 rotate\n"
-RESERVED_AGENT_IDS = frozenset({"collector", "admin", "root"})
+RESERVED_AGENT_IDS = frozenset({"collector", "admin", "root", "unknown-key"})
 
 
 class EnrollmentError(Exception):
@@ -59,9 +60,7 @@ def _token_hash(token: str) -> str:
 
 def key_id_of(public_key: bytes) -> str:
     """The envelope key id of a raw Ed25519 public key (:func:`protocol.envelope.key_id_for`)."""
-    from protocol.envelope import key_id_for
-
-    return key_id_for(Ed25519PublicKey.from_public_bytes(public_key))
+    return key_id_for(public_key)
 
 
 def issue_token(store: Store, merchant_id: str, *, ttl_s: int, now: datetime | None = None) -> str:
@@ -107,8 +106,8 @@ def enroll(
     """
     _load_public_key(public_key)
     agent_id = agent_id or f"ag-{secrets.token_hex(8)}"
-    if not broker.AGENT_ID_RE.match(agent_id) or agent_id in RESERVED_AGENT_IDS:
-        raise EnrollmentError(f"agent id {agent_id!r} is not allowed ([A-Za-z0-9_.-], ≤ 64)")
+    if not AGENT_ID_RE.match(agent_id) or agent_id in RESERVED_AGENT_IDS:
+        raise EnrollmentError(f"agent id {agent_id!r} is not allowed ([a-z0-9_-], 3-64)")
     key_id = key_id_of(public_key)
     password = broker.new_password()
     now_iso = _iso(now or utc_now())

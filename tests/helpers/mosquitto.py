@@ -8,6 +8,8 @@ broker with SIGHUP, as approve/revoke do in production.
 
 from __future__ import annotations
 
+import os
+import pwd
 import socket
 import subprocess
 import time
@@ -82,6 +84,7 @@ def running_broker(directory: Path, agents: dict[str, str] | None = None) -> Ite
         port=port,
         collector_password_hash=broker_config.hash_password(collector[1]),
         agents={a: broker_config.hash_password(p) for a, p in agents.items()},
+        run_as=pwd.getpwuid(os.geteuid()).pw_name,  # keep our uid: passwd is 0600
     )
     log = (directory / "mosquitto.log").open("wb")
     process = subprocess.Popen([binary, "-c", str(files.config)], stdout=log, stderr=log)

@@ -1,0 +1,239 @@
+"""The MQTT ingest worker: paho-mqtt 2.x in, :func:`collector.ingest.ingest_batch`, acks out.
+
+Theory of operation (DESIGN.md §3.4, §5, §8): paho's network thread only puts received messages
+on a queue (``on_message`` does no work). The worker thread takes up to ``batch_size`` messages
+(waiting at most ``batch_wait_s`` to fill a batch), verifies and commits them in one
+transaction, and only then (a) publishes the application acks, one message per agent on
+``sg/v1/a/{agent}/ack`` at QoS 1, and (b) sends the MQTT PUBACKs (``manual_ack=True``). A crash
+anywhere before the commit leaves the messages un-PUBACKed and un-acked, so the broker or the
+agent sends them again; a crash after the commit only causes a resend, which the store answers
+as ``duplicate``. N workers (processes) share the load through the MQTT v5 shared subscription
+``$share/ingest/sg/v1/a/+/rec``; with MQTT 3.1.1 (e.g. amqtt) run one worker on the plain filter.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from collector.ingest import IncomingMessage, Keyring, group_acks, ingest_batch
+from collector.keys import CollectorKeys
+from collector.store import Store, open_store
+from protocol.acks import encode_acks
+from protocol.topics import (
+    HEARTBEAT_FILTER,
+    PLAIN_INGEST_FILTER,
+    SHARED_HEARTBEAT_FILTER,
+    SHARED_INGEST_FILTER,
+    ack_topic,
+)
+
+log = logging.getLogger(__name__)
+
+
+class WorkerError(Exception):
+    """The worker could not connect or subscribe (wrong credentials, broker down)."""
+
+
+class IngestWorker:
+    """One ingest subscriber.
+
+    :param store: where records go
+    :param mqtt_settings: ``host``, ``port``, ``username``, ``password``, ``protocol``
+        (``"5"`` or ``"3.1.1"``)
+    :param keys: collector keys (card-change HMAC), optional
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        mqtt_settings: Mapping[str, Any],
+        *,
+        batch_size: int = 256,
+        batch_wait_s: float = 0.02,
+        keys: CollectorKeys | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.keyring = Keyring(store)
+        self.keys = keys
+        self.batch_size = batch_size
+        self.batch_wait_s = batch_wait_s
+        self.settings = dict(mqtt_settings)
+        self.v5 = str(self.settings.get("protocol", "5")) == "5"
+        self.processed = 0
+        self._inbox: queue.SimpleQueue[tuple[IncomingMessage, int, int]] = queue.SimpleQueue()
+        self._retry: list[tuple[IncomingMessage, int, int]] = []
+        self._subscribed = threading.Event()
+        self._connect_error: str | None = None
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"sg-ingest-{uuid.uuid4().hex[:10]}",
+            protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
+            manual_ack=True,
+            **({} if self.v5 else {"clean_session": True}),
+        )
+        if self.settings.get("username"):
+            self.client.username_pw_set(self.settings["username"], self.settings.get("password"))
+        self.client.max_inflight_messages_set(1000)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    # -- paho callbacks (network thread: translate only) --------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._connect_error = str(reason)
+            return
+        filters = (
+            [SHARED_INGEST_FILTER, SHARED_HEARTBEAT_FILTER]
+            if self.v5
+            else [PLAIN_INGEST_FILTER, HEARTBEAT_FILTER]
+        )
+        client.subscribe([(f, 1) for f in filters])
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            self._connect_error = f"subscription refused: {', '.join(failed)}"
+        else:
+            self._subscribed.set()
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put((IncomingMessage(msg.topic, bytes(msg.payload)), msg.mid, msg.qos))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect, subscribe and start paho's network thread.
+
+        :raises WorkerError: refused connection or subscription, or no answer in ``timeout``
+        """
+        self.client.connect(self.settings.get("host", "127.0.0.1"), int(self.settings["port"]))
+        self.client.loop_start()
+        deadline = time.monotonic() + timeout
+        while not self._subscribed.wait(0.05):
+            if self._connect_error or time.monotonic() > deadline:
+                self.client.loop_stop()
+                raise WorkerError(self._connect_error or "no SUBACK from the broker")
+
+    def stop(self) -> None:
+        """Disconnect; un-committed messages stay un-acknowledged (the broker resends)."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- the work -----------------------------------------------------------------------------
+
+    def _take(self, timeout: float) -> list[tuple[IncomingMessage, int, int]]:
+        batch, self._retry = self._retry, []
+        try:
+            if not batch:
+                batch.append(self._inbox.get(timeout=timeout))
+            deadline = time.monotonic() + self.batch_wait_s
+            while len(batch) < self.batch_size:
+                remaining = deadline - time.monotonic()
+                batch.append(self._inbox.get_nowait() if remaining <= 0 else
+                             self._inbox.get(timeout=remaining))  # fmt: skip
+        except queue.Empty:
+            pass
+        return batch
+
+    def run_once(self, timeout: float = 0.5) -> int:
+        """Process one batch (waiting up to ``timeout`` for the first message).
+
+        :returns: how many messages were committed
+        """
+        batch = self._take(timeout)
+        if not batch:
+            return 0
+        try:
+            acks = ingest_batch(self.store, self.keyring, [m for m, _, _ in batch], keys=self.keys)
+        except Exception:
+            log.exception("store failed; %d messages will be retried", len(batch))
+            self._retry = batch
+            time.sleep(0.5)  # back off from a failing database instead of spinning
+            return 0
+        for agent_id, items in group_acks(acks):
+            self.client.publish(ack_topic(agent_id), encode_acks(agent_id, items), qos=1)
+        for _, mid, qos in batch:
+            if qos:
+                self.client.ack(mid, qos)
+        self.processed += len(batch)
+        return len(batch)
+
+    def run(self, stop: threading.Event) -> None:
+        """Process batches until ``stop`` is set."""
+        while not stop.is_set():
+            self.run_once()
+
+
+def worker_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """MQTT settings for :class:`IngestWorker` from an app config mapping."""
+    return {
+        "host": config["MQTT_HOST"],
+        "port": config["MQTT_PORT"],
+        "username": config["MQTT_USERNAME"],
+        "password": config["MQTT_PASSWORD"],
+        "protocol": config["MQTT_PROTOCOL"],
+    }
+
+
+def run_worker(
+    config: Mapping[str, Any], stop: Any = None, keys: CollectorKeys | None = None
+) -> int:
+    """Run one worker process until ``stop`` (an Event) is set or SIGTERM/SIGINT arrives.
+
+    :param config: plain settings (``DATABASE_URL``, ``MQTT_*``, ``INGEST_*``)
+    :returns: messages processed
+    """
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    store = open_store(config["DATABASE_URL"])
+    worker = IngestWorker(
+        store,
+        worker_settings(config),
+        batch_size=int(config.get("INGEST_BATCH_SIZE", 256)),
+        batch_wait_s=float(config.get("INGEST_BATCH_WAIT_S", 0.02)),
+        keys=keys,
+    )
+    worker.start()
+    try:
+        while not stop.is_set():
+            worker.run_once()
+    finally:
+        worker.stop()
+        store.close()
+    return worker.processed
+
+
+def run_workers(config: Mapping[str, Any], count: int, keys: CollectorKeys | None = None) -> None:
+    """Run ``count`` worker processes in one shared-subscription group until interrupted."""
+    if count <= 1:
+        run_worker(config, keys=keys)
+        return
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    plain = {k: v for k, v in config.items() if isinstance(v, str | int | float | bool | None)}
+    processes = [context.Process(target=run_worker, args=(plain, stop, keys)) for _ in range(count)]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        stop.set()
+        for process in processes:
+            process.join()

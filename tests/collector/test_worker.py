@@ -1,0 +1,127 @@
+"""End to end through a real Mosquitto: agent publishes → worker verifies and stores → ack."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from collector import enrollment
+from collector.store import Store
+from collector.worker import IngestWorker, WorkerError
+from protocol.acks import decode_acks
+from protocol.topics import ack_topic
+from tests.helpers.mosquitto import Broker, running_broker, wait_until
+from tests.helpers.mqtt import MqttProbe
+from tests.helpers.records import TestAgent, batch, make_agent
+
+pytestmark = pytest.mark.mosquitto
+
+
+@pytest.fixture
+def broker_with_store(tmp_path: Path, store: Store) -> Iterator[tuple[Broker, Store]]:
+    with running_broker(tmp_path / "broker") as running:
+        yield running, store
+
+
+def _sync(running: Broker, store: Store) -> None:
+    pid_file = running.files.config.parent / "pid"
+    pid_file.write_text(str(running.process.pid))
+    enrollment.sync_broker_passwords(
+        store, running.files.password_file, collector_user="collector", pid_file=pid_file
+    )
+
+
+def _start_worker(
+    running: Broker, store: Store
+) -> tuple[IngestWorker, threading.Event, threading.Thread]:
+    user, password = running.collector
+    worker = IngestWorker(store, {"port": running.port, "username": user, "password": password})
+    worker.start()
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    return worker, stop, thread
+
+
+def _stop(worker: IngestWorker, stop: threading.Event, thread: threading.Thread) -> None:
+    stop.set()
+    thread.join(timeout=10)
+    worker.stop()
+
+
+def _agent_probe(running: Broker, agent: TestAgent) -> MqttProbe:
+    probe = MqttProbe.connect(running.port, agent.agent_id, agent.password)
+    assert probe.connected
+    assert not probe.subscribe(ack_topic(agent.agent_id))[0].is_failure
+    return probe
+
+
+def _acks(probe: MqttProbe) -> list:  # type: ignore[type-arg]
+    return [ack for _, payload in probe.messages for ack in decode_acks(payload)[1]]
+
+
+def test_publish_store_ack(broker_with_store: tuple[Broker, Store]) -> None:
+    running, store = broker_with_store
+    agent = make_agent(store, "agent-a")
+    _sync(running, store)  # approved agents get their broker login from the store's hashes
+    worker, stop, thread = _start_worker(running, store)
+    probe = _agent_probe(running, agent)
+    try:
+        for seq in (1, 2, 1):  # the third is a resend
+            probe.publish(agent.topic, agent.seal(batch(batch_no=seq), seq=seq))
+        probe.wait_for(lambda _: len(_acks(probe)) == 3)
+        assert [(a.seq, a.status) for a in _acks(probe)] == [
+            (1, "accepted"), (2, "accepted"), (1, "duplicate")
+        ]  # fmt: skip
+        assert store.count("batch_summaries") == 2
+    finally:
+        probe.close()
+        _stop(worker, stop, thread)
+
+
+def test_two_workers_share_the_load_exactly_once(broker_with_store: tuple[Broker, Store]) -> None:
+    running, store = broker_with_store
+    agent = make_agent(store, "agent-a")
+    _sync(running, store)
+    workers = [_start_worker(running, store) for _ in range(2)]
+    probe = _agent_probe(running, agent)
+    try:
+        for seq in range(1, 201):
+            probe.client.publish(agent.topic, agent.seal(batch(batch_no=seq), seq=seq), qos=1)
+        probe.wait_for(lambda _: len(_acks(probe)) >= 200, timeout=30)
+        assert sorted(a.seq for a in _acks(probe)) == list(range(1, 201))
+        assert {a.status for a in _acks(probe)} == {"accepted"}
+        assert store.count("received_records") == 200
+        assert all(w.processed > 0 for w, _, _ in workers), "shared subscription split the load"
+    finally:
+        probe.close()
+        for w in workers:
+            _stop(*w)
+
+
+def test_rejected_message_gets_negative_ack(broker_with_store: tuple[Broker, Store]) -> None:
+    running, store = broker_with_store
+    agent = make_agent(store, "agent-a")
+    _sync(running, store)
+    worker, stop, thread = _start_worker(running, store)
+    probe = _agent_probe(running, agent)
+    try:
+        forged = agent.seal(batch(amount=500), seq=9).replace(b"500", b"900")
+        probe.publish(agent.topic, forged)
+        probe.wait_for(lambda _: len(_acks(probe)) == 1)
+        [ack] = _acks(probe)
+        assert (ack.seq, ack.status, ack.reason) == (9, "rejected", "bad_signature")
+        wait_until(lambda: store.count("rejected_messages") == 1)
+    finally:
+        probe.close()
+        _stop(worker, stop, thread)
+
+
+def test_worker_with_wrong_password_fails_clearly(broker_with_store: tuple[Broker, Store]) -> None:
+    running, store = broker_with_store
+    worker = IngestWorker(store, {"port": running.port, "username": "collector", "password": "x"})
+    with pytest.raises(WorkerError):
+        worker.start(timeout=5)
