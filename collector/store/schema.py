@@ -253,7 +253,58 @@ _V1 = (
         target TEXT, detail TEXT NOT NULL DEFAULT '{{}}')""",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _V1),)
+# Version 2 (issue 5): what statement imports and the reconciliation store adapter need --
+# statement coverage and balance state per import, credit identity across overlapping
+# statements, stable match/gap identities, gap acknowledgement, and the incremental
+# reconciliation state (watermarks per source table, explicitly dirty merchants).
+_V2 = (
+    "ALTER TABLE imports ADD COLUMN file_format TEXT",
+    "ALTER TABLE imports ADD COLUMN account_masked TEXT",
+    "ALTER TABLE imports ADD COLUMN account_hmac TEXT",
+    "ALTER TABLE imports ADD COLUMN period_start TEXT",
+    "ALTER TABLE imports ADD COLUMN period_end TEXT",
+    "ALTER TABLE imports ADD COLUMN balance_ok {int}",
+    "ALTER TABLE imports ADD COLUMN summary TEXT NOT NULL DEFAULT '{{}}'",
+    "ALTER TABLE imports ADD COLUMN error TEXT",
+    "CREATE INDEX imports_account ON imports (account_hmac, period_start)",
+    "ALTER TABLE credits ADD COLUMN entry_id TEXT",
+    "ALTER TABLE credits ADD COLUMN status TEXT NOT NULL DEFAULT 'booked'",
+    "ALTER TABLE credits ADD COLUMN reversal {int} NOT NULL DEFAULT 0",
+    "ALTER TABLE credits ADD COLUMN remittance TEXT",
+    "CREATE UNIQUE INDEX credits_entry ON credits (account_hmac, entry_id)",
+    "ALTER TABLE payout_records ADD COLUMN reason TEXT",
+    "ALTER TABLE payout_records ADD COLUMN batch_refs TEXT NOT NULL DEFAULT '[]'",
+    "CREATE INDEX payout_records_merchant ON payout_records (merchant_id, payout_date)",
+    "ALTER TABLE matches ADD COLUMN match_key TEXT",
+    "ALTER TABLE matches ADD COLUMN covered {int}",
+    "ALTER TABLE matches ADD COLUMN account_hmac TEXT",
+    "CREATE UNIQUE INDEX matches_key ON matches (match_key)",
+    "CREATE INDEX matches_merchant ON matches (merchant_id)",
+    "ALTER TABLE gaps ADD COLUMN since TEXT",
+    "ALTER TABLE gaps ADD COLUMN credit_ids TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE gaps ADD COLUMN evidence TEXT NOT NULL DEFAULT '{{}}'",
+    "ALTER TABLE gaps ADD COLUMN reason TEXT",
+    "ALTER TABLE gaps ADD COLUMN resolution TEXT",
+    "ALTER TABLE gaps ADD COLUMN acknowledged_at TEXT",
+    "ALTER TABLE gaps ADD COLUMN acknowledged_by TEXT",
+    "ALTER TABLE gaps ADD COLUMN updated_at TEXT",
+    "CREATE INDEX gaps_merchant ON gaps (merchant_id, status)",
+    "CREATE INDEX card_changes_merchant ON card_changes (merchant_id)",
+    "CREATE INDEX terminal_replacements_merchant ON terminal_replacements (merchant_id)",
+    "CREATE INDEX settlement_account_history_account ON settlement_account_history (account_id)",
+    """CREATE TABLE recon_state (
+        name TEXT PRIMARY KEY,
+        value {int} NOT NULL)""",
+    """CREATE TABLE recon_dirty (
+        merchant_id TEXT PRIMARY KEY,
+        marked_at TEXT NOT NULL DEFAULT {now},
+        reason TEXT)""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _V1),
+    Migration(2, "statement imports and reconciliation results", _V2),
+)
 
 
 def render(statement: str, dialect: str) -> str:
