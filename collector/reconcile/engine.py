@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,6 +41,10 @@ from collector.reconcile.model import (
     ReconcileConfig,
     ReconcileInputError,
 )
+
+_batch_key = attrgetter("key")
+_change_id = attrgetter("change_id")
+_credit_id = attrgetter("credit_id")
 
 
 def _batch_order(batch: Batch) -> tuple[Any, ...]:
@@ -75,14 +80,19 @@ def _change_order(change: AccountChange) -> tuple[Any, ...]:
 
 
 def _unique_by(items: Iterable[Any], order: Any, identity: Any) -> list[Any]:
-    """Sort ``items`` and keep the first of each identity (exact copies and conflicting copies)."""
-    seen: set[Any] = set()
-    kept = []
-    for item in sorted(set(items), key=order):
-        ident = identity(item)
-        if ident not in seen:
-            seen.add(ident)
-            kept.append(item)
+    """Sort ``items`` by identity and keep one per identity (the first by ``order``).
+
+    Exact copies collapse; conflicting copies with one identity (which the store should have
+    refused) resolve the same way whatever the input order.
+    """
+    ordered = sorted(items, key=identity)
+    kept: list[Any] = []
+    for item in ordered:
+        if kept and identity(kept[-1]) == identity(item):
+            if order(item) < order(kept[-1]):
+                kept[-1] = item
+            continue
+        kept.append(item)
     return kept
 
 
@@ -112,10 +122,10 @@ def reconcile_merchant(
             raise ReconcileInputError(
                 f"batch {batch.key}: merchant {batch.merchant_id!r} given with merchant {mid!r}"
             )
-    batches = _unique_by(inputs.batches, _batch_order, lambda b: b.key)
-    history = _unique_by(inputs.account_history, _change_order, lambda c: c.change_id)
-    credits = _unique_by(inputs.credits, _credit_order, lambda c: c.credit_id)
-    payouts = sorted(set(inputs.payouts), key=_payout_order)
+    batches = _unique_by(inputs.batches, _batch_order, _batch_key)
+    history = _unique_by(inputs.account_history, _change_order, _change_id)
+    credits = _unique_by(inputs.credits, _credit_order, _credit_id)
+    payouts = _unique_by(inputs.payouts, _payout_order, _payout_order)
 
     builder = ExpectedBuilder(merchant, history, calendar, config)
     expected = [builder.build(b) for b in batches]
@@ -136,18 +146,21 @@ def reconcile_merchant(
     matches, gaps, judged_notes = judge_pairings(outcome.pairings, by_key, mid, config)
     notes.extend(judged_notes)
 
-    credit_by_id = {c.credit_id: c for c in usable}
-    dupe_gaps, leftovers = credit_leftovers(
-        list(outcome.open_credits.values()), outcome.pairings, credit_by_id, outcome.duplicates, mid
-    )
-    gaps.extend(dupe_gaps)
-    today = now.astimezone(ZoneInfo(merchant.timezone)).date()
-    ctx = build_context(mid, today, config, payouts, inputs.coverage, leftovers)
+    leftovers: list[Credit] = list(outcome.open_credits.values())
+    if leftovers or outcome.duplicates:
+        credit_by_id = {c.credit_id: c for c in usable}
+        dupe_gaps, leftovers = credit_leftovers(
+            leftovers, outcome.pairings, credit_by_id, outcome.duplicates, mid
+        )
+        gaps.extend(dupe_gaps)
     explained: set[str] = set()
-    for exp in outcome.open_batches.values():
-        gap = classify_open(exp, ctx)
-        explained.update(gap.credit_ids)
-        gaps.append(gap)
+    if outcome.open_batches:
+        today = now.astimezone(ZoneInfo(merchant.timezone)).date()
+        ctx = build_context(mid, today, config, payouts, inputs.coverage, leftovers)
+        for exp in outcome.open_batches.values():
+            gap = classify_open(exp, ctx)
+            explained.update(gap.credit_ids)
+            gaps.append(gap)
     notes.extend(
         CreditNote(c.credit_id, c.account_key, c.amount, "unexplained")
         for c in leftovers

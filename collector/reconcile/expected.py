@@ -16,8 +16,10 @@ Theory of operation (DESIGN.md §5 Reconciliation):
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from collector.reconcile.calendar import WorkingCalendar
@@ -127,7 +129,12 @@ def payout_instant(merchant: Merchant, due: date) -> datetime:
 
 
 class ExpectedBuilder:
-    """Computes :class:`ExpectedCredit` for one merchant, memoising per business and due date."""
+    """Computes :class:`ExpectedCredit` for one merchant, memoising what repeats.
+
+    Which accounts apply can only change at a few instants of the history (an account taking
+    effect, a change requested or decided, a window running out), so the answer is computed
+    once per interval between those instants rather than once per batch.
+    """
 
     def __init__(
         self,
@@ -141,62 +148,107 @@ class ExpectedBuilder:
         self._calendar = calendar
         self._config = config
         self._tz = ZoneInfo(merchant.timezone)
+        self._cutoff = merchant.cutoff
+        self._schedule = merchant.fee_schedule
         self._due: dict[date, date] = {}
-        self._accounts: dict[date, tuple[AccountChange | None, ...]] = {}
+        self._by_due: dict[date, _Accounts] = {}
+        self._by_interval: dict[int, _Accounts] = {}
+        self._edges = _change_points(self._history, config)
+        # Local date of the last change point: any later due date is in the last interval.
+        self._after_edges = self._edges[-1].astimezone(self._tz).date() if self._edges else None
 
-    def accounts_for(self, due: date) -> tuple[AccountChange | None, ...]:
-        """(in force, pending change, previous account) at the payout instant of ``due``."""
-        found = self._accounts.get(due)
+    def accounts_for(self, due: date) -> _Accounts:
+        """Accounts (in force, pending change, previous, candidates) at the payout of ``due``."""
+        found = self._by_due.get(due)
         if found is None:
-            at = payout_instant(self._merchant, due)
-            current = account_in_force(self._history, at)
-            pending = pending_change(
-                self._history, at, rejected_days=self._config.rejected_change_days
-            )
-            previous = None
-            if current is not None:
-                previous = previous_account(
-                    self._history, current, at, days=self._config.previous_account_days
-                )
-            found = (current, pending, previous)
-            self._accounts[due] = found
+            if self._after_edges is not None and due > self._after_edges:
+                interval = len(self._edges)  # past every change point: no datetime needed
+                at = None
+            else:
+                at = payout_instant(self._merchant, due)
+                interval = bisect.bisect_right(self._edges, at)
+            found = self._by_interval.get(interval)
+            if found is None:
+                at = at or payout_instant(self._merchant, due)
+                found = self._by_interval[interval] = self._resolve(at)
+            self._by_due[due] = found
         return found
+
+    def _resolve(self, at: datetime) -> _Accounts:
+        config = self._config
+        current = account_in_force(self._history, at)
+        pending = pending_change(self._history, at, rejected_days=config.rejected_change_days)
+        if pending is not None and current is not None:
+            if pending.account_key == current.account_key:
+                pending = None
+        previous = None
+        if current is not None:
+            previous = previous_account(
+                self._history, current, at, days=config.previous_account_days
+            )
+        keys = (
+            current.account_key if current else None,
+            pending.account_key if pending else None,
+            previous.account_key if previous else None,
+        )
+        candidates = tuple(dict.fromkeys(k for k in keys if k is not None))
+        return _Accounts(current, pending, previous, candidates)
 
     def build(self, batch: Batch) -> ExpectedCredit:
         """The expected credit for ``batch``."""
         local = batch.closed_at.astimezone(self._tz)
         business = local.date()
-        if local.time().replace(tzinfo=None) > self._merchant.cutoff:
+        if local.time() > self._cutoff:  # local.time() is naive, like the cut-off
             business += _ONE_DAY
         due = self._due.get(business)
         if due is None:
             due = self._due[business] = due_date(self._merchant, business, self._calendar)
-        schedule = self._merchant.fee_schedule
+        bucket_fee = self._schedule.bucket_fee
         fees = 0
         for bucket in batch.buckets:
-            fees += schedule.bucket_fee(bucket)
-        current, pending, previous = self.accounts_for(due)
-        pending_key = None
-        if pending is not None and (current is None or pending.account_key != current.account_key):
-            pending_key = pending.account_key
+            fees += bucket_fee(bucket)
+        current, pending, previous, candidates = self.accounts_for(due)
         return ExpectedCredit(
-            batch_key=batch.key,
-            merchant_id=batch.merchant_id,
-            terminal_id=batch.terminal_id,
-            batch_no=batch.batch_no,
-            gross=batch.net_amount,
-            fees=fees,
-            amount=batch.net_amount - fees,
-            currency=batch.currency,
-            business_date=business,
-            due_date=due,
-            account_key=current.account_key if current else None,
-            account_masked=current.account_masked if current else None,
-            pending_change_id=pending.change_id if pending is not None and pending_key else None,
-            pending_account_key=pending_key,
-            previous_account_key=previous.account_key if previous else None,
-            reference=batch.reference,
+            batch.key,
+            batch.merchant_id,
+            batch.terminal_id,
+            batch.batch_no,
+            batch.net_amount,
+            fees,
+            batch.net_amount - fees,
+            batch.currency,
+            business,
+            due,
+            current.account_key if current else None,
+            current.account_masked if current else None,
+            pending.change_id if pending else None,
+            pending.account_key if pending else None,
+            previous.account_key if previous else None,
+            batch.reference,
+            candidates,
         )
+
+
+class _Accounts(NamedTuple):
+    current: AccountChange | None
+    pending: AccountChange | None
+    previous: AccountChange | None
+    candidates: tuple[str, ...]
+
+
+def _change_points(history: Sequence[AccountChange], config: ReconcileConfig) -> list[datetime]:
+    """Instants at which :meth:`ExpectedBuilder._resolve` may give a different answer."""
+    points: set[datetime] = set()
+    rejected = timedelta(days=config.rejected_change_days)
+    previous = timedelta(days=config.previous_account_days)
+    tick = timedelta(microseconds=1)  # windows are inclusive: the answer changes just after
+    for change in history:
+        points.add(change.requested_at)
+        if change.effective_at is not None:
+            points.update((change.effective_at, change.effective_at + previous + tick))
+        if change.status_changed_at is not None:
+            points.update((change.status_changed_at, change.status_changed_at + rejected + tick))
+    return sorted(points)
 
 
 def expected_credits(

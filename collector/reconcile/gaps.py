@@ -29,7 +29,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.reconcile.matching import Pairing, candidate_accounts
+from collector.reconcile.matching import Pairing
 from collector.reconcile.model import (
     Batch,
     Credit,
@@ -207,7 +207,7 @@ def _nearby_credits(exp: ExpectedCredit, ctx: GapContext) -> list[Credit]:
     found: list[Credit] = []
     before = timedelta(days=ctx.config.window_before_days)
     after = timedelta(days=ctx.config.window_after_days)
-    for account in candidate_accounts(exp):
+    for account in exp.candidate_accounts:
         entry = ctx.leftovers.get(account)
         if entry is None:
             continue

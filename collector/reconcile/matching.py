@@ -28,6 +28,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from operator import attrgetter
+from typing import NamedTuple
 
 from collector.reconcile.model import (
     Credit,
@@ -42,8 +44,7 @@ _TOKEN = re.compile(r"[0-9A-Za-z]+(?:[-_/#.][0-9A-Za-z]+)*")
 MIN_REFERENCE_LENGTH = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Pairing:
+class Pairing(NamedTuple):
     """Batches tied to credits by one rule, before it is judged a match or a gap."""
 
     rule: MatchRule
@@ -82,12 +83,6 @@ def reference_tokens(text: str) -> list[str]:
     return tokens
 
 
-def candidate_accounts(expected: ExpectedCredit) -> tuple[str, ...]:
-    """Accounts a batch's money may land on: in force, pending change, recently replaced."""
-    keys = (expected.account_key, expected.pending_account_key, expected.previous_account_key)
-    return tuple(dict.fromkeys(k for k in keys if k is not None))
-
-
 def match_credits(
     expected: Sequence[ExpectedCredit],
     credits: Sequence[Credit],
@@ -121,35 +116,40 @@ class _Matcher:
         self._by_account: dict[str, tuple[list[date], list[ExpectedCredit]]] | None = None
 
     def run(self) -> MatchOutcome:
-        if self.out.open_credits and self.out.open_batches:
-            self._by_reference()
-            self._one_to_one()
-            self._aggregated()
-            self._subset_sum()
-            self._tolerance()
-        return self.out
+        out = self.out
+        for step in (
+            self._by_reference,
+            self._one_to_one,
+            self._aggregated,
+            self._subset_sum,
+            self._tolerance,
+        ):
+            if not (out.open_credits and out.open_batches):
+                break
+            step()
+        return out
 
     # -- helpers -------------------------------------------------------------------------
     def _in_window(self, exp: ExpectedCredit, credit: Credit) -> bool:
         return exp.due_date - self.before <= credit.booking_date <= exp.due_date + self.after
 
     def _pair(self, rule: MatchRule, batches: Sequence[ExpectedCredit], credit: Credit) -> None:
-        keys = tuple(sorted(e.batch_key for e in batches))
+        if len(batches) == 1:
+            keys: tuple[str, ...] = (batches[0].batch_key,)
+            expected = batches[0].amount
+        else:
+            keys = tuple(sorted(e.batch_key for e in batches))
+            expected = sum(e.amount for e in batches)
+        open_batches = self.out.open_batches
         for key in keys:
-            del self.out.open_batches[key]
+            del open_batches[key]
         del self.out.open_credits[credit.credit_id]
-        pairing = Pairing(
-            rule=rule,
-            batch_keys=keys,
-            credit_ids=(credit.credit_id,),
-            expected=sum(e.amount for e in batches),
-            actual=credit.amount,
-            account_key=credit.account_key,
+        self.out.pairings.append(
+            Pairing(rule, keys, (credit.credit_id,), expected, credit.amount, credit.account_key)
         )
-        self.out.pairings.append(pairing)
 
     def _sorted_open_credits(self) -> list[Credit]:
-        return sorted(self.out.open_credits.values(), key=lambda c: (c.booking_date, c.credit_id))
+        return sorted(self.out.open_credits.values(), key=_credit_date_order)
 
     # -- rule 1: reference ---------------------------------------------------------------
     def _reference_index(self) -> dict[str, list[str]]:
@@ -177,11 +177,17 @@ class _Matcher:
         return index
 
     def _by_reference(self) -> None:
-        index = self._reference_index()
-        if not index:
-            return
+        wanted = []
         for credit in self._sorted_open_credits():
-            for token in reference_tokens(f"{credit.reference} {credit.remittance}"):
+            if credit.reference or credit.remittance:
+                tokens = reference_tokens(f"{credit.reference} {credit.remittance}")
+                if tokens:
+                    wanted.append((credit, tokens))
+        if not wanted:
+            return
+        index = self._reference_index()
+        for credit, tokens in wanted:
+            for token in tokens:
                 keys = sorted(set(index.get(token, ())))
                 if not keys:
                     continue
@@ -190,7 +196,7 @@ class _Matcher:
                     self.out.duplicates.append((credit, tuple(keys)))
                     del self.out.open_credits[credit.credit_id]
                     break
-                if any(credit.account_key in candidate_accounts(e) for e in batches):
+                if any(credit.account_key in e.candidate_accounts for e in batches):
                     self._pair("reference", batches, credit)
                     break
 
@@ -219,8 +225,8 @@ class _Matcher:
 
     def _one_to_one(self) -> None:
         index = self._amount_index()
-        for exp in sorted(self.out.open_batches.values(), key=lambda e: (e.due_date, e.batch_key)):
-            for account in candidate_accounts(exp):
+        for exp in sorted(self.out.open_batches.values(), key=_due_order):
+            for account in exp.candidate_accounts:
                 found = self._nearest([exp], index.get((account, exp.currency, exp.amount), ()))
                 if found is not None:
                     self._pair("one_to_one", [exp], found)
@@ -241,7 +247,7 @@ class _Matcher:
             if len(group) < 2:
                 continue
             total = sum(e.amount for e in group)
-            for account in candidate_accounts(group[0]):
+            for account in group[0].candidate_accounts:
                 found = self._nearest(group, index.get((account, group[0].currency, total), ()))
                 if found is not None:
                     self._pair("aggregated", group, found)
@@ -253,11 +259,11 @@ class _Matcher:
         if self._by_account is None:
             lists: dict[str, list[ExpectedCredit]] = {}
             for exp in self.out.open_batches.values():
-                for account in candidate_accounts(exp):
+                for account in exp.candidate_accounts:
                     lists.setdefault(account, []).append(exp)
             self._by_account = {}
             for account, exps in lists.items():
-                exps.sort(key=lambda e: (e.due_date, e.batch_key))
+                exps.sort(key=_due_order)
                 self._by_account[account] = ([e.due_date for e in exps], exps)
         return self._by_account
 
@@ -330,9 +336,13 @@ class _Matcher:
         return None
 
 
+_credit_date_order = attrgetter("booking_date", "credit_id")
+_due_order = attrgetter("due_date", "batch_key")
+
+
 def bisect_groups(pool: Sequence[ExpectedCredit]) -> list[list[ExpectedCredit]]:
     """Group ``pool`` by due date (sorted by due date, then batch key)."""
-    ordered = sorted(pool, key=lambda e: (e.due_date, e.batch_key))
+    ordered = sorted(pool, key=_due_order)
     dues = [e.due_date for e in ordered]
     groups: list[list[ExpectedCredit]] = []
     start = 0
