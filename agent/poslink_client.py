@@ -142,7 +142,7 @@ class PosLinkClient:
         self._port.write(conn.send(request, started))
         next_note = started + 2.0
         while True:
-            data = self._port.read(max(1, self._port.in_waiting))
+            data = self._port.read(max(1, getattr(self._port, "in_waiting", 0)))
             now = time.monotonic()
             if data:
                 self._heard_anything = True
