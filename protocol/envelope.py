@@ -30,7 +30,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -126,12 +126,16 @@ class Envelope:
     seq: int
     created_at: str
     body: Mapping[str, Any]
+    # The record built while verifying, so that record() does not validate twice.
+    _record: Record | None = field(default=None, repr=False, compare=False)
 
     def record(self) -> Record:
         """Return the body as a validated record.
 
         :raises RecordError: if the body breaks its record schema
         """
+        if self._record is not None:
+            return self._record
         return record_from_body(self.record_type, self.body)
 
 
@@ -292,7 +296,7 @@ def _parse(header: SignedHeader) -> Envelope:
     _check_fields(obj, header.key_id)
     body = obj["body"]
     try:
-        record_from_body(obj["type"], body)
+        record = record_from_body(obj["type"], body)
     except RecordError as exc:
         field = "body" if exc.field is None else f"body.{exc.field}"
         raise EnvelopeError("bad_field", exc.message, field=field) from None
@@ -304,6 +308,7 @@ def _parse(header: SignedHeader) -> Envelope:
         seq=obj["seq"],
         created_at=obj["created_at"],
         body=MappingProxyType(body),
+        _record=record,
     )
 
 
@@ -318,9 +323,9 @@ def _check_fields(obj: dict[str, Any], header_key_id: str) -> None:
         ("created_at", _matches(CREATED_AT_RE, obj["created_at"]), "must be UTC with ms, ...Z"),
         ("body", isinstance(obj["body"], dict), "must be a JSON object"),
     ]
-    for field, ok, message in checks:
+    for name, ok, message in checks:
         if not ok:
-            raise EnvelopeError("bad_field", f"{field} {message}", field=field)
+            raise EnvelopeError("bad_field", f"{name} {message}", field=name)
 
 
 def _matches(pattern: re.Pattern[str], value: Any) -> bool:

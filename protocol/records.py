@@ -373,11 +373,21 @@ def _nested(cls: type[Any], name: str, value: Any) -> tuple[Any, ...]:
     return tuple(items)
 
 
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:  # dataclasses.fields() is slow enough to show up in ingest profiles
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 def _build(cls: type[Any], body: Any, path: str) -> Any:
     prefix = f"{path}." if path else ""
     if not isinstance(body, Mapping):
         raise RecordError("must be a JSON object", path or None)
-    expected = [f.name for f in fields(cls)]
+    expected = _field_names(cls)
     for key in body:
         if key not in expected:
             raise RecordError("unknown field", f"{prefix}{str(key)[:64]}")
