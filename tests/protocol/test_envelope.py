@@ -400,3 +400,53 @@ def test_docs_publish_the_same_vectors() -> None:
         assert vector["signed_bytes"] in doc
         assert vector["signature_hex"] in doc
     assert VECTORS["sealed"]["token"] in doc and VECTORS["sealed"]["x25519_private_hex"] in doc
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"9007199254740991", 2**53 - 1),
+        (b"-9007199254740991", -(2**53) + 1),
+        (b'{"a":"12345678901234567890","b":1}', {"a": "12345678901234567890", "b": 1}),
+        (b'"\\ud83d\\ude00"', "\U0001f600"),
+        (b'"\xe4\xb8\xad/\\u00e9"', "中/é"),
+    ],
+)
+def test_strict_json_accepts(data: bytes, expected: Any) -> None:
+    assert strict_json_loads(data) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"9007199254740992",
+        b"-9007199254740992",
+        b"1" * 5000,
+        b"[" * 100_000,
+        b'{"a":1,"a":1}',
+        b"0.5",
+        b"1E2",
+        b"-Infinity",
+        b'"\\udc00"',
+        b"",
+        b"\xef\xbb\xbf1",
+        b"\xed\xa0\x80",
+    ],
+)
+def test_strict_json_refuses(data: bytes) -> None:
+    with pytest.raises(JSONError):
+        strict_json_loads(data)
+
+
+@given(st.binary(max_size=200))
+def test_strict_json_garbage_only_raises_json_error(data: bytes) -> None:
+    try:
+        strict_json_loads(data)
+    except JSONError:
+        pass
+
+
+def test_record_from_verification_is_reused() -> None:
+    env = verify_and_parse(GOOD, PUB)
+    assert env.record() is env.record()
+    assert env.record() == batch()
