@@ -13,27 +13,12 @@ from agent.home import AgentHome, agent_home
 from agent.keys import AgentKey, load_or_create_key
 from agent.outbox import Outbox
 from agent.sync import BrokerTarget, SyncLink
-from protocol.records import Bucket, TurnoverReading
 from tests.agent.ackdouble import AckDouble
 from tests.agent.broker import agent_broker
+from tests.agent.samples import sample_record  # noqa: F401 - re-exported for tests
 from tests.helpers.mosquitto import Broker
 
 AGENT_PASSWORD = "agent-test-pw"
-
-
-def sample_record(n: int = 0) -> TurnoverReading:
-    """A small valid non-batch record (a totals reading); ``n`` makes each one distinct."""
-    return TurnoverReading(
-        terminal_id="T0000001",
-        merchant_id="m-100",
-        read_at="2026-03-01T10:00:00Z",
-        terminal_local_time="2026-03-01T11:00:00",
-        currency="978",
-        buckets=(Bucket("visa", sale_count=1, sale_amount=100 + n),),
-        receipt_start=1,
-        receipt_end=1,
-        protocol="zvt",
-    )
 
 
 @pytest.fixture
