@@ -88,6 +88,23 @@ def redact_pans(text: str) -> str:
     return text
 
 
+def sanitize_free_text(text: str, max_len: int) -> str:
+    """Make arbitrary text (an exception message, a terminal print line) fit a free-text field.
+
+    Control characters and line breaks become spaces, lone surrogates become U+FFFD, possible
+    card numbers become ``[PAN]``, and the result is stripped and cut to ``max_len``. Blank
+    input gives ``"(blank)"``.
+
+    :param text: any text
+    :param max_len: the field's limit (``last_error``: 500)
+    """
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = " ".join(_CONTROL_RE.sub(" ", text).split())
+    # Cut first, then redact: cutting a long digit run could otherwise leave a card-sized one.
+    text = redact_pans(text[:max_len]).strip()
+    return text or "(blank)"
+
+
 def check_integer(
     name: str, value: Any, *, minimum: int, maximum: int = MAX_SAFE_INT, optional: bool = False
 ) -> None:

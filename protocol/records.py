@@ -29,7 +29,12 @@ from typing import Any, ClassVar
 
 from protocol import record_fields as _f
 from protocol.errors import RemoteProtocolError
-from protocol.record_fields import RecordValueError, contains_pan, redact_pans
+from protocol.record_fields import (
+    RecordValueError,
+    contains_pan,
+    redact_pans,
+    sanitize_free_text,
+)
 
 __all__ = [
     "RECORD_TYPES",
@@ -47,6 +52,7 @@ __all__ = [
     "contains_pan",
     "record_from_body",
     "redact_pans",
+    "sanitize_free_text",
 ]
 
 #: ZVT bitmap 60 reports seven card-type totals in this order (PA00P015, bitmap 60).

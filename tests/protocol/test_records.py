@@ -28,6 +28,7 @@ from protocol.records import (
     contains_pan,
     record_from_body,
     redact_pans,
+    sanitize_free_text,
 )
 
 SEALED = "sg1." + "A" * 80
@@ -452,3 +453,17 @@ def test_garbage_bodies_only_raise_record_error(record: Record, data: st.DataObj
     except RecordError:
         return
     assert result.to_body() == body
+
+
+@given(st.text(max_size=700), st.integers(1, 500))
+def test_sanitized_text_always_fits_a_free_text_field(text: str, max_len: int) -> None:
+    cleaned = sanitize_free_text(text, max_len)
+    hb = Heartbeat(0, None, "offline", "0.1.0", None, "2026-11-26T09:00:00Z")
+    assert replace(hb, last_error=sanitize_free_text(text, 500)).last_error is not None
+    assert len(cleaned) <= max(max_len, len("(blank)"))
+
+
+def test_sanitize_free_text_examples() -> None:
+    assert sanitize_free_text("port /dev/ttyUSB0:\n  busy\r\n", 500) == "port /dev/ttyUSB0: busy"
+    assert sanitize_free_text("card 4111111111111111 declined", 500) == "card [PAN] declined"
+    assert sanitize_free_text("\x00\n", 10) == "(blank)"
