@@ -398,6 +398,14 @@ class SmppGateway:
                     part.job, SendUncertain("no submit_sm_resp in time", part.job.accepted())
                 )
 
+    @staticmethod
+    def _respond(client: Client, command: str, request: Any) -> None:
+        # SMPP 3.4 §3.2: a response carries the request's sequence_number. (smpplib's make_pdu
+        # ignores a sequence keyword, so it is set afterwards.)
+        resp = smpp.make_pdu(command, client=client)
+        resp.sequence = request.sequence
+        client.send_pdu(resp)
+
     def _handle(self, client: Client, pdu: Any) -> None:
         command = pdu.command
         if command in ("submit_sm_resp", "generic_nack"):
@@ -405,10 +413,9 @@ class SmppGateway:
         elif command in ("deliver_sm", "data_sm"):
             self._on_deliver(client, pdu)
         elif command == "enquire_link":
-            resp = smpp.make_pdu("enquire_link_resp", client=client, sequence=pdu.sequence)
-            client.send_pdu(resp)
+            self._respond(client, "enquire_link_resp", pdu)
         elif command == "unbind":
-            client.send_pdu(smpp.make_pdu("unbind_resp", client=client, sequence=pdu.sequence))
+            self._respond(client, "unbind_resp", pdu)
             raise smpp_errors.ConnectionError("SMSC unbound")
         elif command != "enquire_link_resp":
             log.debug("ignoring %s from SMSC", command)
@@ -439,8 +446,7 @@ class SmppGateway:
             self._finish(part.job, error)
 
     def _on_deliver(self, client: Client, pdu: Any) -> None:
-        resp = smpp.make_pdu("deliver_sm_resp", client=client, sequence=pdu.sequence)
-        client.send_pdu(resp)
+        self._respond(client, "deliver_sm_resp", pdu)
         receipt = self._receipt_from(pdu)
         if receipt is not None:
             self._receipts.append(receipt)

@@ -162,6 +162,8 @@ class TestSMSC:
         self.submits: list[Submit] = []
         self.binds: list[tuple[int, bytes]] = []
         self.enquires = 0
+        self.responses: list[tuple[int, int]] = []
+        self.deliver_seqs: list[int] = []
         self.lock = threading.Lock()
         self._ids = itertools.count(0x1A2B0)
         self._submit_no = 0
@@ -189,6 +191,12 @@ class TestSMSC:
         except OSError:
             pass
         sock.close()
+
+    def request(self, command_id: int, seq: int = 0x7FFF0001) -> None:
+        """Send a header-only request (enquire_link, unbind) to every bound session."""
+        for sock in list(self._sessions):
+            if self._kinds.get(sock):
+                sock.sendall(pdu(command_id, ROK, seq))
 
     def drop_all(self) -> None:
         """Close every session (a network failure)."""
@@ -262,7 +270,7 @@ class TestSMSC:
             sock.sendall(pdu(UNBIND | RESP, ROK, seq))
             raise ConnectionError
         elif command_id & RESP:
-            pass  # deliver_sm_resp, enquire_link_resp
+            self.responses.append((command_id, seq))  # deliver_sm_resp, enquire_link_resp...
         else:
             sock.sendall(pdu(GENERIC_NACK, RINVCMDID, seq))
 
@@ -340,6 +348,7 @@ class TestSMSC:
             rid = cstr(submit.message_id)
             body += struct.pack(">HH", TAG_RECEIPTED_ID, len(rid)) + rid
             body += struct.pack(">HHB", TAG_MESSAGE_STATE, 1, states[f.receipt_stat])
+        self.deliver_seqs.append(seq)
         return pdu(DELIVER_SM, ROK, seq, body)
 
     # --- helpers for assertions ---------------------------------------------------------

@@ -4,9 +4,24 @@ import logging
 
 import pytest
 
-from collector.alerts.gateway import GatewayUnavailable, SendUncertain
+from collector.alerts.gateway import (
+    GatewayConfigError,
+    GatewayUnavailable,
+    SendUncertain,
+    gateway_from_url,
+)
+from collector.alerts.smpp_gateway import SmppSettings
 
-from .smsc import BIND_RECEIVER, BIND_TRANSCEIVER, BIND_TRANSMITTER, wait_for
+from .smsc import (
+    BIND_RECEIVER,
+    BIND_TRANSCEIVER,
+    BIND_TRANSMITTER,
+    DELIVER_SM,
+    ENQUIRE_LINK,
+    RESP,
+    UNBIND,
+    wait_for,
+)
 
 LONG_ZH = "您的结算款尚未到账，可能原因是结算卡变更审核期间款项付到了旧卡。" * 5
 
@@ -181,3 +196,53 @@ def test_password_and_body_never_logged(smsc, smpp_gateway, caplog):
     for secret in (smsc.password, "SECRETBODY", "秘密", b"SECRETBODY".hex()):
         assert secret not in logged
     assert b"secret1".hex() not in logged
+
+
+def test_answers_smsc_enquire_link_and_rebinds_after_smsc_unbind(smsc, smpp_gateway):
+    gateway = smpp_gateway()
+    wait_for(gateway.bound.is_set)
+    smsc.request(ENQUIRE_LINK, seq=77)
+    wait_for(lambda: (ENQUIRE_LINK | RESP, 77) in smsc.responses)
+    smsc.request(UNBIND, seq=78)
+    wait_for(lambda: (UNBIND | RESP, 78) in smsc.responses)
+    wait_for(lambda: len(smsc.binds) == 2)
+    assert gateway.send("+8613800138000", "after unbind", client_ref="sg1").message_ids
+    assert gateway.alive
+
+
+def test_deliver_sm_is_acknowledged(smsc, smpp_gateway):
+    gateway = smpp_gateway()
+    gateway.send("+8613800138000", "hello", client_ref="sg1")
+    smsc.faults.duplicate_receipts = True
+    gateway.send("+8613800138000", "again", client_ref="sg2")
+    # SMPP 3.4 §3.2: each deliver_sm_resp carries its deliver_sm's sequence number
+    wait_for(
+        lambda: (
+            sorted(seq for cmd, seq in smsc.responses if cmd == DELIVER_SM | RESP)
+            == sorted(smsc.deliver_seqs)
+            and len(smsc.deliver_seqs) == 3
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("smpp://user:toolongpassword@127.0.0.1:2775", "password max 8"),
+        ("smpp://user:pw@127.0.0.1:2775?bind=rx", "bind must be trx or tx"),
+        ("smpp://127.0.0.1:2775", "needs smpp://"),
+        ("smpp://user:pw@127.0.0.1:2775?window=many", "bad SMPP URL option"),
+        ("smpp://user:pw@127.0.0.1:99999", "bad SMPP URL"),
+        ("gopher://x", "unknown SMS gateway scheme"),
+        ("twilio+https://sid:tok@api.example", r"needs \?from="),
+        ("aliyun+https://k:s@h/?sign_name=x", "template_code"),
+    ],
+)
+def test_gateway_url_errors_are_clear(url, message):
+    with pytest.raises(GatewayConfigError, match=message):
+        gateway_from_url(url)
+
+
+def test_password_not_in_repr():
+    settings = SmppSettings("127.0.0.1", 1, "sg", "secret1")
+    assert "secret1" not in repr(settings)
