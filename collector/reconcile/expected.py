@@ -149,7 +149,7 @@ class ExpectedBuilder:
         self._config = config
         self._tz = ZoneInfo(merchant.timezone)
         self._cutoff = merchant.cutoff
-        self._schedule = merchant.fee_schedule
+        self._fee = merchant.fee_schedule.bucket_fee
         self._due: dict[date, date] = {}
         self._by_due: dict[date, _Accounts] = {}
         self._by_interval: dict[int, _Accounts] = {}
@@ -203,10 +203,9 @@ class ExpectedBuilder:
         due = self._due.get(business)
         if due is None:
             due = self._due[business] = due_date(self._merchant, business, self._calendar)
-        bucket_fee = self._schedule.bucket_fee
         fees = 0
         for bucket in batch.buckets:
-            fees += bucket_fee(bucket)
+            fees += self._fee(bucket)
         current, pending, previous, candidates = self.accounts_for(due)
         return ExpectedCredit(
             batch.key,

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import pairwise
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,7 @@ from collector.reconcile.model import (
     batch_key,
 )
 
+_due_order = attrgetter("due_date", "batch_key")
 _PROBLEM_STATUSES = {"returned": 0, "failed": 0, "held": 1, "paid": 2}
 
 
@@ -74,7 +76,7 @@ def judge_pairings(
     notes: list[CreditNote] = []
     for pairing in pairings:
         exps = [expected[k] for k in pairing.batch_keys]
-        first = min(exps, key=lambda e: (e.due_date, e.batch_key))
+        first = exps[0] if len(exps) == 1 else min(exps, key=_due_order)
         if _paid_to_old(pairing.account_key, exps):
             evidence = _evidence(
                 first,

@@ -79,7 +79,7 @@ class FeeRule:
         _require(self.fixed >= 0, where, "fixed must be >= 0")
 
     def fee(self, base: int) -> int:
-        """Fee in minor units on a fee base in minor units."""
+        """Fee in minor units on a fee base in minor units (inlined in ``bucket_fee``)."""
         if base <= 0:
             return 0
         variable = (base * self.rate_bp * 2 + 10000) // 20000  # round half up, base > 0
@@ -116,7 +116,13 @@ class FeeSchedule:
         base = bucket.sale_amount - bucket.void_amount
         if self.refund_fee_returned:
             base -= bucket.refund_amount
-        return self.rule_for(bucket.card_type).fee(base)
+        if base <= 0:
+            return 0
+        rule = self._by_type.get(bucket.card_type, self.default)
+        variable = (base * rule.rate_bp * 2 + 10000) // 20000  # round half up, base > 0
+        if rule.cap is not None and variable > rule.cap:
+            variable = rule.cap
+        return variable + rule.fixed
 
 
 @dataclass(frozen=True, slots=True)
