@@ -226,3 +226,8 @@ def import_bundle_cmd(ctx: click.Context, bundle: Path) -> None:
         _fail(f"{bundle}: {exc}")
     counts = ", ".join(f"{k}={v}" for k, v in sorted(result.by_status.items())) or "empty"
     click.echo(f"{bundle.name}: {result.total} records: {counts}")
+
+
+from collector.cli_statements import register as _register_statements  # noqa: E402
+
+_register_statements(collector)

@@ -1,0 +1,181 @@
+"""``settleguard collector import | merchants import | reconcile | gaps``: thin click wrappers.
+
+Each command calls one library function (:mod:`collector.imports`, :mod:`collector.merchants`,
+:mod:`collector.recon_store`); :func:`register` adds them to the collector's click group.
+Errors print one line that says where, and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+
+from collector.app import create_app, get_store
+from collector.imports import ImportRejected, import_file
+from collector.keys import CollectorKeys, KeyFileError, load_keys
+from collector.merchants import MerchantFileError, import_merchants
+from collector.recon_store import list_gaps, reconcile
+from collector.statements import FORMATS
+from collector.store import Store
+
+
+def _app(ctx: click.Context) -> Flask:
+    root = ctx.find_root()
+    if isinstance(root.obj, Flask):
+        return root.obj
+    load_app = getattr(root.obj, "load_app", None)  # flask.cli.ScriptInfo from test_cli_runner
+    if callable(load_app):
+        app: Flask = load_app()
+        return app
+    app = create_app()
+    root.obj = app
+    return app
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _store_and_keys(ctx: click.Context) -> tuple[Store, CollectorKeys]:
+    app = _app(ctx)
+    store = get_store(app)
+    store.migrate()
+    try:
+        keys = load_keys(Path(app.config["KEYS_DIR"]))
+    except KeyFileError as exc:
+        _fail(f"{exc} (account numbers are matched by the collector's HMAC key)")
+    return store, keys
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True
+)
+@click.option("--profile", default=None, help="CSV / payout column-mapping profile")
+@click.option("--profile-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--account", default=None, help="account number, when the file does not name it")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.pass_context
+def import_cmd(
+    ctx: click.Context,
+    file: Path,
+    fmt: str,
+    profile: str | None,
+    profile_dir: str | None,
+    account: str | None,
+    as_json: bool,
+) -> None:
+    """Import a bank statement or acquirer payout file (re-importing the same file is a no-op)."""
+    store, keys = _store_and_keys(ctx)
+    try:
+        result = import_file(
+            store, file.read_bytes(), filename=file.name, account_hmac=keys.account_hmac,
+            fmt=fmt, profile=profile, profile_dir=profile_dir, account=account, actor="cli",
+        )  # fmt: skip
+    except ImportRejected as exc:
+        if as_json:
+            click.echo(json.dumps({"error": str(exc), "import_id": exc.import_id}))
+        _fail(f"{exc} (recorded as rejected import {exc.import_id}; nothing stored)")
+        return
+    summary = result.summary
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=True))
+        return
+    if result.duplicate:
+        click.echo(f"{file.name}: already imported as import {result.import_id}; nothing new")
+        return
+    click.echo(
+        f"{file.name}: {summary['format']} account {summary['account'] or '-'}: "
+        f"{summary['credits']} credits ({summary['credit_total']}), {summary['debits']} debits, "
+        f"{summary['reversals']} reversals, {summary['pending']} pending, "
+        f"{summary['rejected']} rejected"
+        + ("; BALANCE CHAIN BROKEN" if summary.get("balance_mismatch") else "")
+    )
+
+
+@click.group("merchants")
+def merchants_group() -> None:
+    """Merchant master data and settlement accounts."""
+
+
+@merchants_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--actor", default="cli", help="who made the edit (account history)")
+@click.pass_context
+def merchants_import(ctx: click.Context, file: Path, actor: str) -> None:
+    """Create or update merchants from a CSV (all or nothing)."""
+    store, keys = _store_and_keys(ctx)
+    try:
+        counts = import_merchants(
+            store, file.read_bytes(), account_hmac=keys.account_hmac, actor=actor
+        )
+    except MerchantFileError as exc:
+        _fail(f"{file.name} {exc}; nothing stored")
+        return
+    click.echo(f"{file.name}: {counts['merchants']} merchants, {counts['accounts']} new accounts")
+
+
+@click.command("reconcile")
+@click.option("--merchant", "merchant_ids", multiple=True, help="only this merchant (repeatable)")
+@click.option("--all", "full", is_flag=True, help="every merchant, not only the changed ones")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.pass_context
+def reconcile_cmd(
+    ctx: click.Context, merchant_ids: tuple[str, ...], full: bool, as_json: bool
+) -> None:
+    """Reconcile merchants touched since the last run (or the ones named)."""
+    store = get_store(_app(ctx))
+    store.migrate()
+    report = reconcile(store, list(merchant_ids) or None, full=full)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        click.echo(
+            f"{report.merchants} merchants, {report.batches} batches: {report.matches} matches, "
+            f"{report.gaps_open} gaps ({report.gaps_new} new, {report.gaps_resolved} resolved)"
+        )
+    for mid, error in sorted(report.errors.items()):
+        click.echo(f"error: merchant {mid}: {error}", err=True)
+    if report.errors:
+        sys.exit(1)
+
+
+@click.command("gaps")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "acknowledged", "resolved", "all"]),
+    default="open",
+    show_default=True,
+)
+@click.option("--merchant", "merchant_id", default=None)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON array")
+@click.pass_context
+def gaps_cmd(ctx: click.Context, status: str, merchant_id: str | None, as_json: bool) -> None:
+    """List gaps with their category, money at risk, since when and why."""
+    store = get_store(_app(ctx))
+    store.migrate()
+    rows: list[dict[str, Any]] = list_gaps(
+        store, status=None if status == "all" else status, merchant_id=merchant_id
+    )
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, default=str))
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:>6} {row['merchant_id']:<16} {row['category']:<22} "
+            f"{row['amount']:>12} {row['currency'] or '':<4} since {row['since']} "
+            f"due {row['due_at'] or '-'} {row['status']}: {row['reason'] or ''}"
+        )
+
+
+def register(group: click.Group) -> None:
+    """Add the statement, merchant, reconcile and gaps commands to ``group``."""
+    for command in (import_cmd, merchants_group, reconcile_cmd, gaps_cmd):
+        group.add_command(command)

@@ -1,0 +1,299 @@
+"""Store a parsed statement or payout file (the library behind ``settleguard collector import``).
+
+Theory of operation (DESIGN.md §5 "Statements", issue 5):
+
+* A file is identified by the SHA-256 of its bytes. Importing bytes that were already imported
+  successfully is a no-op that reports ``duplicate: true``; nothing new is stored.
+* A file that does not parse (:class:`~collector.statements.StatementError`) is recorded as one
+  ``imports`` row with ``status = 'rejected'`` and the located error, and nothing else is stored.
+  The same bytes may be tried again later (say with ``--profile``): the rejected row is reused.
+* A parsed statement is stored in one transaction: the ``imports`` row (format, masked account,
+  account HMAC, period, whether the balance chain closed) and one ``credits`` row per entry.
+  Full account numbers exist only in memory here: the row gets the masked form and the keyed
+  HMAC. Entries are unique per ``(account_hmac, entry_id)``, so the same movement in two
+  overlapping statements is stored once, whichever file came first.
+* The import's period and balance state are the statement coverage that reconciliation turns
+  into ``STATEMENT_GAP`` when a due date is not covered or the chain did not close. A camt.054
+  (single notifications) proves no coverage and records none.
+* Rows the parser rejected (well-formed but not accepted) are kept on the import with their
+  line or element, for operators to see.
+"""
+
+# SQL here is built only from our own table/column names and "?" lists; values are bound.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from collector.account_numbers import mask_account
+from collector.statements import (
+    ParsedPayoutFile,
+    ParsedStatement,
+    StatementError,
+    parse_statement,
+    summarize,
+)
+from collector.store import Store, Tx
+
+#: Turns a full account number into the collector's keyed HMAC (``CollectorKeys.account_hmac``).
+AccountHasher = Callable[[str], str]
+
+_COVERAGE_FORMATS = ("camt053", "mt940", "csv")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What one import did.
+
+    :ivar import_id: the ``imports`` row (the earlier one for a duplicate)
+    :ivar duplicate: the same bytes were already imported; nothing new was stored
+    :ivar summary: the ``--json`` object: ``format``, ``account`` (masked), ``credits``,
+        ``credit_total``, ``debits``, ``reversals``, ``pending``, ``rejected``, ``duplicate``, …
+    """
+
+    import_id: int
+    duplicate: bool
+    summary: dict[str, Any]
+
+
+class ImportRejected(Exception):
+    """The file did not parse; it was recorded as a rejected import and nothing else stored.
+
+    :ivar error: the parser's located error
+    :ivar import_id: the ``imports`` row that records the attempt
+    """
+
+    def __init__(self, error: StatementError, import_id: int) -> None:
+        self.error = error
+        self.import_id = import_id
+        super().__init__(str(error))
+
+
+def file_sha256(data: bytes) -> str:
+    """Hex SHA-256 of a file's bytes: the identity of an import."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def import_file(
+    store: Store,
+    data: bytes,
+    *,
+    filename: str,
+    account_hmac: AccountHasher,
+    fmt: str = "auto",
+    profile: str | None = None,
+    profile_dir: str | os.PathLike[str] | None = None,
+    account: str | None = None,
+    actor: str | None = None,
+) -> ImportResult:
+    """Parse ``data`` and store it, once.
+
+    :param store: a migrated collector store
+    :param data: the file's bytes
+    :param filename: shown in errors and kept on the import row
+    :param account_hmac: keyed hash for account numbers (``CollectorKeys.account_hmac``)
+    :param fmt: ``auto`` or one of :data:`collector.statements.FORMATS`
+    :param profile: CSV or payout profile name (None: detect from the header)
+    :param profile_dir: extra directory of user profiles
+    :param account: the statement's account number when the file does not name it
+    :param actor: who imported it (kept on the row)
+    :raises ImportRejected: the file is bad; the attempt is recorded, nothing else stored
+    """
+    digest = file_sha256(data)
+    previous = store.query_one(
+        "SELECT id, status, summary FROM imports WHERE file_sha256 = ?", (digest,)
+    )
+    if previous is not None and previous["status"] != "rejected":
+        return _duplicate(previous)
+    try:
+        parsed = parse_statement(
+            data, filename=filename, fmt=fmt, profile=profile, profile_dir=profile_dir
+        )
+    except StatementError as exc:
+        raise ImportRejected(
+            exc, _record_rejected(store, digest, filename, fmt, exc, actor)
+        ) from exc
+    summary = summarize(parsed)
+    if isinstance(parsed, ParsedStatement) and parsed.account_number is None and account:
+        summary["account"] = mask_account(account)
+    with store.transaction() as tx:
+        row = tx.query_one(
+            "SELECT id, status, summary FROM imports WHERE file_sha256 = ?", (digest,)
+        )
+        if row is not None and row["status"] != "rejected":
+            return _duplicate(row)  # a concurrent import of the same bytes won
+        summary["duplicate"] = False
+        import_id = _import_row(
+            tx, row, digest, filename, parsed, summary, account_hmac, account, actor
+        )
+        summary["import_id"] = import_id
+        tx.execute("UPDATE imports SET summary = ? WHERE id = ?", (json.dumps(summary), import_id))
+        if isinstance(parsed, ParsedPayoutFile):
+            _store_payouts(tx, import_id, parsed)
+        else:
+            _store_entries(tx, import_id, parsed, _account_fields(parsed, account, account_hmac))
+    return ImportResult(import_id, False, summary)
+
+
+def _duplicate(row: dict[str, Any]) -> ImportResult:
+    summary = json.loads(row["summary"] or "{}")
+    summary["duplicate"] = True
+    summary["import_id"] = row["id"]
+    return ImportResult(int(row["id"]), True, summary)
+
+
+def _record_rejected(
+    store: Store, digest: str, filename: str, fmt: str, exc: StatementError, actor: str | None
+) -> int:
+    error = str(exc)
+    summary = json.dumps({"format": fmt, "error": error, "duplicate": False})
+    with store.transaction() as tx:
+        row = tx.query_one("SELECT id FROM imports WHERE file_sha256 = ?", (digest,))
+        if row is not None:
+            tx.execute(
+                "UPDATE imports SET filename = ?, error = ?, summary = ?, actor = ? WHERE id = ?",
+                (filename, error, summary, actor, row["id"]),
+            )
+            return int(row["id"])
+        import_id: int = tx.insert(
+            "imports",
+            {
+                "kind": "statement",
+                "filename": filename,
+                "file_sha256": digest,
+                "actor": actor,
+                "status": "rejected",
+                "file_format": None if fmt == "auto" else fmt,
+                "error": error,
+                "summary": summary,
+            },
+        )
+        return import_id
+
+
+def _account_fields(
+    parsed: ParsedStatement, account: str | None, account_hmac: AccountHasher
+) -> tuple[str | None, str | None]:
+    number = parsed.account_number or account
+    if not number:
+        return None, None
+    return mask_account(number), account_hmac(number)  # the clear number goes no further
+
+
+def _import_row(
+    tx: Tx,
+    rejected: dict[str, Any] | None,
+    digest: str,
+    filename: str,
+    parsed: ParsedStatement | ParsedPayoutFile,
+    summary: dict[str, Any],
+    account_hmac: AccountHasher,
+    account: str | None,
+    actor: str | None,
+) -> int:
+    rejects = [{"where": r.line_or_element, "reason": r.reason} for r in parsed.rejects]
+    row: dict[str, Any] = {
+        "kind": "payout" if isinstance(parsed, ParsedPayoutFile) else "statement",
+        "filename": filename,
+        "file_sha256": digest,
+        "actor": actor,
+        "row_count": 0,
+        "reject_count": len(rejects),
+        "rejects": json.dumps(rejects, ensure_ascii=False),
+        "status": "done",
+        "file_format": parsed.format,
+        "error": None,
+    }
+    if isinstance(parsed, ParsedPayoutFile):
+        row["row_count"] = len(parsed.records)
+    else:
+        masked, key = _account_fields(parsed, account, account_hmac)
+        row["row_count"] = len(parsed.entries)
+        row["account_masked"] = masked
+        row["account_hmac"] = key
+        row["balance_ok"] = 0 if parsed.balance_mismatch else 1
+        if parsed.format in _COVERAGE_FORMATS and key is not None:
+            row["period_start"] = parsed.period_start.isoformat() if parsed.period_start else None
+            row["period_end"] = parsed.period_end.isoformat() if parsed.period_end else None
+    if rejected is None:
+        import_id: int = tx.insert("imports", row)
+        return import_id
+    sets = ", ".join(f"{name} = ?" for name in row)
+    tx.execute(f"UPDATE imports SET {sets} WHERE id = ?", [*row.values(), rejected["id"]])
+    return int(rejected["id"])
+
+
+_CREDIT_COLUMNS = (
+    "import_id, account_hmac, account_masked, booked_at, value_date, amount, currency, kind,"
+    " reference, counterparty, line_no, raw, entry_id, status, reversal, remittance"
+)
+
+
+def _store_entries(
+    tx: Tx, import_id: int, parsed: ParsedStatement, account: tuple[str | None, str | None]
+) -> None:
+    masked, key = account
+    sql = (
+        f"INSERT INTO credits ({_CREDIT_COLUMNS}) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    )
+    for entry in parsed.entries:
+        extra = {"end_to_end_id": entry.end_to_end_id, "element": entry.element}
+        tx.execute(
+            sql,
+            (
+                import_id,
+                key,
+                masked,
+                entry.booking_date.isoformat(),
+                entry.value_date.isoformat() if entry.value_date else None,
+                entry.amount,
+                entry.currency,
+                entry.direction,
+                entry.reference,
+                entry.counterparty,
+                entry.line,
+                json.dumps(extra, ensure_ascii=False),
+                entry.entry_id,
+                entry.status,
+                int(entry.reversal),
+                entry.remittance,
+            ),
+        )
+
+
+def _store_payouts(tx: Tx, import_id: int, parsed: ParsedPayoutFile) -> None:
+    for record in parsed.records:
+        tx.insert(
+            "payout_records",
+            {
+                "import_id": import_id,
+                "merchant_id": record.merchant_id,
+                "payout_date": record.settlement_date.isoformat(),
+                "gross_amount": record.gross,
+                "fee_amount": record.fees,
+                "net_amount": record.net,
+                "currency": record.currency,
+                "account_masked": record.target_account_masked,
+                "status": record.status,
+                "reason": record.reason,
+                "reference": record.reference,
+                "batch_refs": json.dumps(list(record.batch_refs), ensure_ascii=False),
+                "line_no": record.line,
+            },
+        )
+
+
+def list_imports(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The latest imports, newest first, with status, counts and any error."""
+    return store.query(
+        "SELECT id, kind, filename, file_format, account_masked, imported_at, status,"
+        " row_count, reject_count, error FROM imports ORDER BY id DESC LIMIT ?",
+        (limit,),
+    )

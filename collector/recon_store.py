@@ -1,0 +1,647 @@
+"""The reconciliation store adapter: load inputs, run the engine, save matches and gaps.
+
+Theory of operation (DESIGN.md §5 "Reconciliation", issue 5): the domain engine
+(:mod:`collector.reconcile`) knows no database. This module
+
+1. decides **which merchants** to reconcile. Incremental by default: every source table keeps a
+   watermark (its highest row id at the last run, in ``recon_state``); merchants touched by rows
+   above it -- batches, card changes, terminal replacements, account-history rows, credits and
+   statement coverage on their accounts, payout records -- plus merchants queued in
+   ``recon_dirty`` (merchant edits) and merchants with a ``NOT_DUE_YET`` gap now due are dirty;
+2. **loads** :class:`~collector.reconcile.MerchantInputs` for them in chunks, with one
+   set-based query per table and chunk (never one query per merchant or row);
+3. runs :func:`~collector.reconcile.reconcile_merchant`;
+4. **writes** idempotently: a match is keyed by a digest of its content, so an unchanged match
+   keeps its row and a changed one is replaced; a gap is keyed by the engine's stable
+   ``Gap.key`` and keeps its id, status and acknowledgement across runs. A gap the engine no
+   longer reports is resolved: ``resolution = 'matched'`` when its batches are now matched (the
+   money showed up), else ``'superseded'`` (re-classified, e.g. ``NOT_DUE_YET`` → ``MISSING``).
+   An automatically resolved gap that comes back is reopened; one an operator resolved stays
+   resolved.
+
+Running twice changes nothing; facts arriving in another order give the same rows.
+"""
+
+# SQL here is built only from our own table/column names and "?" lists; values are bound.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time as clock
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from collector.merchants import fee_schedule_from_json
+from collector.reconcile import (
+    AccountChange,
+    Batch,
+    Bucket,
+    Credit,
+    Gap,
+    Match,
+    Merchant,
+    MerchantInputs,
+    MerchantResult,
+    PayoutRecord,
+    ReconcileConfig,
+    ReconcileInputError,
+    StatementCoverage,
+    TerminalReplacement,
+    WorkingCalendar,
+    load_calendar,
+    reconcile_merchant,
+)
+from collector.store import Store, Tx
+
+CHUNK = 1000  # merchants per load/write round trip (bound memory and IN-list size)
+_ROWS_PER_INSERT = 50
+
+#: ISO 4217 numeric codes some terminals report (ZVT sends "978"), to the alphabetic code
+#: statements use; the engine compares currencies as strings.
+NUMERIC_CURRENCY = {
+    "156": "CNY", "978": "EUR", "840": "USD", "344": "HKD", "446": "MOP", "826": "GBP",
+    "392": "JPY", "756": "CHF", "702": "SGD", "901": "TWD", "410": "KRW", "036": "AUD",
+}  # fmt: skip
+
+_WATERMARKS: dict[str, str] = {
+    "batch_summaries": "SELECT DISTINCT merchant_id FROM batch_summaries WHERE id > ?",
+    "card_changes": "SELECT DISTINCT merchant_id FROM card_changes WHERE id > ?",
+    "terminal_replacements": "SELECT DISTINCT merchant_id FROM terminal_replacements WHERE id > ?",
+    "payout_records": "SELECT DISTINCT merchant_id FROM payout_records WHERE id > ?",
+    "settlement_account_history": "SELECT DISTINCT a.merchant_id FROM settlement_account_history"
+    " h JOIN settlement_accounts a ON a.id = h.account_id WHERE h.id > ?",
+    "credits": "SELECT DISTINCT a.merchant_id FROM credits c JOIN settlement_accounts a"
+    " ON a.account_hmac = c.account_hmac WHERE c.id > ?",
+    "imports": "SELECT DISTINCT a.merchant_id FROM imports i JOIN settlement_accounts a"
+    " ON a.account_hmac = i.account_hmac WHERE i.id > ?",
+}
+
+
+@dataclass
+class ReconcileReport:
+    """What one :func:`reconcile` run did."""
+
+    merchants: int = 0
+    batches: int = 0
+    matches: int = 0
+    gaps_open: int = 0
+    gaps_new: int = 0
+    gaps_resolved: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``reconcile --json``)."""
+        return {
+            "merchants": self.merchants,
+            "batches": self.batches,
+            "matches": self.matches,
+            "gaps_open": self.gaps_open,
+            "gaps_new": self.gaps_new,
+            "gaps_resolved": self.gaps_resolved,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# -- which merchants ------------------------------------------------------------------------
+
+
+def _watermarks(tx: Tx) -> tuple[dict[str, int], dict[str, int]]:
+    old = {r["name"]: int(r["value"]) for r in tx.query("SELECT name, value FROM recon_state")}
+    new = {}
+    for table in _WATERMARKS:
+        row = tx.query_one(f"SELECT MAX(id) AS m FROM {table}")
+        new[table] = int(row["m"]) if row and row["m"] is not None else 0
+    return old, new
+
+
+def dirty_merchants(tx: Tx, now: datetime) -> tuple[set[str], dict[str, int]]:
+    """Merchants needing reconciliation, and the watermarks to save once they are done."""
+    old, new = _watermarks(tx)
+    dirty: set[str] = set()
+    for table, sql in _WATERMARKS.items():
+        if new[table] > old.get(table, 0):
+            dirty.update(r["merchant_id"] for r in tx.query(sql, (old.get(table, 0),)))
+    dirty.update(r["merchant_id"] for r in tx.query("SELECT merchant_id FROM recon_dirty"))
+    soon = (now.astimezone(UTC).date() + timedelta(days=1)).isoformat()
+    dirty.update(
+        r["merchant_id"]
+        for r in tx.query(
+            "SELECT DISTINCT merchant_id FROM gaps WHERE status <> 'resolved'"
+            " AND category = 'NOT_DUE_YET' AND due_at < ?",
+            (soon,),
+        )
+    )
+    dirty.discard(None)  # type: ignore[arg-type]  # rows of an unknown merchant
+    return dirty, new
+
+
+def all_merchants(tx: Tx) -> set[str]:
+    """Every merchant with a row or a batch."""
+    rows = tx.query(
+        "SELECT merchant_id FROM merchants UNION"
+        " SELECT DISTINCT merchant_id FROM batch_summaries WHERE merchant_id IS NOT NULL"
+    )
+    return {r["merchant_id"] for r in rows}
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def _in(ids: Sequence[str]) -> str:
+    return ",".join("?" for _ in ids)
+
+
+def _dt(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _day(text: str | None) -> date | None:
+    return date.fromisoformat(text[:10]) if text else None
+
+
+def _currency(code: str | None) -> str:
+    code = (code or "").strip().upper()
+    return NUMERIC_CURRENCY.get(code, code)
+
+
+def _merchant(row: dict[str, Any]) -> Merchant:
+    return Merchant(
+        merchant_id=row["merchant_id"],
+        name=row.get("name") or "",
+        cycle=row.get("settlement_cycle") or "T+1",
+        cutoff=time.fromisoformat(row.get("cutoff_local") or "23:00"),
+        timezone=row.get("timezone") or "Asia/Shanghai",
+        fee_schedule=fee_schedule_from_json(row.get("fee_schedule")),
+        locale=row.get("locale") or "zh-CN",
+        phones=tuple(json.loads(row.get("phones") or "[]")),
+    )
+
+
+def _history(tx: Tx, ids: Sequence[str]) -> dict[str, list[AccountChange]]:
+    rows = tx.query(
+        "SELECT a.id, a.merchant_id, a.account_masked, a.account_hmac, a.status,"
+        " a.requested_at, a.effective_at, a.retired_at, a.created_at, c.change_id,"
+        " (SELECT MAX(h.changed_at) FROM settlement_account_history h WHERE h.account_id = a.id)"
+        " AS changed_at FROM settlement_accounts a LEFT JOIN card_changes c"
+        f" ON c.id = a.card_change_id WHERE a.merchant_id IN ({_in(ids)}) ORDER BY a.id",
+        ids,
+    )
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:  # an agent re-sends a change with a new review status: the latest row wins
+        latest[(row["merchant_id"], row["change_id"] or f"account-{row['id']}")] = row
+    out: dict[str, list[AccountChange]] = defaultdict(list)
+    for (mid, change_id), row in latest.items():
+        requested = _dt(row["requested_at"]) or _dt(row["created_at"])
+        effective = _dt(row["effective_at"])
+        if row["status"] in ("active", "retired") and effective is None:
+            effective = requested
+        assert requested is not None
+        out[mid].append(
+            AccountChange(
+                requested_at=requested,
+                change_id=change_id,
+                merchant_id=mid,
+                account_key=row["account_hmac"],
+                account_masked=row["account_masked"],
+                status=row["status"],
+                effective_at=effective,
+                status_changed_at=_dt(row["changed_at"]),
+            )
+        )
+    return out
+
+
+def _batches(tx: Tx, ids: Sequence[str]) -> dict[str, list[Batch]]:
+    rows = tx.query(
+        "SELECT b.id, b.merchant_id, b.terminal_id, b.batch_no, b.closed_at, b.currency,"
+        " b.total_amount, k.name, k.sale_amount, k.refund_amount, k.void_amount, k.sale_count,"
+        " k.refund_count, k.void_count FROM batch_summaries b LEFT JOIN batch_buckets k"
+        f" ON k.batch_id = b.id WHERE b.merchant_id IN ({_in(ids)}) ORDER BY b.id",
+        ids,
+    )
+    out: dict[str, list[Batch]] = defaultdict(list)
+    current: dict[str, Any] | None = None
+    buckets: list[Bucket] = []
+
+    def flush() -> None:
+        if current is not None:
+            out[current["merchant_id"]].append(
+                Batch(
+                    merchant_id=current["merchant_id"],
+                    terminal_id=current["terminal_id"],
+                    batch_no=int(current["batch_no"]),
+                    closed_at=_dt(current["closed_at"]),  # type: ignore[arg-type]
+                    currency=_currency(current["currency"]),
+                    buckets=tuple(buckets),
+                    net_amount=int(current["total_amount"]),
+                )
+            )
+
+    for row in rows:
+        if current is None or row["id"] != current["id"]:
+            flush()
+            current, buckets = row, []
+        if row["name"] is not None:
+            buckets.append(
+                Bucket(row["name"], row["sale_amount"], row["refund_amount"], row["void_amount"],
+                       row["sale_count"], row["refund_count"], row["void_count"])
+            )  # fmt: skip
+    flush()
+    return out
+
+
+def _accounts_of(ids: Sequence[str]) -> str:
+    return (
+        "(SELECT DISTINCT merchant_id, account_hmac FROM settlement_accounts"
+        f" WHERE merchant_id IN ({_in(ids)}))"
+    )
+
+
+def _credits(tx: Tx, ids: Sequence[str]) -> dict[str, list[Credit]]:
+    rows = tx.query(
+        "SELECT m.merchant_id, c.entry_id, c.id, c.account_hmac, c.account_masked, c.booked_at,"
+        " c.value_date, c.amount, c.currency, c.reference, c.remittance, c.status, c.reversal,"
+        f" c.raw FROM {_accounts_of(ids)} m JOIN credits c ON c.account_hmac = m.account_hmac"
+        " WHERE c.kind = 'credit' AND c.status IN ('booked', 'pending')",
+        ids,
+    )
+    out: dict[str, list[Credit]] = defaultdict(list)
+    for row in rows:
+        reference = row["reference"] or ""
+        if not reference and row["raw"]:
+            e2e = json.loads(row["raw"]).get("end_to_end_id") or ""
+            reference = "" if e2e.upper() == "NOTPROVIDED" else e2e
+        out[row["merchant_id"]].append(
+            Credit(
+                credit_id=row["entry_id"] or f"credit-{row['id']}",
+                account_key=row["account_hmac"],
+                account_masked=row["account_masked"] or "",
+                booking_date=_day(row["booked_at"]),  # type: ignore[arg-type]
+                value_date=_day(row["value_date"]),
+                amount=int(row["amount"]),
+                currency=_currency(row["currency"]),
+                reference=reference,
+                remittance=row["remittance"] or "",
+                status=row["status"],
+                reversal=bool(row["reversal"]),
+            )
+        )
+    return out
+
+
+def _coverage(tx: Tx, ids: Sequence[str]) -> dict[str, list[StatementCoverage]]:
+    rows = tx.query(
+        "SELECT m.merchant_id, i.account_hmac, i.period_start, i.period_end, i.balance_ok"
+        f" FROM {_accounts_of(ids)} m JOIN imports i ON i.account_hmac = m.account_hmac"
+        " WHERE i.status = 'done' AND i.period_start IS NOT NULL AND i.period_end IS NOT NULL",
+        ids,
+    )
+    out: dict[str, list[StatementCoverage]] = defaultdict(list)
+    for row in rows:
+        out[row["merchant_id"]].append(
+            StatementCoverage(
+                row["account_hmac"],
+                _day(row["period_start"]),  # type: ignore[arg-type]
+                _day(row["period_end"]),  # type: ignore[arg-type]
+                bool(row["balance_ok"]),
+            )
+        )
+    return out
+
+
+def _payouts(tx: Tx, ids: Sequence[str]) -> dict[str, list[PayoutRecord]]:
+    rows = tx.query(
+        "SELECT merchant_id, payout_date, gross_amount, fee_amount, net_amount, account_masked,"
+        f" status, reason, reference, batch_refs FROM payout_records WHERE merchant_id IN ({_in(ids)})",
+        ids,
+    )
+    out: dict[str, list[PayoutRecord]] = defaultdict(list)
+    for row in rows:
+        out[row["merchant_id"]].append(
+            PayoutRecord(
+                merchant_id=row["merchant_id"],
+                settlement_date=_day(row["payout_date"]),  # type: ignore[arg-type]
+                gross=int(row["gross_amount"] or 0),
+                fees=int(row["fee_amount"] or 0),
+                net=int(row["net_amount"] or 0),
+                target_account_masked=row["account_masked"] or "",
+                status=row["status"],
+                reason=row["reason"] or "",
+                reference=row["reference"] or "",
+                batch_refs=tuple(json.loads(row["batch_refs"] or "[]")),
+            )
+        )
+    return out
+
+
+def _replacements(tx: Tx, ids: Sequence[str]) -> dict[str, list[TerminalReplacement]]:
+    rows = tx.query(
+        "SELECT merchant_id, old_terminal_id, new_terminal_id, replaced_at, final_batch_no FROM"
+        f" terminal_replacements WHERE merchant_id IN ({_in(ids)}) AND replaced_at IS NOT NULL",
+        ids,
+    )
+    out: dict[str, list[TerminalReplacement]] = defaultdict(list)
+    for row in rows:
+        final = row["final_batch_no"]
+        out[row["merchant_id"]].append(
+            TerminalReplacement(
+                row["old_terminal_id"] or "",
+                row["new_terminal_id"] or "",
+                _dt(row["replaced_at"]),  # type: ignore[arg-type]
+                None if final is None else int(final),
+            )
+        )
+    return out
+
+
+def load_inputs(tx: Tx, merchant_ids: Iterable[str]) -> list[MerchantInputs]:
+    """Build the engine's inputs for ``merchant_ids`` with one query per table.
+
+    A merchant with batches but no ``merchants`` row gets the schema's defaults (T+1, 23:00,
+    Asia/Shanghai, no fees).
+    """
+    ids = sorted(set(merchant_ids))
+    if not ids:
+        return []
+    rows = {
+        r["merchant_id"]: r
+        for r in tx.query(f"SELECT * FROM merchants WHERE merchant_id IN ({_in(ids)})", ids)
+    }
+    history, batches = _history(tx, ids), _batches(tx, ids)
+    credits, coverage = _credits(tx, ids), _coverage(tx, ids)
+    payouts, replacements = _payouts(tx, ids), _replacements(tx, ids)
+    out = []
+    for mid in ids:
+        merchant = _merchant(rows.get(mid) or {"merchant_id": mid})
+        out.append(
+            MerchantInputs(
+                merchant,
+                tuple(history.get(mid, ())),
+                tuple(batches.get(mid, ())),
+                tuple(replacements.get(mid, ())),
+                tuple(credits.get(mid, ())),
+                tuple(payouts.get(mid, ())),
+                tuple(coverage.get(mid, ())),
+            )
+        )
+    return out
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _match_key(mid: str, match: Match) -> str:
+    return _digest(mid, match.rule, match.batch_keys, match.credit_ids, match.expected,
+                   match.actual, match.residual, match.covered, match.account_key)  # fmt: skip
+
+
+def _insert_many(tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    marks = "(" + ",".join("?" for _ in columns) + ")"
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        part = rows[start : start + _ROWS_PER_INSERT]
+        tx.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ",".join(marks for _ in part),
+            [value for row in part for value in row],
+        )
+
+
+def _delete_ids(tx: Tx, table: str, ids: Sequence[int]) -> None:
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        tx.execute(f"DELETE FROM {table} WHERE id IN ({_in(part)})", part)  # type: ignore[arg-type]
+
+
+_MATCH_COLUMNS = (
+    "merchant_id", "rule", "credit_ids", "batch_ids", "expected_amount", "credited_amount",
+    "residual", "explanation", "match_key", "covered", "account_hmac",
+)  # fmt: skip
+
+
+def _write_matches(tx: Tx, ids: Sequence[str], results: Sequence[MerchantResult]) -> int:
+    existing = {
+        r["match_key"]: int(r["id"])
+        for r in tx.query(
+            f"SELECT id, match_key FROM matches WHERE merchant_id IN ({_in(ids)})", ids
+        )
+    }
+    wanted: dict[str, tuple[Any, ...]] = {}
+    for result in results:
+        for match in result.matches:
+            key = _match_key(result.merchant_id, match)
+            wanted[key] = (
+                result.merchant_id, match.rule, json.dumps(list(match.credit_ids)),
+                json.dumps(list(match.batch_keys)), match.expected, match.actual, match.residual,
+                f"{match.rule}: {len(match.batch_keys)} batch(es), {len(match.credit_ids)} credit(s)",
+                key, match.covered, match.account_key,
+            )  # fmt: skip
+    _delete_ids(tx, "matches", [i for k, i in existing.items() if k not in wanted])
+    _insert_many(tx, "matches", _MATCH_COLUMNS, [r for k, r in wanted.items() if k not in existing])
+    return len(wanted)
+
+
+_GAP_COLUMNS = (
+    "dedupe_key", "merchant_id", "category", "amount", "currency", "due_at", "batch_ids",
+    "status", "since", "credit_ids", "evidence", "reason", "explanation", "updated_at",
+)  # fmt: skip
+
+
+_gap_fields_names = (
+    "merchant_id", "category", "amount", "currency", "due_at", "since", "credit_ids",
+    "evidence", "reason", "explanation",
+)  # fmt: skip
+
+
+def _gap_fields(gap: Gap, currency: str | None) -> dict[str, Any]:
+    return {
+        "merchant_id": gap.merchant_id,
+        "category": gap.category,
+        "amount": gap.amount_at_risk,
+        "currency": currency,
+        "due_at": gap.due_date.isoformat() if gap.due_date else None,
+        "batch_ids": json.dumps(list(gap.batch_keys)),
+        "since": gap.since.isoformat(),
+        "credit_ids": json.dumps(list(gap.credit_ids)),
+        "evidence": json.dumps(gap.evidence, sort_keys=True, default=str, ensure_ascii=False),
+        "reason": gap.reason,
+        "explanation": gap.reason or gap.category,
+    }
+
+
+def _write_gaps(
+    tx: Tx,
+    ids: Sequence[str],
+    results: Sequence[MerchantResult],
+    stamp: str,
+    report: ReconcileReport,
+) -> None:
+    cols = ", ".join(["id", "dedupe_key", "status", "resolution", "batch_ids", *_gap_fields_names])
+    existing = {
+        r["dedupe_key"]: r
+        for r in tx.query(f"SELECT {cols} FROM gaps WHERE merchant_id IN ({_in(ids)})", ids)
+    }
+    matched_batches: set[str] = set()
+    wanted: dict[str, dict[str, Any]] = {}
+    for result in results:
+        currency = {e.batch_key: e.currency for e in result.expected}
+        for match in result.matches:
+            matched_batches.update(match.batch_keys)
+        for gap in result.gaps:
+            cur = currency.get(gap.batch_keys[0]) if gap.batch_keys else None
+            wanted[gap.key] = _gap_fields(gap, cur)
+    fresh = []
+    for key, fields in wanted.items():
+        row = existing.get(key)
+        if row is None:
+            fresh.append((key, *(fields[c] for c in _GAP_COLUMNS[1:7]), "open",
+                          *(fields[c] for c in _GAP_COLUMNS[8:13]), stamp))  # fmt: skip
+            continue
+        changed = {c: v for c, v in fields.items() if row[c] != v}
+        reopen = row["status"] == "resolved" and row["resolution"] in ("matched", "superseded")
+        if reopen:
+            changed.update(status="open", resolution=None, resolved_at=None)
+        if changed:
+            changed["updated_at"] = stamp
+            sets = ", ".join(f"{c} = ?" for c in changed)
+            tx.execute(f"UPDATE gaps SET {sets} WHERE id = ?", [*changed.values(), row["id"]])
+    _insert_many(tx, "gaps", _GAP_COLUMNS, fresh)
+    report.gaps_new += len(fresh)
+    for key, row in existing.items():
+        if key in wanted or row["status"] == "resolved":
+            continue
+        batches = json.loads(row["batch_ids"] or "[]")
+        how = "matched" if batches and all(b in matched_batches for b in batches) else "superseded"
+        tx.execute(
+            "UPDATE gaps SET status = 'resolved', resolution = ?, resolved_at = ?, updated_at = ?"
+            " WHERE id = ?",
+            (how, stamp, stamp, row["id"]),
+        )
+        report.gaps_resolved += 1
+    report.gaps_open += len(wanted)
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def reconcile(
+    store: Store,
+    merchants: Iterable[str] | None = None,
+    *,
+    full: bool = False,
+    now: datetime | None = None,
+    calendar: WorkingCalendar | None = None,
+    config: ReconcileConfig | None = None,
+    chunk: int = CHUNK,
+) -> ReconcileReport:
+    """Reconcile merchants and store the results.
+
+    :param store: a migrated collector store
+    :param merchants: exactly these merchants; ``None``: the dirty ones (see module doc)
+    :param full: every merchant (and the watermarks move on, as for an incremental run)
+    :param now: the reconciliation time (default: the current time, UTC)
+    :param calendar: working-day calendar (default: the shipped China calendar)
+    :param config: engine limits and tolerances
+    :param chunk: merchants per load/write round trip
+    """
+    started = clock.perf_counter()
+    now = now or datetime.now(UTC)
+    calendar = calendar or load_calendar()
+    config = config or ReconcileConfig()
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report = ReconcileReport()
+    marks: dict[str, int] | None = None
+    with store.transaction() as tx:
+        if merchants is not None:
+            todo = set(merchants)
+        else:
+            todo, marks = dirty_merchants(tx, now)
+            if full:
+                todo = all_merchants(tx)
+    ordered = sorted(todo)
+    for start in range(0, len(ordered), chunk):
+        ids = ordered[start : start + chunk]
+        with store.transaction() as tx:
+            results = []
+            for inputs in load_inputs(tx, ids):
+                try:
+                    results.append(
+                        reconcile_merchant(inputs, now=now, calendar=calendar, config=config)
+                    )
+                except (ReconcileInputError, ValueError) as exc:
+                    report.errors[inputs.merchant.merchant_id] = str(exc)
+                    continue
+                report.batches += len(inputs.batches)
+            done = [r.merchant_id for r in results]
+            if done:  # a merchant whose inputs were refused keeps its previous results
+                report.matches += _write_matches(tx, done, results)
+                _write_gaps(tx, done, results, stamp, report)
+                tx.execute(f"DELETE FROM recon_dirty WHERE merchant_id IN ({_in(done)})", done)
+        report.merchants += len(done)
+    if marks is not None:
+        with store.transaction() as tx:
+            for name, value in marks.items():
+                tx.execute(
+                    "INSERT INTO recon_state (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (name, value),
+                )
+    report.seconds = clock.perf_counter() - started
+    return report
+
+
+def list_gaps(
+    store: Store, *, status: str | None = "open", merchant_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Gaps with their evidence, biggest money at risk first.
+
+    :param status: ``open``, ``acknowledged``, ``resolved`` or ``None`` for all
+    """
+    where, params = [], []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if merchant_id is not None:
+        where.append("merchant_id = ?")
+        params.append(merchant_id)
+    sql = (
+        "SELECT id, dedupe_key, merchant_id, category, amount, currency, due_at, since, status,"
+        " resolution, batch_ids, credit_ids, reason, evidence, detected_at, resolved_at,"
+        " acknowledged_at, acknowledged_by FROM gaps"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    rows = store.query(sql + " ORDER BY amount DESC, id", params)
+    for row in rows:
+        for name in ("batch_ids", "credit_ids", "evidence"):
+            row[name] = json.loads(row[name] or "null")
+    return rows
+
+
+def acknowledge_gap(store: Store, gap_id: int, *, actor: str, note: str | None = None) -> None:
+    """Mark an open gap acknowledged by ``actor`` (kept across reconciliation runs).
+
+    :raises ValueError: no such gap
+    """
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with store.transaction() as tx:
+        changed = tx.execute(
+            "UPDATE gaps SET status = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?,"
+            " note = COALESCE(?, note) WHERE id = ? AND status = 'open'",
+            (stamp, actor, note, gap_id),
+        )
+        if not changed and tx.query_one("SELECT id FROM gaps WHERE id = ?", (gap_id,)) is None:
+            raise ValueError(f"no gap {gap_id}")
