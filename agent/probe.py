@@ -105,7 +105,8 @@ def _identify(protocol: str, port: object, network: bool) -> str | None:
         return ZvtClient(port, network=network).status_enquiry()  # type: ignore[arg-type]
     from agent.poslink_client import PosLinkClient
 
-    return PosLinkClient(port).probe()  # type: ignore[arg-type]
+    PosLinkClient(port).probe()  # type: ignore[arg-type]
+    return None  # POSLink's cheap requests do not carry the terminal id
 
 
 def probe_port(

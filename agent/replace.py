@@ -173,6 +173,15 @@ class Replacement:
         state.close_attempted_at = self.now()
         save_state(self.home, state)
         totals = self.terminals.close_batch(state.old_port, state.old_protocol)
+        if totals.terminal_id and totals.terminal_id != state.old_terminal_id:
+            # Some protocols only name the terminal in the close response (POSLink B01):
+            # bind the replacement to the id the batch itself carries.
+            self.say(f"  note: the terminal reports id {totals.terminal_id} at close")
+            state.notes.append(
+                f"terminal id {state.old_terminal_id} given before the close; "
+                f"the terminal reported {totals.terminal_id} in its close response"
+            )
+            state.old_terminal_id = totals.terminal_id
         summary = batch_summary(
             totals,
             closed_at=self.now(),

@@ -1,0 +1,196 @@
+"""Library side of the terminal-facing technician commands (close, replace, card-change).
+
+Each function here does the work and returns data; :mod:`agent.cli_terminal` only parses
+options and prints. Everything that is recorded goes through :func:`agent.recorder.record`,
+so it is signed and committed to the outbox before the command reports success.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent import terminal_link
+from agent.batch_records import batch_summary
+from agent.config import AgentConfig, load_config
+from agent.errors import StorageError, UsageError
+from agent.home import AgentHome
+from agent.recorder import open_outbox, record, utc_ms
+from protocol.envelope import read_header
+from protocol.records import BatchSummary, Record, TerminalReplaced
+from protocol.totals import TerminalTotals
+
+Progress = Callable[[str], None]
+
+
+def enrollment_info(home: AgentHome) -> dict[str, Any]:
+    """What the collector told us at enrollment (empty before enrollment)."""
+    try:
+        data = json.loads(home.enrollment_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise UsageError(f"{home.enrollment_path}: unreadable ({exc})") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def agent_config(home: AgentHome) -> AgentConfig:
+    """The home's configuration, defaults when there is no config file."""
+    return load_config(home.config_path) if home.config_path.exists() else AgentConfig()
+
+
+def merchant_of(home: AgentHome, explicit: str | None) -> str | None:
+    """The merchant id: given on the command line, else the one bound at enrollment."""
+    return explicit or enrollment_info(home).get("merchant_id")
+
+
+def collector_public_key(home: AgentHome, key_file: Path | None) -> bytes:
+    """The collector's raw X25519 key for sealing card numbers.
+
+    :raises UsageError: neither enrolled nor a key file given
+    """
+    text = key_file.read_text(encoding="ascii").strip() if key_file else None
+    text = text or enrollment_info(home).get("collector_public_key")
+    if not text:
+        raise UsageError(
+            "the collector's public key is not known yet: run `settleguard agent enroll` "
+            "first, or pass --collector-key FILE (base64, from the operator)"
+        )
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise UsageError("the collector key is not valid base64") from exc
+    if len(raw) != 32:
+        raise UsageError("the collector key must be 32 bytes (raw X25519, base64)")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedBatch:
+    """Result of ``agent close``."""
+
+    totals: TerminalTotals
+    summary: BatchSummary
+    seq: int
+
+
+def close_and_store(
+    home: AgentHome,
+    url: str,
+    protocol: str,
+    *,
+    password: str | None,
+    baud: int | None,
+    terminal_id: str | None,
+    merchant_id: str | None,
+    progress: Progress | None = None,
+) -> ClosedBatch:
+    """Close the terminal's batch and commit the signed batch record before returning.
+
+    :raises agent.errors.AgentError: terminal or storage failure
+    :raises BatchNotStored: the terminal closed the batch but the outbox refused it; the
+        exception carries the totals so they can still be shown and written down
+    """
+    totals = terminal_link.close_batch(
+        url, protocol, password=password, baud=baud, progress=progress
+    )
+    summary = batch_summary(
+        totals, closed_at=utc_ms(), terminal_id=terminal_id, merchant_id=merchant_id
+    )
+    try:
+        seq = record(home, summary, config=agent_config(home))
+    except StorageError as exc:
+        raise BatchNotStored(exc.message, totals) from exc
+    return ClosedBatch(totals, summary, seq)
+
+
+class BatchNotStored(StorageError):
+    """The batch is closed on the terminal but could not be stored: show it anyway."""
+
+    def __init__(self, message: str, totals: TerminalTotals) -> None:
+        super().__init__(
+            f"the batch was CLOSED on the terminal but could not be stored ({message}); "
+            "photograph the totals below and free disk space"
+        )
+        self.totals = totals
+
+
+class OutboxAdapter:
+    """The outbox as :class:`agent.replace.Replacement` sees it."""
+
+    def __init__(self, home: AgentHome) -> None:
+        self.home = home
+
+    def store(self, item: BatchSummary | TerminalReplaced) -> int:
+        """Sign and commit; return the seq."""
+        return record(self.home, item, config=agent_config(self.home))
+
+    def _bodies(self, record_type: str, since: str) -> list[tuple[int, dict[str, Any]]]:
+        with open_outbox(self.home) as outbox:
+            rows = outbox.conn.execute(
+                "SELECT seq, payload FROM outbox WHERE record_type = ? AND created_at >= ? "
+                "ORDER BY seq",
+                (record_type, since),
+            ).fetchall()
+        found = []
+        for seq, payload in rows:
+            envelope = json.loads(read_header(bytes(payload)).signed_bytes)
+            found.append((int(seq), envelope["body"]))
+        return found
+
+    def find_batch(self, terminal_id: str, since: str) -> tuple[int, int, str] | None:
+        """A batch of ``terminal_id`` stored at or after ``since``."""
+        for seq, body in self._bodies(BatchSummary.RECORD_TYPE, since):
+            if body.get("terminal_id") == terminal_id:
+                return seq, int(body["batch_no"]), str(body["closed_at"])
+        return None
+
+    def find_replacement(self, old_terminal_id: str, new_terminal_id: str) -> int | None:
+        """A stored replacement record for this pair."""
+        for seq, body in self._bodies(TerminalReplaced.RECORD_TYPE, ""):
+            if (body.get("old_terminal_id"), body.get("new_terminal_id")) == (
+                old_terminal_id,
+                new_terminal_id,
+            ):
+                return seq
+        return None
+
+
+@dataclass
+class LinkTerminals:
+    """Real terminals through :mod:`agent.terminal_link`, for :class:`agent.replace.Replacement`."""
+
+    password: str | None
+    baud: int | None
+    terminal_id_fallback: dict[str, str]
+    progress: Progress | None = None
+
+    def _with_tid(self, url: str, totals: TerminalTotals) -> TerminalTotals:
+        from dataclasses import replace
+
+        if totals.terminal_id or url not in self.terminal_id_fallback:
+            return totals
+        return replace(totals, terminal_id=self.terminal_id_fallback[url])
+
+    def read_totals(self, url: str, protocol: str) -> TerminalTotals:
+        """Read totals, filling in a technician-given TID where the protocol has none."""
+        totals = terminal_link.read_totals(
+            url, protocol, password=self.password, baud=self.baud, progress=self.progress
+        )
+        return self._with_tid(url, totals)
+
+    def close_batch(self, url: str, protocol: str) -> TerminalTotals:
+        """Close the batch (End-of-Day / BatchClose)."""
+        totals = terminal_link.close_batch(
+            url, protocol, password=self.password, baud=self.baud, progress=self.progress
+        )
+        return self._with_tid(url, totals)
+
+
+def store_record(home: AgentHome, item: Record) -> int:
+    """Sign and commit any record; return its seq."""
+    return record(home, item, config=agent_config(home))

@@ -1,0 +1,202 @@
+"""The technician's terminal commands, end to end against simulated terminals on real ptys."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agent.outbox import Outbox
+from protocol.envelope import read_header
+from protocol.sealed import card_change_context, generate_keypair, open_sealed
+from settleguard.cli import main
+from simulator.runner import RunningSimulator, start_on_pty
+from simulator.scenario import Scenario
+
+CARD = "6222021234567894"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "agent-home"
+    monkeypatch.setenv("SETTLEGUARD_AGENT_HOME", str(root))
+    return root
+
+
+@pytest.fixture
+def poslink() -> Iterator[RunningSimulator]:
+    with start_on_pty("poslink", Scenario(terminal_id="P0000001")) as sim:
+        yield sim
+
+
+def _invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), input=input)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _stored(home: Path) -> list[dict[str, object]]:
+    with Outbox(home / "outbox.db") as outbox:
+        rows = outbox.conn.execute("SELECT payload FROM outbox ORDER BY seq").fetchall()
+    return [json.loads(read_header(bytes(r[0])).signed_bytes) for r in rows]
+
+
+def test_close_stores_the_signed_batch_before_reporting(
+    home: Path, poslink: RunningSimulator
+) -> None:
+    code, out, _ = _invoke(
+        "agent",
+        "close",
+        "--protocol",
+        "poslink",
+        "--port",
+        poslink.path,
+        "--merchant",
+        "M1",
+        "--json",
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["kind"] == "end_of_day" and result["stored_seq"] == 1
+    (envelope,) = _stored(home)
+    assert envelope["type"] == "batch_summary"
+    body = envelope["body"]
+    assert body["merchant_id"] == "M1"
+    assert sum(b["sale_amount"] for b in body["buckets"]) == result["total_amount"] > 0
+    assert poslink.scenario.buckets == []  # the simulator's batch really closed
+
+
+def test_close_on_a_missing_port_fails_cleanly(home: Path) -> None:
+    code, out, err = _invoke("agent", "close", "--port", "/dev/does-not-exist", "--json")
+    assert code == 3
+    assert json.loads(out)["exit_code"] == 3
+    assert "no such port" in err
+
+
+def test_replace_with_two_terminals(home: Path, poslink: RunningSimulator) -> None:
+    with start_on_pty("poslink", Scenario(terminal_id="P0000002", buckets=[])) as new:
+        code, out, err = _invoke(
+            "agent",
+            "replace",
+            "--protocol",
+            "poslink",
+            "--old-port",
+            poslink.path,
+            "--new-port",
+            new.path,
+            "--old-terminal-id",
+            "P0000001",
+            "--new-terminal-id",
+            "P0000002",
+            "--merchant",
+            "M1",
+            "--yes",
+            "--json",
+        )
+    assert code == 0, err
+    state = json.loads(out)
+    assert state["step"] == "done" and state["new_terminal_id"] == "P0000002"
+    types = [e["type"] for e in _stored(home)]
+    assert types == ["batch_summary", "terminal_replaced"]
+    replaced = _stored(home)[1]["body"]
+    assert replaced["old_terminal_id"] == _stored(home)[0]["body"]["terminal_id"]
+    assert not (home / "replace.json").exists()  # finished: a new replacement may start
+
+
+def test_replace_resumes_after_the_new_terminal_was_missing(
+    home: Path, poslink: RunningSimulator
+) -> None:
+    args = [
+        "agent",
+        "replace",
+        "--protocol",
+        "poslink",
+        "--old-port",
+        poslink.path,
+        "--old-terminal-id",
+        "P0000001",
+        "--new-terminal-id",
+        "P0000002",
+        "--merchant",
+        "M1",
+        "--yes",
+    ]
+    code, _, err = _invoke(*args, "--new-port", "/dev/not-plugged-in")
+    assert code == 3 and "no such port" in err
+    assert json.loads((home / "replace.json").read_text())["step"] == "swapped"
+    with start_on_pty("poslink", Scenario(terminal_id="P0000002", buckets=[])) as new:
+        code, out, err = _invoke(*args, "--new-port", new.path, "--json")
+    assert json.loads(out)["new_port"] == new.path
+    assert code == 0, err
+    assert [e["type"] for e in _stored(home)] == ["batch_summary", "terminal_replaced"]
+
+
+def test_card_change_seals_the_number_and_stores_only_the_tail(home: Path, tmp_path: Path) -> None:
+    private, public = generate_keypair()
+    key_file = tmp_path / "collector.pub"
+    key_file.write_text(base64.b64encode(public).decode())
+    code, out, err = _invoke(
+        "agent",
+        "card-change",
+        "--merchant",
+        "M1",
+        "--holder",
+        "张三",
+        "--bank",
+        "ICBC",
+        "--old-tail",
+        "1111",
+        "--collector-key",
+        str(key_file),
+        "--card-stdin",
+        "--json",
+        input=f"{CARD}\n",
+    )
+    assert code == 0, err
+    assert json.loads(out)["new_account_masked"].endswith("7894")
+    raw = (home / "outbox.db").read_bytes()
+    assert CARD.encode() not in raw and CARD not in out + err
+    (envelope,) = _stored(home)
+    body = envelope["body"]
+    context = card_change_context(str(body["change_id"]))
+    assert open_sealed(private, str(body["new_account_sealed"]), context=context) == CARD.encode()
+
+
+def test_card_change_typed_twice_must_match(home: Path, tmp_path: Path) -> None:
+    _, public = generate_keypair()
+    key_file = tmp_path / "collector.pub"
+    key_file.write_text(base64.b64encode(public).decode())
+    code, _, err = _invoke(
+        "agent",
+        "card-change",
+        "--merchant",
+        "M1",
+        "--holder",
+        "张三",
+        "--bank",
+        "ICBC",
+        "--collector-key",
+        str(key_file),
+        input=f"{CARD}\n6222021234567895\n",
+    )
+    assert code == 2 and "differ" in err
+    assert not (home / "outbox.db").exists() or _stored(home) == []
+
+
+def test_probe_names_the_protocol(home: Path, poslink: RunningSimulator) -> None:
+    code, out, _ = _invoke("agent", "probe", "--port", poslink.path, "--json")
+    assert code == 0
+    (result,) = json.loads(out)
+    assert result["found"] and result["protocol"] == "poslink"
+
+
+def test_probe_reports_why_nothing_answered(home: Path) -> None:
+    code, out, _ = _invoke("agent", "probe", "--port", "/dev/does-not-exist", "--json")
+    assert code == 6
+    (result,) = json.loads(out)
+    assert not result["found"] and "no such port" in result["attempts"][0]["detail"]
