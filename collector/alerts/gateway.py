@@ -158,7 +158,13 @@ def gateway_from_url(url: str) -> SmsGateway:
 
     :raises GatewayConfigError: unknown scheme or missing options
     """
-    scheme = urlsplit(url).scheme
+    try:
+        return _build(url, urlsplit(url).scheme)
+    except ValueError as exc:  # urllib's own complaints about a malformed URL
+        raise GatewayConfigError(f"bad SETTLEGUARD_SMS_URL: {exc}") from None
+
+
+def _build(url: str, scheme: str) -> SmsGateway:
     if scheme == "file":
         from .file_gateway import FileGateway
 

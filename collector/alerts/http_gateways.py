@@ -113,7 +113,11 @@ def _split(url: str, scheme: str) -> tuple[str, str, str, dict[str, str]]:
     if parts.username is None or parts.password is None or not parts.hostname:
         raise GatewayConfigError(f"{scheme} URL needs {scheme}+https://ID:SECRET@host/?…")
     transport = parts.scheme.split("+", 1)[1]
-    base = f"{transport}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise GatewayConfigError(f"bad {scheme} URL: {exc}") from None
+    base = f"{transport}://{parts.hostname}" + (f":{port}" if port else "")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return unquote(parts.username), unquote(parts.password), base, query
 
@@ -192,7 +196,7 @@ class TwilioGateway(_Receipts):
         :raises SignatureError: the signature does not match
         """
         expected = twilio_signature(self._auth_token, url, params)
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
             raise SignatureError("X-Twilio-Signature does not match")
         receipt = DeliveryReceipt(
             params.get("MessageSid", ""),

@@ -198,6 +198,12 @@ class TestSMSC:
             if self._kinds.get(sock):
                 sock.sendall(pdu(command_id, ROK, seq))
 
+    def send_raw(self, data: bytes) -> None:
+        """Write *data* as is to every bound session (garbage, torn PDUs)."""
+        for sock in list(self._sessions):
+            if self._kinds.get(sock):
+                sock.sendall(data)
+
     def drop_all(self) -> None:
         """Close every session (a network failure)."""
         for sock in list(self._sessions):
