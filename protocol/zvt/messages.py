@@ -250,6 +250,13 @@ class StatusInformation:
         )
 
 
+def _looks_like_lllvar(data: bytes) -> bool:
+    if len(data) < 4 or any(b & 0xF0 != 0xF0 or b & 0x0F > 9 for b in data[:3]):
+        return False
+    size = (data[0] & 0x0F) * 100 + (data[1] & 0x0F) * 10 + (data[2] & 0x0F)
+    return 3 + size < len(data)
+
+
 def _tid_bytes(terminal_id: str) -> bytes:
     """A terminal id of eight digits as four BCD bytes (bitmap 29)."""
     if len(terminal_id) != 8 or not terminal_id.isascii() or not terminal_id.isdigit():
@@ -401,7 +408,9 @@ class Completion:
         if after_status_enquiry and data:
             version: str | None = None
             offset = 0
-            if data[0] & 0xF0 == 0xF0:
+            # status code F0 ("reconciliation required", §11) looks like an LLLVAR start:
+            # only read a version when a whole LLLVAR plus the status byte is present
+            if _looks_like_lllvar(data):
                 raw, offset = decode_var(data, 0, 3)
                 version = raw.decode("ascii", "replace")
             if offset >= len(data):

@@ -156,6 +156,11 @@ def test_status_enquiry_completion_is_positional() -> None:
     )
 
 
+def test_status_code_f0_is_not_taken_for_a_version_length() -> None:
+    apdu = Apdu(0x06, 0x0F, h("F0"))  # reconciliation required, no software version
+    assert Completion.from_apdu(apdu, after_status_enquiry=True) == Completion(terminal_status=0xF0)
+
+
 def test_print_text_block_round_trip() -> None:
     block = PrintTextBlock(("KASSENSCHNITT", "", "SUMME 782,28"), last_block=True)
     assert PrintTextBlock.from_apdu(block.to_apdu()) == block
