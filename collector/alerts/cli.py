@@ -25,6 +25,9 @@ from .outbox import (
     recover_interrupted,
 )
 from .policy import AlertPolicy
+from .templates import preview
+
+__all__ = ["alerts", "configured_gateway", "preview", "run_dispatcher", "send_test"]
 
 SMS_URL_ENV = "SETTLEGUARD_SMS_URL"
 DEFAULT_TEST_TEXT = "SettleGuard SMS test 结算守护短信测试"

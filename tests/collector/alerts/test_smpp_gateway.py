@@ -246,3 +246,11 @@ def test_gateway_url_errors_are_clear(url, message):
 def test_password_not_in_repr():
     settings = SmppSettings("127.0.0.1", 1, "sg", "secret1")
     assert "secret1" not in repr(settings)
+
+
+def test_send_window_limits_outstanding_submits(smsc, smpp_gateway):
+    smsc.faults.silent_submits = {1, 2}
+    gateway = smpp_gateway(window=2, timeout=0.2)
+    with pytest.raises(SendUncertain):
+        gateway.send("+8613800138000", LONG_ZH, client_ref="sg1")  # 3 parts
+    assert smsc._submit_no == 2  # the third part waited for the window and was never written
