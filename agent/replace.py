@@ -66,6 +66,10 @@ class Outbox(Protocol):
         """Seq of a stored ``terminal_replaced`` record for this pair, if any."""
         ...
 
+    def reserve_batch_no(self, terminal_id: str) -> int:
+        """The agent's next batch number for a terminal that numbers no batches (ZVT)."""
+        ...
+
 
 @dataclass
 class ReplaceState:
@@ -170,6 +174,10 @@ class Replacement:
         if state.close_attempted_at is not None and self._closed_behind_our_back(state):
             return
         self.say("step 2/4: closing the old terminal's batch (End-of-Day); this can take minutes")
+        if state.open_batch_no is None:
+            # ZVT reports no batch number: the agent numbers the batch before closing, so an
+            # interrupted close still has a number to name in the replacement record.
+            state.open_batch_no = self.outbox.reserve_batch_no(state.old_terminal_id)
         state.close_attempted_at = self.now()
         save_state(self.home, state)
         totals = self.terminals.close_batch(state.old_port, state.old_protocol)

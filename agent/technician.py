@@ -88,9 +88,11 @@ def close_and_store(
     terminal_id: str | None,
     merchant_id: str | None,
     progress: Progress | None = None,
+    closed_at: str | None = None,
 ) -> ClosedBatch:
     """Close the terminal's batch and commit the signed batch record before returning.
 
+    :param closed_at: the close time to record (default: now; the demo passes its own clock)
     :raises agent.errors.AgentError: terminal or storage failure
     :raises BatchNotStored: the terminal closed the batch but the outbox refused it; the
         exception carries the totals so they can still be shown and written down
@@ -98,14 +100,42 @@ def close_and_store(
     totals = terminal_link.close_batch(
         url, protocol, password=password, baud=baud, progress=progress
     )
+    tid = totals.terminal_id or terminal_id
+    batch_no = None
+    if totals.batch_no is None and tid:
+        batch_no = reserve_batch_no(home, tid)
     summary = batch_summary(
-        totals, closed_at=utc_ms(), terminal_id=terminal_id, merchant_id=merchant_id
+        totals,
+        closed_at=closed_at or utc_ms(),
+        terminal_id=terminal_id,
+        merchant_id=merchant_id,
+        batch_no=batch_no,
     )
     try:
         seq = record(home, summary, config=agent_config(home))
     except StorageError as exc:
         raise BatchNotStored(exc.message, totals) from exc
     return ClosedBatch(totals, summary, seq)
+
+
+def reserve_batch_no(home: AgentHome, terminal_id: str) -> int:
+    """Take the agent's next batch number for ``terminal_id``.
+
+    ZVT totals carry no batch number (PA00P015 §2.16, §3.1.3), so the agent numbers the
+    batches it closes per terminal, starting at 1. The number is taken (committed) before the
+    record is stored: a crash in between leaves a hole in the numbering, which reconciliation
+    reports as a batch not uploaded -- true, since a close was under way and nothing arrived.
+    """
+    key = f"batch_no:{terminal_id}"
+    with open_outbox(home) as outbox, outbox.transaction() as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        number = int(row[0]) + 1 if row else 1
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, str(number)),
+        )
+    return number
 
 
 class BatchNotStored(StorageError):
@@ -148,6 +178,10 @@ class OutboxAdapter:
             if body.get("terminal_id") == terminal_id:
                 return seq, int(body["batch_no"]), str(body["closed_at"])
         return None
+
+    def reserve_batch_no(self, terminal_id: str) -> int:
+        """The agent's next batch number for ``terminal_id``."""
+        return reserve_batch_no(self.home, terminal_id)
 
     def find_replacement(self, old_terminal_id: str, new_terminal_id: str) -> int | None:
         """A stored replacement record for this pair."""

@@ -47,6 +47,7 @@ class Site:
     stored: list[BatchSummary | TerminalReplaced] = field(default_factory=list)
     cut_at: int | None = None
     calls: int = 0
+    reserved: int = 0
 
     def _tick(self, where: str) -> None:
         self.calls += 1
@@ -83,6 +84,10 @@ class Site:
             if isinstance(record, BatchSummary) and record.terminal_id == terminal_id:
                 return seq, record.batch_no, record.closed_at
         return None
+
+    def reserve_batch_no(self, terminal_id: str) -> int:
+        self.reserved += 1
+        return 100 + self.reserved
 
     def find_replacement(self, old: str, new: str) -> int | None:
         for seq, record in enumerate(self.stored, 1):
