@@ -38,6 +38,7 @@ from protocol.canonical import strict_json_loads
 from protocol.envelope import MAX_ENVELOPE_BYTES, Envelope, EnvelopeError, read_header
 from protocol.envelope import verify_and_parse as _verify_and_parse
 from protocol.errors import ProtocolError
+from protocol.records import Record
 from protocol.topics import agent_id_from_topic
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class Verified:
 
     message: IncomingMessage
     envelope: Envelope
+    record: Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +168,12 @@ def verify_message(
             return refuse("agent_mismatch", f"body agent_id {envelope.agent_id!r} ≠ topic agent")
         if kind == "hb" and envelope.record_type != "heartbeat":
             return refuse("wrong_topic", f"{envelope.record_type} sent on the heartbeat topic")
-        envelope.record()  # the body schema, checked before we open a transaction
+        record = envelope.record()  # the body schema, checked before we open a transaction
     except EnvelopeError as exc:
         return refuse(exc.reason, exc.message)
     except ProtocolError as exc:
         return refuse("bad_field", exc.message)
-    return Verified(message, envelope)
+    return Verified(message, envelope, record)
 
 
 def _store_refusal(tx_insert: Callable[..., object], refused: Refused) -> None:
@@ -211,7 +213,7 @@ def ingest_batch(
                     acks.append((item.topic_agent, Ack(item.seq_hint, "rejected", item.reason)))
                 continue
             status, reason = write_envelope(
-                tx, item.envelope, item.message.payload, item.message.source, keys
+                tx, item.envelope, item.message.payload, item.message.source, keys, item.record
             )
             acks.append((item.envelope.agent_id, Ack(item.envelope.seq, status, reason)))  # type: ignore[arg-type]
     return acks

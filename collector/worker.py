@@ -190,11 +190,15 @@ def worker_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_worker(
-    config: Mapping[str, Any], stop: Any = None, keys: CollectorKeys | None = None
+    config: Mapping[str, Any],
+    stop: Any = None,
+    keys: CollectorKeys | None = None,
+    ready: Any = None,
 ) -> int:
     """Run one worker process until ``stop`` (an Event) is set or SIGTERM/SIGINT arrives.
 
     :param config: plain settings (``DATABASE_URL``, ``MQTT_*``, ``INGEST_*``)
+    :param ready: an Event set once the worker is subscribed (benchmarks, supervisors)
     :returns: messages processed
     """
     stop = stop or threading.Event()
@@ -210,6 +214,8 @@ def run_worker(
         keys=keys,
     )
     worker.start()
+    if ready is not None:
+        ready.set()
     try:
         while not stop.is_set():
             worker.run_once()

@@ -24,9 +24,15 @@ from typing import Any
 
 from collector.keys import CollectorKeys
 from collector.store.base import Tx
-from protocol.canonical import canonical_dumps
 from protocol.envelope import Envelope
-from protocol.records import BatchSummary, CardChange, Heartbeat, TerminalReplaced, TurnoverReading
+from protocol.records import (
+    BatchSummary,
+    CardChange,
+    Heartbeat,
+    Record,
+    TerminalReplaced,
+    TurnoverReading,
+)
 from protocol.sealed import SealedError
 
 log = logging.getLogger(__name__)
@@ -40,17 +46,26 @@ def sha256_hex(data: bytes) -> str:
 
 
 def _body_json(envelope: Envelope) -> str:
-    return canonical_dumps(dict(envelope.body)).decode("utf-8")
+    # Deterministic (sorted keys, no spaces) and C-fast. The signed bytes are the RFC 8785
+    # form; this copy is for queries and content comparison, where determinism is enough.
+    return json.dumps(envelope.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=dict)  # fmt: skip
 
 
 def write_envelope(
-    tx: Tx, envelope: Envelope, payload: bytes, source: str, keys: CollectorKeys | None = None
+    tx: Tx,
+    envelope: Envelope,
+    payload: bytes,
+    source: str,
+    keys: CollectorKeys | None = None,
+    record: Record | None = None,
 ) -> tuple[str, str | None]:
     """Write one verified envelope; return ``(status, reason)`` for its ack.
 
     :param payload: the exact bytes received (kept verbatim)
     :param source: ``mqtt`` or ``bundle:<file name>``
     :param keys: the collector's keys, to HMAC a card change's new account in memory
+    :param record: ``envelope.record()`` if the caller already built it
     """
     digest = sha256_hex(payload)
     record_id = tx.insert(
@@ -70,7 +85,7 @@ def write_envelope(
     if record_id is None:
         return _seq_taken(tx, envelope, payload, digest)
     _touch_agent(tx, envelope)
-    record = envelope.record()
+    record = record if record is not None else envelope.record()
     if isinstance(record, BatchSummary):
         return _write_batch(tx, record_id, envelope, record, payload, digest)
     if isinstance(record, TurnoverReading):

@@ -25,7 +25,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, TestAgent, T
 
 
 def _mutations(good: bytes) -> st.SearchStrategy[bytes]:
-    header, _, body = good.partition(b"\n")
+    header, _, _body = good.partition(b"\n")
     return st.one_of(
         st.binary(max_size=300),
         st.integers(0, len(good)).map(lambda n: good[:n]),  # truncated
