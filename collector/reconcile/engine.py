@@ -43,6 +43,7 @@ from collector.reconcile.model import (
 )
 
 _batch_key = attrgetter("key")
+_match_order = attrgetter("batch_keys", "credit_ids")
 _change_id = attrgetter("change_id")
 _credit_id = attrgetter("credit_id")
 
@@ -170,7 +171,7 @@ def reconcile_merchant(
     return MerchantResult(
         merchant_id=mid,
         expected=tuple(expected),
-        matches=tuple(sorted(matches, key=lambda m: (m.batch_keys, m.credit_ids))),
+        matches=tuple(sorted(matches, key=_match_order)),
         gaps=tuple(sorted(gaps, key=lambda g: (g.category, g.batch_keys, g.credit_ids))),
         credit_notes=tuple(sorted(notes, key=lambda n: (n.credit_id, n.kind))),
     )

@@ -74,10 +74,20 @@ def judge_pairings(
     matches: list[Match] = []
     gaps: list[Gap] = []
     notes: list[CreditNote] = []
+    tolerance_per_batch = config.tolerance_per_batch
     for pairing in pairings:
-        exps = [expected[k] for k in pairing.batch_keys]
-        first = exps[0] if len(exps) == 1 else min(exps, key=_due_order)
-        if _paid_to_old(pairing.account_key, exps):
+        keys = pairing.batch_keys
+        if len(keys) == 1:
+            first = expected[keys[0]]
+            account = pairing.account_key
+            old = account == first.previous_account_key or (
+                account == first.account_key and first.pending_account_key is not None
+            )
+        else:
+            exps = [expected[k] for k in keys]
+            first = min(exps, key=_due_order)
+            old = _paid_to_old(pairing.account_key, exps)
+        if old:
             evidence = _evidence(
                 first,
                 "old_account_" + pairing.rule,
@@ -101,7 +111,7 @@ def judge_pairings(
             )
             continue
         residual = pairing.actual - pairing.expected
-        tolerance = config.tolerance_per_batch * len(exps)
+        tolerance = tolerance_per_batch * len(keys)
         covered = pairing.actual if residual < -tolerance else pairing.expected
         matches.append(
             Match(

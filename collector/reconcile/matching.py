@@ -225,9 +225,22 @@ class _Matcher:
 
     def _one_to_one(self) -> None:
         index = self._amount_index()
+        open_credits = self.out.open_credits
+        before, after = self.before, self.after
         for exp in sorted(self.out.open_batches.values(), key=_due_order):
             for account in exp.candidate_accounts:
-                found = self._nearest([exp], index.get((account, exp.currency, exp.amount), ()))
+                candidates = index.get((account, exp.currency, exp.amount))
+                if not candidates:
+                    continue
+                found: Credit | None
+                if len(candidates) == 1:  # the common case, without the ranking
+                    only, due = candidates[0], exp.due_date
+                    ok = only.credit_id in open_credits
+                    found = (
+                        only if ok and due - before <= only.booking_date <= due + after else None
+                    )
+                else:
+                    found = self._nearest([exp], candidates)
                 if found is not None:
                     self._pair("one_to_one", [exp], found)
                     break
