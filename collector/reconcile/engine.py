@@ -87,6 +87,8 @@ def _unique_by(items: Iterable[Any], order: Any, identity: Any) -> list[Any]:
     refused) resolve the same way whatever the input order.
     """
     ordered = sorted(items, key=identity)
+    if len(ordered) < 2:
+        return ordered
     kept: list[Any] = []
     for item in ordered:
         if kept and identity(kept[-1]) == identity(item):

@@ -153,14 +153,18 @@ class ExpectedBuilder:
         self._due: dict[date, date] = {}
         self._by_due: dict[date, _Accounts] = {}
         self._by_interval: dict[int, _Accounts] = {}
-        self._edges = _change_points(self._history, config)
-        # Local date of the last change point: any later due date is in the last interval.
-        self._after_edges = self._edges[-1].astimezone(self._tz).date() if self._edges else None
+        self._edges: list[datetime] | None = None  # computed on first use
+        self._after_edges: date | None = None
 
     def accounts_for(self, due: date) -> _Accounts:
         """Accounts (in force, pending change, previous, candidates) at the payout of ``due``."""
         found = self._by_due.get(due)
         if found is None:
+            if self._edges is None:
+                self._edges = _change_points(self._history, self._config)
+                # Local date of the last change point: later due dates are in the last interval.
+                if self._edges:
+                    self._after_edges = self._edges[-1].astimezone(self._tz).date()
             if self._after_edges is not None and due > self._after_edges:
                 interval = len(self._edges)  # past every change point: no datetime needed
                 at = None

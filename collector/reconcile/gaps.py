@@ -360,6 +360,8 @@ def batch_number_gaps(
     config: ReconcileConfig,
 ) -> list[Gap]:
     """``BATCH_NOT_UPLOADED`` gaps: number holes per terminal and lost final batches."""
+    if not batches and not replacements:
+        return []
     tz = ZoneInfo(timezone)
     per_terminal: dict[str, list[Batch]] = {}
     for batch in batches:

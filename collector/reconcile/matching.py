@@ -95,6 +95,8 @@ def match_credits(
     :param credits: booked, non-reversal, positive credits sorted by credit id
     :param payouts: the acquirer's payout records
     """
+    if not credits:  # nothing to match: every batch with money owed stays open
+        return MatchOutcome(open_batches={e.batch_key: e for e in expected if e.amount > 0})
     return _Matcher(expected, credits, payouts, config).run()
 
 
