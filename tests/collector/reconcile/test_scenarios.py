@@ -269,3 +269,26 @@ def test_cutoff_and_holiday_due_dates() -> None:
 
 def test_calendar_is_the_shipped_one() -> None:
     assert CALENDAR.name == "cn" and CALENDAR.covers(date(2026, 10, 10))
+
+
+def test_reconcile_all_streams_one_result_per_merchant() -> None:
+    from collector.reconcile import reconcile_all
+
+    first = MerchantInputs(merchant(), HISTORY, (batch(1, MONDAY, 100_000),))
+    results = list(reconcile_all(iter([first, first]), now=NOW, calendar=CALENDAR))
+    assert [r.merchant_id for r in results] == [MID, MID] and results[0] == results[1]
+
+
+def test_bad_engine_input_is_our_error() -> None:
+    import dataclasses
+    from datetime import datetime
+
+    import pytest
+
+    from collector.reconcile import ReconcileInputError
+
+    stranger = dataclasses.replace(batch(1, MONDAY, 100), merchant_id="M999")
+    with pytest.raises(ReconcileInputError, match="M999"):
+        run(batches=(stranger,))
+    with pytest.raises(ReconcileInputError, match="naive"):
+        run(now=datetime(2025, 3, 20, 12))
