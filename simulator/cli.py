@@ -26,14 +26,23 @@ def sim() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="TOML or JSON file with the batch contents and faults to inject.",
 )
-def terminal(protocol: str, use_pty: bool, port_url: str | None, scenario_path: str | None) -> None:
+def terminal(
+    protocol: str,
+    use_pty: bool,
+    port_url: str | None,
+    listen: str | None,
+    scenario_path: str | None,
+) -> None:
     """Run a simulated terminal until interrupted; prints the port the agent should open."""
-    if use_pty and port_url:
-        raise click.UsageError("--pty and --port exclude each other")
+    if sum(map(bool, (use_pty, port_url, listen))) > 1:
+        raise click.UsageError("--pty, --port and --listen exclude each other")
     try:
         scenario = load_scenario(scenario_path) if scenario_path else Scenario()
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from exc
+    if listen:
+        _serve_tcp(protocol, listen, scenario)
+        return
     transport: Transport
     if port_url:
         transport = SerialTransport(port_url, stopbits=2 if protocol == "zvt" else 1)
@@ -51,3 +60,30 @@ def terminal(protocol: str, use_pty: bool, port_url: str | None, scenario_path: 
         pass
     finally:
         running.stop()
+
+
+def _serve_tcp(protocol: str, listen: str, scenario: Scenario) -> None:
+    import socket
+    import threading
+
+    from simulator.zvt_terminal import serve_zvt_tcp
+
+    if protocol != "zvt":
+        raise click.UsageError("--listen serves ZVT over TCP/IP; POSLink over TCP is not simulated")
+    host, _, port = listen.rpartition(":")
+    try:
+        listener = socket.create_server((host or "127.0.0.1", int(port)))
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(f"cannot listen on {listen}: {exc}") from exc
+    bound = listener.getsockname()
+    click.echo(f"simulated zvt terminal {scenario.terminal_id} on tcp {bound[0]}:{bound[1]}")
+    click.echo(f"try: settleguard agent read --protocol zvt --port socket://{bound[0]}:{bound[1]}")
+    sys.stdout.flush()
+    stop = threading.Event()
+    try:
+        serve_zvt_tcp(listener, scenario, stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        listener.close()

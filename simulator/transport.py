@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import select
+import socket
 import termios
 import time
 import tty
@@ -126,3 +127,40 @@ class FaultyWriter:
             size = self._random.randint(1, max(1, len(data) - start))
             self._transport.write(data[start : start + size])
             start += size
+
+
+class SocketTransport:
+    """One accepted TCP connection (ZVT over TCP/IP); :attr:`closed` once the peer hangs up."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._socket = connection
+        self.closed = False
+
+    def read(self, timeout: float) -> bytes:
+        """Return what arrived within ``timeout`` seconds (may be empty)."""
+        if self.closed:
+            return b""
+        ready, _, _ = select.select([self._socket], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            data = self._socket.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            self.closed = True
+        return data
+
+    def write(self, data: bytes) -> None:
+        """Write all of ``data`` (dropped silently once the peer has gone)."""
+        if self.closed:
+            return
+        try:
+            self._socket.sendall(data)
+        except OSError:
+            self.closed = True
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.closed = True
+        self._socket.close()

@@ -10,6 +10,7 @@ would produce them.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import deque
@@ -35,9 +36,9 @@ from protocol.zvt.messages import (
     TurnoverTotals,
 )
 from protocol.zvt.result_codes import FUNCTION_NOT_POSSIBLE
-from protocol.zvt.transport import ApduReceived, SerialLink
+from protocol.zvt.transport import ApduReceived, SerialLink, TcpLink
 from simulator.scenario import Scenario
-from simulator.transport import FaultyWriter, Transport
+from simulator.transport import FaultyWriter, SocketTransport, Transport
 
 SOFTWARE_VERSION = "settleguard-sim 1.0"
 
@@ -132,11 +133,19 @@ class ZvtTerminal:
         return list(lines)
 
 
-def serve_zvt(transport: Transport, scenario: Scenario, stop_event: threading.Event) -> None:
-    """Serve ZVT over the serial block protocol until ``stop_event`` is set."""
+def serve_zvt(
+    transport: Transport,
+    scenario: Scenario,
+    stop_event: threading.Event,
+    *,
+    link: SerialLink | TcpLink | None = None,
+) -> None:
+    """Serve ZVT until ``stop_event`` is set: the serial block protocol by default, bare APDUs
+    when given a :class:`TcpLink` (NAK and dropped-ACK faults then have no meaning)."""
     faults = scenario.misbehaviour
     writer = FaultyWriter(transport, faults)
-    link = SerialLink()
+    link = link or SerialLink()
+    serial = isinstance(link, SerialLink)
     pt = TerminalConnection()
     terminal = ZvtTerminal(scenario)
     pending: deque[PtCommand] = deque()
@@ -149,12 +158,12 @@ def serve_zvt(transport: Transport, scenario: Scenario, stop_event: threading.Ev
         while (event := link.next_event()) is not None:
             if not isinstance(event, ApduReceived):
                 continue
-            if faults.nak_frames > 0:
+            if serial and faults.nak_frames > 0:
                 faults.nak_frames -= 1
-                link.reject_frame()
-            elif faults.drop_acks > 0:
+                link.reject_frame()  # type: ignore[union-attr]
+            elif serial and faults.drop_acks > 0:
                 faults.drop_acks -= 1
-                link.withhold_ack()  # as if the frame was lost on the line: the ECR repeats
+                link.withhold_ack()  # type: ignore[union-attr]  # as if the frame was lost on the line: the ECR repeats
             else:
                 _receive(pt, event.apdu)
         while (pt_event := pt.next_event()) is not None:
@@ -170,7 +179,9 @@ def serve_zvt(transport: Transport, scenario: Scenario, stop_event: threading.Ev
         for apdu in pt.apdus_to_send():
             link.send_apdu(apdu)
         out = link.data_to_send()
-        if len(out) > 2:
+        if not serial and out:
+            writer.write_frame(out)
+        elif len(out) > 2:
             writer.write_frame(out)
         elif out:
             writer.write_raw(out)
@@ -181,3 +192,34 @@ def _receive(pt: TerminalConnection, apdu: bytes) -> None:
         pt.receive_apdu(apdu)
     except ProtocolError:
         pass  # a malformed command is left unanswered; the ECR's T3 reports it
+
+
+def serve_zvt_tcp(listener: socket.socket, scenario: Scenario, stop_event: threading.Event) -> None:
+    """Serve ZVT over TCP/IP (PA00P016 §4) on a listening socket, one ECR at a time.
+
+    :param listener: a bound, listening socket (the caller picks the address, e.g. port 20007)
+    """
+    listener.settimeout(0.05)
+    while not stop_event.is_set():
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            continue
+        transport = SocketTransport(connection)
+        try:
+            serve_zvt(transport, scenario, _until_closed(transport, stop_event), link=TcpLink())
+        finally:
+            transport.close()
+
+
+def _until_closed(transport: SocketTransport, stop_event: threading.Event) -> threading.Event:
+    """An event that fires when the server stops or the ECR hangs up."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not (stop_event.is_set() or transport.closed):
+            stop_event.wait(0.05)
+        done.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return done

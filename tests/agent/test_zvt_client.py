@@ -188,3 +188,31 @@ def test_no_terminal_at_all_is_no_answer() -> None:
     finally:
         port.close()
         silent.close()
+
+
+def test_read_and_close_over_tcp_with_bare_apdus() -> None:
+    """ZVT over TCP/IP (PA00P016 §4): the agent opens socket:// and speaks without DLE framing."""
+    import socket
+    import threading
+
+    from agent.terminal_link import close_batch, read_totals
+    from simulator.zvt_terminal import serve_zvt_tcp
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    scenario = Scenario()
+    stop = threading.Event()
+    thread = threading.Thread(target=serve_zvt_tcp, args=(listener, scenario, stop), daemon=True)
+    thread.start()
+    try:
+        url = f"socket://127.0.0.1:{port}"
+        read = read_totals(url, "zvt", password=scenario.password)
+        assert read.kind == "turnover_totals" and read.terminal_id == scenario.terminal_id
+        assert read.total_amount == sum(b.amount - b.refund_amount for b in Scenario().buckets)
+        closed = close_batch(url, "zvt", password=scenario.password)
+        assert closed.kind == "end_of_day" and closed.total_amount == read.total_amount
+        assert scenario.buckets == []
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
