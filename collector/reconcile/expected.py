@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from collector.reconcile.calendar import WorkingCalendar
@@ -152,6 +152,7 @@ class ExpectedBuilder:
         self._fee = merchant.fee_schedule.bucket_fee
         self._due: dict[date, date] = {}
         self._by_due: dict[date, _Accounts] = {}
+        self._fields: dict[date, tuple[Any, ...]] = {}
         self._by_interval: dict[int, _Accounts] = {}
         self._edges: list[datetime] | None = None  # computed on first use
         self._after_edges: date | None = None
@@ -210,7 +211,9 @@ class ExpectedBuilder:
         fees = 0
         for bucket in batch.buckets:
             fees += self._fee(bucket)
-        current, pending, previous, candidates = self.accounts_for(due)
+        fields = self._fields.get(due)
+        if fields is None:
+            fields = self._fields[due] = _account_fields(self.accounts_for(due))
         return ExpectedCredit(
             batch.key,
             batch.merchant_id,
@@ -222,14 +225,27 @@ class ExpectedBuilder:
             batch.currency,
             business,
             due,
-            current.account_key if current else None,
-            current.account_masked if current else None,
-            pending.change_id if pending else None,
-            pending.account_key if pending else None,
-            previous.account_key if previous else None,
+            fields[0],
+            fields[1],
+            fields[2],
+            fields[3],
+            fields[4],
             batch.reference,
-            candidates,
+            fields[5],
         )
+
+
+def _account_fields(accounts: _Accounts) -> tuple[Any, ...]:
+    """The ExpectedCredit fields that depend only on the accounts: account .. previous key."""
+    current, pending, previous, candidates = accounts
+    return (
+        current.account_key if current else None,
+        current.account_masked if current else None,
+        pending.change_id if pending else None,
+        pending.account_key if pending else None,
+        previous.account_key if previous else None,
+        candidates,
+    )
 
 
 class _Accounts(NamedTuple):
