@@ -31,3 +31,7 @@ def _register() -> None:
 
 
 _register()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m settleguard.cli`
+    main()

@@ -21,6 +21,12 @@ def sim() -> None:
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a new pseudo-terminal (default).")
 @click.option("--port", "port_url", help="Serve on this serial port or pyserial URL instead.")
 @click.option(
+    "--listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="ZVT only: serve ZVT over TCP/IP on this address (e.g. 127.0.0.1:20007).",
+)
+@click.option(
     "--scenario",
     "scenario_path",
     type=click.Path(exists=True, dir_okay=False),
