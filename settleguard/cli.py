@@ -19,12 +19,9 @@ def _register() -> None:
 
     main.add_command(agent)
     main.add_command(sim)
-    try:
-        from collector.cli import collector
-    except ImportError:  # pragma: no cover - the collector package is optional at runtime
-        pass
-    else:
-        main.add_command(collector)
+    from collector.cli import collector
+
+    main.add_command(collector)
     from settleguard.demo import demo
 
     main.add_command(demo)
