@@ -110,3 +110,12 @@ class EnrollmentError(AgentError):
 
 EXIT_CODES[11] = SyncError.__doc__ or ""
 EXIT_CODES[12] = EnrollmentError.__doc__ or ""
+
+
+class CollectorUnreachable(AgentError):
+    """The collector could not be reached; the request is kept and ``run`` retries it."""
+
+    exit_code = 13
+
+
+EXIT_CODES[13] = CollectorUnreachable.__doc__ or ""

@@ -39,10 +39,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.errors import StorageError
 from agent.home import AgentHome, write_private_file
-from protocol.canonical import canonical_dumps
 from protocol.envelope import key_id_for
 
-ROTATION_DOMAIN = b"settleguard/v1 key-rotation\n"
+ROTATION_DOMAIN = b"settleguard/v1 rotate\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +165,8 @@ def rotate_key(home: AgentHome) -> dict[str, Any]:
     The new key signs everything recorded from now on. The announcement stays in
     ``identity.json`` under ``pending_rotation`` until :mod:`agent.enroll` delivers it.
 
-    :return: the announcement ``{"statement": {...}, "signature": b64}``
+    :return: the announcement (``public_key`` and ``signature`` in base64, as the collector's
+        ``POST /api/v1/agents/{agent_id}/rotate`` takes them)
     :raises agent.errors.StorageError: if the key cannot be written
     """
     old = load_or_create_key(home)
@@ -176,21 +176,22 @@ def rotate_key(home: AgentHome) -> dict[str, Any]:
         new_public = private.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
-        statement = {
+        # The collector's format (collector/enrollment.py rotation_message):
+        # ROTATION_DOMAIN + agent_id + "\n" + raw new public key, signed by the old key.
+        signature = old.private_key.sign(
+            ROTATION_DOMAIN + old.agent_id.encode("ascii") + b"\n" + new_public
+        )
+        announcement = {
             "agent_id": old.agent_id,
             "old_key_id": old.key_id,
             "new_key_id": key_id,
-            "new_public_key": base64.b64encode(new_public).decode("ascii"),
-            "rotated_at": _now(),
-        }
-        signature = old.private_key.sign(ROTATION_DOMAIN + canonical_dumps(statement))
-        announcement = {
-            "statement": statement,
+            "public_key": base64.b64encode(new_public).decode("ascii"),
             "signature": base64.b64encode(signature).decode("ascii"),
+            "rotated_at": _now(),
         }
         identity["previous_keys"] = [*identity.get("previous_keys", []), old.key_id]
         identity["key_id"] = key_id
-        identity["key_created_at"] = statement["rotated_at"]
+        identity["key_created_at"] = announcement["rotated_at"]
         identity["pending_rotation"] = announcement
         _write_identity(home, identity)
     return announcement

@@ -229,6 +229,7 @@ class Outbox:
         created_at: str,
         terminal_time: str | None = None,
         is_batch: bool | None = None,
+        meta: dict[str, str | None] | None = None,
     ) -> int:
         """Allocate the next ``seq``, seal the record with it and commit the row.
 
@@ -237,6 +238,7 @@ class Outbox:
         :param created_at: the agent's UTC time the record was made (also in the envelope)
         :param terminal_time: the terminal's own time for the record, if it has one
         :param is_batch: exempt from the disk budget; default: batch-like record types
+        :param meta: ``meta`` values to set in the same transaction (e.g. ``terminal_id``)
         :return: the committed ``seq``
         :raises agent.errors.StorageError: disk full, budget reached (non-batch), read-only
         """
@@ -264,7 +266,7 @@ class Outbox:
                     sealed.signature,
                 ),
             )
-            self._set_meta(conn, {"next_seq": str(seq + 1)})
+            self._set_meta(conn, {**(meta or {}), "next_seq": str(seq + 1)})
         return seq
 
     def _over_budget(self) -> str | None:
@@ -286,17 +288,25 @@ class Outbox:
         :param meta: ``meta`` values to set in the same transaction (e.g. ``last_sync_at``)
         :return: how many pending rows changed state
         """
-        now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        changed = 0
+        now = time.time()
+        now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         with self.transaction() as conn:
-            for ack in acks:
-                state = ACKED if ack.status in ("accepted", "duplicate") else REJECTED
-                cursor = conn.execute(
-                    "UPDATE outbox SET state = ?, ack_status = ?, ack_reason = ?, acked_at = ?, "
-                    "acked_epoch = ? WHERE seq = ? AND state = 'pending'",
-                    (state, ack.status, ack.reason, now_iso, time.time(), ack.seq),
-                )
-                changed += cursor.rowcount
+            cursor = conn.executemany(
+                "UPDATE outbox SET state = ?, ack_status = ?, ack_reason = ?, acked_at = ?, "
+                "acked_epoch = ? WHERE seq = ? AND state = 'pending'",
+                [
+                    (
+                        ACKED if ack.status in ("accepted", "duplicate") else REJECTED,
+                        ack.status,
+                        ack.reason,
+                        now_iso,
+                        now,
+                        ack.seq,
+                    )
+                    for ack in acks
+                ],
+            )
+            changed = cursor.rowcount
             if meta:
                 self._set_meta(conn, meta)
         return changed

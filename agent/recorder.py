@@ -66,7 +66,14 @@ def append_record(outbox: Outbox, key: AgentKey, record: Record) -> int:
         record_type=record.RECORD_TYPE,
         created_at=created_at,
         terminal_time=getattr(record, "terminal_local_time", None),
+        meta=_terminal_meta(record),
     )
+
+
+def _terminal_meta(record: Record) -> dict[str, str | None]:
+    """Remember the last terminal id we recorded for (shown by ``status``, sent in heartbeats)."""
+    terminal_id = getattr(record, "terminal_id", None) or getattr(record, "new_terminal_id", None)
+    return {"terminal_id": terminal_id} if terminal_id else {}
 
 
 def record(home: AgentHome, record: Record, *, config: AgentConfig | None = None) -> int:

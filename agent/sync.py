@@ -11,8 +11,9 @@ and only append to lists that ``pump`` drains afterwards.
 Per pump:
 
 1. network I/O (``client.loop``): CONNACK, SUBACK, PUBACKs, acks on ``sg/v1/a/{id}/ack``;
-2. all acks received in this round are applied in **one** outbox transaction (an ack is the
-   only thing that takes a row out of ``pending``; a PUBACK only means the broker has it);
+2. acks received take their records out of flight; they are committed to the outbox in
+   groups (:meth:`SyncLink.write_acks`: one fsync per group, not per record). An ack is the
+   only thing that takes a row out of ``pending``; a PUBACK only means the broker has it;
 3. records in flight longer than ``ack_timeout_s`` without an app ack are published again
    (same bytes: the collector answers ``duplicate``);
 4. the window is refilled from the outbox in ``seq`` order, at most ``window`` records
@@ -49,6 +50,11 @@ from agent.keys import AgentKey
 from agent.outbox import Outbox
 from protocol.acks import Ack, AckError, decode_acks
 from protocol.topics import ack_topic, hb_topic, rec_topic
+
+#: Write app acks to the outbox once this many are waiting …
+ACK_WRITE_BATCH = 500
+#: … or once the oldest has waited this long (each write is one fsync'd transaction).
+ACK_WRITE_DELAY_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +137,9 @@ class SyncLink:
         self.published_total = 0
         self._subscribed = False
         self._refused: str | None = None
-        self._acks: list[Ack] = []
+        self._acks: list[Ack] = []  # received in this pump, not yet looked at
+        self._unwritten: list[Ack] = []  # taken out of flight, not yet in the outbox
+        self._unwritten_since = 0.0
         self._inflight: dict[int, tuple[float, bytes]] = {}
         self._cursor = 0
         self._sub_mid: int | None = None
@@ -215,6 +223,7 @@ class SyncLink:
         :raises agent.errors.SyncError: refused (credentials, ACL), unreachable, or timed out
         """
         self._refused = None
+        self.write_acks()  # before the cursor rewinds: acked rows must not look pending
         self._inflight.clear()
         self._cursor = 0
         properties = None
@@ -256,6 +265,7 @@ class SyncLink:
 
     def disconnect(self) -> None:
         """Disconnect cleanly (the broker keeps our session for ``session_expiry_s``)."""
+        self.write_acks()
         if self.connected:
             self._client.disconnect()
             self._client.loop(0.1)
@@ -269,26 +279,48 @@ class SyncLink:
 
         :raises agent.errors.StorageError: if the outbox cannot be written
         """
+        if self._unwritten:
+            timeout = min(timeout, self._unwritten_since + ACK_WRITE_DELAY_S - self.clock())
         if self.connected:
-            rc = self._client.loop(timeout)
+            rc = self._client.loop(max(0.0, timeout))
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 self.connected = self._subscribed = False
                 self.last_error = self.last_error or f"connection lost: {mqtt.error_string(rc)}"
-        self._apply_acks()
+        self._take_acks()
+        if self._unwritten and (
+            len(self._unwritten) >= ACK_WRITE_BATCH
+            or not self._inflight
+            or not self.ready
+            or self.clock() - self._unwritten_since >= ACK_WRITE_DELAY_S
+        ):
+            self.write_acks()
         if self.ready:
             self._resend_overdue()
             self._fill_window()
 
-    def _apply_acks(self) -> None:
+    def _take_acks(self) -> None:
         if not self._acks:
             return
-        acks, self._acks = self._acks, []
+        if not self._unwritten:
+            self._unwritten_since = self.clock()
+        for ack in self._acks:
+            self._inflight.pop(ack.seq, None)
+        self._unwritten.extend(self._acks)
+        self._acks = []
+
+    def write_acks(self) -> None:
+        """Commit the acks taken so far to the outbox, in one transaction.
+
+        Acks are written in groups (:data:`ACK_WRITE_BATCH`, at most
+        :data:`ACK_WRITE_DELAY_S` late) because each commit is an fsync. Losing a group to a
+        crash only means those records are sent again and acked ``duplicate``.
+        """
+        if not self._unwritten:
+            return
+        acks, self._unwritten = self._unwritten, []
         changed = self.outbox.apply_acks(acks, meta={"last_sync_at": _utc_now()})
         self.acked_total += changed
-        for ack in acks:
-            self._inflight.pop(ack.seq, None)
-            if ack.status in ("rejected", "conflict"):
-                self.rejected_total += 1
+        self.rejected_total += sum(ack.status in ("rejected", "conflict") for ack in acks)
 
     def _publish(self, seq: int, payload: bytes) -> bool:
         info = self._client.publish(rec_topic(self.agent_id), payload, qos=1)
@@ -310,7 +342,8 @@ class SyncLink:
 
     def _fill_window(self) -> None:
         room = self.settings.window - len(self._inflight)
-        if room <= 0:
+        # refill in chunks (a quarter window at least): one outbox query per chunk, not per ack
+        if room <= 0 or (self._inflight and room < max(1, self.settings.window // 4)):
             return
         for seq, payload in self.outbox.pending(after_seq=self._cursor, limit=room):
             if not self._publish(seq, payload):
@@ -333,16 +366,19 @@ class SyncLink:
         if self.connected:
             self._client.publish(hb_topic(self.agent_id), payload, qos=0)
 
-    def flush(self, timeout: float) -> FlushResult:
+    def flush(self, timeout: float, *, heartbeat: Callable[[], bytes] | None = None) -> FlushResult:
         """Connect-on-demand: connect, send everything pending, wait for acks, disconnect.
 
         :param timeout: give up after this many seconds (what is left stays pending)
+        :param heartbeat: makes a signed heartbeat to publish once connected
         :raises agent.errors.SyncError: if the broker cannot be reached or refuses us
         """
         deadline = self.clock() + timeout
         acked0, rejected0 = self.acked_total, self.rejected_total
         self.connect(timeout=max(0.1, deadline - self.clock()))
         try:
+            if heartbeat is not None:
+                self.publish_heartbeat(heartbeat())
             self.pump(0)
             while self.outbox.has_pending() and self.clock() < deadline:
                 if not self.connected:
