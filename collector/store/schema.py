@@ -301,9 +301,37 @@ _V2 = (
         reason TEXT)""",
 )
 
+# Version 3 (issue 6): what the alert dispatcher needs on the alerts table -- the policy stage,
+# the merchant's time zone and the earliest send time (quiet hours, daily limits), when it was
+# handed to a gateway, every provider message id (one per SMPP part), escalation to operators --
+# plus the receipt-matching tables (ids in hex/decimal aliases; receipts that beat the submit
+# response are kept until the alert is ``sent``).
+_V3 = (
+    "ALTER TABLE alerts ADD COLUMN stage TEXT",
+    "ALTER TABLE alerts ADD COLUMN tz TEXT",
+    "ALTER TABLE alerts ADD COLUMN not_before TEXT",
+    "ALTER TABLE alerts ADD COLUMN attempted_at TEXT",
+    "ALTER TABLE alerts ADD COLUMN finished_at TEXT",
+    "ALTER TABLE alerts ADD COLUMN message_ids TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE alerts ADD COLUMN parts {int} NOT NULL DEFAULT 0",
+    "ALTER TABLE alerts ADD COLUMN escalated_at TEXT",
+    "ALTER TABLE alerts ADD COLUMN escalation_reason TEXT",
+    "CREATE INDEX alerts_due ON alerts (state, not_before)",
+    "CREATE INDEX alerts_gap ON alerts (gap_id)",
+    "CREATE INDEX alerts_escalated ON alerts (escalated_at)",
+    """CREATE TABLE alert_message_ids (
+        alias TEXT NOT NULL, message_id TEXT NOT NULL,
+        alert_id {int} NOT NULL REFERENCES alerts(id),
+        PRIMARY KEY (alias, message_id))""",
+    """CREATE TABLE alert_receipts (
+        message_id TEXT NOT NULL, state TEXT NOT NULL, error TEXT, received_at TEXT NOT NULL,
+        PRIMARY KEY (message_id, state))""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
+    Migration(3, "alert dispatch state, provider message ids and delivery receipts", _V3),
 )
 
 
