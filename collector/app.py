@@ -35,6 +35,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from collector.api_enroll import bp as enroll_bp
 
     app.register_blueprint(enroll_bp)
+    from collector.web import register_web  # dashboard + JSON API (issue 7)
+
+    register_web(app)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

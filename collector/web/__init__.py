@@ -1,0 +1,88 @@
+"""The operator dashboard and JSON API (issue 7), attached to the collector app.
+
+``register_web(app)`` adds: settings defaults, Flask-WTF CSRF protection on every form, the
+TLS-aware session cookie, security headers on every response, the user loader, template
+helpers (``_`` for zh-CN/en, ``money``, ``can``), and the blueprints: ``auth`` (sign-in),
+``pages`` (dashboard), ``api`` (``/api/v1``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from collector.web import api, auth, pages
+from collector.web.i18n import current_lang, translate
+from collector.web.security import TlsAwareSessionInterface, add_security_headers
+
+WEB_DEFAULTS: dict[str, Any] = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_NAME": "sg_session",
+    "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
+    "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+    # Checked by _check_csrf below for every non-API form instead (see its comment).
+    "WTF_CSRF_CHECK_DEFAULT": False,
+    "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+    "LOGIN_MAX_FAILURES_USER": 5,
+    "LOGIN_MAX_FAILURES_ADDRESS": 20,
+    "LOGIN_WINDOW_S": 300,
+    "AGENT_SILENT_AFTER_S": 6 * 3600,
+    "DASHBOARD_DEFAULT_LANG": "en",
+}
+
+csrf = CSRFProtect()
+
+
+def money(amount: int | None, currency: str | None = None) -> str:
+    """Integer minor units as ``1,234.56`` (two decimals; no floats on the way)."""
+    if amount is None:
+        return "-"
+    sign = "-" if amount < 0 else ""
+    major, minor = divmod(abs(int(amount)), 100)
+    code = {"156": "CNY", "978": "EUR", "840": "USD"}.get(str(currency or ""), currency or "")
+    return f"{sign}{major:,}.{minor:02d}" + (f" {code}" if code else "")
+
+
+def _check_csrf() -> None:
+    """Every POST outside ``/api/`` needs the form's ``csrf_token`` (400 without).
+
+    ``/api/`` is left out: agents enroll there with their own proof, token callers carry no
+    ambient cookie, and session callers of the dashboard API are checked by
+    :func:`collector.web.api.require_csrf` (header ``X-CSRFToken``).
+    """
+    if not request.path.startswith("/api/"):
+        csrf.protect()
+
+
+def register_web(app: Flask) -> None:
+    """Attach the dashboard and API to ``app`` (called by ``create_app``)."""
+    for key, value in WEB_DEFAULTS.items():
+        app.config.setdefault(key, value)
+    app.session_interface = TlsAwareSessionInterface()
+    csrf.init_app(app)
+    app.before_request(auth.load_user)
+    app.before_request(_check_csrf)
+    app.after_request(add_security_headers)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.jinja_env.globals.update(_=translate, can=auth.can, lang=current_lang)
+    app.jinja_env.filters["money"] = money
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Any:
+        if request.path.startswith("/api/"):
+            return jsonify({"error": f"CSRF check failed: {exc.description}"}), 400
+        return render_template("error.html", code=400, message=exc.description), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        if request.path.startswith("/api/"):
+            return jsonify({"error": exc.description or exc.name}), code
+        return render_template("error.html", code=code, message=exc.description), code

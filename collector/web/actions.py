@@ -1,0 +1,239 @@
+"""Every state-changing thing an operator can do, each written to the audit log.
+
+Library first: the dashboard forms and the JSON API both call these. Each action reads the
+row before, changes it, reads it after, and appends one ``audit_log`` line with who, what,
+the target and ``{"before": …, "after": …}`` (the store stamps when).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from collector import enrollment, merchants, recon_store
+from collector.imports import ImportRejected, import_file
+from collector.keys import KeyFileError, load_keys
+from collector.store import Store, Tx
+
+
+class ActionError(Exception):
+    """An action cannot be done; ``status`` is the HTTP answer (404 missing, 409 wrong state)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def audit(
+    tx: Tx, actor: str, action: str, target: str, before: Any, after: Any, **extra: Any
+) -> None:
+    """Append one audit line inside ``tx``."""
+    detail = {"before": before, "after": after, **extra}
+    tx.insert(
+        "audit_log",
+        {"actor": actor, "action": action, "target": target,
+         "detail": json.dumps(detail, ensure_ascii=False, default=str)},
+    )  # fmt: skip
+
+
+_GAP_STATE = (
+    "SELECT id, status, note, resolution, acknowledged_by, resolved_at FROM gaps WHERE id = ?"
+)
+
+
+def _gap_state(tx: Tx, gap_id: int) -> dict[str, Any]:
+    row = tx.query_one(_GAP_STATE, (gap_id,))
+    if row is None:
+        raise ActionError(f"no gap {gap_id}", 404)
+    return row
+
+
+def acknowledge_gap(
+    store: Store, gap_id: int, *, actor: str, note: str | None = None
+) -> dict[str, Any]:
+    """Acknowledge an open gap (someone is on it); it stays acknowledged across runs.
+
+    :raises ActionError: no such gap (404), or it is not open (409)
+    """
+    with store.transaction() as tx:
+        before = _gap_state(tx, gap_id)
+        if before["status"] != "open":
+            raise ActionError(f"gap {gap_id} is {before['status']}, not open")
+        stamp = _now()
+        # The same change as recon_store.acknowledge_gap, inside this transaction so the
+        # before/after in the audit line cannot interleave with another operator's click.
+        tx.execute(
+            "UPDATE gaps SET status = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?,"
+            " note = COALESCE(?, note), updated_at = ? WHERE id = ? AND status = 'open'",
+            (stamp, actor, note or None, stamp, gap_id),
+        )
+        after = _gap_state(tx, gap_id)
+        audit(tx, actor, "gap.acknowledge", f"gap:{gap_id}", before, after)
+    return after
+
+
+def resolve_gap(store: Store, gap_id: int, *, actor: str, note: str) -> dict[str, Any]:
+    """Resolve a gap by hand with a note saying why (kept resolved by later runs).
+
+    :raises ActionError: empty note (400), no such gap (404), already resolved (409)
+    """
+    if not note.strip():
+        raise ActionError("a resolution needs a note saying why", 400)
+    with store.transaction() as tx:
+        before = _gap_state(tx, gap_id)
+        if before["status"] == "resolved":
+            raise ActionError(f"gap {gap_id} is resolved already")
+        stamp = _now()
+        tx.execute(
+            "UPDATE gaps SET status = 'resolved', resolution = 'manual', resolved_at = ?,"
+            " note = ?, updated_at = ? WHERE id = ?",
+            (stamp, note.strip(), stamp, gap_id),
+        )
+        after = _gap_state(tx, gap_id)
+        audit(tx, actor, "gap.resolve", f"gap:{gap_id}", before, after)
+    return after
+
+
+def resend_alert(store: Store, gap_id: int, *, actor: str) -> dict[str, Any]:
+    """Queue the gap's latest SMS again as a new alert (the dispatcher sends it once).
+
+    A new row with its own dedupe key, so the old one keeps its delivery history and a
+    retry of this request cannot queue two copies in the same second.
+
+    :raises ActionError: no such gap (404), no earlier alert to re-send (409)
+    """
+    with store.transaction() as tx:
+        _gap_state(tx, gap_id)
+        last = tx.query_one(
+            "SELECT id, merchant_id, phone, locale, text, state FROM alerts WHERE gap_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (gap_id,),
+        )
+        if last is None:
+            raise ActionError(f"gap {gap_id} has no alert to re-send yet")
+        stamp = _now()
+        new_id = tx.insert(
+            "alerts",
+            {"dedupe_key": f"resend:{gap_id}:{last['id']}:{stamp}", "gap_id": gap_id,
+             "merchant_id": last["merchant_id"], "phone": last["phone"],
+             "locale": last["locale"], "text": last["text"], "state": "queued"},
+            ignore_conflict=True,
+        )  # fmt: skip
+        if new_id is None:
+            raise ActionError("this alert was re-sent a moment ago")
+        after = {"alert_id": new_id, "state": "queued"}
+        audit(tx, actor, "alert.resend", f"gap:{gap_id}",
+              {"alert_id": last["id"], "state": last["state"]}, after)  # fmt: skip
+    return after
+
+
+def _agent(store: Store, agent_id: str) -> dict[str, Any]:
+    row = store.query_one(
+        "SELECT agent_id, status, approved_at, revoked_at FROM agents WHERE agent_id = ?",
+        (agent_id,),
+    )
+    if row is None:
+        raise ActionError(f"no agent {agent_id}", 404)
+    return row
+
+
+def set_agent_status(
+    app: Flask, store: Store, agent_id: str, status: str, *, actor: str
+) -> dict[str, Any]:
+    """Approve (``approved``) or revoke (``revoked``) an agent and refresh the broker logins.
+
+    :raises ActionError: no such agent (404), approving a revoked agent (409)
+    """
+    before = _agent(store, agent_id)
+    if status == "approved" and before["status"] == "revoked":
+        raise ActionError(f"agent {agent_id} is revoked; it must enroll again")
+    change = enrollment.approve if status == "approved" else enrollment.revoke
+    change(store, agent_id, actor=actor)
+    _sync_broker(app, store)
+    after = _agent(store, agent_id)
+    with store.transaction() as tx:
+        audit(tx, actor, f"agent.{status}", f"agent:{agent_id}", before, after)
+    return after
+
+
+def _sync_broker(app: Flask, store: Store) -> None:
+    password_file = Path(app.config["BROKER_DIR"]) / "passwd"
+    if password_file.exists():
+        pid = app.config.get("BROKER_PID_FILE")
+        enrollment.sync_broker_passwords(
+            store, password_file, collector_user=app.config["MQTT_USERNAME"],
+            pid_file=Path(pid) if pid else None,
+        )  # fmt: skip
+
+
+def upload_statement(
+    app: Flask,
+    store: Store,
+    data: bytes,
+    *,
+    filename: str,
+    actor: str,
+    fmt: str = "auto",
+    profile: str | None = None,
+    account: str | None = None,
+) -> dict[str, Any]:
+    """Import an uploaded statement or payout file, then reconcile what it touched.
+
+    :returns: ``{"import_id", "duplicate", "summary", "reconcile"}``, or with ``"error"`` when
+        the file was rejected (the attempt is recorded and audited either way)
+    :raises ActionError: the collector has no keys yet (500)
+    """
+    try:
+        keys = load_keys(Path(app.config["KEYS_DIR"]))
+    except KeyFileError as exc:
+        raise ActionError(
+            f"collector keys missing ({exc}); run 'settleguard collector keys init'", 500
+        ) from exc
+    try:
+        result = import_file(
+            store, data, filename=filename, account_hmac=keys.account_hmac, fmt=fmt,
+            profile=profile or None, account=account or None, actor=actor,
+        )  # fmt: skip
+    except ImportRejected as exc:
+        outcome: dict[str, Any] = {"import_id": exc.import_id, "error": str(exc)}
+        with store.transaction() as tx:
+            audit(tx, actor, "import.rejected", f"import:{exc.import_id}", None, outcome,
+                  filename=filename)  # fmt: skip
+        return outcome
+    report = None if result.duplicate else recon_store.reconcile(store).as_dict()
+    outcome = {"import_id": result.import_id, "duplicate": result.duplicate,
+               "summary": result.summary, "reconcile": report}  # fmt: skip
+    with store.transaction() as tx:
+        audit(tx, actor, "import.upload", f"import:{result.import_id}", None,
+              {"duplicate": result.duplicate, "summary": result.summary}, filename=filename)  # fmt: skip
+    return outcome
+
+
+def set_account_status(
+    store: Store, account_id: int, status: str, *, actor: str, note: str | None = None
+) -> dict[str, Any]:
+    """Change a merchant's settlement account (activate a card change, reject, retire).
+
+    :raises ActionError: no such account (404) or unknown status (400)
+    """
+    query = "SELECT id, merchant_id, status, effective_at, retired_at FROM settlement_accounts WHERE id = ?"
+    before = store.query_one(query, (account_id,))
+    if before is None:
+        raise ActionError(f"no settlement account {account_id}", 404)
+    try:
+        merchants.set_account_status(store, account_id, status, actor=actor, note=note)
+    except ValueError as exc:
+        raise ActionError(str(exc), 400) from exc
+    after = store.query_one(query, (account_id,))
+    with store.transaction() as tx:
+        audit(tx, actor, "account.status", f"account:{account_id}", before, after,
+              merchant_id=before["merchant_id"])  # fmt: skip
+    return after or {}

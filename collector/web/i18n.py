@@ -1,0 +1,120 @@
+"""Two languages for the dashboard: English and Simplified Chinese (zh-CN).
+
+The choice comes from ``?lang=`` (kept in the session), else the browser's
+``Accept-Language``, else ``DASHBOARD_DEFAULT_LANG``. Messages are keyed by their English text,
+so a missing translation shows English rather than a key.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, request, session
+
+LANGS = ("en", "zh-CN")
+
+ZH: dict[str, str] = {
+    "Overview": "概览",
+    "Merchants": "商户",
+    "Gap queue": "差异队列",
+    "Agents": "代理",
+    "Imports": "导入",
+    "Alerts": "短信提醒",
+    "Audit log": "审计日志",
+    "Users": "用户",
+    "Sign in": "登录",
+    "Sign out": "退出",
+    "Username": "用户名",
+    "Password": "密码",
+    "Money at risk": "风险金额",
+    "Open gaps by category": "按类别的未结差异",
+    "Open gaps": "未结差异",
+    "Trend over 30 days (new gaps, amount)": "近 30 天趋势（新增差异金额）",
+    "Silent agents": "长时间未上报的代理",
+    "Last imports": "最近导入",
+    "Search": "搜索",
+    "id, name or phone tail": "商户号、名称或手机号尾号",
+    "Status": "状态",
+    "Category": "类别",
+    "any": "全部",
+    "with open gaps": "有未结差异",
+    "no open gaps": "无未结差异",
+    "Next page": "下一页",
+    "Name": "名称",
+    "Merchant": "商户",
+    "Amount": "金额",
+    "Age": "时长",
+    "Due": "应到账",
+    "Detected": "发现时间",
+    "Why": "原因",
+    "Acknowledge": "确认",
+    "Resolve": "解决",
+    "Note": "备注",
+    "Re-send alert": "重发提醒",
+    "Approve": "批准",
+    "Revoke": "吊销",
+    "Last seen": "最近上报",
+    "Outbox depth": "待发队列",
+    "Key": "密钥",
+    "Upload a statement": "上传对账单",
+    "File": "文件",
+    "Format": "格式",
+    "Upload": "上传",
+    "Rejects": "拒绝行",
+    "Time": "时间",
+    "Event": "事件",
+    "Details": "详情",
+    "Timeline": "时间线",
+    "Settlement accounts": "结算账户",
+    "Export CSV": "导出 CSV",
+    "Actor": "操作人",
+    "Action": "操作",
+    "Target": "对象",
+    "Phone": "手机号",
+    "State": "状态",
+    "Text": "内容",
+    "Batch": "批次",
+    "Credit": "入账",
+    "Expected credit": "应入账",
+    "Match": "匹配",
+    "Gap": "差异",
+    "Card change": "结算卡变更",
+    "Terminal replaced": "终端更换",
+    "SMS": "短信",
+    "Rule": "规则",
+    "none": "无",
+    "Activate": "生效",
+    "Reject": "驳回",
+    "Sort by": "排序",
+    "money": "金额",
+    "age": "时长",
+    "Invalid username or password.": "用户名或密码错误。",
+    "Too many attempts; try again later.": "尝试次数过多，请稍后再试。",
+    "Done.": "已完成。",
+    "Expected": "应到",
+    "Arrived": "实到",
+    "Language": "语言",
+}
+
+
+def current_lang() -> str:
+    """The language for this request (one of :data:`LANGS`)."""
+    wanted = request.args.get("lang")
+    if wanted in LANGS:
+        session["lang"] = wanted
+        return wanted
+    stored = session.get("lang")
+    if stored in LANGS:
+        return str(stored)
+    best = request.accept_languages.best_match(["en", "zh-CN", "zh"])
+    if best in ("zh-CN", "zh"):
+        return "zh-CN"
+    if best == "en":
+        return "en"
+    default = current_app.config.get("DASHBOARD_DEFAULT_LANG", "en")
+    return default if default in LANGS else "en"
+
+
+def translate(text: str) -> str:
+    """``text`` in the request's language."""
+    if current_lang() == "zh-CN":
+        return ZH.get(text, text)
+    return text

@@ -1,0 +1,234 @@
+"""The dashboard's pages: server-rendered HTML, forms and links, no scripts.
+
+Views translate between HTTP and :mod:`collector.web.read_models` / :mod:`collector.web.actions`.
+Reading needs ``viewer``; every form that changes something needs ``operator`` and a CSRF
+token (Flask-WTF checks it before the view runs).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+
+from collector.app import get_db
+from collector.web import actions, read_models
+from collector.web.auth import actor, can, role_required
+from collector.web.chart import bars
+from collector.web.export import ADMIN_ONLY, TABLES, export_csv
+from collector.web.i18n import translate
+
+bp = Blueprint("pages", __name__)
+
+GAP_CATEGORIES = (
+    "NOT_DUE_YET", "PAID_TO_OLD_ACCOUNT", "CHANGE_PENDING", "RETURNED", "HELD", "MISSING",
+    "SHORT_PAID", "AGGREGATED_UNRESOLVED", "DUPLICATE_CREDIT", "BATCH_NOT_UPLOADED",
+    "STATEMENT_GAP",
+)  # fmt: skip
+FORMATS = ("auto", "camt053", "camt054", "mt940", "csv", "payout")
+
+
+def _back(default: str) -> Any:
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return redirect(target)
+    return redirect(default)
+
+
+@bp.get("/")
+@role_required("viewer")
+def overview() -> str:
+    data = read_models.overview(
+        get_db(),
+        now=datetime.now(UTC),
+        silent_after_s=int(current_app.config["AGENT_SILENT_AFTER_S"]),
+    )
+    return render_template("overview.html", data=data, bars=bars(data["trend"]))
+
+
+@bp.get("/merchants")
+@role_required("viewer")
+def merchants() -> str:
+    args = request.args
+    rows, next_after = read_models.search_merchants(
+        get_db(), q=args.get("q", "")[:64], status=args.get("status", ""),
+        category=args.get("category", ""), after=args.get("after", ""),
+    )  # fmt: skip
+    return render_template(
+        "merchants.html", rows=rows, next_after=next_after, categories=GAP_CATEGORIES, args=args
+    )
+
+
+@bp.get("/merchants/<merchant_id>")
+@role_required("viewer")
+def merchant(merchant_id: str) -> str:
+    store = get_db()
+    row = read_models.merchant(store, merchant_id)
+    if row is None:
+        abort(404)
+    events = read_models.timeline(store, merchant_id)
+    gaps = read_models.gap_queue(store, merchant_id=merchant_id, status="", limit=200)
+    return render_template("merchant.html", m=row, events=events, gaps=gaps)
+
+
+@bp.post("/merchants/<merchant_id>/accounts/<int:account_id>")
+@role_required("operator")
+def account_status(merchant_id: str, account_id: int) -> Any:
+    return _act(
+        lambda: actions.set_account_status(
+            get_db(),
+            account_id,
+            request.form.get("status", ""),
+            actor=actor(),
+            note=request.form.get("note") or None,
+        ),
+        url_for("pages.merchant", merchant_id=merchant_id),
+    )
+
+
+def _act(action: Any, default: str) -> Any:
+    try:
+        action()
+    except actions.ActionError as exc:
+        flash(str(exc), "error")
+        return _back(default)
+    flash(translate("Done."))
+    return _back(default)
+
+
+@bp.get("/gaps")
+@role_required("viewer")
+def gaps() -> str:
+    args = request.args
+    page = max(0, args.get("page", 0, type=int))
+    rows = read_models.gap_queue(
+        get_db(), sort=args.get("sort", "money"), status=args.get("status", "open"),
+        category=args.get("category", ""), offset=page * read_models.PAGE_SIZE,
+    )  # fmt: skip
+    return render_template(
+        "gaps.html", rows=rows, page=page, args=args, categories=GAP_CATEGORIES,
+        more=len(rows) == read_models.PAGE_SIZE,
+    )  # fmt: skip
+
+
+@bp.post("/gaps/<int:gap_id>/<action>")
+@role_required("operator")
+def gap_action(gap_id: int, action: str) -> Any:
+    store, who, note = get_db(), actor(), request.form.get("note", "")
+    todo = {
+        "acknowledge": lambda: actions.acknowledge_gap(store, gap_id, actor=who, note=note or None),
+        "resolve": lambda: actions.resolve_gap(store, gap_id, actor=who, note=note),
+        "resend": lambda: actions.resend_alert(store, gap_id, actor=who),
+    }
+    if action not in todo:
+        abort(404)
+    return _act(todo[action], url_for("pages.gaps"))
+
+
+@bp.get("/agents")
+@role_required("viewer")
+def agents() -> str:
+    return render_template("agents.html", rows=read_models.agents(get_db()))
+
+
+@bp.post("/agents/<agent_id>/<action>")
+@role_required("operator")
+def agent_action(agent_id: str, action: str) -> Any:
+    status = {"approve": "approved", "revoke": "revoked"}.get(action)
+    if status is None:
+        abort(404)
+    return _act(
+        lambda: actions.set_agent_status(current_app, get_db(), agent_id, status, actor=actor()),
+        url_for("pages.agents"),
+    )
+
+
+@bp.route("/imports", methods=["GET", "POST"])
+@role_required("viewer")
+def imports() -> Any:
+    result = None
+    status = 200
+    if request.method == "POST":
+        if not can("operator"):
+            abort(403)
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            flash("choose a file to upload", "error")
+            status = 400
+        else:
+            try:
+                result = actions.upload_statement(
+                    current_app, get_db(), upload.read(), filename=upload.filename,
+                    actor=actor(), fmt=request.form.get("format", "auto"),
+                    profile=request.form.get("profile"), account=request.form.get("account"),
+                )  # fmt: skip
+            except actions.ActionError as exc:
+                flash(str(exc), "error")
+                status = exc.status
+            else:
+                status = 422 if "error" in result else 200
+    rows = get_db().query(
+        "SELECT id, kind, filename, file_format, account_masked, imported_at, actor, status,"
+        " row_count, reject_count, rejects, error FROM imports ORDER BY id DESC LIMIT 100"
+    )
+    return render_template("imports.html", rows=rows, result=result, formats=FORMATS), status
+
+
+@bp.get("/alerts")
+@role_required("viewer")
+def alerts() -> str:
+    after = request.args.get("after", 0, type=int)
+    rows = read_models.page_by_id(
+        get_db(),
+        "SELECT id, gap_id, merchant_id, phone, state, attempts, created_at, sent_at,"
+        " delivered_at, last_error, text FROM alerts WHERE 1 = 1", [], after=after,
+    )  # fmt: skip
+    for row in rows:
+        row["phone"] = read_models._mask_phone(row["phone"])
+    return render_template("alerts.html", rows=rows)
+
+
+@bp.get("/audit")
+@role_required("viewer")
+def audit() -> str:
+    after = request.args.get("after", 0, type=int)
+    rows = read_models.page_by_id(
+        get_db(), "SELECT id, at, actor, action, target, detail FROM audit_log WHERE 1 = 1",
+        [], after=after, limit=100,
+    )  # fmt: skip
+    return render_template("audit.html", rows=rows)
+
+
+@bp.get("/users")
+@role_required("admin")
+def users() -> str:
+    from collector.users import list_users
+
+    return render_template("users.html", rows=list_users(get_db()))
+
+
+@bp.get("/export/<name>.csv")
+@role_required("viewer")
+def export(name: str) -> Response:
+    if name not in TABLES:
+        abort(404)
+    if name in ADMIN_ONLY and not can("admin"):
+        abort(403)
+    store = get_db()
+    return Response(
+        stream_with_context(export_csv(store, name)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )

@@ -1,0 +1,312 @@
+"""What the dashboard pages and the JSON API show: plain read functions over the store.
+
+Views only translate these into HTML or JSON. Every list is bounded: merchant search pages by
+key (``merchant_id > after``) so page 2,000 costs what page 1 does at 100k merchants; the
+timeline takes at most :data:`TIMELINE_LIMIT` items of each kind, newest first.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from collector.store import Store
+
+OPEN_STATUSES = ("open", "acknowledged")
+# NOT_DUE_YET money is expected, not at risk: shown apart on the overview.
+NOT_AT_RISK = ("NOT_DUE_YET",)
+TIMELINE_LIMIT = 200
+PAGE_SIZE = 50
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json(text: str | None, default: Any) -> Any:
+    try:
+        return json.loads(text) if text else default
+    except ValueError:
+        return default
+
+
+def overview(store: Store, *, now: datetime, silent_after_s: int) -> dict[str, Any]:
+    """Money at risk, open gaps by category, a 30-day trend, silent agents, last imports."""
+    categories = store.query(
+        "SELECT category, COUNT(*) AS gaps, COALESCE(SUM(amount), 0) AS amount FROM gaps"
+        " WHERE status IN ('open', 'acknowledged') GROUP BY category ORDER BY amount DESC"
+    )
+    at_risk = sum(int(c["amount"]) for c in categories if c["category"] not in NOT_AT_RISK)
+    not_due = sum(int(c["amount"]) for c in categories if c["category"] in NOT_AT_RISK)
+    start = (now - timedelta(days=29)).date()
+    rows = store.query(
+        "SELECT substr(detected_at, 1, 10) AS day, COUNT(*) AS gaps,"
+        " COALESCE(SUM(amount), 0) AS amount FROM gaps WHERE detected_at >= ?"
+        " GROUP BY substr(detected_at, 1, 10)",
+        (start.isoformat(),),
+    )
+    by_day = {r["day"]: r for r in rows}
+    trend = []
+    for offset in range(30):
+        day = (start + timedelta(days=offset)).isoformat()
+        row = by_day.get(day)
+        trend.append(
+            {"day": day, "gaps": int(row["gaps"]) if row else 0,
+             "amount": int(row["amount"]) if row else 0}
+        )  # fmt: skip
+    silent = store.query(
+        "SELECT agent_id, merchant_id, last_seen, outbox_depth FROM agents"
+        " WHERE status = 'approved' AND (last_seen IS NULL OR last_seen < ?)"
+        " ORDER BY last_seen LIMIT 20",
+        (_iso(now - timedelta(seconds=silent_after_s)),),
+    )
+    imports = store.query(
+        "SELECT id, filename, file_format, kind, imported_at, status, row_count, reject_count,"
+        " error FROM imports ORDER BY id DESC LIMIT 5"
+    )
+    return {
+        "money_at_risk": at_risk,
+        "not_due_yet": not_due,
+        "open_gaps": sum(int(c["gaps"]) for c in categories),
+        "by_category": categories,
+        "trend": trend,
+        "silent_agents": silent,
+        "last_imports": imports,
+    }
+
+
+def search_merchants(
+    store: Store,
+    *,
+    q: str = "",
+    status: str = "",
+    category: str = "",
+    after: str = "",
+    limit: int = PAGE_SIZE,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of merchants in id order and the ``after`` key of the next page (or None).
+
+    :param q: a merchant id prefix, part of the name, or the last digits of a phone number
+    :param status: ``at_risk`` (has unresolved gaps), ``ok`` (none), or empty for all
+    :param category: only merchants with an unresolved gap of this category
+    :param after: the last merchant id of the previous page
+    """
+    where, params = ["m.merchant_id > ?"], [after]
+    q = q.strip()
+    if q:
+        clauses = ["m.merchant_id LIKE ? ESCAPE '\\'", "m.name LIKE ? ESCAPE '\\'"]
+        params += [_like_prefix(q), f"%{_escape_like(q)}%"]
+        if q.isdigit() and len(q) >= 3:
+            clauses.append("m.phones LIKE ?")
+            params.append(f'%{q}"%')
+        where.append("(" + " OR ".join(clauses) + ")")
+    open_gap = "SELECT 1 FROM gaps g WHERE g.merchant_id = m.merchant_id AND g.status IN ('open', 'acknowledged')"
+    if status == "at_risk":
+        where.append(f"EXISTS ({open_gap})")
+    elif status == "ok":
+        where.append(f"NOT EXISTS ({open_gap})")
+    if category:
+        where.append(f"EXISTS ({open_gap} AND g.category = ?)")
+        params.append(category)
+    sql = (
+        "SELECT m.merchant_id, m.name, m.settlement_cycle, m.phones,"  # noqa: S608 - fixed fragments, bound values
+        f" (SELECT COUNT(*) FROM ({open_gap}) x) AS open_gaps"
+        " FROM merchants m WHERE " + " AND ".join(where) + " ORDER BY m.merchant_id LIMIT ?"
+    )
+    rows = store.query(sql, [*params, limit + 1])
+    for row in rows:
+        row["phone_tail"] = [p[-4:] for p in _json(row.pop("phones"), []) if isinstance(p, str)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1]["merchant_id"] if more and rows else None)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like_prefix(text: str) -> str:
+    return f"{_escape_like(text)}%"
+
+
+def merchant(store: Store, merchant_id: str) -> dict[str, Any] | None:
+    """One merchant with its settlement accounts (masked only) and terminals."""
+    row = store.query_one(
+        "SELECT merchant_id, name, settlement_cycle, cutoff_local, timezone, locale, phones,"
+        " created_at FROM merchants WHERE merchant_id = ?",
+        (merchant_id,),
+    )
+    if row is None:
+        return None
+    row["phone_tail"] = [p[-4:] for p in _json(row.pop("phones"), []) if isinstance(p, str)]
+    row["accounts"] = store.query(
+        "SELECT id, account_masked, holder_name, status, requested_at, effective_at, retired_at"
+        " FROM settlement_accounts WHERE merchant_id = ? ORDER BY id",
+        (merchant_id,),
+    )
+    row["terminals"] = store.query(
+        "SELECT terminal_id, agent_id, protocol, status, replaced_by, first_seen FROM terminals"
+        " WHERE merchant_id = ? ORDER BY first_seen",
+        (merchant_id,),
+    )
+    return row
+
+
+def _event(at: str | None, kind: str, title: str, **details: Any) -> dict[str, Any]:
+    return {"at": at or "", "kind": kind, "title": title, "details": details}
+
+
+def timeline(store: Store, merchant_id: str) -> list[dict[str, Any]]:
+    """Everything that happened to a merchant's money, oldest first.
+
+    Batches (per terminal), terminal replacements, settlement-card changes with their review
+    state, expected credits (the acquirer's payout records), credits on the merchant's
+    accounts, matches with their rule, gaps with their evidence, and SMS with delivery state.
+    """
+    n, mid = TIMELINE_LIMIT, (merchant_id,)
+    events: list[dict[str, Any]] = []
+    for b in store.query(
+        "SELECT id, terminal_id, batch_no, closed_at, currency, total_amount, host_reconciled"
+        " FROM batch_summaries WHERE merchant_id = ? ORDER BY closed_at DESC LIMIT ?", (*mid, n)
+    ):  # fmt: skip
+        events.append(_event(b["closed_at"], "batch", f"{b['terminal_id']} #{b['batch_no']}",
+                             amount=b["total_amount"], currency=b["currency"], id=b["id"],
+                             terminal_id=b["terminal_id"], host_reconciled=b["host_reconciled"]))  # fmt: skip
+    for r in store.query(
+        "SELECT old_terminal_id, new_terminal_id, replaced_at, final_batch_no FROM"
+        " terminal_replacements WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
+    ):  # fmt: skip
+        events.append(_event(r["replaced_at"], "replacement",
+                             f"{r['old_terminal_id']} → {r['new_terminal_id']}",
+                             final_batch_no=r["final_batch_no"]))  # fmt: skip
+    for c in store.query(
+        "SELECT change_id, old_account_masked, new_account_masked, requested_at, effective_at,"
+        " review_status FROM card_changes WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
+    ):  # fmt: skip
+        events.append(_event(c["requested_at"], "card_change",
+                             f"{c['old_account_masked'] or '-'} → {c['new_account_masked']}",
+                             review=c["review_status"], effective_at=c["effective_at"]))  # fmt: skip
+    for h in store.query(
+        "SELECT h.changed_at, h.status, h.actor, h.note, a.account_masked FROM"
+        " settlement_account_history h JOIN settlement_accounts a ON a.id = h.account_id"
+        " WHERE a.merchant_id = ? ORDER BY h.id DESC LIMIT ?", (*mid, n)
+    ):  # fmt: skip
+        events.append(_event(h["changed_at"], "account", f"{h['account_masked']}: {h['status']}",
+                             actor=h["actor"], note=h["note"]))  # fmt: skip
+    for p in store.query(
+        "SELECT payout_date, net_amount, gross_amount, fee_amount, currency, account_masked,"
+        " status, reason, reference FROM payout_records WHERE merchant_id = ?"
+        " ORDER BY id DESC LIMIT ?", (*mid, n)
+    ):  # fmt: skip
+        events.append(_event(p["payout_date"], "expected", f"{p['status'] or ''} {p['account_masked'] or ''}",
+                             amount=p["net_amount"], currency=p["currency"], fees=p["fee_amount"],
+                             reason=p["reason"], reference=p["reference"]))  # fmt: skip
+    for c in store.query(
+        "SELECT c.id, c.value_date, c.booked_at, c.amount, c.currency, c.account_masked,"
+        " c.reference, c.status FROM credits c WHERE c.account_hmac IN (SELECT account_hmac"
+        " FROM settlement_accounts WHERE merchant_id = ?) ORDER BY c.id DESC LIMIT ?", (*mid, n)
+    ):  # fmt: skip
+        events.append(_event(c["value_date"] or c["booked_at"], "credit", c["account_masked"] or "",
+                             amount=c["amount"], currency=c["currency"], id=c["id"],
+                             reference=c["reference"], status=c["status"]))  # fmt: skip
+    for m in store.query(
+        "SELECT id, rule, expected_amount, credited_amount, residual, explanation, created_at,"
+        " batch_ids, credit_ids FROM matches WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
+    ):  # fmt: skip
+        events.append(_event(m["created_at"], "match", m["rule"], expected=m["expected_amount"],
+                             credited=m["credited_amount"], residual=m["residual"],
+                             explanation=m["explanation"]))  # fmt: skip
+    for g in store.query(
+        "SELECT id, category, amount, currency, status, due_at, since, detected_at, reason,"
+        " evidence, explanation FROM gaps WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
+    ):  # fmt: skip
+        events.append(_event(g["since"] or g["detected_at"], "gap", g["category"], id=g["id"],
+                             amount=g["amount"], currency=g["currency"], status=g["status"],
+                             reason=g["reason"], evidence=_json(g["evidence"], {})))  # fmt: skip
+    for a in store.query(
+        "SELECT id, phone, state, created_at, sent_at, delivered_at, last_error, text FROM alerts"
+        " WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
+    ):  # fmt: skip
+        events.append(_event(a["created_at"], "sms", a["state"], phone=_mask_phone(a["phone"]),
+                             sent_at=a["sent_at"], delivered_at=a["delivered_at"],
+                             error=a["last_error"], text=a["text"]))  # fmt: skip
+    events.sort(key=lambda e: e["at"])
+    return events
+
+
+def _mask_phone(phone: str | None) -> str:
+    return f"***{phone[-4:]}" if phone else ""
+
+
+GAP_SORTS = {
+    "money": "amount DESC, id",
+    "age": "COALESCE(since, detected_at), id",
+}
+
+
+def gap_queue(
+    store: Store,
+    *,
+    sort: str = "money",
+    status: str = "open",
+    category: str = "",
+    merchant_id: str = "",
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> list[dict[str, Any]]:
+    """Unresolved gaps (or ``status``) sorted by money or age, each with its evidence."""
+    where, params = [], []
+    if status == "open":
+        where.append("status IN ('open', 'acknowledged')")
+    elif status:
+        where.append("status = ?")
+        params.append(status)
+    if category:
+        where.append("category = ?")
+        params.append(category)
+    if merchant_id:
+        where.append("merchant_id = ?")
+        params.append(merchant_id)
+    sql = (
+        "SELECT id, merchant_id, category, amount, currency, due_at, since, detected_at, status,"  # noqa: S608 - fixed fragments, bound values
+        " reason, evidence, explanation, note, acknowledged_by, acknowledged_at, resolved_at,"
+        " resolution, batch_ids, credit_ids FROM gaps"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY {GAP_SORTS.get(sort, GAP_SORTS['money'])} LIMIT ? OFFSET ?"
+    )
+    rows = store.query(sql, [*params, limit, offset])
+    for row in rows:
+        row["evidence"] = _json(row["evidence"], {})
+        row["batch_ids"] = _json(row["batch_ids"], [])
+        row["credit_ids"] = _json(row["credit_ids"], [])
+    return rows
+
+
+def gap(store: Store, gap_id: int) -> dict[str, Any] | None:
+    """One gap by id with its evidence."""
+    row = store.query_one("SELECT * FROM gaps WHERE id = ?", (gap_id,))
+    if row is not None:
+        for name, default in (("evidence", {}), ("batch_ids", []), ("credit_ids", [])):
+            row[name] = _json(row[name], default)
+    return row
+
+
+def page_by_id(
+    store: Store, sql: str, params: list[Any], *, after: int = 0, limit: int = PAGE_SIZE
+) -> list[dict[str, Any]]:
+    """Newest-first keyset page of a table query whose rows have an ``id`` (``after``: older than)."""
+    where = " AND id < ?" if after else ""
+    args = [*params, after] if after else list(params)
+    return store.query(f"{sql}{where} ORDER BY id DESC LIMIT ?", [*args, limit])
+
+
+def agents(store: Store) -> list[dict[str, Any]]:
+    """Every agent with enrollment state, last seen, outbox depth and key state."""
+    return store.query(
+        "SELECT a.agent_id, a.merchant_id, a.status, a.key_id, a.enrolled_at, a.approved_at,"
+        " a.revoked_at, a.last_seen, a.last_seq, a.outbox_depth, COALESCE(k.status, 'unknown')"
+        " AS key_status, (SELECT COUNT(*) FROM agent_keys r WHERE r.agent_id = a.agent_id"
+        " AND r.status = 'retired') AS retired_keys FROM agents a LEFT JOIN agent_keys k"
+        " ON k.key_id = a.key_id ORDER BY (a.status = 'pending') DESC, a.agent_id LIMIT 1000"
+    )
