@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from collector.web import register_web  # dashboard + JSON API (issue 7)
 
     register_web(app)
+    __import__("collector.alerts.callbacks").alerts.callbacks.register(app)  # issue 6
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
