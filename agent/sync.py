@@ -257,8 +257,18 @@ class SyncLink:
                 # paho drops the socket after a refusing CONNACK: say why if we know
                 raise self._fail(self._refused or f"connection to broker {where} lost")
         self.last_error = None
+        # Single-threaded use: paho's wake-up socket pair (for loop_start threads) would cost
+        # an extra send() per publish and a recv() per loop; without it paho selects on the
+        # MQTT socket alone. reconnect() creates a fresh pair, so drop it after each connect.
+        self._client._reset_sockets(sockpair_only=True)
+
+    def _release_sockets(self) -> None:
+        # paho keeps a wake-up socket pair per connection and closes it only in __del__ or on
+        # the next connect; close it now so a stopped link holds no file descriptors.
+        self._client._reset_sockets()
 
     def _fail(self, message: str) -> SyncError:
+        self._release_sockets()
         self.connected = False
         self.last_error = message
         return SyncError(message)
@@ -269,6 +279,7 @@ class SyncLink:
         if self.connected:
             self._client.disconnect()
             self._client.loop(0.1)
+        self._release_sockets()
         self.connected = False
         self._subscribed = False
 

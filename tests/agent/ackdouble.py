@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import queue
 import sys
 import threading
@@ -90,6 +91,7 @@ class AckDouble:
         self._worker.join(10)
         self._client.disconnect()
         self._client.loop_stop()
+        self._client._reset_sockets()  # paho closes its wake-up socket pair only in __del__
 
     def _work(self) -> None:
         while True:
@@ -156,7 +158,8 @@ def main(argv: list[str]) -> None:
     """Process mode for the benchmark (see module docstring)."""
     port, user, password, agent_id, public_b64 = argv
     key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64))
-    double = AckDouble(int(port), user, password, {agent_id: key}).start()
+    verify = os.environ.get("ACKDOUBLE_VERIFY", "1") != "0"
+    double = AckDouble(int(port), user, password, {agent_id: key}, verify=verify).start()
     print("ready", flush=True)
     sys.stdin.read()
     with double.lock:

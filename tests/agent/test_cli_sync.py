@@ -1,0 +1,219 @@
+"""The sync-side commands end to end: init, status, export, enroll (HTTP double), sync, run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from click.testing import CliRunner
+
+from agent.cli import agent as agent_group
+from agent.config import AgentConfig, SyncSettings, load_config
+from agent.daemon import run, status
+from agent.errors import UsageError
+from agent.home import AgentHome
+from agent.keys import AgentKey, load_or_create_key, rotate_key
+from agent.recorder import record
+from protocol.envelope import decode_bundle, verify_and_parse
+from tests.agent.ackdouble import AckDouble
+from tests.agent.conftest import AGENT_PASSWORD, sample_record
+from tests.helpers.mosquitto import Broker, free_port, wait_until
+
+
+def invoke(home: AgentHome, *args: str) -> Any:
+    return CliRunner().invoke(agent_group, [*args, "--home", str(home.root)])
+
+
+def test_init_writes_a_commented_config_that_loads_to_defaults(home: AgentHome) -> None:
+    result = invoke(home, "init")
+    assert result.exit_code == 0, result.output
+    text = home.config_path.read_text()
+    assert "# window = 100" in text and "[outbox]" in text
+    assert load_config(home.config_path) == AgentConfig()
+    assert "agent id a-k" in result.output
+
+
+def test_config_errors_name_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[sync]\nwindw = 3\n")
+    with pytest.raises(UsageError, match=r"\[sync\] unknown setting 'windw'"):
+        load_config(path)
+    path.write_text("[outbox]\ndisk_budget_mb = 'big'\n")
+    with pytest.raises(UsageError, match="disk_budget_mb must be float"):
+        load_config(path)
+    path.write_text("[sync\n")
+    with pytest.raises(UsageError, match="line 1"):
+        load_config(path)
+
+
+def test_key_file_is_private_and_id_is_stable(home: AgentHome) -> None:
+    key = load_or_create_key(home)
+    (pem,) = home.keys_dir.glob("*.pem")
+    assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+    assert key.agent_id == f"a-{key.key_id}"
+    announcement = rotate_key(home)
+    rotated = load_or_create_key(home)
+    assert rotated.agent_id == key.agent_id and rotated.key_id != key.key_id
+    assert announcement["old_key_id"] == key.key_id
+    # the old key signed the announcement in the collector's format
+    message = b"settleguard/v1 rotate\n" + key.agent_id.encode() + b"\n"
+    key.private_key.public_key().verify(
+        base64.b64decode(announcement["signature"]),
+        message + base64.b64decode(announcement["public_key"]),
+    )
+
+
+def test_status_json_and_export_bundle(home: AgentHome, key: AgentKey, tmp_path: Path) -> None:
+    for i in range(3):
+        record(home, sample_record(i))
+    result = invoke(home, "status", "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["outbox"]["pending"] == 3 and info["outbox"]["oldest_age_s"] >= 0
+    assert info["last_sync_at"] is None
+    assert info["key"]["key_id"] == key.key_id and info["key"]["enrollment"] == "not_enrolled"
+    assert info["broker"]["link_state"] == "not_running"
+    assert info["terminal"]["terminal_id"] == "T0000001"
+    out = tmp_path / "backlog.sgb"
+    result = invoke(home, "export", "--out", str(out), "--json")
+    assert json.loads(result.output)["records"] == 3
+    payloads = decode_bundle(out.read_bytes())
+    seqs = [verify_and_parse(p, key.private_key.public_key()).seq for p in payloads]
+    assert seqs == [1, 2, 3]
+
+
+def test_export_to_an_unwritable_place_is_a_storage_error(home: AgentHome) -> None:
+    record(home, sample_record())
+    result = invoke(home, "export", "--out", "/proc/no/such/dir/bundle")
+    assert result.exit_code == 10
+    assert "cannot write bundle" in result.output
+
+
+class CollectorDouble(BaseHTTPRequestHandler):
+    """The collector's enrollment API contract (collector/api_enroll.py)."""
+
+    answers: ClassVar[dict[str, Any]] = {}
+    requests: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append((self.path, body))
+        if self.path == "/api/v1/enroll" and body["token"] != "good-token":
+            return self._send(400, {"error": "enrollment token unknown, already used or expired"})
+        return self._send(201, {**self.answers, "agent_id": body.get("agent_id")})
+
+    def do_GET(self) -> None:
+        self._send(200, {"status": "approved"})
+
+    def _send(self, code: int, obj: dict[str, Any]) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def collector_url(broker: Broker, key: AgentKey) -> Iterator[str]:
+    CollectorDouble.requests = []
+    CollectorDouble.answers = {
+        "merchant_id": "m-100",
+        "key_id": key.key_id,
+        "status": "pending",
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": broker.port,
+            "username": key.agent_id,
+            "password": AGENT_PASSWORD,
+            "protocol": 5,
+        },
+        "collector_public_key": base64.b64encode(b"\x01" * 32).decode(),
+    }
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CollectorDouble)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_enroll_offline_first_then_sync(
+    home: AgentHome, key: AgentKey, collector_url: str, ack_double: AckDouble
+) -> None:
+    record(home, sample_record(1))  # recorded before enrollment, under the fixed id
+    away = f"http://127.0.0.1:{free_port()}"
+    result = invoke(home, "enroll", "--collector", away, "--token", "good-token")
+    assert result.exit_code == 13 and "cannot reach collector" in result.output
+    state = json.loads(home.enrollment_path.read_text())
+    assert state["status"] == "queued"
+    state["collector"] = collector_url  # the collector is back (as `run` would find it)
+    home.enrollment_path.write_text(json.dumps(state))
+    from agent.enroll import retry_pending
+
+    state = retry_pending(home)
+    assert state is not None and state["status"] == "pending"
+    stored = home.enrollment_path
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert json.loads(stored.read_text())["broker"]["password"] == AGENT_PASSWORD
+    path, body = CollectorDouble.requests[0]
+    assert (path, body["agent_id"], body["public_key"]) == (
+        "/api/v1/enroll",
+        key.agent_id,
+        key.public_b64,
+    )
+    result = invoke(home, "sync", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"acked": 1, "rejected": 0, "pending": 0}
+    assert ack_double.accepted[(key.agent_id, 1)] == 1
+
+
+def test_enroll_refused_token_is_exit_12(home: AgentHome, collector_url: str) -> None:
+    result = invoke(home, "enroll", "--collector", collector_url, "--token", "bad")
+    assert result.exit_code == 12
+    assert "already used or expired" in result.output
+
+
+def test_daemon_syncs_heartbeats_and_follows_approval(
+    home: AgentHome, key: AgentKey, collector_url: str, ack_double: AckDouble
+) -> None:
+    from agent.enroll import enroll
+
+    enroll(home, collector_url, "good-token")
+    record(home, sample_record(1))
+    config = AgentConfig(sync=SyncSettings(heartbeat_interval_s=0.2))
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def run_daemon() -> None:
+        try:
+            run(home, config, stop=stop)
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run_daemon)
+    thread.start()
+    try:
+        wait_until(lambda: ack_double.accepted[(key.agent_id, 1)] == 1, what="first record")
+        record(home, sample_record(2))  # committed by another "process" while running
+        wait_until(lambda: ack_double.accepted[(key.agent_id, 2)] == 1, what="second record")
+        wait_until(lambda: len(ack_double.heartbeats) >= 2, what="heartbeats")
+        wait_until(lambda: status(home, config)["key"]["enrollment"] == "approved")
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not failures and not thread.is_alive()
+    info = status(home, config)
+    assert info["outbox"]["pending"] == 0 and info["last_sync_at"] is not None
+    assert info["broker"]["link_state"] == "stopped"
+    assert ack_double.heartbeats[-1][1]["agent_version"]
