@@ -327,7 +327,8 @@ class CollectorAlertStore:
             kept = tx.insert(
                 "alert_receipts",
                 {
-                    "message_id": receipt.message_id.strip().lower(),
+                    # leading zeros dropped: every sent id has that form among its aliases
+                    "message_id": receipt.message_id.strip().lower().lstrip("0") or "0",
                     "state": receipt.state,
                     "error": receipt.error,
                     "received_at": iso(now),
