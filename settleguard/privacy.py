@@ -34,10 +34,30 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/=_]")
+
+
+def _inside_encoded_blob(text: str, start: int, end: int) -> bool:
+    """True when the digits sit inside a long hex/base64 token (a hash, key or signature).
+
+    Such tokens hold random digit runs; a card number written by a person or a program stands
+    apart from letters, or sits in a short token such as ``PAN4111…``.
+    """
+    left, right = start, end
+    while left > 0 and _TOKEN_CHARS.match(text[left - 1]):
+        left -= 1
+    while right < len(text) and _TOKEN_CHARS.match(text[right]):
+        right += 1
+    token = text[left:right]
+    return len(token) >= 32 and any(c.isalpha() for c in token)
+
+
 def find_card_numbers(text: str, known: Iterable[str] = ()) -> list[str]:
     """Card numbers in ``text``: Luhn-valid scheme-prefixed runs, plus any ``known`` number."""
     hits = []
     for match in _CANDIDATE.finditer(text):
+        if _inside_encoded_blob(text, match.start(), match.end()):
+            continue
         digits = re.sub(r"[ -]", "", match.group())
         if 13 <= len(digits) <= 19 and _SCHEME_PREFIX.match(digits) and luhn_ok(digits):
             hits.append(digits)

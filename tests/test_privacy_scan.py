@@ -36,6 +36,8 @@ def test_finds_card_numbers_in_common_shapes(text: str) -> None:
         "411111******1111",  # masked
         "************7894",
         "123",
+        "612ba812efa12a4801d784f0eaea6733172059410002868aad70b5515005c14a4162de2a89d1",  # a hash
+        "k237c70baee0c378bAAAB4111111111111111ZZZZZZZZZZZZZZZZZ",  # inside base64
     ],
 )
 def test_ignores_look_alikes(text: str) -> None:

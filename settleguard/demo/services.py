@@ -1,0 +1,180 @@
+"""The demo's running parts: a broker, the collector's ingest worker and its web server.
+
+The broker is a real Mosquitto with our generated configuration (per-agent passwords, ACL,
+``set_tcp_nodelay``) when the binary is installed, else amqtt inside this process (MQTT 3.1.1
+only, anonymous: fine for a demo, never for production), else whatever ``--broker`` names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from collector import broker as broker_config
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``condition`` until truthy; raise TimeoutError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Broker:
+    """A broker the demo started (or was given)."""
+
+    kind: str  # "mosquitto", "amqtt" or "external"
+    host: str
+    port: int
+    protocol: str  # "5" or "3.1.1"
+    collector_user: str
+    collector_password: str
+    password_file: Path | None = None
+    pid_file: Path | None = None
+    _stop: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """``mqtt://host:port``."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stop the broker if the demo started it."""
+        self._stop()
+
+
+def start_broker(workdir: Path, external: str | None) -> Broker:
+    """Start the demo's broker: ``external`` URL, else Mosquitto, else amqtt in-process."""
+    if external:
+        parts = urlsplit(external)
+        return Broker(
+            "external", parts.hostname or "127.0.0.1", parts.port or 1883, "5",
+            parts.username or "collector", parts.password or "",
+        )  # fmt: skip
+    binary = broker_config.mosquitto_binary()
+    if binary:
+        return _start_mosquitto(binary, workdir / "broker")
+    return _start_amqtt()
+
+
+def _start_mosquitto(binary: str, directory: Path) -> Broker:
+    port = free_port()
+    password = broker_config.new_password()
+    pid_file = (directory / "mosquitto.pid").resolve()
+    run_as = pwd.getpwuid(os.getuid()).pw_name if os.getuid() == 0 else None
+    files = broker_config.write_broker_config(
+        directory,
+        port=port,
+        collector_password_hash=broker_config.hash_password(password),
+        pid_file=pid_file,
+        run_as=run_as,
+    )
+    log = (directory / "mosquitto.log").open("wb")
+    process = subprocess.Popen([binary, "-c", str(files.config)], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: _accepts(port) or process.poll() is not None, 15, "mosquitto to listen")
+    except TimeoutError:
+        process.kill()
+        raise
+    if process.poll() is not None:
+        raise RuntimeError(f"mosquitto exited at start; see {directory / 'mosquitto.log'}")
+
+    def stop() -> None:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+        log.close()
+
+    return Broker(
+        "mosquitto", "127.0.0.1", port, "5", "collector", password,
+        files.password_file, pid_file, stop,
+    )  # fmt: skip
+
+
+def _start_amqtt() -> Broker:
+    from amqtt.broker import Broker as AmqttBroker  # pure-Python fallback (DESIGN.md §7)
+
+    port = free_port()
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+    loop = asyncio.new_event_loop()
+    broker = AmqttBroker(config, loop=loop)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(broker.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, name="amqtt", daemon=True)
+    thread.start()
+    ready.wait(15)
+    wait_for(lambda: _accepts(port), 15, "amqtt to listen")
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+    return Broker("amqtt", "127.0.0.1", port, "3.1.1", "collector", "", None, None, stop)
+
+
+@dataclass
+class WebServer:
+    """The collector's Flask app under waitress, in a thread."""
+
+    url: str
+    _server: Any
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        """Close the listening socket and end the thread."""
+        self._server.close()
+        self._thread.join(10)
+
+
+def start_web(app: Any, port: int = 0, host: str = "127.0.0.1") -> WebServer:
+    """Serve ``app`` with waitress (the production server, not Flask's) on ``host:port``."""
+    import waitress.server
+
+    server = waitress.server.create_server(
+        app, host=host, port=port, threads=8, ident="settleguard"
+    )
+    thread = threading.Thread(target=server.run, name="web", daemon=True)
+    thread.start()
+    return WebServer(f"http://{host}:{server.effective_port}", server, thread)
