@@ -9,7 +9,8 @@ the acks it returns.
    topic agent is the MQTT username that published it.
 2. Size and header, then the key by the header's key id; the key must belong to an *approved*
    agent and that agent must be the topic's agent (key owner = topic agent).
-3. Ed25519 over the received bytes; only then strict parsing (:func:`protocol.envelope.verify_and_parse`).
+3. Ed25519 over the received bytes; only then strict parsing
+   (:func:`protocol.envelope.verify_header_and_parse`: the header is read once per message).
 4. The envelope's ``agent_id`` must be the topic's agent (body = topic = key owner).
 5. Idempotent write (:func:`collector.store.records.write_envelope`).
 
@@ -35,8 +36,15 @@ from collector.store import Store
 from collector.store.records import write_envelope
 from protocol.acks import Ack
 from protocol.canonical import strict_json_loads
-from protocol.envelope import MAX_ENVELOPE_BYTES, Envelope, EnvelopeError, read_header
-from protocol.envelope import verify_and_parse as _verify_and_parse
+from protocol.envelope import (
+    MAX_ENVELOPE_BYTES,
+    Envelope,
+    EnvelopeError,
+    SignedHeader,
+    key_id_for,
+    read_header,
+    verify_header_and_parse,
+)
 from protocol.errors import ProtocolError
 from protocol.records import Record
 from protocol.topics import agent_id_from_topic
@@ -62,6 +70,7 @@ class KeyEntry:
     agent_id: str
     public_key: Ed25519PublicKey
     agent_status: str
+    key_id: str = ""  # key_id_for(public_key), computed once when the key is cached
 
 
 class Keyring:
@@ -95,7 +104,7 @@ class Keyring:
         entry = None
         if row is not None:
             key = Ed25519PublicKey.from_public_bytes(bytes(row["public_key"]))
-            entry = KeyEntry(row["agent_id"], key, row["status"])
+            entry = KeyEntry(row["agent_id"], key, row["status"], key_id_for(key))
         with self._lock:
             if len(self._cache) > 100_000:
                 self._cache.clear()
@@ -128,10 +137,10 @@ class Refused:
     seq_hint: int | None
 
 
-def _peek_seq(payload: bytes) -> int | None:
+def _peek_seq(payload: bytes, header: SignedHeader | None = None) -> int | None:
     """The ``seq`` field of unverified bytes, if they are readable at all (ack routing only)."""
     try:
-        obj = strict_json_loads(read_header(payload).signed_bytes)
+        obj = strict_json_loads((header or read_header(payload)).signed_bytes)
     except ProtocolError:
         return None
     seq = obj.get("seq") if isinstance(obj, dict) else None
@@ -148,14 +157,17 @@ def verify_message(
     except ProtocolError as exc:
         return Refused(message, "wrong_topic", exc.message, None, None)
 
+    header: SignedHeader | None = None
+
     def refuse(reason: str, detail: str) -> Refused:
-        return Refused(message, reason, detail, topic_agent, _peek_seq(message.payload))
+        return Refused(message, reason, detail, topic_agent, _peek_seq(message.payload, header))
 
     if len(message.payload) > max_size:
         return Refused(message, "too_large", f"{len(message.payload)} > {max_size} bytes",
                        topic_agent, None)  # fmt: skip
     try:
-        entry = keyring.lookup(read_header(message.payload).key_id)
+        header = read_header(message.payload)
+        entry = keyring.lookup(header.key_id)
         if entry is None:
             return refuse("unknown_key", "no agent registered this key id")
         if entry.agent_status != "approved":
@@ -163,7 +175,9 @@ def verify_message(
                           f"agent {entry.agent_id} is {entry.agent_status}")  # fmt: skip
         if entry.agent_id != topic_agent:
             return refuse("wrong_topic", f"key belongs to {entry.agent_id}, topic to {topic_agent}")
-        envelope = _verify_and_parse(message.payload, entry.public_key, max_size=max_size)
+        envelope = verify_header_and_parse(
+            header, entry.public_key, entry.key_id or key_id_for(entry.public_key)
+        )
         if envelope.agent_id != topic_agent:
             return refuse("agent_mismatch", f"body agent_id {envelope.agent_id!r} ≠ topic agent")
         if kind == "hb" and envelope.record_type != "heartbeat":

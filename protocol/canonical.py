@@ -191,28 +191,48 @@ def _reject_floats(value: Any, depth: int) -> None:
             _reject_floats(item, depth + 1)
 
 
-def _all_keys_ascii(value: Any) -> bool:
+# One encoder built once: json.dumps() with non-default arguments builds a new JSONEncoder on
+# every call, a measurable share of checking a 500-byte envelope.
+_SORTED_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_BMP_END = "\U00010000"
+
+
+def _all_keys_bmp(value: Any) -> bool:
     if isinstance(value, dict):
-        return all(k.isascii() and _all_keys_ascii(v) for k, v in value.items())
+        return all(
+            (k.isascii() or max(k) < _BMP_END) and _all_keys_bmp(v) for k, v in value.items()
+        )
     if isinstance(value, list):
-        return all(_all_keys_ascii(item) for item in value)
+        return all(_all_keys_bmp(item) for item in value)
     return True
 
 
 def is_canonical(value: Any, data: bytes) -> bool:
     """Tell whether ``data`` is exactly the RFC 8785 encoding of ``value``.
 
-    ``value`` must come from :func:`strict_json_loads` (no floats). When every object key is
-    ASCII, the C-accelerated :func:`json.dumps` with sorted keys produces the same bytes as RFC
-    8785 for float-free values (same escapes, and code-point order equals UTF-16 order for
-    ASCII keys), and is about six times faster; otherwise the reference encoder decides.
+    ``value`` must come from :func:`strict_json_loads` (no floats, integers within ±(2**53-1),
+    no lone surrogates). For such values the C-accelerated :mod:`json` encoder with sorted keys,
+    no spaces and ``ensure_ascii=False`` writes the same bytes as RFC 8785, provided every object
+    key lies in the Basic Multilingual Plane:
+
+    * literals and integers: ``null``/``true``/``false`` and plain decimal integers are the same
+      in both (RFC 8785 §3.2.2.3 prints integers in this range exactly as ``str(int)``);
+    * strings (§3.2.2.2): both escape exactly ``"``, ``\\\\``, ``\\b \\f \\n \\r \\t`` with their
+      short forms and the other controls below U+0020 as lowercase ``\\u00xx``, and write every
+      other character, including U+007F and U+2028/U+2029, as raw UTF-8;
+    * key order (§3.2.3): RFC 8785 compares keys as UTF-16 code units, Python as code points.
+      The two orders differ only when a key holds a character above U+FFFF (a surrogate pair,
+      which sorts below U+E000-U+FFFF in UTF-16); with BMP-only keys they are identical.
+
+    Otherwise (a non-BMP key somewhere) the reference encoder decides. The fast path is about
+    six times faster; ``tests/protocol/test_canonical_fast.py`` checks the equivalence against
+    the ``rfc8785`` package with hypothesis.
 
     :param value: the parsed value
     :param data: the bytes it was parsed from
     """
-    if data.isascii() or _all_keys_ascii(value):
-        fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return fast.encode("utf-8") == data
+    if data.isascii() or _all_keys_bmp(value):
+        return _SORTED_COMPACT.encode(value).encode("utf-8") == data
     try:
         return bool(rfc8785.dumps(value) == data)
     except (rfc8785.CanonicalizationError, TypeError, ValueError):

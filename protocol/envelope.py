@@ -66,6 +66,7 @@ __all__ = [
     "seal_envelope",
     "strict_json_loads",
     "verify_and_parse",
+    "verify_header_and_parse",
 ]
 
 ENVELOPE_VERSION = 1
@@ -269,8 +270,23 @@ def verify_and_parse(
     """
     if len(payload) > max_size:
         raise EnvelopeError("too_large", f"{len(payload)} bytes, limit is {max_size}")
-    header = read_header(payload)
-    if header.key_id != key_id_for(public_key):
+    return verify_header_and_parse(read_header(payload), public_key, key_id_for(public_key))
+
+
+def verify_header_and_parse(
+    header: SignedHeader, public_key: Ed25519PublicKey, key_id: str
+) -> Envelope:
+    """:func:`verify_and_parse` for a caller that already split the header and knows the key id.
+
+    A verifier that looks keys up by id (the collector) has read the header and computed each
+    key's id once when it cached the key; this skips doing both again for every message.
+
+    :param header: from :func:`read_header` of the received bytes (size already checked)
+    :param public_key: the key registered for ``header.key_id``
+    :param key_id: ``key_id_for(public_key)``, computed by the caller once per key
+    :raises EnvelopeError: as :func:`verify_and_parse`
+    """
+    if header.key_id != key_id:
         raise EnvelopeError("unknown_key", f"payload is signed by {header.key_id}, not this key", 4)
     try:
         public_key.verify(header.signature, DOMAIN + header.signed_bytes)
