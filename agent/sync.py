@@ -3,14 +3,16 @@
 Theory of operation
 -------------------
 DESIGN.md §3.4 and §4 ("Sync"). One :class:`SyncLink` owns one paho-mqtt 2.x client
-(``CallbackAPIVersion.VERSION2``) and one outbox connection, and runs in **one thread**: the
-caller drives it with :meth:`SyncLink.pump`, which blocks in paho's ``select`` for at most
-``timeout`` seconds. There is no busy polling and no lock: paho callbacks run inside ``pump``
-and only append to lists that ``pump`` drains afterwards.
+(``CallbackAPIVersion.VERSION2``) and one outbox connection. paho's network thread
+(``loop_start``) does the socket I/O, so sending and receiving overlap; its callbacks only set
+flags, append received acks to a locked list and set an :class:`threading.Event`. Everything
+else — the outbox, publishing, resending — happens in the caller's thread, which drives the
+link with :meth:`SyncLink.pump`: a blocking wait on that event for at most ``timeout``
+seconds. No busy polling.
 
 Per pump:
 
-1. network I/O (``client.loop``): CONNACK, SUBACK, PUBACKs, acks on ``sg/v1/a/{id}/ack``;
+1. wait for the network thread to report acks on ``sg/v1/a/{id}/ack`` or a link change;
 2. acks received take their records out of flight; they are committed to the outbox in
    groups (:meth:`SyncLink.write_acks`: one fsync per group, not per record). An ack is the
    only thing that takes a row out of ``pending``; a PUBACK only means the broker has it;
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,7 +108,7 @@ def _utc_now() -> str:
 
 
 class SyncLink:
-    """One agent's MQTT link. Single-threaded: call its methods from one thread only.
+    """One agent's MQTT link. Call its methods from one thread (paho adds its own I/O thread).
 
     :param outbox: the agent's outbox (this link's own connection to it)
     :param key: the agent key (for the agent id, client id and topics)
@@ -137,7 +140,9 @@ class SyncLink:
         self.published_total = 0
         self._subscribed = False
         self._refused: str | None = None
-        self._acks: list[Ack] = []  # received in this pump, not yet looked at
+        self._acks: list[Ack] = []  # received by the network thread, not yet taken
+        self._lock = threading.Lock()  # guards _acks
+        self._wake = threading.Event()  # set by the network thread: acks, (dis)connect
         self._unwritten: list[Ack] = []  # taken out of flight, not yet in the outbox
         self._unwritten_since = 0.0
         self._inflight: dict[int, tuple[float, bytes]] = {}
@@ -175,6 +180,7 @@ class SyncLink:
         return client
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self._wake.set()
         if rc.is_failure:
             self._refused = f"broker refused the connection: {rc}"
             return
@@ -186,6 +192,7 @@ class SyncLink:
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any) -> None:
         if mid != self._sub_mid:
             return
+        self._wake.set()
         if any(code.is_failure for code in codes):
             self._refused = f"broker refused the ack subscription: {codes[0]}"
         else:
@@ -198,7 +205,9 @@ class SyncLink:
             self.last_error = f"malformed ack ignored: {exc}"
             return
         if agent_id == self.agent_id:
-            self._acks.extend(acks)
+            with self._lock:
+                self._acks.extend(acks)
+            self._wake.set()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, rc: Any, _p: Any) -> None:
         if rc.is_failure:  # e.g. v5 PUBACK "Not authorized": the ACL refused our topic
@@ -209,6 +218,7 @@ class SyncLink:
         self._subscribed = False
         if rc.is_failure:
             self.last_error = f"disconnected: {rc}"
+        self._wake.set()
 
     # -- connecting ---------------------------------------------------------------------
 
@@ -244,6 +254,7 @@ class SyncLink:
                 self._client.connect(self.target.host, self.target.port, self.settings.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
             raise self._fail(f"cannot reach broker {where}: {exc}") from exc
+        self._client.loop_start()
         deadline = self.clock() + timeout
         while not self.ready:
             if self._refused:
@@ -253,18 +264,17 @@ class SyncLink:
             if remaining <= 0:
                 self._client.disconnect()
                 raise self._fail(f"broker {where} did not answer within {timeout:g} s")
-            if self._client.loop(min(remaining, 1.0)) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                # paho drops the socket after a refusing CONNACK: say why if we know
-                raise self._fail(self._refused or f"connection to broker {where} lost")
+            self._wake.wait(min(remaining, 1.0))
+            self._wake.clear()
+            if not self._client.is_connected() and not self.ready and not self._refused:
+                if self._client._thread is None or not self._client._thread.is_alive():
+                    raise self._fail(f"connection to broker {where} lost")
         self.last_error = None
-        # Single-threaded use: paho's wake-up socket pair (for loop_start threads) would cost
-        # an extra send() per publish and a recv() per loop; without it paho selects on the
-        # MQTT socket alone. reconnect() creates a fresh pair, so drop it after each connect.
-        self._client._reset_sockets(sockpair_only=True)
 
     def _release_sockets(self) -> None:
-        # paho keeps a wake-up socket pair per connection and closes it only in __del__ or on
-        # the next connect; close it now so a stopped link holds no file descriptors.
+        # Stop the network thread; paho keeps its wake-up socket pair until __del__ or the
+        # next connect, so close it now: a stopped link holds no file descriptors.
+        self._client.loop_stop()
         self._client._reset_sockets()
 
     def _fail(self, message: str) -> SyncError:
@@ -278,7 +288,6 @@ class SyncLink:
         self.write_acks()
         if self.connected:
             self._client.disconnect()
-            self._client.loop(0.1)
         self._release_sockets()
         self.connected = False
         self._subscribed = False
@@ -286,17 +295,17 @@ class SyncLink:
     # -- the loop -----------------------------------------------------------------------
 
     def pump(self, timeout: float) -> None:
-        """Do network I/O for at most ``timeout`` s, then apply acks, resend, refill.
+        """Wait at most ``timeout`` s for acks or a link change, then apply acks, resend, refill.
 
         :raises agent.errors.StorageError: if the outbox cannot be written
         """
         if self._unwritten:
             timeout = min(timeout, self._unwritten_since + ACK_WRITE_DELAY_S - self.clock())
-        if self.connected:
-            rc = self._client.loop(max(0.0, timeout))
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self.connected = self._subscribed = False
-                self.last_error = self.last_error or f"connection lost: {mqtt.error_string(rc)}"
+        if self.connected and timeout > 0:
+            self._wake.wait(timeout)
+        self._wake.clear()
+        if not self.connected:
+            self.last_error = self.last_error or "connection lost"
         self._take_acks()
         if self._unwritten and (
             len(self._unwritten) >= ACK_WRITE_BATCH
@@ -310,14 +319,15 @@ class SyncLink:
             self._fill_window()
 
     def _take_acks(self) -> None:
-        if not self._acks:
+        with self._lock:
+            acks, self._acks = self._acks, []
+        if not acks:
             return
         if not self._unwritten:
             self._unwritten_since = self.clock()
-        for ack in self._acks:
+        for ack in acks:
             self._inflight.pop(ack.seq, None)
-        self._unwritten.extend(self._acks)
-        self._acks = []
+        self._unwritten.extend(acks)
 
     def write_acks(self) -> None:
         """Commit the acks taken so far to the outbox, in one transaction.
