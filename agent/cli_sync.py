@@ -118,16 +118,25 @@ def status(home_dir: str | None, as_json: bool) -> None:
 
 
 def _end_of_day_hook(home: AgentHome, config: AgentConfig) -> Callable[[], object] | None:
-    """The scheduled End-of-Day: the terminal commands' close-and-record, when available."""
+    """The scheduled End-of-Day: close the configured terminal's batch and store it, signed.
+
+    Uses :func:`agent.technician.close_and_store` (the same path as ``agent close``); off
+    unless both ``[schedule] end_of_day`` and ``[terminal] port`` are set.
+    """
     if not config.schedule.end_of_day or not config.terminal.port:
         return None
-    try:
-        from agent.cli_terminal import close_and_record  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    from agent.technician import close_and_store, merchant_of
 
     def close() -> object:
-        return close_and_record(home, config)
+        return close_and_store(
+            home,
+            config.terminal.port,
+            config.terminal.protocol,
+            password=config.terminal.password or None,
+            baud=config.terminal.baud or None,
+            terminal_id=None,
+            merchant_id=merchant_of(home, None),
+        )
 
     return close
 

@@ -23,6 +23,7 @@ class TerminalSettings:
     port: str = ""
     protocol: str = "zvt"
     baud: int = 0  # 0: the protocol's default
+    password: str = ""  # ZVT password for End-of-Day; empty: the client's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ DEFAULT_TOML = """\
 # port = ""
 # protocol = "zvt"          # zvt or poslink
 # baud = 0                  # 0 = protocol default (9600)
+# password = ""             # ZVT password for the scheduled End-of-Day (empty = default)
 
 [collector]
 # Base URL of the collector, used by `enroll` and to finish enrollment later.

@@ -217,3 +217,45 @@ def test_daemon_syncs_heartbeats_and_follows_approval(
     assert info["outbox"]["pending"] == 0 and info["last_sync_at"] is not None
     assert info["broker"]["link_state"] == "stopped"
     assert ack_double.heartbeats[-1][1]["agent_version"]
+
+
+def test_scheduled_end_of_day_calls_the_hook_once_and_survives_a_refusal(
+    home: AgentHome, key: AgentKey
+) -> None:
+    from datetime import datetime, timedelta
+
+    from agent.config import ScheduleSettings
+    from agent.daemon import Daemon
+    from agent.errors import TerminalAborted
+
+    calls: list[int] = []
+
+    def hook() -> None:
+        calls.append(1)
+        raise TerminalAborted("End-of-Day not possible", 0x77)
+
+    config = AgentConfig(schedule=ScheduleSettings(end_of_day="23:59"))
+    daemon = Daemon(home, config, end_of_day=hook)
+    daemon.eod_at = datetime.now() - timedelta(seconds=1)  # due now
+    stop = threading.Event()
+    daemon.turn(stop)
+    daemon.turn(stop)
+    assert calls == [1]
+    assert daemon.eod_at is not None and daemon.eod_at > datetime.now()
+    assert "End-of-Day not possible" in (daemon.outbox.get_meta("last_error") or "")
+    daemon.close()
+
+
+def test_budget_alarm_shows_in_status_and_heartbeat(home: AgentHome, key: AgentKey) -> None:
+    from agent.errors import StorageError
+    from agent.recorder import heartbeat_record, open_outbox
+
+    home.config_path.write_text("[outbox]\ndisk_budget_mb = 0.0001\n")
+    config = load_config(home.config_path)
+    with pytest.raises(StorageError, match="budget reached"):
+        record(home, sample_record(), config=config)
+    result = invoke(home, "status", "--json")
+    assert "budget reached" in json.loads(result.output)["outbox"]["disk_alarm"]
+    with open_outbox(home, config) as outbox:
+        beat = heartbeat_record(outbox, link_state="offline", terminal_id=None)
+    assert beat.disk_alarm is True

@@ -1,0 +1,69 @@
+"""``settleguard agent run`` as a real process: connects, idles at near-zero CPU, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent.config import AgentConfig
+from agent.daemon import status
+from agent.home import AgentHome
+from agent.keys import AgentKey
+from agent.recorder import record
+from tests.agent.ackdouble import AckDouble
+from tests.agent.conftest import AGENT_PASSWORD, sample_record
+from tests.helpers.mosquitto import Broker, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_run_syncs_idles_quietly_and_stops_on_sigterm(
+    home: AgentHome, key: AgentKey, broker: Broker, ack_double: AckDouble
+) -> None:
+    home.config_path.write_text(
+        f'[broker]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
+        f'username = "{key.agent_id}"\npassword = "{AGENT_PASSWORD}"\n'
+    )
+    record(home, sample_record())
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from settleguard.cli import main; main()",
+            "agent",
+            "run",
+            "--home",
+            str(home.root),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        config = AgentConfig()
+        wait_until(lambda: ack_double.accepted[(key.agent_id, 1)] == 1, 20, what="record acked")
+        wait_until(lambda: status(home, config)["broker"]["link_state"] == "connected")
+        # Measure CPU over a fixed window while idle (a measurement, not a wait for an event).
+        before, started = cpu_seconds(process.pid), time.monotonic()
+        time.sleep(3)
+        used = cpu_seconds(process.pid) - before
+        assert used / (time.monotonic() - started) < 0.05, f"{used:.2f} s CPU in 3 s idle"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+    info = status(home, AgentConfig())
+    assert info["broker"]["link_state"] == "stopped"
+    assert info["outbox"]["pending"] == 0
