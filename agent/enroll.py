@@ -79,6 +79,19 @@ def _call(method: str, url: str, body: dict[str, Any] | None, timeout: float) ->
         raise CollectorUnreachable(f"cannot reach collector {url}: {reason}") from exc
 
 
+def mqtt_protocol(value: object) -> int:
+    """The collector says ``"5"`` or ``"3.1.1"`` (its MQTT_PROTOCOL); we keep 5 or 4.
+
+    :raises EnrollmentError: anything else
+    """
+    text = str(value).strip()
+    if text in ("5", "5.0"):
+        return 5
+    if text in ("3.1.1", "4", "311"):
+        return 4
+    raise EnrollmentError(f"the collector named an unknown MQTT protocol {text!r}")
+
+
 def _broker_url(mqtt: dict[str, Any]) -> str:
     scheme = "mqtts" if mqtt.get("tls") or int(mqtt.get("port", 1883)) == 8883 else "mqtt"
     return f"{scheme}://{mqtt['host']}:{int(mqtt['port'])}"
@@ -128,7 +141,7 @@ def enroll(
             "url": mqtt.get("url") or _broker_url(mqtt),
             "username": mqtt["username"],
             "password": mqtt["password"],
-            "protocol": int(mqtt.get("protocol", 5)),
+            "protocol": mqtt_protocol(mqtt.get("protocol", 5)),
         },
         "collector_public_key": answer.get("collector_public_key"),
         "enrolled_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),

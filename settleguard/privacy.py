@@ -37,7 +37,7 @@ def luhn_ok(digits: str) -> bool:
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/=_]")
 
 
-def _inside_encoded_blob(text: str, start: int, end: int) -> bool:
+def _inside_encoded_blob(text: str, start: int, end: int, *, min_token: int = 32) -> bool:
     """True when the digits sit inside a long hex/base64 token (a hash, key or signature).
 
     Such tokens hold random digit runs; a card number written by a person or a program stands
@@ -49,14 +49,20 @@ def _inside_encoded_blob(text: str, start: int, end: int) -> bool:
     while right < len(text) and _TOKEN_CHARS.match(text[right]):
         right += 1
     token = text[left:right]
-    return len(token) >= 32 and any(c.isalpha() for c in token)
+    return len(token) >= min_token and any(c.isalpha() for c in token)
 
 
-def find_card_numbers(text: str, known: Iterable[str] = ()) -> list[str]:
-    """Card numbers in ``text``: Luhn-valid scheme-prefixed runs, plus any ``known`` number."""
+def find_card_numbers(text: str, known: Iterable[str] = (), *, binary: bool = False) -> list[str]:
+    """Card numbers in ``text``: Luhn-valid scheme-prefixed runs, plus any ``known`` number.
+
+    :param binary: ``text`` is a binary file read as text (a database page, a WAL): fields
+        are packed without separators there, so digits touching a 16+ character token with
+        letters (ids, hex keys) are taken as part of it. Row-by-row scans stay strict.
+    """
     hits = []
+    min_token = 16 if binary else 32
     for match in _CANDIDATE.finditer(text):
-        if _inside_encoded_blob(text, match.start(), match.end()):
+        if _inside_encoded_blob(text, match.start(), match.end(), min_token=min_token):
             continue
         digits = re.sub(r"[ -]", "", match.group())
         if 13 <= len(digits) <= 19 and _SCHEME_PREFIX.match(digits) and luhn_ok(digits):
@@ -96,10 +102,16 @@ def _sqlite_texts(path: Path) -> Iterator[tuple[str, str]]:
         connection.close()
 
 
-def scan_texts(items: Iterable[tuple[str, str]], known: Iterable[str] = ()) -> list[Hit]:
+def scan_texts(
+    items: Iterable[tuple[str, str]], known: Iterable[str] = (), *, binary: bool = False
+) -> list[Hit]:
     """Scan ``(where, text)`` pairs."""
     known = tuple(known)
-    return [Hit(where, _mask(d)) for where, text in items for d in find_card_numbers(text, known)]
+    return [
+        Hit(where, _mask(d))
+        for where, text in items
+        for d in find_card_numbers(text, known, binary=binary)
+    ]
 
 
 def scan_path(root: Path, known: Iterable[str] = ()) -> list[Hit]:
@@ -112,14 +124,14 @@ def scan_path(root: Path, known: Iterable[str] = ()) -> list[Hit]:
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     for path in paths:
         raw = path.read_bytes()
-        texts = [
-            (str(path), raw.decode("utf-8", errors="replace")),
-            (str(path), raw.decode("utf-16-le", errors="ignore")),
-        ]
+        binary = b"\x00" in raw
+        texts = [(str(path), raw.decode("utf-8", errors="replace"))]
+        if binary:
+            texts.append((str(path), raw.decode("utf-16-le", errors="ignore")))
+        hits.extend(scan_texts(texts, known, binary=binary))
         if raw.startswith(b"SQLite format 3\x00"):
             try:
-                texts.extend(_sqlite_texts(path))
+                hits.extend(scan_texts(_sqlite_texts(path), known))
             except sqlite3.DatabaseError:
                 pass
-        hits.extend(scan_texts(texts, known))
     return hits

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import pwd
 import socket
@@ -76,7 +77,12 @@ class Broker:
 
 
 def start_broker(workdir: Path, external: str | None) -> Broker:
-    """Start the demo's broker: ``external`` URL, else Mosquitto, else amqtt in-process."""
+    """Start the demo's broker: ``external`` URL, else Mosquitto, else amqtt in-process.
+
+    ``external == "embedded"`` forces the in-process amqtt broker even where Mosquitto exists.
+    """
+    if external == "embedded":
+        return _start_amqtt()
     if external:
         parts = urlsplit(external)
         return Broker(
@@ -147,7 +153,10 @@ def _start_amqtt() -> Broker:
     wait_for(lambda: _accepts(port), 15, "amqtt to listen")
 
     def stop() -> None:
-        asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
+        # amqtt cancels its own client tasks on shutdown and logs each cancellation.
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
 
