@@ -184,14 +184,19 @@ def test_enroll_refused_token_is_exit_12(home: AgentHome, collector_url: str) ->
     assert "already used or expired" in result.output
 
 
+@pytest.mark.parametrize("on_demand", [False, True], ids=["persistent", "connect-on-demand"])
 def test_daemon_syncs_heartbeats_and_follows_approval(
-    home: AgentHome, key: AgentKey, collector_url: str, ack_double: AckDouble
+    home: AgentHome, key: AgentKey, collector_url: str, ack_double: AckDouble, on_demand: bool
 ) -> None:
     from agent.enroll import enroll
 
     enroll(home, collector_url, "good-token")
     record(home, sample_record(1))
-    config = AgentConfig(sync=SyncSettings(heartbeat_interval_s=0.2))
+    config = AgentConfig(
+        sync=SyncSettings(
+            heartbeat_interval_s=0.2, connect_on_demand=on_demand, on_demand_interval_s=0.1
+        )
+    )
     stop = threading.Event()
     failures: list[BaseException] = []
 

@@ -156,3 +156,38 @@ def test_backoff_is_jittered_and_capped() -> None:
     assert all(0.5 <= d <= 30.0 for d in delays)
     assert len({round(d, 6) for d in delays}) > 100  # jitter: not a fixed schedule
     assert max(backoff_delay(20, 1.0, 30.0) for _ in range(50)) > 10
+
+
+def test_garbage_and_foreign_acks_are_ignored(
+    home: AgentHome, key: AgentKey, broker: Broker, make_link: LinkFactory
+) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from protocol.acks import Ack, encode_acks
+    from protocol.topics import ack_topic
+
+    box = fill(home, key, 2)
+    link = make_link(box)
+    link.connect()
+    pump_until(link, lambda: link.inflight == 2)
+    collector = mqtt.Client(CallbackAPIVersion.VERSION2)
+    collector.username_pw_set(*broker.collector)
+    collector.connect("127.0.0.1", broker.port)
+    collector.loop_start()
+    topic = ack_topic(key.agent_id)
+    infos = [
+        collector.publish(topic, b"\xff not json", qos=1),
+        collector.publish(topic, encode_acks("a-someone-else", [Ack(1, "accepted")]), qos=1),
+        collector.publish(topic, encode_acks(key.agent_id, [Ack(2, "accepted")]), qos=1),
+    ]
+    for info in infos:
+        info.wait_for_publish(5)
+    pump_until(link, lambda: box.stats().acked == 1)
+    assert [s for s, _ in box.pending()] == [1]  # the foreign ack did not touch seq 1
+    assert link.last_error is not None and "malformed ack" in link.last_error
+    collector.disconnect()
+    collector.loop_stop()
+    collector._reset_sockets()
+    link.disconnect()
+    box.close()
