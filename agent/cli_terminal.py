@@ -36,6 +36,12 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print one J
 _merchant_option = click.option(
     "--merchant", "merchant_id", default=None, help="Merchant id (default: from enrollment)."
 )
+_home_option = click.option(
+    "--home",
+    "home_dir",
+    default=None,
+    help="Agent home directory (default: $SETTLEGUARD_AGENT_HOME or the user data dir).",
+)
 _tid_option = click.option(
     "--terminal-id", default=None, help="Terminal id, for terminals that do not report one."
 )
@@ -93,6 +99,7 @@ def read(port_url: str, protocol: str, password: str, baud: int | None, as_json:
 @_baud_option
 @_tid_option
 @_merchant_option
+@_home_option
 @_json_option
 def close(
     port_url: str,
@@ -101,12 +108,13 @@ def close(
     baud: int | None,
     terminal_id: str | None,
     merchant_id: str | None,
+    home_dir: str | None,
     as_json: bool,
 ) -> None:
     """Close the batch (ZVT End-of-Day 06 50, POSLink BatchClose B00) and store it, signed."""
     from agent.technician import close_and_store, merchant_of
 
-    home = agent_home()
+    home = agent_home(home_dir)
     with _failures(as_json):
         closed = close_and_store(
             home,
@@ -167,6 +175,7 @@ def probe(ports: tuple[str, ...], as_json: bool) -> None:
 @_merchant_option
 @click.option("--yes", is_flag=True, help="Do not wait for Enter at the swap (scripts).")
 @click.option("--restart", is_flag=True, help="Forget an unfinished replacement and start over.")
+@_home_option
 @_json_option
 def replace(
     old_port: str | None,
@@ -180,6 +189,7 @@ def replace(
     merchant_id: str | None,
     yes: bool,
     restart: bool,
+    home_dir: str | None,
     as_json: bool,
 ) -> None:
     """Guided device replacement: close the old batch, bind the new terminal, record it.
@@ -190,7 +200,7 @@ def replace(
     from agent.replace import Replacement, ReplaceState, load_state, state_path, summary_json
     from agent.technician import LinkTerminals, OutboxAdapter, merchant_of
 
-    home = agent_home()
+    home = agent_home(home_dir)
     say = _progress(as_json) if as_json else click.echo
     with _failures(as_json):
         state = None if restart else load_state(home.root)
@@ -255,6 +265,7 @@ def replace(
     default=None,
     help="Collector public key file, if the agent is not enrolled yet.",
 )
+@_home_option
 @_json_option
 def card_change(
     merchant_id: str | None,
@@ -265,13 +276,14 @@ def card_change(
     old_tail: str | None,
     card_stdin: bool,
     collector_key: Path | None,
+    home_dir: str | None,
     as_json: bool,
 ) -> None:
     """Record a settlement-card change; the number is typed without echo and sealed."""
     from agent.card_change import CardChangeRequest, build_card_change
     from agent.technician import collector_public_key, merchant_of, store_record
 
-    home = agent_home()
+    home = agent_home(home_dir)
     with _failures(as_json):
         merchant = merchant_of(home, merchant_id)
         if not merchant:
