@@ -1,0 +1,184 @@
+"""``settleguard collector alerts …`` on the collector store, and the provider callback endpoints."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+
+from collector.alerts.collector_store import CollectorAlertStore
+from collector.alerts.gateway import SendResult
+from collector.alerts.http_gateways import twilio_signature
+from collector.alerts.outbox import NewAlert
+from collector.app import get_store
+from collector.cli import collector
+from collector.store import Store
+from settleguard.privacy import find_card_numbers
+
+from .collector_seed import add_gap, add_merchant
+
+TWILIO_CALLBACK = "https://collector.example/api/sms/twilio/status"
+
+
+@pytest.fixture
+def db(app: Flask) -> Store:
+    return get_store(app)
+
+
+@pytest.fixture
+def sms_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "sms.jsonl"
+    monkeypatch.setenv("SETTLEGUARD_SMS_URL", f"file://{path}")
+    return path
+
+
+def daytime_zone() -> str:
+    """A zone where it is around noon now (the CLI runs on the wall clock; no quiet hours)."""
+    offset = (12 - datetime.now(UTC).hour) % 24
+    offset = offset - 24 if offset > 12 else offset
+    return f"Etc/GMT{-offset:+d}" if offset else "UTC"
+
+
+def alerts_cli(runner: FlaskCliRunner, *args: str) -> tuple[int, str]:
+    result = runner.invoke(collector, ["alerts", *args])
+    return result.exit_code, result.output
+
+
+def test_preview_shows_the_gap_message_without_queueing(runner, db):
+    add_merchant(db)
+    gap = add_gap(db, category="PAID_TO_OLD_ACCOUNT", amount=123_456_789)
+    code, out = alerts_cli(runner, "preview", "--gap", str(gap))
+    assert code == 0, out
+    assert f"gap {gap} (PAID_TO_OLD_ACCOUNT) to **********8000 in zh-CN" in out
+    assert "ucs2" in out and f"SG-{gap}" in out and "4321" in out
+    code, out = alerts_cli(runner, "preview", "--gap", str(gap), "--locale", "en", "--json")
+    shown = json.loads(out)
+    assert shown["locale"] == "en" and shown["text"].startswith("SettleGuard:")
+    assert shown["encoding"] == "gsm7" and "".join(shown["parts"]) == shown["text"]
+    assert db.count("alerts") == 0
+    code, out = alerts_cli(runner, "preview", "--gap", "999")
+    assert code == 1 and "no gap with id 999" in out
+
+
+def test_run_once_plans_sends_and_tracks_then_is_idempotent(runner, db, sms_file):
+    add_merchant(db, tz=daytime_zone())
+    gap = add_gap(db, due="2020-01-01")  # long overdue: day7 is the stage due now
+    code, out = alerts_cli(runner, "run", "--once", "--interval", "0")
+    assert code == 0, out
+    lines = [json.loads(line) for line in sms_file.read_text(encoding="utf-8").splitlines()]
+    assert [(m["to"], m["ref"]) for m in lines] == [("+8613800138000", "sg1")]
+    assert find_card_numbers(sms_file.read_text(encoding="utf-8")) == []
+    code, out = alerts_cli(runner, "list", "--json")
+    [row] = json.loads(out)
+    assert (row["gap_id"], row["stage"], row["state"]) == (str(gap), "day7", "delivered")
+    assert row["to"] == "**********8000" and "text" not in row
+    code, out = alerts_cli(runner, "run", "--once", "--interval", "0")
+    assert code == 0 and len(sms_file.read_text(encoding="utf-8").splitlines()) == 1
+    code, out = alerts_cli(runner, "list")
+    assert "day7" in out and "delivered" in out and "+8613800138000" not in out
+
+
+def test_list_escalated_shows_the_operator_queue(runner, db):
+    add_merchant(db)
+    gap = add_gap(db)
+    alerts = CollectorAlertStore(db)
+    now = datetime.now(UTC)
+    stuck = alerts.enqueue(NewAlert("M1", str(gap), "day1", "+8613800138000", "t"), now)
+    fine = alerts.enqueue(NewAlert("M1", str(gap), "day3", "+8613800138000", "t"), now)
+    alerts.claim(stuck, now)
+    alerts.escalate(stuck, "interrupted while sending; outcome unknown, not resent", now)
+    alerts.claim(fine, now)
+    alerts.mark_sent(fine, SendResult(("X1",)), now)
+    code, out = alerts_cli(runner, "list", "--escalated", "--json")
+    assert code == 0, out
+    assert [(r["id"], r["state"], r["escalated"]) for r in json.loads(out)] == [
+        (stuck, "sending", True)
+    ]
+    code, out = alerts_cli(runner, "list")
+    assert "ESCALATED: interrupted while sending" in out
+
+
+def test_standalone_db_option_still_works(runner, tmp_path, sms_file):
+    code, out = alerts_cli(runner, "list", "--db", str(tmp_path / "alerts.db"), "--json")
+    assert code == 0 and json.loads(out) == []
+    code, out = alerts_cli(runner, "run", "--db", str(tmp_path / "alerts.db"), "--once")
+    assert code == 0, out
+
+
+def test_test_command_reports_provider_ids(runner, sms_file):
+    code, out = alerts_cli(runner, "test", "--to", "+8613800138000", "--json")
+    assert code == 0, out
+    shown = json.loads(out)
+    assert shown["to"] == "**********8000" and len(shown["message_ids"]) == 1
+
+
+def test_run_without_gateway_says_why(runner, monkeypatch):
+    monkeypatch.delenv("SETTLEGUARD_SMS_URL", raising=False)
+    code, out = alerts_cli(runner, "run", "--once")
+    assert code == 1 and "SETTLEGUARD_SMS_URL is not set" in out
+
+
+# -- provider callbacks -------------------------------------------------------------------
+
+
+def sent_alert(db: Store, message_id: str) -> int:
+    add_merchant(db)
+    gap = add_gap(db)
+    alerts = CollectorAlertStore(db)
+    now = datetime.now(UTC)
+    alert_id = alerts.enqueue(NewAlert("M1", str(gap), "day1", "+8613800138000", "t"), now)
+    alerts.claim(alert_id, now)
+    alerts.mark_sent(alert_id, SendResult((message_id,)), now)
+    return alert_id
+
+
+def test_twilio_status_callback_is_signature_checked_and_tracked(app, db):
+    app.config["SMS_URL"] = (
+        f"twilio+http://AC123:tok3n@127.0.0.1:9/?from=%2B15550001111&callback={TWILIO_CALLBACK}"
+    )
+    client = app.test_client()
+    alert_id = sent_alert(db, "SM42")
+    form = {"MessageSid": "SM42", "MessageStatus": "delivered", "AccountSid": "AC123"}
+    bad = client.post("/api/sms/twilio/status", data=form, headers={"X-Twilio-Signature": "AAAA"})
+    assert bad.status_code == 403
+    assert db.count("alert_receipts") == 0
+    good_sig = twilio_signature("tok3n", TWILIO_CALLBACK, form)
+    for _ in range(2):  # a provider retry is harmless
+        ok = client.post(
+            "/api/sms/twilio/status", data=form, headers={"X-Twilio-Signature": good_sig}
+        )
+        assert ok.status_code == 204
+    assert db.count("alert_receipts") == 1
+    alerts = CollectorAlertStore(db)
+    assert alerts.apply_receipts(datetime.now(UTC)) == [alert_id]
+    assert alerts.get(alert_id).state.value == "delivered"
+
+
+def test_aliyun_report_needs_the_shared_token(app, db):
+    app.config["SMS_URL"] = "aliyun+http://KEY:SECRET@127.0.0.1:9/?sign_name=SG&template_code=SMS_1"
+    client = app.test_client()
+    alert_id = sent_alert(db, "900001")
+    body = json.dumps([{"biz_id": "900001", "success": False, "err_code": "MOBILE_NOT_ON"}])
+    closed = client.post("/api/sms/aliyun/report?token=x", data=body)
+    assert closed.status_code == 403  # no SMS_CALLBACK_TOKEN configured: endpoint closed
+    app.config["SMS_CALLBACK_TOKEN"] = "s3cret-token"
+    assert client.post("/api/sms/aliyun/report?token=wrong", data=body).status_code == 403
+    garbage = client.post("/api/sms/aliyun/report?token=s3cret-token", data=b"{")
+    assert garbage.status_code == 400
+    ok = client.post("/api/sms/aliyun/report?token=s3cret-token", data=body)
+    assert ok.status_code == 200 and ok.get_json() == {"code": 0, "msg": "成功"}
+    alerts = CollectorAlertStore(db)
+    assert alerts.apply_receipts(datetime.now(UTC)) == [alert_id]
+    row = db.query_one("SELECT state, last_error FROM alerts WHERE id = ?", (alert_id,))
+    assert row == {"state": "failed", "last_error": "MOBILE_NOT_ON"}
+
+
+def test_callbacks_404_when_another_gateway_is_configured(app):
+    app.config["SMS_URL"] = "file:///tmp/unused.jsonl"
+    client = app.test_client()
+    assert client.post("/api/sms/twilio/status", data={"a": "b"}).status_code == 404
+    assert client.post("/api/sms/aliyun/report", data=b"[]").status_code == 404
