@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector.keys import CollectorKeys
 from collector.store import Store
-from collector.store.records import write_envelope
+from collector.store.records import WriteBatch, write_envelope
 from protocol.acks import Ack
 from protocol.canonical import strict_json_loads
 from protocol.envelope import (
@@ -219,6 +219,7 @@ def ingest_batch(
     """
     decided = [verify_message(m, keyring, max_size=max_size) for m in messages]
     acks: list[tuple[str, Ack]] = []
+    shared = WriteBatch()
     with store.transaction() as tx:
         for item in decided:
             if isinstance(item, Refused):
@@ -227,9 +228,16 @@ def ingest_batch(
                     acks.append((item.topic_agent, Ack(item.seq_hint, "rejected", item.reason)))
                 continue
             status, reason = write_envelope(
-                tx, item.envelope, item.message.payload, item.message.source, keys, item.record
+                tx,
+                item.envelope,
+                item.message.payload,
+                item.message.source,
+                keys,
+                item.record,
+                shared,
             )
             acks.append((item.envelope.agent_id, Ack(item.envelope.seq, status, reason)))  # type: ignore[arg-type]
+        shared.flush(tx)
     return acks
 
 
