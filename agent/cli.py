@@ -12,7 +12,15 @@ import importlib
 import click
 
 
-@click.group()
+def _exit_code_epilog() -> str:
+    from agent.errors import EXIT_CODES
+
+    lines = ["\b", "Exit codes:"]
+    lines += [f"  {code:>2}  {text.splitlines()[0]}" for code, text in sorted(EXIT_CODES.items())]
+    return "\n".join(lines)
+
+
+@click.group(epilog=_exit_code_epilog())
 def agent() -> None:
     """The agent beside a POS terminal: read, close, sync."""
 
