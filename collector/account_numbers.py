@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 
 _SEPARATORS = re.compile(r"[\s\-_./]+")
 
@@ -40,8 +41,47 @@ def mask_account(s: str) -> str:
     return "****" + visible[-4:]
 
 
+_IBAN = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
+
+
+def _iban_ok(text: str) -> bool:
+    """True when ``text`` has the IBAN shape and its ISO 13616 mod-97 check passes."""
+    if not _IBAN.fullmatch(text):
+        return False
+    moved = text[4:] + text[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def account_key_text(s: str) -> str:
+    """Return the canonical text that :func:`account_hmac` hashes.
+
+    * An **IBAN** (the whole input, or one ``/``-separated part of it such as the account after
+      a BIC in an MT940 ``:25:`` field) hashes as the IBAN, upper-case letters included: its
+      country code and, in countries such as GB or NL, its bank code are letters, and two
+      accounts that differ only there must not collide. Recognised by shape and the mod-97
+      check digits, after dropping spaces and other marks.
+    * **Anything else** -- a Chinese bank account, a settlement card, ``BIC/account`` or
+      ``bank-code/account`` -- hashes as its digits only, so layout, bank prefixes in letters
+      and separators never matter. This is what the collector has always hashed for digits.
+
+    Input is Unicode-compatibility normalised first (full-width ``１２３`` is ``123``).
+
+    :param s: an account number, IBAN or card number as printed or typed
+    """
+    text = unicodedata.normalize("NFKC", s).upper()
+    for part in (text, *text.split("/")):
+        compact = "".join(ch for ch in part if ch.isascii() and ch.isalnum())
+        if _iban_ok(compact):
+            return compact
+    return "".join(ch for ch in text if "0" <= ch <= "9")
+
+
 def account_hmac(key: bytes, s: str) -> str:
-    """Return HMAC-SHA256 (hex) of the normalised account number under ``key``.
+    """Return HMAC-SHA256 (hex) of :func:`account_key_text` of ``s`` under ``key``.
+
+    This is the one definition of the account matching key: statement importers, the
+    merchants import, card changes from agents (:meth:`collector.keys.CollectorKeys.account_hmac`)
+    all call it, so the same account hashes equal whichever way it arrived.
 
     :param key: the collector's matching key (at least 16 bytes)
     :param s: an account number in any layout
@@ -49,4 +89,4 @@ def account_hmac(key: bytes, s: str) -> str:
     """
     if len(key) < 16:
         raise ValueError("account HMAC key must be at least 128 bits")
-    return hmac.new(key, normalize_account(s).encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(key, account_key_text(s).encode("ascii"), hashlib.sha256).hexdigest()

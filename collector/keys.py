@@ -3,8 +3,9 @@
 * ``sealing.key`` / ``sealing.pub`` -- X25519 (:mod:`protocol.sealed`). Agents encrypt the full
   settlement card number of a card change to ``sealing.pub``; only the collector can open it,
   and only in memory (DESIGN.md §6).
-* ``hmac.key`` -- 256 random bits. ``HMAC-SHA256(key, digits)`` of an account number lets the
-  statement importers find credits to an account without ever storing the number in clear.
+* ``hmac.key`` -- 256 random bits. :func:`collector.account_numbers.account_hmac` of an account
+  number (its digits, and an IBAN's letters) lets the statement importers find credits to an
+  account without ever storing the number in clear.
 
 Files are created with mode 0600 (``O_EXCL``, so an existing key is never overwritten) and are
 refused on load when group or others can read them. Rotation is documented in docs/collector.md:
@@ -15,13 +16,12 @@ HMAC key means recomputing every stored HMAC from the sealed ciphertexts.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.account_numbers import account_hmac as _account_hmac
 from protocol.sealed import card_change_context, generate_keypair, open_sealed
 
 HMAC_KEY_BYTES = 32  # ≥ 128 bit required; we use 256
@@ -40,7 +40,7 @@ class CollectorKeys:
     hmac_key: bytes
 
     def account_hmac(self, account_number: str) -> str:
-        """Keyed digest of an account number (digits only, so spacing does not matter)."""
+        """Keyed digest of an account number (layout-free; see :func:`account_hmac`)."""
         return account_hmac(self.hmac_key, account_number)
 
     def open_card_change(self, change_id: str, token: str) -> str:
@@ -53,9 +53,12 @@ class CollectorKeys:
 
 
 def account_hmac(key: bytes, account_number: str) -> str:
-    """HMAC-SHA256 hex digest of the digits of ``account_number``."""
-    digits = "".join(ch for ch in account_number if ch.isdigit())
-    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+    """HMAC-SHA256 hex digest of ``account_number``.
+
+    Kept for callers of this module; the definition is
+    :func:`collector.account_numbers.account_hmac` (digits, plus an IBAN's letters).
+    """
+    return _account_hmac(key, account_number)
 
 
 def mask_account(account_number: str) -> str:

@@ -92,8 +92,9 @@ def parse_fees(text: str) -> dict[str, Any]:
         fixed = numbers[2] if len(numbers) > 2 and numbers[2] is not None else 0
         if rate is None:
             raise ValueError(f"fee item {item!r} has no rate")
-        rule = {"card_type": card.strip(), "rate_bp": rate, "cap": cap, "fixed": fixed}
-        FeeRule(rule["card_type"], rate, cap, fixed)  # validates the ranges
+        card_type = card.strip()
+        FeeRule(card_type, rate, cap, fixed)  # validates the ranges
+        rule: dict[str, Any] = {"card_type": card_type, "rate_bp": rate, "cap": cap, "fixed": fixed}
         if rule["card_type"] == "*":
             default = rule
         elif any(r["card_type"] == rule["card_type"] for r in rules):
