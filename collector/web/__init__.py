@@ -35,6 +35,7 @@ WEB_DEFAULTS: dict[str, Any] = {
     "DASHBOARD_DEFAULT_LANG": "en",
 }
 
+_FLASK_DEFAULTS = dict(Flask.default_config)
 csrf = CSRFProtect()
 
 
@@ -62,7 +63,10 @@ def _check_csrf() -> None:
 def register_web(app: Flask) -> None:
     """Attach the dashboard and API to ``app`` (called by ``create_app``)."""
     for key, value in WEB_DEFAULTS.items():
-        app.config.setdefault(key, value)
+        # Flask pre-fills its own keys (SameSite=None, 31-day sessions): ours win over those
+        # defaults, but a value the operator set in the instance file or environment stays.
+        if key not in app.config or app.config[key] == _FLASK_DEFAULTS.get(key):
+            app.config[key] = value
     app.session_interface = TlsAwareSessionInterface()
     csrf.init_app(app)
     app.before_request(auth.load_user)

@@ -80,12 +80,16 @@ def acknowledge_gap(
     return after
 
 
+_BLANK = " \t\r\n"
+
+
 def resolve_gap(store: Store, gap_id: int, *, actor: str, note: str) -> dict[str, Any]:
     """Resolve a gap by hand with a note saying why (kept resolved by later runs).
 
     :raises ActionError: empty note (400), no such gap (404), already resolved (409)
     """
-    if not note.strip():
+    note = note.strip(_BLANK)
+    if not note:
         raise ActionError("a resolution needs a note saying why", 400)
     with store.transaction() as tx:
         before = _gap_state(tx, gap_id)
@@ -95,7 +99,7 @@ def resolve_gap(store: Store, gap_id: int, *, actor: str, note: str) -> dict[str
         tx.execute(
             "UPDATE gaps SET status = 'resolved', resolution = 'manual', resolved_at = ?,"
             " note = ?, updated_at = ? WHERE id = ?",
-            (stamp, note.strip(), stamp, gap_id),
+            (stamp, note, stamp, gap_id),
         )
         after = _gap_state(tx, gap_id)
         audit(tx, actor, "gap.resolve", f"gap:{gap_id}", before, after)

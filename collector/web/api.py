@@ -46,6 +46,11 @@ def _str_arg(name: str, limit: int = 64) -> str:
     return value
 
 
+def _id_in_range(value: int) -> None:
+    if value > 2**62:  # beyond any id the store hands out (and beyond a 64-bit column)
+        abort(404, "no such id")
+
+
 def require_csrf() -> None:
     """Session callers must send the CSRF token in ``X-CSRFToken`` on POST."""
     if g.get("auth") == "session":
@@ -68,7 +73,7 @@ def _note(body: dict[str, Any], required: bool = False) -> str:
     note = body.get("note", "")
     if not isinstance(note, str) or len(note) > 2000:
         abort(400, "note must be a string of at most 2000 characters")
-    if required and not note.strip():
+    if required and not note.strip(" \t\r\n"):
         abort(400, "note is required")
     return note
 
@@ -157,6 +162,7 @@ def gaps() -> Any:
 @bp.get("/gaps/<int:gap_id>")
 @role_required("viewer")
 def gap(gap_id: int) -> Any:
+    _id_in_range(gap_id)
     row = read_models.gap(get_db(), gap_id)
     if row is None:
         abort(404, f"no gap {gap_id}")
@@ -167,6 +173,7 @@ def gap(gap_id: int) -> Any:
 @role_required("operator")
 def gap_action(gap_id: int, action: str) -> Any:
     require_csrf()
+    _id_in_range(gap_id)
     store, who = get_db(), actor()
     if action == "acknowledge":
         note = _note(_body())

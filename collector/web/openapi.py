@@ -48,7 +48,9 @@ def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size")
 _AFTER_ID = _query(
-    "after", {"type": "integer", "minimum": 0}, "the next_after of the previous page"
+    "after",
+    {"type": "integer", "minimum": 0, "maximum": 2**62},
+    "the next_after of the previous page",
 )
 _TEXT = {"type": "string", "maxLength": 64}
 
@@ -68,13 +70,16 @@ def _action(
         "responses": {"200": _json(_ITEM), **_errors(400, 401, 403, 404, 409)},
     }  # fmt: skip
     if body is not None:
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+        op["requestBody"] = {
+            "required": "required" in body,
+            "content": {"application/json": {"schema": body}},
+        }
     return {"post": op}
 
 
 def openapi_document() -> dict[str, Any]:
     """The whole OpenAPI document as a dict."""
-    gap_id = _path("gap_id", {"type": "integer", "minimum": 0})
+    gap_id = _path("gap_id", {"type": "integer", "minimum": 0, "maximum": 2**62})
     agent_id = _path("agent_id", {"type": "string", "minLength": 1, "maxLength": 64})
     note = {"type": "object", "properties": {"note": {"type": "string", "maxLength": 2000}}}
     paths: dict[str, Any] = {
@@ -95,7 +100,7 @@ def openapi_document() -> dict[str, Any]:
         "/gaps/{gap_id}": _read("One gap with its evidence", _ITEM, [gap_id], 404),
         "/gaps/{gap_id}/acknowledge": _action("Acknowledge an open gap", [gap_id], note),
         "/gaps/{gap_id}/resolve": _action("Resolve a gap with a note", [gap_id],
-                                          {**note, "required": ["note"]}),
+                                          {"type": "object", "required": ["note"], "properties": {"note": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "[^ \\t\\r\\n]"}}}),
         "/gaps/{gap_id}/resend": _action("Queue the gap's SMS again", [gap_id]),
         "/imports": {
             **_read("Statement imports, newest first", _items(), [_LIMIT]),

@@ -44,7 +44,9 @@ def _form(fields: dict[str, str], token: str | None) -> dict[str, object]:
 
 
 def _audited(db: Store, action: str) -> int:
-    row = db.query_one("SELECT COUNT(*) AS n FROM audit_log WHERE action LIKE ?", (action.split(".")[0] + ".%",))
+    row = db.query_one(
+        "SELECT COUNT(*) AS n FROM audit_log WHERE action LIKE ?", (action.split(".")[0] + ".%",)
+    )
     return int(row["n"]) if row else 0
 
 
@@ -60,7 +62,7 @@ def test_page_action_permissions(
     response = client.post(path.format(**ids), data=_form(fields, csrf_token(client)),
                            content_type="multipart/form-data")  # fmt: skip
     after = db.query("SELECT id, actor, action, detail FROM audit_log")
-    new = after[len(before):]
+    new = after[len(before) :]
     if role == "anonymous":
         assert response.status_code == 302 and "/login" in response.headers["Location"]
         assert new == []
@@ -80,13 +82,19 @@ def test_api_action_permissions(
     web_app: Flask, db: Store, role: str, name: str, path: str, fields: dict[str, str]
 ) -> None:
     ids = seed_world(db)
-    headers = {} if role == "anonymous" else {"Authorization": "Bearer " + create_token(db, role, actor="t")}
+    headers = (
+        {}
+        if role == "anonymous"
+        else {"Authorization": "Bearer " + create_token(db, role, actor="t")}
+    )
     client = web_app.test_client()
     if "file" in fields:
         response = client.post(path, data=_form(fields, None), headers=headers,
                                content_type="multipart/form-data")  # fmt: skip
     else:
-        response = client.post(path.format(**ids), json={k: v for k, v in fields.items()}, headers=headers)
+        response = client.post(
+            path.format(**ids), json={k: v for k, v in fields.items()}, headers=headers
+        )
     if role == "anonymous":
         assert response.status_code == 401
     elif role == "viewer":
