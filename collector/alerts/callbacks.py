@@ -33,11 +33,13 @@ from .http_gateways import AliyunGateway, SignatureError, TwilioGateway
 bp = Blueprint("sms_callbacks", __name__, url_prefix="/api/sms")
 
 _GATEWAY_KEY = "settleguard.sms_callback_gateway"
+_CALLBACK_SCHEMES = ("twilio+http://", "twilio+https://", "aliyun+http://", "aliyun+https://")
 
 
 def _gateway() -> SmsGateway | None:
     url = current_app.config.get("SMS_URL")
-    if not url:
+    # Only the HTTP providers: building an SMPP gateway here would bind to the SMSC.
+    if not url or not str(url).startswith(_CALLBACK_SCHEMES):
         return None
     cached: tuple[str, SmsGateway] | None = current_app.extensions.get(_GATEWAY_KEY)
     if cached is None or cached[0] != url:

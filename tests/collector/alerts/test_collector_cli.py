@@ -177,8 +177,10 @@ def test_aliyun_report_needs_the_shared_token(app, db):
     assert row == {"state": "failed", "last_error": "MOBILE_NOT_ON"}
 
 
-def test_callbacks_404_when_another_gateway_is_configured(app):
-    app.config["SMS_URL"] = "file:///tmp/unused.jsonl"
+@pytest.mark.parametrize("url", ["file:///tmp/unused.jsonl", "smpp://sg:pw@127.0.0.1:9", None])
+def test_callbacks_404_when_another_gateway_is_configured(app, url):
+    app.config["SMS_URL"] = url
     client = app.test_client()
     assert client.post("/api/sms/twilio/status", data={"a": "b"}).status_code == 404
     assert client.post("/api/sms/aliyun/report", data=b"[]").status_code == 404
+    assert "settleguard.sms_callback_gateway" not in app.extensions  # no SMPP bind from the web
