@@ -185,7 +185,7 @@ def parse_merchants_csv(data: bytes) -> list[MerchantRow]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise MerchantFileError(f"not UTF-8 (byte {exc.start})") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)  # no half-quoted cells
     header = [h.strip() for h in reader.fieldnames or ()]
     if "merchant_id" not in header:
         raise MerchantFileError("header row has no merchant_id column", line=1)
@@ -200,6 +200,13 @@ def parse_merchants_csv(data: bytes) -> list[MerchantRow]:
             line = reader.line_num
             if not any((v or "").strip() for v in raw.values() if isinstance(v, str)):
                 continue
+            if None in raw:  # DictReader keeps cells beyond the header under the key None
+                raise MerchantFileError(
+                    f"{len(header) + len(raw[None])} cells but the header has {len(header)}"
+                    " columns",
+                    line=line,
+                    column=f"#{len(header) + 1}",
+                )
             row = _check_row(raw, line)
             if row.merchant_id in seen:
                 raise MerchantFileError(
@@ -210,7 +217,8 @@ def parse_merchants_csv(data: bytes) -> list[MerchantRow]:
             seen[row.merchant_id] = line
             rows.append(row)
     except csv.Error as exc:
-        raise MerchantFileError(f"bad CSV: {exc}", line=reader.line_num) from None
+        # the csv module has not counted the bad record's lines yet: it starts on the next one
+        raise MerchantFileError(f"bad CSV: {exc}", line=reader.line_num + 1) from None
     return rows
 
 
