@@ -359,11 +359,14 @@ class CollectorAlertStore:
             errors = [e for s, e in states.values() if e and s != "delivered"]
             delivered_at = iso(now) if final is AlertState.DELIVERED else None
             with self.store.transaction() as tx:
-                self._move(
-                    tx, alert_id, final, "finished_at = ?, delivered_at = ?, last_error = ?",
-                    (iso(now), delivered_at, errors[0] if errors else None),
-                )  # fmt: skip
-            moved.append(alert_id)
+                # another dispatcher may have applied the same receipts a moment ago
+                changed = tx.execute(
+                    "UPDATE alerts SET state = ?, finished_at = ?, delivered_at = ?,"
+                    " last_error = ? WHERE id = ? AND state = 'sent'",
+                    (final.value, iso(now), delivered_at, errors[0] if errors else None, alert_id),
+                )
+            if changed == 1:
+                moved.append(alert_id)
         return moved
 
 

@@ -259,3 +259,18 @@ def test_list_alerts_newest_first_with_masked_summary(alerts, gap):
     assert [a.id for a in listed] == [second, first]
     summary = listed[0].summary()
     assert summary["to"] == "**********8000" and "text" not in summary
+
+
+def test_two_dispatchers_apply_the_same_receipt_once(alerts, gap, store):
+    alert_id = alerts.enqueue(new(gap), NOON)
+    alerts.claim(alert_id, NOON)
+    alerts.mark_sent(alert_id, SendResult(("C0FFEE",)), NOON)
+    other = open_store(store.url)
+    try:
+        second = CollectorAlertStore(other)
+        second.record_receipt(DeliveryReceipt("c0ffee", "delivered"), NOON)
+        assert alerts.apply_receipts(NOON) == [alert_id]
+        assert second.apply_receipts(NOON) == []
+        assert second.get(alert_id).state is AlertState.DELIVERED
+    finally:
+        other.close()
