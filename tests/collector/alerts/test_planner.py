@@ -252,3 +252,31 @@ def test_the_sent_text_scan_is_not_vacuous():
     assert FULL_CARD in luhn_runs(f"card {FULL_CARD[:4]} {FULL_CARD[4:8]}-{FULL_CARD[8:]} end")
     assert find_card_numbers(f"x{FULL_CARD}x", [FULL_CARD])
     assert luhn_runs("【结算守护】您2026-11-20的结算款¥1,234.56（卡尾号4321）参考号SG-12") == []
+
+
+def test_link_drop_mid_send_is_escalated_and_never_resent_over_smpp(store, smsc, smpp):
+    add_merchant(store)
+    gap = add_gap(store)
+    smsc.faults.drop_on_submit = {1}  # the submit_sm left us, then the connection died
+    alerts = CollectorAlertStore(store)
+    report = run_pass(alerts, smpp, DAY1)
+    assert report.dispatch.uncertain == report.plan.queued and len(report.plan.queued) == 1
+    for minutes in (1, 5, 60):
+        run_pass(alerts, smpp, DAY1 + timedelta(minutes=minutes))
+    assert smsc._submit_no == 1  # one submit_sm ever reached the SMSC for this stage
+    [queued] = escalated_alerts(store)
+    assert queued["gap_id"] == gap and queued["state"] == "sending"
+    assert queued["reason"].startswith("send outcome unknown")
+
+
+def test_throttled_parts_still_make_exactly_one_sms_over_smpp(store, smsc, smpp):
+    add_merchant(store)
+    add_gap(store, category="PAID_TO_OLD_ACCOUNT", amount=123_456_789)
+    smsc.faults.throttle = 1
+    smsc.faults.queue_full = 1
+    alerts = CollectorAlertStore(store)
+    drain(alerts, smpp, DAY1, 1)
+    [(_dest, text, parts)] = smsc.messages()
+    row = store.query_one("SELECT text, parts, state FROM alerts")
+    assert (text, parts, row["state"]) == (row["text"], row["parts"], "delivered")
+    assert parts >= 2 and scan_sent(smsc) == []
