@@ -110,11 +110,12 @@ def agent_flush(home_dir: str, port: str, window: str) -> None:
             f"mqtt://127.0.0.1:{port}", username=key.agent_id, password=PASSWORD
         )
         link = SyncLink(box, key, target, SyncSettings(window=int(window)))
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), time.process_time()
         result = link.flush(timeout=300)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu0
     rss_mb = peak_rss_mb()
-    print(f"flushed {elapsed:.6f} {rss_mb:.1f} {result.pending}", flush=True)
+    print(f"flushed {elapsed:.6f} {rss_mb:.1f} {result.pending} {cpu:.3f}", flush=True)
 
 
 def main() -> None:
@@ -177,7 +178,7 @@ def main() -> None:
                 check=True,
             ).stdout.split()
             flush_per_s = args.records / float(flushed[1])
-            rss_mb, pending = float(flushed[2]), int(flushed[3])
+            rss_mb, pending, agent_cpu = float(flushed[2]), int(flushed[3]), float(flushed[4])
             double.stdin.close()
             report = double.stdout.readline().split()
             double.wait(30)
@@ -186,7 +187,10 @@ def main() -> None:
             stats = box.stats()
     lost = max(args.records - stats.acked, args.records - accepted, pending)
     print(
-        f"records={args.records} window={args.window} verify={args.verify} duplicates={report[3]}"
+        f"records={args.records} window={args.window} verify={args.verify} "
+        f"duplicates={report[3]} agent_cpu_s={agent_cpu:.2f} "
+        f"agent_cpu_per_record_us={agent_cpu / args.records * 1e6:.0f} "
+        f"ack_double_cpu_s={report[5]}"
     )
     print(
         f"RESULT flush_per_s={flush_per_s:.0f} raw_per_s={raw_per_s:.0f} "
