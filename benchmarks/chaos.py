@@ -126,10 +126,10 @@ def agent_main(home_dir: str, port: str, password: str, interval: str, window: s
     settings = SyncSettings(window=int(window), ack_timeout_s=float(ack_timeout),
                             session_expiry_s=120, keepalive_s=5)  # fmt: skip
     link = SyncLink(box, key, target, settings)
-    state = {"stop": False, "burst": 0, "produce": True}
+    state = {"stop": False, "burst": 0}
     signal.signal(signal.SIGTERM, lambda *_: state.update(stop=True))
     signal.signal(signal.SIGUSR1, lambda *_: state.update(burst=state["burst"] + int(burst)))
-    signal.signal(signal.SIGUSR2, lambda *_: state.update(produce=False))
+    producing = Path(home_dir).parent / "producing"  # removed by the harness when chaos ends
     terminal = "T" + key.agent_id[-7:]
 
     def commit() -> None:
@@ -149,7 +149,7 @@ def agent_main(home_dir: str, port: str, password: str, interval: str, window: s
         while state["burst"] > 0:
             state["burst"] -= 1
             commit()
-        if state["produce"] and now >= next_record:
+        if now >= next_record and producing.exists():
             commit()
             next_record = now + float(interval)
         if not link.connected:
@@ -308,7 +308,7 @@ class Monitor:
         try:
             obj = json.loads(self._read_header(msg.payload).signed_bytes)  # type: ignore[attr-defined]
             self.seen[(obj["agent_id"], obj["seq"])] += 1
-        except Exception:  # noqa: BLE001 - a monitor never takes the run down
+        except Exception:  # a monitor never takes the run down
             return
 
     def close(self) -> None:
@@ -435,6 +435,7 @@ def run_chaos(opts: ChaosOptions, workdir: Path,
     while not _accepts(port) and time.monotonic() < deadline:
         time.sleep(0.02)
     monitor = Monitor(port)
+    (workdir / "producing").touch()
     for proc in everyone[1:]:
         proc.start()
     outage_until: float | None = None
@@ -498,8 +499,7 @@ def run_chaos(opts: ChaosOptions, workdir: Path,
         for proc in everyone:
             proc.signal(signal.SIGCONT)
             proc.ensure(time.monotonic() + 10)
-        for agent in agents:
-            agent.signal(signal.SIGUSR2)
+        (workdir / "producing").unlink()
         deadline = time.monotonic() + opts.drain_timeout_s
         while time.monotonic() < deadline:
             for proc in everyone:
