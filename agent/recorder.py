@@ -23,7 +23,7 @@ from agent.home import AgentHome
 from agent.keys import AgentKey, load_or_create_key
 from agent.outbox import Outbox, Sealed
 from protocol.envelope import read_header, seal_envelope
-from protocol.records import Heartbeat, Record
+from protocol.records import Heartbeat, Record, sanitize_free_text
 
 AGENT_VERSION = "0.1.0"
 
@@ -107,7 +107,8 @@ def heartbeat_record(
         terminal_id=terminal_id,
         agent_time=utc_ms(),
         disk_alarm=stats.disk_alarm is not None,
-        last_error=None if last_error is None else last_error[:500],
+        # Free text in a record refuses control characters and card-number look-alikes.
+        last_error=None if last_error is None else sanitize_free_text(last_error, 500),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,16 @@ def test_holder_and_bank_are_required(field: str) -> None:
     request = CardChangeRequest(**values)
     with pytest.raises(UsageError, match="required"):
         build_card_change(request, CARD_16, public)
+
+
+def test_heartbeat_error_text_is_made_safe_for_a_record(tmp_path: Path) -> None:
+    """An error message with a newline or a card number must not break or leak a heartbeat."""
+    from agent.outbox import Outbox
+    from agent.recorder import heartbeat_record
+
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        heartbeat = heartbeat_record(
+            outbox, link_state="offline", terminal_id=None, last_error=f"port\ngone {CARD_16}"
+        )
+    assert heartbeat.last_error is not None
+    assert "\n" not in heartbeat.last_error and CARD_16 not in heartbeat.last_error
