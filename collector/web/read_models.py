@@ -95,8 +95,8 @@ def search_merchants(
     where, params = ["m.merchant_id > ?"], [after]
     q = q.strip()
     if q:
-        clauses = ["m.merchant_id LIKE ? ESCAPE '\\'", "m.name LIKE ? ESCAPE '\\'"]
-        params += [_like_prefix(q), f"%{_escape_like(q)}%"]
+        clauses = ["m.merchant_id LIKE ? ESCAPE '\\'", "LOWER(m.name) LIKE ? ESCAPE '\\'"]
+        params += [_like_prefix(q), f"%{_escape_like(q.lower())}%"]
         if q.isdigit() and len(q) >= 3:
             clauses.append("m.phones LIKE ?")
             params.append(f'%{q}"%')
