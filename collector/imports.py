@@ -230,64 +230,83 @@ def _import_row(
 
 
 _CREDIT_COLUMNS = (
-    "import_id, account_hmac, account_masked, booked_at, value_date, amount, currency, kind,"
-    " reference, counterparty, line_no, raw, entry_id, status, reversal, remittance"
-)
+    "import_id", "account_hmac", "account_masked", "booked_at", "value_date", "amount",
+    "currency", "kind", "reference", "counterparty", "line_no", "raw", "entry_id", "status",
+    "reversal", "remittance",
+)  # fmt: skip
+_PAYOUT_COLUMNS = (
+    "import_id", "merchant_id", "payout_date", "gross_amount", "fee_amount", "net_amount",
+    "currency", "account_masked", "status", "reason", "reference", "batch_refs", "line_no",
+)  # fmt: skip
+_ROWS_PER_INSERT = 100  # multi-row INSERTs: a statement of thousands of entries, few round trips
+
+
+def _insert_rows(
+    tx: Tx, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], suffix: str = ""
+) -> None:
+    marks = "(" + ", ".join("?" for _ in columns) + ")"
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        part = rows[start : start + _ROWS_PER_INSERT]
+        tx.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            + ", ".join(marks for _ in part)
+            + suffix,
+            [value for row in part for value in row],
+        )
 
 
 def _store_entries(
     tx: Tx, import_id: int, parsed: ParsedStatement, account: tuple[str | None, str | None]
 ) -> None:
     masked, key = account
-    sql = (
-        f"INSERT INTO credits ({_CREDIT_COLUMNS}) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-    )
-    for entry in parsed.entries:
-        extra = {"end_to_end_id": entry.end_to_end_id, "element": entry.element}
-        tx.execute(
-            sql,
-            (
-                import_id,
-                key,
-                masked,
-                entry.booking_date.isoformat(),
-                entry.value_date.isoformat() if entry.value_date else None,
-                entry.amount,
-                entry.currency,
-                entry.direction,
-                entry.reference,
-                entry.counterparty,
-                entry.line,
-                json.dumps(extra, ensure_ascii=False),
-                entry.entry_id,
-                entry.status,
-                int(entry.reversal),
-                entry.remittance,
+    rows = [
+        (
+            import_id,
+            key,
+            masked,
+            entry.booking_date.isoformat(),
+            entry.value_date.isoformat() if entry.value_date else None,
+            entry.amount,
+            entry.currency,
+            entry.direction,
+            entry.reference,
+            entry.counterparty,
+            entry.line,
+            json.dumps(
+                {"end_to_end_id": entry.end_to_end_id, "element": entry.element},
+                ensure_ascii=False,
             ),
+            entry.entry_id,
+            entry.status,
+            int(entry.reversal),
+            entry.remittance,
         )
+        for entry in parsed.entries
+    ]
+    # an entry already stored from an overlapping statement is skipped, not an error
+    _insert_rows(tx, "credits", _CREDIT_COLUMNS, rows, " ON CONFLICT DO NOTHING")
 
 
 def _store_payouts(tx: Tx, import_id: int, parsed: ParsedPayoutFile) -> None:
-    for record in parsed.records:
-        tx.insert(
-            "payout_records",
-            {
-                "import_id": import_id,
-                "merchant_id": record.merchant_id,
-                "payout_date": record.settlement_date.isoformat(),
-                "gross_amount": record.gross,
-                "fee_amount": record.fees,
-                "net_amount": record.net,
-                "currency": record.currency,
-                "account_masked": record.target_account_masked,
-                "status": record.status,
-                "reason": record.reason,
-                "reference": record.reference,
-                "batch_refs": json.dumps(list(record.batch_refs), ensure_ascii=False),
-                "line_no": record.line,
-            },
+    rows = [
+        (
+            import_id,
+            record.merchant_id,
+            record.settlement_date.isoformat(),
+            record.gross,
+            record.fees,
+            record.net,
+            record.currency,
+            record.target_account_masked,
+            record.status,
+            record.reason,
+            record.reference,
+            json.dumps(list(record.batch_refs), ensure_ascii=False),
+            record.line,
         )
+        for record in parsed.records
+    ]
+    _insert_rows(tx, "payout_records", _PAYOUT_COLUMNS, rows)
 
 
 def list_imports(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:

@@ -268,33 +268,26 @@ CREDITS_SQL = (
 def _batches(tx: Tx, ids: Sequence[str]) -> dict[str, list[Batch]]:
     rows = tx.query(BATCHES_SQL.format(ids=_in(ids)), ids)
     out: dict[str, list[Batch]] = defaultdict(list)
-    current: dict[str, Any] | None = None
-    buckets: list[Bucket] = []
-
-    def flush() -> None:
-        if current is not None:
-            out[current["merchant_id"]].append(
-                Batch(
-                    merchant_id=current["merchant_id"],
-                    terminal_id=current["terminal_id"],
-                    batch_no=int(current["batch_no"]),
-                    closed_at=_dt(current["closed_at"]),  # type: ignore[arg-type]
-                    currency=_currency(current["currency"]),
-                    buckets=tuple(buckets),
-                    net_amount=int(current["total_amount"]),
-                )
-            )
-
+    # rows come ordered by batch id, one per bucket: group them, then build each batch once
+    groups: list[tuple[dict[str, Any], list[Bucket]]] = []
+    last = None
     for row in rows:
-        if current is None or row["id"] != current["id"]:
-            flush()
-            current, buckets = row, []
+        if row["id"] != last:
+            last = row["id"]
+            groups.append((row, []))
         if row["name"] is not None:
-            buckets.append(
+            groups[-1][1].append(
                 Bucket(row["name"], row["sale_amount"], row["refund_amount"], row["void_amount"],
                        row["sale_count"], row["refund_count"], row["void_count"])
             )  # fmt: skip
-    flush()
+    for head, buckets in groups:
+        closed = datetime.fromisoformat(head["closed_at"])
+        if closed.tzinfo is None:
+            closed = closed.replace(tzinfo=UTC)
+        out[head["merchant_id"]].append(
+            Batch(head["merchant_id"], head["terminal_id"], int(head["batch_no"]), closed,
+                  _currency(head["currency"]), tuple(buckets), int(head["total_amount"]))
+        )  # fmt: skip
     return out
 
 

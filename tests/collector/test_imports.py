@@ -327,3 +327,17 @@ def test_balance_mismatch_and_missing_statement_become_statement_gaps(store: Sto
         assert gap["due_at"] == "2024-03-01" and gap["amount"] == 123_456 - 741
     assert "balance" in gaps["MBROKEN"]["reason"]
     assert "no statement" in gaps["MNOSTMT"]["reason"]
+
+
+def test_large_statement_is_stored_whole(store: Store) -> None:
+    rows = [f"2024-03-{1 + i % 28:02d},{i + 1}.{i % 100:02d},REF{i:06d},pos" for i in range(250)]
+    data = ("Date,Amount,Reference,Description\n" + "\n".join(rows) + "\n").encode()
+    result = import_file(store, data, filename="big.csv", account_hmac=hasher, fmt="csv",
+                         profile="generic", account="6217 0000 2222 3333 444")  # fmt: skip
+    total = sum((i + 1) * 100 + i % 100 for i in range(250))
+    assert (result.summary["credits"], result.summary["credit_total"]) == (250, total)
+    assert result.summary["account"] == "****3444"
+    stored = store.query("SELECT amount, account_hmac, line_no FROM credits ORDER BY line_no")
+    assert len(stored) == 250 and sum(r["amount"] for r in stored) == total
+    assert {r["account_hmac"] for r in stored} == {hasher("6217000022223333444")}
+    assert [r["line_no"] for r in stored] == list(range(2, 252))
