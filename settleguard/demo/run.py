@@ -515,15 +515,44 @@ def run_demo(
 
 
 def send_alerts(demo: Demo, progress: Progress) -> int:
-    """Plan and send the SMS the open gaps call for, through the ``file://`` gateway."""
+    """Plan the SMS the open gaps call for and send them through the ``file://`` gateway.
+
+    Quiet hours (21:00-08:00 in the merchant's timezone) defer messages. When the demo runs
+    during them, it dispatches at the next 08:00 instead, as the dispatcher service would.
+    """
+    from collector.alerts.collector_store import CollectorAlertStore
+    from collector.alerts.gateway import gateway_from_url
+    from collector.alerts.outbox import dispatch_due, recover_interrupted
+    from collector.alerts.planner import plan_alerts
+    from collector.alerts.policy import AlertPolicy
+
+    policy = AlertPolicy()
+    now = datetime.now(UTC)
+    local = now.astimezone(TZ)
+    if local.time() >= policy.quiet_start or local.time() < policy.quiet_end:
+        morning = local.date() + timedelta(days=1 if local.time() >= policy.quiet_start else 0)
+        now = datetime.combine(morning, policy.quiet_end, TZ).astimezone(UTC)
+        progress(
+            f"alerts: quiet hours in Asia/Shanghai; dispatching as at {now.astimezone(TZ):%m-%d %H:%M}"
+        )
+    alerts = CollectorAlertStore(demo.store)
+    planned = plan_alerts(demo.store, now, policy, alert_store=alerts)
+    gateway = gateway_from_url(demo.app.config["SMS_URL"])
     try:
-        from collector.alerts.planner import plan_and_dispatch
-    except ImportError:
-        progress("alerts: the SMS planner is not available in this build; no SMS sent")
-        return 0
-    sent = plan_and_dispatch(demo.store, demo.app.config["SMS_URL"], now=datetime.now(UTC))
-    progress(f"alerts: {sent} SMS written to {demo.workdir / 'sms' / 'outbox.jsonl'}")
-    return int(sent)
+        recover_interrupted(alerts, gateway, now)
+        sent = 0
+        while True:
+            report = dispatch_due(alerts, gateway, now, policy)
+            sent += len(report.sent)
+            if not report.sent:
+                break
+    finally:
+        gateway.close()
+    progress(
+        f"alerts: {len(planned.queued)} SMS queued for {planned.considered} open gaps, {sent} sent "
+        f"to {demo.workdir / 'sms' / 'outbox.jsonl'}"
+    )
+    return sent
 
 
 def create_login(demo: Demo) -> tuple[str, str]:

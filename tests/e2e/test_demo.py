@@ -47,6 +47,8 @@ def test_every_injected_fault_is_found_and_nothing_else(tmp_path: Path, broker: 
     assert result.privacy_hits == 0
     assert result.records > 12 * 14  # every batch plus card changes and replacements
     assert any("reconciliation" in m for m in messages)
+    sms = (tmp_path / "demo" / "sms" / "outbox.jsonl").read_text(encoding="utf-8").splitlines()
+    assert result.sms_sent == len(sms) > 0  # every open, due gap of a merchant with a phone
 
 
 def test_demo_folder_holds_no_full_account_number(tmp_path: Path) -> None:
