@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector import broker, enrollment
 from collector.store import open_store
-from collector.worker import run_worker
+from collector.worker import IngestWorker, worker_settings
 from protocol.acks import decode_acks
 from protocol.envelope import DOMAIN, read_header
 from tests.helpers.records import TestAgent, batch, make_agent
@@ -56,6 +58,10 @@ def start_broker(directory: Path) -> tuple[subprocess.Popen[bytes], int, broker.
     binary = broker.mosquitto_binary()
     if binary is None:
         sys.exit("mosquitto binary not found (apt-get install mosquitto)")
+    # Benchmark only: the queued mode parks the whole load (up to 40,000 messages) in the
+    # workers' sessions before timing; the shipped limit of 10,000 per session would drop some.
+    with files.config.open("a") as config:
+        config.write("max_queued_messages 0\n")
     process = subprocess.Popen([binary, "-c", str(files.config)], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -110,22 +116,57 @@ class Publisher:
             self.acks[ack.seq] = self.acks.get(ack.seq, 0) + 1
         self.last_ack = time.perf_counter()
 
-    def publish_all(self) -> None:
-        for payload in self.payloads:
-            self.client.publish(self.agent.topic, payload, qos=1)
+    def publish_all(self, wait: bool = False) -> None:
+        infos = [self.client.publish(self.agent.topic, p, qos=1) for p in self.payloads]
+        if wait:  # until the broker has PUBACKed every message (it holds them now)
+            for info in infos:
+                info.wait_for_publish(60)
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy since boot (every process on the machine)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_worker(config: dict[str, object], client_id: str, session_s: int, ready: Any,
+                 go: Any, stop: Any, batches: Any) -> None:  # fmt: skip
+    """One worker process: set up everything, then connect when ``go`` is set."""
+    store = open_store(str(config["DATABASE_URL"]))
+    worker = IngestWorker(store, worker_settings(config), batch_size=256, batch_wait_s=0.01,
+                          client_id=client_id, session_expiry_s=session_s)  # fmt: skip
+    ready.set()
+    go.wait()
+    worker.start()
+    count = 0
+    try:
+        while not stop.is_set():
+            count += 1 if worker.run_once(0.1) else 0
+    finally:
+        worker.stop()
+        store.close()
+        batches.value = count
+
+
 def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.BrokerFiles,
-              proc: subprocess.Popen[bytes], tmp: Path) -> tuple[float, int, int, list[bytes]]:  # fmt: skip
-    """One measured run; returns (rate, lost, duplicated, payloads)."""
+              proc: subprocess.Popen[bytes], tmp: Path, mode: str) -> dict[str, Any]:  # fmt: skip
+    """One measured run (``mode`` queued or live); returns rate, loss and CPU accounting."""
     url, pg_name = fresh_url(args.store, tmp)
     store = open_store(url)
     store.migrate()
-    agents = [make_agent(store, f"bench-{workers}-{i:03d}") for i in range(args.agents)]
+    tag = f"{mode[0]}{workers}"
+    agents = [make_agent(store, f"bench-{tag}-{i:03d}") for i in range(args.agents)]
     pid_file = tmp / "pid"
     pid_file.write_text(str(proc.pid))
     enrollment.sync_broker_passwords(store, files.password_file, collector_user="collector",
@@ -133,59 +174,110 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     per_agent = args.records // args.agents
     payloads = {a.agent_id: [a.seal(batch(terminal_id=f"T{a.agent_id[-3:]}", batch_no=s), s)
                              for s in range(1, per_agent + 1)] for a in agents}  # fmt: skip
-    ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
     config = {"DATABASE_URL": url, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": port,
               "MQTT_USERNAME": "collector", "MQTT_PASSWORD": COLLECTOR_PASSWORD,
-              "MQTT_PROTOCOL": "5", "INGEST_BATCH_SIZE": 256, "INGEST_BATCH_WAIT_S": 0.01}  # fmt: skip
-    readies = [ctx.Event() for _ in range(workers)]
-    procs = [ctx.Process(target=run_worker, args=(config, stop, None, r)) for r in readies]
-    for p in procs:
-        p.start()
-    for r in readies:
-        r.wait(30)
-    time.sleep(0.3)  # benchmark only: let the broker settle the shared group before timing
+              "MQTT_PROTOCOL": "5"}  # fmt: skip
+    client_ids = [f"bench-ingest-{tag}-{i}-{uuid.uuid4().hex[:6]}" for i in range(workers)]
+    session_s = 600 if mode == "queued" else 0
+    if mode == "queued":  # create the workers' sessions and shared subscriptions, then leave
+        for client_id in client_ids:
+            primer = IngestWorker(store, worker_settings(config), client_id=client_id,
+                                  session_expiry_s=session_s)  # fmt: skip
+            primer.start()
+            primer.stop()
     pubs = [Publisher(a, port, payloads[a.agent_id]) for a in agents]
     for p in pubs:
         p.subscribed.wait(10)
+    if mode == "queued":  # the whole load waits in the broker before the clock starts
+        threads = [threading.Thread(target=p.publish_all, args=(True,)) for p in pubs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    ctx = multiprocessing.get_context("spawn")
+    stop, go = ctx.Event(), ctx.Event()
+    readies = [ctx.Event() for _ in range(workers)]
+    counters = [ctx.Value("i", 0) for _ in range(workers)]
+    procs = [ctx.Process(target=bench_worker, args=(config, c, session_s, r, go, stop, n))
+             for c, r, n in zip(client_ids, readies, counters, strict=True)]  # fmt: skip
+    for p in procs:
+        p.start()
+    for r in readies:
+        r.wait(60)
     total = per_agent * len(agents)
+    pids = {"broker": [proc.pid], "workers": [p.pid for p in procs], "agents": [os.getpid()]}
+    cpu0 = {k: sum(cpu_seconds(pid) for pid in v) for k, v in pids.items()}
+    busy0 = machine_busy_seconds()
+    spy = None
+    if args.profile and workers == 1:  # sample the worker for the whole timed phase
+        out = Path(args.profile) / f"worker-{mode}-{args.store}.txt"
+        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p",
+                                str(procs[0].pid), "--threads", "-r", "250", "-f", "raw", "-o",
+                                str(out)], stdout=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(1)
     start = time.perf_counter()
-    threads = [threading.Thread(target=p.publish_all) for p in pubs]
-    for t in threads:
-        t.start()
+    go.set()
+    if mode == "live":
+        time.sleep(0.3)  # let the workers connect and join the shared group before publishing
+        start = time.perf_counter()
+        threads = [threading.Thread(target=p.publish_all) for p in pubs]
+        for t in threads:
+            t.start()
     deadline = time.monotonic() + args.timeout
     while sum(len(p.acks) for p in pubs) < total and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.005)
     end = max(p.last_ack for p in pubs)
+    cpu1 = {k: sum(cpu_seconds(pid) for pid in v) for k, v in pids.items()}
+    busy = machine_busy_seconds() - busy0
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
     stop.set()
     for p in procs:
         p.join(30)
     for p in pubs:
         p.close()
+    if mode == "queued":  # end the parked sessions, or the next round's group would include them
+        for client_id in client_ids:
+            cleaner = IngestWorker(store, worker_settings(config), client_id=client_id)
+            cleaner.start()  # clean start, session expiry 0: the session ends at disconnect
+            cleaner.stop()
     stored = store.count("received_records")
     duplicated = sum(n - 1 for p in pubs for n in p.acks.values()) + max(stored - total, 0)
     store.close()
     drop_pg(pg_name)
-    return (
-        total / (end - start),
-        total - stored,
-        duplicated,
-        [x for v in payloads.values() for x in v],
-    )
+    wall = end - start
+    cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
+    cpu["other"] = max(busy - sum(cpu.values()), 0.0)  # everything else on this shared machine
+    batches = sum(c.value for c in counters)
+    return {
+        "rate": total / wall, "lost": total - stored, "duplicated": duplicated,
+        "payloads": [x for v in payloads.values() for x in v], "wall": wall,
+        "cores": {k: v / wall for k, v in cpu.items()},
+        "worker_cpu_per_record_us": cpu["workers"] / total * 1e6,
+        "mean_batch": total / batches if batches else 0.0,
+    }  # fmt: skip
 
 
-def verify_ceiling(payloads: list[bytes], agents_keys: dict[str, object]) -> float:
-    """Bare Ed25519 verifications per second of the same payloads, one core."""
+def describe(label: str, r: dict[str, Any]) -> str:
+    cores = " ".join(f"{k}={v:.2f}" for k, v in r["cores"].items())
+    return (f"{label}: {r['rate']:7.0f} records/s  lost={r['lost']} duplicated={r['duplicated']}"
+            f"  cores used: {cores}  worker CPU/record={r['worker_cpu_per_record_us']:.0f} us"
+            f"  mean batch={r['mean_batch']:.0f}")  # fmt: skip
+
+
+def verify_ceiling(payloads: list[bytes]) -> tuple[float, float]:
+    """Bare Ed25519 verifications of the same payloads on one core: (per wall s, per CPU s)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.generate()
     pairs = [(key.sign(DOMAIN + read_header(p).signed_bytes), DOMAIN + read_header(p).signed_bytes)
              for p in payloads]  # fmt: skip
     public = key.public_key()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()
     for signature, message in pairs:
         public.verify(signature, message)
-    return len(pairs) / (time.perf_counter() - start)
+    return len(pairs) / (time.perf_counter() - start), len(pairs) / (time.thread_time() - cpu)
 
 
 def main() -> None:
@@ -195,24 +287,34 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=None)
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--live", action="store_true",
+                        help="also time agents publishing while the workers run")  # fmt: skip
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy the one-worker rounds into DIR (flame-graph raw format)")  # fmt: skip
     args = parser.parse_args()
     args.records = args.records or (6000 if args.quick else 40000)
     tmp = Path(tempfile.mkdtemp(prefix="sg-bench-"))
     proc, port, files = start_broker(tmp / "broker")
+    results: dict[tuple[str, int], dict[str, Any]] = {}
     try:
-        one, lost1, dup1, payloads = run_round(args, 1, port, files, proc, tmp)
-        print(f"1 worker : {one:8.0f} records/s  lost={lost1} duplicated={dup1}")
-        two, lost2, dup2, _ = run_round(args, 2, port, files, proc, tmp)
-        print(f"2 workers: {two:8.0f} records/s  lost={lost2} duplicated={dup2}")
-        ceiling = verify_ceiling(payloads, {})
-        print(f"bare Ed25519 verify, one core: {ceiling:8.0f} /s")
+        for mode in ["queued", "live"] if args.live else ["queued"]:
+            for workers in (1, 2):
+                results[mode, workers] = run_round(args, workers, port, files, proc, tmp, mode)
+                print(describe(f"{mode:6} {workers} worker(s)", results[mode, workers]), flush=True)
+        ceiling, ceiling_cpu = verify_ceiling(results["queued", 1]["payloads"])
+        print(f"bare Ed25519 verify, one core: {ceiling:.0f}/s wall, {ceiling_cpu:.0f}/s CPU")
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"RESULT ingest_per_s={one:.0f} verify_ceiling_per_s={ceiling:.0f} "
-          f"ratio={one / ceiling:.2f} scale2={two / one:.2f} lost={lost1 + lost2} "
-          f"duplicated={dup1 + dup2} store={args.store}")  # fmt: skip
+    one, two = results["queued", 1], results["queued", 2]
+    lost = sum(r["lost"] for r in results.values())
+    duplicated = sum(r["duplicated"] for r in results.values())
+    cpu_ratio = 1e6 / one["worker_cpu_per_record_us"] / ceiling_cpu
+    print(f"one worker's CPU per record vs bare verify (load-independent): {cpu_ratio:.2f}")
+    print(f"RESULT ingest_per_s={one['rate']:.0f} verify_ceiling_per_s={ceiling:.0f} "
+          f"ratio={one['rate'] / ceiling:.2f} scale2={two['rate'] / one['rate']:.2f} "
+          f"lost={lost} duplicated={duplicated} store={args.store} cpu_ratio={cpu_ratio:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from collector.ingest import IncomingMessage, Keyring, group_acks, ingest_batch
 from collector.keys import CollectorKeys
@@ -52,6 +54,10 @@ class IngestWorker:
     :param mqtt_settings: ``host``, ``port``, ``username``, ``password``, ``protocol``
         (``"5"`` or ``"3.1.1"``)
     :param keys: collector keys (card-change HMAC), optional
+    :param client_id: a fixed MQTT client id (needed to resume a persistent session)
+    :param session_expiry_s: with MQTT v5 and a value above 0, resume the session of
+        ``client_id`` (``clean_start=False``) and ask the broker to keep it this long while
+        disconnected, so messages published meanwhile wait for this worker
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class IngestWorker:
         batch_wait_s: float = 0.02,
         keys: CollectorKeys | None = None,
         client_id: str | None = None,
+        session_expiry_s: int = 0,
     ) -> None:
         self.store = store
         self.keyring = Keyring(store)
@@ -71,6 +78,7 @@ class IngestWorker:
         self.batch_wait_s = batch_wait_s
         self.settings = dict(mqtt_settings)
         self.v5 = str(self.settings.get("protocol", "5")) == "5"
+        self.session_expiry_s = session_expiry_s if self.v5 else 0
         self.processed = 0
         self._inbox: queue.SimpleQueue[tuple[IncomingMessage, int, int]] = queue.SimpleQueue()
         self._retry: list[tuple[IncomingMessage, int, int]] = []
@@ -120,7 +128,13 @@ class IngestWorker:
 
         :raises WorkerError: refused connection or subscription, or no answer in ``timeout``
         """
-        self.client.connect(self.settings.get("host", "127.0.0.1"), int(self.settings["port"]))
+        host, port = self.settings.get("host", "127.0.0.1"), int(self.settings["port"])
+        if self.session_expiry_s:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.session_expiry_s
+            self.client.connect(host, port, clean_start=False, properties=properties)
+        else:
+            self.client.connect(host, port)
         self.client.loop_start()
         deadline = time.monotonic() + timeout
         while not self._subscribed.wait(0.05):
