@@ -68,5 +68,7 @@ def test_scan_path_reads_sqlite_rows_and_files(tmp_path: Path) -> None:
 
 
 def test_binary_files_still_show_a_number_between_field_separators(tmp_path: Path) -> None:
-    (tmp_path / "page.bin").write_bytes(b"\x00\x01\x02" + UNIONPAY.encode() + b"\x00\x07ke2820c61528151")
+    (tmp_path / "page.bin").write_bytes(
+        b"\x00\x01\x02" + UNIONPAY.encode() + b"\x00\x07ke2820c61528151"
+    )
     assert [h.masked for h in scan_path(tmp_path)] == ["622202******7894"]
