@@ -35,6 +35,9 @@ class WorkingCalendar:
     holidays: frozenset[date]
     workdays: frozenset[date]
     _next_cache: dict[date, date] = field(default_factory=dict, repr=False, compare=False)
+    #: Scratch space for lookups that depend on this calendar, memoised by their users (the
+    #: engine keeps its business/due-date tables here so every merchant of a run shares them).
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def covers(self, day: date) -> bool:
         """True when ``day`` lies in the range the file describes."""

@@ -14,9 +14,9 @@ that no batch explains end up in a ``DUPLICATE_CREDIT`` gap, in the evidence of 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,8 @@ _batch_key = attrgetter("key")
 _match_order = attrgetter("batch_keys", "credit_ids")
 _change_id = attrgetter("change_id")
 _credit_id = attrgetter("credit_id")
+_gap_order = attrgetter("category", "batch_keys", "credit_ids")
+_note_order = itemgetter(0, 3)  # CreditNote is a NamedTuple: (credit_id, kind)
 
 
 def _batch_order(batch: Batch) -> tuple[Any, ...]:
@@ -80,15 +82,15 @@ def _change_order(change: AccountChange) -> tuple[Any, ...]:
     return (change.requested_at, change.change_id, change.status, change.account_key)
 
 
-def _unique_by(items: Iterable[Any], order: Any, identity: Any) -> list[Any]:
+def _unique_by(items: Sequence[Any], order: Any, identity: Any) -> list[Any]:
     """Sort ``items`` by identity and keep one per identity (the first by ``order``).
 
     Exact copies collapse; conflicting copies with one identity (which the store should have
     refused) resolve the same way whatever the input order.
     """
+    if len(items) < 2:  # nothing to sort or collapse (the usual history, payouts)
+        return list(items)
     ordered = sorted(items, key=identity)
-    if len(ordered) < 2:
-        return ordered
     kept: list[Any] = []
     for item in ordered:
         if kept and identity(kept[-1]) == identity(item):
@@ -173,10 +175,16 @@ def reconcile_merchant(
     return MerchantResult(
         merchant_id=mid,
         expected=tuple(expected),
-        matches=tuple(sorted(matches, key=_match_order)),
-        gaps=tuple(sorted(gaps, key=lambda g: (g.category, g.batch_keys, g.credit_ids))),
-        credit_notes=tuple(sorted(notes, key=lambda n: (n.credit_id, n.kind))),
+        matches=_sorted_tuple(matches, _match_order),
+        gaps=_sorted_tuple(gaps, _gap_order),
+        credit_notes=_sorted_tuple(notes, _note_order),
     )
+
+
+def _sorted_tuple(items: list[Any], key: Any) -> tuple[Any, ...]:
+    if len(items) > 1:
+        items.sort(key=key)
+    return tuple(items)
 
 
 def reconcile_all(

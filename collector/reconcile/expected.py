@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -32,6 +33,7 @@ from collector.reconcile.model import (
 )
 
 _ONE_DAY = timedelta(days=1)
+_DAY_US = 86_400_000_000
 _PENDING = ("requested", "under_review")
 _IN_FORCE = ("active", "retired")
 
@@ -128,6 +130,90 @@ def payout_instant(merchant: Merchant, due: date) -> datetime:
     return datetime(due.year, due.month, due.day, tzinfo=ZoneInfo(merchant.timezone))
 
 
+class LocalDates:
+    """Business and due dates for one (timezone, cut-off, cycle) on one calendar, memoised.
+
+    Equivalent to :func:`business_date` then :func:`due_date`, but without converting each close
+    time: for a UTC day on which the zone's offset does not change, the local time is the UTC
+    time plus that offset, so the business day is plain integer arithmetic on the UTC fields.
+    The offset is looked up once per UTC day (by probing the zone every hour of it; tzdata has
+    no zone that changes its offset twice within an hour). A day on which the offset changes
+    (a DST switch), or a close time not in UTC, takes the ``astimezone`` path. One instance is
+    shared by every merchant with the same settings (see :func:`local_dates`).
+    """
+
+    __slots__ = ("_calendar", "_cutoff", "_cutoff_us", "_d0", "_dates", "_offsets", "_tz")
+
+    def __init__(self, timezone: str, cutoff: time, cycle: str, calendar: WorkingCalendar) -> None:
+        self._tz = ZoneInfo(timezone)
+        self._cutoff = cutoff
+        self._cutoff_us = _microseconds(cutoff)
+        self._d0 = cycle == "D0"
+        self._calendar = calendar
+        #: UTC day ordinal -> the zone's offset that whole day in microseconds, None if it changes
+        self._offsets: dict[int, int | None] = {}
+        #: business day ordinal -> (business date, due date)
+        self._dates: dict[int, tuple[date, date]] = {}
+
+    def dates(self, closed_at: datetime) -> tuple[date, date]:
+        """``(business date, due date)`` of a batch closed at ``closed_at`` (aware)."""
+        ordinal = None
+        if closed_at.tzinfo is UTC:
+            day = closed_at.toordinal()
+            offsets = self._offsets
+            offset = offsets[day] if day in offsets else self._offset_of(day)
+            if offset is not None:
+                local = _microseconds(closed_at) + offset
+                shift, time_of_day = divmod(local, _DAY_US)
+                # strictly after the cut-off belongs to the next day (bool counts as 0 or 1)
+                ordinal = day + shift + (time_of_day > self._cutoff_us)
+        if ordinal is None:
+            local_dt = closed_at.astimezone(self._tz)
+            ordinal = local_dt.toordinal() + (local_dt.time() > self._cutoff)
+        found = self._dates.get(ordinal)
+        if found is None:
+            business = date.fromordinal(ordinal)
+            calendar = self._calendar
+            due = (
+                calendar.on_or_after(business) if self._d0 else calendar.next_working_day(business)
+            )
+            found = self._dates[ordinal] = (business, due)
+        return found
+
+    def _offset_of(self, day: int) -> int | None:
+        start = datetime.fromordinal(day).replace(tzinfo=UTC)
+        probes = [start + timedelta(hours=hour) for hour in range(24)]
+        probes.append(start + _ONE_DAY - timedelta(microseconds=1))
+        seen = {probe.astimezone(self._tz).utcoffset() for probe in probes}
+        offset = None
+        if len(seen) == 1:
+            only = seen.pop()
+            offset = None if only is None else only // timedelta(microseconds=1)
+        self._offsets[day] = offset
+        return offset
+
+
+def local_dates(merchant: Merchant, calendar: WorkingCalendar) -> LocalDates:
+    """The shared :class:`LocalDates` for ``merchant``'s timezone, cut-off and cycle."""
+    key = ("local_dates", merchant.timezone, merchant.cutoff, merchant.cycle)
+    found = calendar.memo.get(key)
+    if found is None:
+        found = calendar.memo[key] = LocalDates(
+            merchant.timezone, merchant.cutoff, merchant.cycle, calendar
+        )
+    return found  # type: ignore[no-any-return]
+
+
+def _microseconds(value: datetime | time) -> int:
+    """Microseconds since midnight of the wall-clock fields of ``value``."""
+    return ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
+
+
+#: Builds an ExpectedCredit from a complete tuple of its fields without the generated
+#: ``__new__`` (which re-applies the defaults): about half the cost on the hot path.
+_new_expected = partial(tuple.__new__, ExpectedCredit)
+
+
 class ExpectedBuilder:
     """Computes :class:`ExpectedCredit` for one merchant, memoising what repeats.
 
@@ -145,12 +231,13 @@ class ExpectedBuilder:
     ) -> None:
         self._merchant = merchant
         self._history = tuple(history)
-        self._calendar = calendar
         self._config = config
         self._tz = ZoneInfo(merchant.timezone)
-        self._cutoff = merchant.cutoff
-        self._fee = merchant.fee_schedule.bucket_fee
-        self._due: dict[date, date] = {}
+        self._dates = local_dates(merchant, calendar).dates
+        schedule = merchant.fee_schedule
+        self._rule_for = schedule.rule_for
+        self._rules: dict[str, tuple[int, int | None, int]] = {}  # card type -> rate, cap, fixed
+        self._refund_fee_returned = schedule.refund_fee_returned
         self._by_due: dict[date, _Accounts] = {}
         self._fields: dict[date, tuple[Any, ...]] = {}
         self._by_interval: dict[int, _Accounts] = {}
@@ -161,15 +248,17 @@ class ExpectedBuilder:
         """Accounts (in force, pending change, previous, candidates) at the payout of ``due``."""
         found = self._by_due.get(due)
         if found is None:
-            if self._edges is None:
-                self._edges = _change_points(self._history, self._config)
-                # Local date of the last change point: later due dates are in the last interval.
-                if self._edges:
-                    self._after_edges = self._edges[-1].astimezone(self._tz).date()
-            if self._after_edges is not None and due > self._after_edges:
-                interval = len(self._edges)  # past every change point: no datetime needed
+            if self._after_edges is None:
+                # Local date of the last change point: later due dates are in the last interval
+                # (usually every due date, so the sorted list of points is rarely needed).
+                last = _last_change_point(self._history, self._config)
+                self._after_edges = date.min if last is None else last.astimezone(self._tz).date()
+            if due > self._after_edges:
+                interval = -1  # past every change point: no datetime needed
                 at = None
             else:
+                if self._edges is None:
+                    self._edges = _change_points(self._history, self._config)
                 at = payout_instant(self._merchant, due)
                 interval = bisect.bisect_right(self._edges, at)
             found = self._by_interval.get(interval)
@@ -201,37 +290,43 @@ class ExpectedBuilder:
 
     def build(self, batch: Batch) -> ExpectedCredit:
         """The expected credit for ``batch``."""
-        local = batch.closed_at.astimezone(self._tz)
-        business = local.date()
-        if local.time() > self._cutoff:  # local.time() is naive, like the cut-off
-            business += _ONE_DAY
-        due = self._due.get(business)
-        if due is None:
-            due = self._due[business] = due_date(self._merchant, business, self._calendar)
+        business, due = self._dates(batch.closed_at)
+        # FeeSchedule.bucket_fee, inlined: this loop runs for every bucket of every batch.
         fees = 0
         for bucket in batch.buckets:
-            fees += self._fee(bucket)
+            base = bucket.sale_amount - bucket.void_amount
+            if self._refund_fee_returned:
+                base -= bucket.refund_amount
+            if base > 0:
+                rule = self._rules.get(bucket.card_type)
+                if rule is None:
+                    found = self._rule_for(bucket.card_type)
+                    rule = self._rules[bucket.card_type] = (found.rate_bp, found.cap, found.fixed)
+                rate_bp, cap, fixed = rule
+                variable = (base * rate_bp * 2 + 10000) // 20000  # round half up
+                if cap is not None and variable > cap:
+                    variable = cap
+                fees += variable + fixed
         fields = self._fields.get(due)
         if fields is None:
             fields = self._fields[due] = _account_fields(self.accounts_for(due))
-        return ExpectedCredit(
-            batch.key,
-            batch.merchant_id,
-            batch.terminal_id,
-            batch.batch_no,
-            batch.net_amount,
-            fees,
-            batch.net_amount - fees,
-            batch.currency,
-            business,
-            due,
-            fields[0],
-            fields[1],
-            fields[2],
-            fields[3],
-            fields[4],
-            batch.reference,
-            fields[5],
+        net = batch.net_amount
+        return _new_expected(
+            (
+                batch.key,
+                batch.merchant_id,
+                batch.terminal_id,
+                batch.batch_no,
+                net,
+                fees,
+                net - fees,
+                batch.currency,
+                business,
+                due,
+                *fields[:5],
+                batch.reference,
+                fields[5],
+            )
         )
 
 
@@ -253,6 +348,24 @@ class _Accounts(NamedTuple):
     pending: AccountChange | None
     previous: AccountChange | None
     candidates: tuple[str, ...]
+
+
+def _last_change_point(
+    history: Sequence[AccountChange], config: ReconcileConfig
+) -> datetime | None:
+    """The latest of :func:`_change_points` (None for an empty history), without sorting."""
+    last: datetime | None = None
+    rejected = timedelta(days=config.rejected_change_days, microseconds=1)
+    previous = timedelta(days=config.previous_account_days, microseconds=1)
+    for change in history:
+        point = change.requested_at
+        if change.effective_at is not None:
+            point = max(point, change.effective_at, change.effective_at + previous)
+        if change.status_changed_at is not None:
+            point = max(point, change.status_changed_at, change.status_changed_at + rejected)
+        if last is None or point > last:
+            last = point
+    return last
 
 
 def _change_points(history: Sequence[AccountChange], config: ReconcileConfig) -> list[datetime]:

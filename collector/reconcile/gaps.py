@@ -25,6 +25,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from itertools import pairwise
 from operator import attrgetter
 from typing import Any
@@ -46,6 +47,8 @@ from collector.reconcile.model import (
 )
 
 _due_order = attrgetter("due_date", "batch_key")
+#: A Match from a complete tuple of its fields, skipping the generated ``__new__`` (half the cost).
+_new_match = partial(tuple.__new__, Match)
 _PROBLEM_STATUSES = {"returned": 0, "failed": 0, "held": 1, "paid": 2}
 
 
@@ -114,15 +117,17 @@ def judge_pairings(
         tolerance = tolerance_per_batch * len(keys)
         covered = pairing.actual if residual < -tolerance else pairing.expected
         matches.append(
-            Match(
-                pairing.rule,
-                pairing.batch_keys,
-                pairing.credit_ids,
-                pairing.expected,
-                pairing.actual,
-                residual,
-                covered,
-                pairing.account_key,
+            _new_match(
+                (
+                    pairing.rule,
+                    pairing.batch_keys,
+                    pairing.credit_ids,
+                    pairing.expected,
+                    pairing.actual,
+                    residual,
+                    covered,
+                    pairing.account_key,
+                )
             )
         )
         if residual < -tolerance:
@@ -368,7 +373,11 @@ def batch_number_gaps(
         per_terminal.setdefault(batch.terminal_id, []).append(batch)
     gaps: list[Gap] = []
     for tid in sorted(per_terminal):
-        seq = sorted(per_terminal[tid], key=lambda b: (b.batch_no, b.closed_at))
+        terminal_batches = per_terminal[tid]
+        numbers = {b.batch_no for b in terminal_batches}
+        if max(numbers) - min(numbers) + 1 == len(numbers):
+            continue  # contiguous numbers (the usual case): no pair of neighbours has a hole
+        seq = sorted(terminal_batches, key=lambda b: (b.batch_no, b.closed_at))
         for prev, nxt in pairwise(seq):
             if 1 < nxt.batch_no - prev.batch_no <= config.max_batch_hole:
                 missing = range(prev.batch_no + 1, nxt.batch_no)

@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -53,6 +54,10 @@ class Pairing(NamedTuple):
     expected: int
     actual: int
     account_key: str
+
+
+#: A Pairing from a complete tuple of its fields, skipping the generated ``__new__``.
+_new_pairing = partial(tuple.__new__, Pairing)
 
 
 @dataclass(slots=True)
@@ -147,7 +152,9 @@ class _Matcher:
             del open_batches[key]
         del self.out.open_credits[credit.credit_id]
         self.out.pairings.append(
-            Pairing(rule, keys, (credit.credit_id,), expected, credit.amount, credit.account_key)
+            _new_pairing(
+                (rule, keys, (credit.credit_id,), expected, credit.amount, credit.account_key)
+            )
         )
 
     def _sorted_open_credits(self) -> list[Credit]:
