@@ -1,0 +1,243 @@
+"""Scale run: PostgreSQL, two ingest workers in one shared-subscription group, then reconcile.
+
+    python benchmarks/scale.py                    # ~10 minutes of ingest (default 600 s)
+    python benchmarks/scale.py --duration 60      # a short look
+
+Theory of operation (DESIGN.md §7-8, issue 9 "Scale"): a real Mosquitto with our config, a
+fresh PostgreSQL database, ``--workers`` ingest processes (``collector.worker.run_worker``) in
+``$share/ingest``, and ``--publishers`` publisher processes that play ``--agents`` enrolled
+agents: each seals a fresh ``BatchSummary`` per publish (Ed25519, like a real agent) and keeps
+at most ``--window`` records per agent un-acked, waiting for the collector's application acks,
+as ``SyncLink`` does. It runs for ``--duration`` seconds, drains, and counts what is stored.
+Then it runs one full reconciliation over everything. Every process shares this machine's
+cores (publishers, broker, workers and PostgreSQL), so the figures are a floor.
+
+Printed per stage: records/s, CPU seconds per 1,000 batches for each process kind, peak RSS
+(VmHWM) of the workers and the broker, PostgreSQL database size; the last line
+``RESULT ingested=… ingest_per_s=… reconcile_batches_per_s=… cpu_s_per_1000=… lost=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (``/proc/<pid>/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop_at: float,
+              out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]  # fmt: skip
+    """Play ``agents`` (id, raw private key, broker password) until ``stop_at``; report counts."""
+    import paho.mqtt.client as mqtt
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from protocol.acks import decode_acks
+    from protocol.envelope import seal_envelope
+    from protocol.records import BatchSummary, Bucket
+    from protocol.topics import ack_topic, rec_topic
+
+    class One:
+        def __init__(self, agent_id: str, raw: bytes, password: str) -> None:
+            self.agent_id, self.key = agent_id, Ed25519PrivateKey.from_private_bytes(raw)
+            self.seq = self.acked = 0
+            self.cond = threading.Condition()
+            self.ready = threading.Event()
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=agent_id,
+                                      protocol=mqtt.MQTTv5)  # fmt: skip
+            self.client.username_pw_set(agent_id, password)
+            self.client.max_inflight_messages_set(window)
+            self.client.on_connect = lambda c, *_: c.subscribe(ack_topic(agent_id), 1)
+            self.client.on_subscribe = lambda *_: self.ready.set()
+            self.client.on_message = self.on_ack
+            self.client.connect("127.0.0.1", port)
+            self.client.loop_start()
+
+        def on_ack(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+            _, acks = decode_acks(msg.payload)
+            with self.cond:
+                self.acked += sum(a.status in ("accepted", "duplicate") for a in acks)
+                self.cond.notify()
+
+        def payload(self) -> bytes:
+            self.seq += 1
+            record = BatchSummary(
+                terminal_id=f"T{self.agent_id[-6:]}", merchant_id=f"M{self.seq % 500:04d}",
+                batch_no=self.seq, closed_at="2026-03-02T22:00:00Z", terminal_local_time=None,
+                currency="156", buckets=(Bucket("other", sale_count=3, sale_amount=1000 + self.seq),),
+                receipt_start=1, receipt_end=3, host_reconciled=True, protocol="zvt",
+            )  # fmt: skip
+            return seal_envelope(self.key, record_type=record.RECORD_TYPE, agent_id=self.agent_id,
+                                 seq=self.seq, created_at="2026-03-02T22:00:01.000Z",
+                                 body=record.to_body())  # fmt: skip
+
+    ones = [One(*a) for a in agents]
+    for one in ones:
+        one.ready.wait(30)
+    while time.time() < stop_at:
+        sent = 0
+        for one in ones:  # round-robin; an agent whose window is full waits for its acks
+            room = window - (one.seq - one.acked)
+            for _ in range(min(room, window // 4 or 1)):
+                one.client.publish(rec_topic(one.agent_id), one.payload(), qos=1)
+                sent += 1
+        if not sent:
+            with ones[0].cond:
+                ones[0].cond.wait(0.01)
+    deadline = time.time() + 120
+    for one in ones:
+        with one.cond:
+            while one.acked < one.seq and time.time() < deadline:
+                one.cond.wait(0.5)
+        one.client.disconnect()
+        one.client.loop_stop()
+    out.put((sum(o.seq for o in ones), sum(o.acked for o in ones), cpu_seconds(os.getpid())))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=600)
+    parser.add_argument("--agents", type=int, default=40)
+    parser.add_argument("--publishers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--window", type=int, default=200)
+    args = parser.parse_args()
+
+    import ingest as bench  # benchmarks/ingest.py: broker and database helpers
+    from cryptography.hazmat.primitives import serialization
+
+    from collector import enrollment
+    from collector.recon_store import reconcile
+    from collector.store import open_store
+    from collector.worker import run_worker
+    from tests.helpers.records import make_agent
+
+    tmp = Path(tempfile.mkdtemp(prefix="sg-scale-"))
+    broker, port, files = bench.start_broker(tmp / "broker")
+    url, pg_name = bench.fresh_url("postgresql", tmp)
+    try:
+        store = open_store(url)
+        store.migrate()
+        with store.transaction() as tx:
+            for m in range(500):
+                tx.insert(
+                    "merchants",
+                    {"merchant_id": f"M{m:04d}", "name": f"Shop {m}"},
+                    returning="merchant_id",
+                )
+        agents = [make_agent(store, f"scale-{i:04d}", merchant=f"M{i % 500:04d}")
+                  for i in range(args.agents)]  # fmt: skip
+        (tmp / "pid").write_text(str(broker.pid))
+        enrollment.sync_broker_passwords(store, files.password_file, collector_user="collector",
+                                         pid_file=tmp / "pid")  # fmt: skip
+        time.sleep(0.5)  # benchmark only: let the SIGHUP reload finish before agents log in
+        raw = [(a.agent_id, a.key.private_bytes(serialization.Encoding.Raw,
+                serialization.PrivateFormat.Raw, serialization.NoEncryption()), a.password)
+               for a in agents]  # fmt: skip
+        ctx = multiprocessing.get_context("spawn")
+        stop = ctx.Event()
+        config = {"DATABASE_URL": url, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": port,
+                  "MQTT_USERNAME": "collector", "MQTT_PASSWORD": bench.COLLECTOR_PASSWORD,
+                  "MQTT_PROTOCOL": "5", "INGEST_BATCH_SIZE": 512, "INGEST_BATCH_WAIT_S": 0.02}  # fmt: skip
+        readies = [ctx.Event() for _ in range(args.workers)]
+        workers = [ctx.Process(target=run_worker, args=(config, stop, None, r)) for r in readies]
+        for w in workers:
+            w.start()
+        for r in readies:
+            r.wait(60)
+        out = ctx.Queue()
+        start = time.time()
+        stop_at = start + args.duration
+        pubs = [ctx.Process(target=publisher,
+                            args=(port, raw[i :: args.publishers], args.window, stop_at, out))
+                for i in range(args.publishers)]  # fmt: skip
+        for p in pubs:
+            p.start()
+        last, last_t = 0, start
+        while any(p.is_alive() for p in pubs):
+            time.sleep(min(30.0, max(1.0, args.duration / 20)))
+            now, count = time.time(), store.count("received_records")
+            print(f"{now - start:6.0f}s stored={count:9d}  last interval {(count - last) / (now - last_t):7.0f}/s",
+                  flush=True)  # fmt: skip
+            last, last_t = count, now
+            if now > stop_at + 180:
+                break
+        results = [out.get(timeout=60) for _ in pubs]
+        ingest_end = time.time()
+        published = sum(r[0] for r in results)
+        acked = sum(r[1] for r in results)
+        pub_cpu = sum(r[2] for r in results)
+        worker_cpu = sum(cpu_seconds(w.pid) for w in workers if w.pid)
+        broker_cpu = cpu_seconds(broker.pid)
+        worker_rss = max(peak_rss_mb(w.pid) for w in workers if w.pid)
+        broker_rss = peak_rss_mb(broker.pid)
+        stop.set()
+        for w in workers:
+            w.join(60)
+        for p in pubs:
+            p.join(10)
+        stored = store.count("received_records")
+        ingest_s = ingest_end - start
+        size = store.query_one("SELECT pg_database_size(current_database()) AS n")
+        db_mb = int(size["n"]) / 2**20 if size else 0.0
+        print(f"ingest: published={published} acked={acked} stored={stored} in {ingest_s:.0f}s"
+              f" = {stored / ingest_s:.0f} records/s with {args.workers} workers")  # fmt: skip
+        per_k = 1000 / max(stored, 1)
+        print(f"cpu s per 1000 batches: workers={worker_cpu * per_k:.3f} broker={broker_cpu * per_k:.3f}"
+              f" publishers(agents)={pub_cpu * per_k:.3f}")  # fmt: skip
+        print(f"peak RSS: worker={worker_rss:.0f} MB broker={broker_rss:.0f} MB; database {db_mb:.0f} MB"
+              f" ({db_mb * 2**20 / max(stored, 1):.0f} bytes/batch)")  # fmt: skip
+        t0, c0 = time.perf_counter(), time.process_time()
+        report = reconcile(store, full=True, now=datetime(2026, 3, 20, tzinfo=UTC))
+        rec_s, rec_cpu = time.perf_counter() - t0, time.process_time() - c0
+        batches = store.count("batch_summaries")
+        print(f"reconcile: {batches} batches, {report.merchants} merchants in {rec_s:.1f}s ="
+              f" {batches / rec_s:.0f} batches/s; cpu {rec_cpu * 1000 / max(batches, 1):.3f} s/1000"
+              f" (this process; PostgreSQL's own CPU not included); peak RSS"
+              f" {peak_rss_mb(os.getpid()):.0f} MB")  # fmt: skip
+        store.close()
+        lost = published - stored
+        print(
+            f"RESULT ingested={stored} ingest_per_s={stored / ingest_s:.0f} "
+            f"reconcile_batches_per_s={batches / rec_s:.0f} "
+            f"cpu_s_per_1000={(worker_cpu + broker_cpu) * per_k:.3f} lost={lost}",
+            flush=True,
+        )
+    finally:
+        broker.terminate()
+        broker.wait()
+        bench.drop_pg(pg_name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
