@@ -307,18 +307,18 @@ def _credits(tx: Tx, ids: Sequence[str]) -> dict[str, list[Credit]]:
             e2e = json.loads(row["raw"]).get("end_to_end_id") or ""
             reference = "" if e2e.upper() == "NOTPROVIDED" else e2e
         out[row["merchant_id"]].append(
-            Credit(
-                credit_id=row["entry_id"] or f"credit-{row['id']}",
-                account_key=row["account_hmac"],
-                account_masked=row["account_masked"] or "",
-                booking_date=_day(row["booked_at"]),  # type: ignore[arg-type]
-                value_date=_day(row["value_date"]),
-                amount=int(row["amount"]),
-                currency=_currency(row["currency"]),
-                reference=reference,
-                remittance=row["remittance"] or "",
-                status=row["status"],
-                reversal=bool(row["reversal"]),
+            Credit(  # positional, in field order: measurably cheaper on the hot path
+                row["entry_id"] or f"credit-{row['id']}",
+                row["account_hmac"],
+                row["account_masked"] or "",
+                _day(row["booked_at"]),  # type: ignore[arg-type]
+                _day(row["value_date"]),
+                int(row["amount"]),
+                _currency(row["currency"]),
+                reference,
+                row["remittance"] or "",
+                row["status"],
+                bool(row["reversal"]),
             )
         )
     return out
@@ -353,17 +353,17 @@ def _payouts(tx: Tx, ids: Sequence[str]) -> dict[str, list[PayoutRecord]]:
     out: dict[str, list[PayoutRecord]] = defaultdict(list)
     for row in rows:
         out[row["merchant_id"]].append(
-            PayoutRecord(
-                merchant_id=row["merchant_id"],
-                settlement_date=_day(row["payout_date"]),  # type: ignore[arg-type]
-                gross=int(row["gross_amount"] or 0),
-                fees=int(row["fee_amount"] or 0),
-                net=int(row["net_amount"] or 0),
-                target_account_masked=row["account_masked"] or "",
-                status=row["status"],
-                reason=row["reason"] or "",
-                reference=row["reference"] or "",
-                batch_refs=_json_tuple(row["batch_refs"]),
+            PayoutRecord(  # positional, in field order
+                row["merchant_id"],
+                _day(row["payout_date"]),  # type: ignore[arg-type]
+                int(row["gross_amount"] or 0),
+                int(row["fee_amount"] or 0),
+                int(row["net_amount"] or 0),
+                row["account_masked"] or "",
+                row["status"],
+                row["reason"] or "",
+                row["reference"] or "",
+                _json_tuple(row["batch_refs"]),
             )
         )
     return out
