@@ -243,6 +243,7 @@ class ExpectedBuilder:
         self._by_interval: dict[int, _Accounts] = {}
         self._edges: list[datetime] | None = None  # computed on first use
         self._after_edges: date | None = None
+        self._final_fields: tuple[Any, ...] | None = None  # for due dates after _after_edges
 
     def accounts_for(self, due: date) -> _Accounts:
         """Accounts (in force, pending change, previous, candidates) at the payout of ``due``."""
@@ -307,9 +308,18 @@ class ExpectedBuilder:
                 if cap is not None and variable > cap:
                     variable = cap
                 fees += variable + fixed
-        fields = self._fields.get(due)
-        if fields is None:
-            fields = self._fields[due] = _account_fields(self.accounts_for(due))
+        if self._after_edges is None:
+            self.accounts_for(due)  # sets _after_edges
+        if due > self._after_edges:  # type: ignore[operator]
+            # Every due date after the last change point of the history gets the same accounts
+            # (see accounts_for), so one tuple serves them all without a per-date lookup.
+            fields = self._final_fields
+            if fields is None:
+                fields = self._final_fields = _account_fields(self.accounts_for(due))
+        else:
+            fields = self._fields.get(due)
+            if fields is None:
+                fields = self._fields[due] = _account_fields(self.accounts_for(due))
         net = batch.net_amount
         return _new_expected(
             (
