@@ -241,3 +241,39 @@ def set_account_status(
         audit(tx, actor, "account.status", f"account:{account_id}", before, after,
               merchant_id=before["merchant_id"])  # fmt: skip
     return after or {}
+
+
+_ALERT_STATE = "SELECT id, state, sent_at, escalated_at, escalation_reason FROM alerts WHERE id = ?"
+DECISIONS = {"went_out": True, "send_again": False}
+
+
+def decide_uncertain_alert(
+    store: Store, alert_id: int, decision: str, *, actor: str
+) -> dict[str, Any]:
+    """The operator's answer for an escalated SMS whose send was interrupted.
+
+    ``went_out`` marks it sent (the merchant got it; never send it twice); ``send_again``
+    queues it for the dispatcher. Both close the escalation via
+    :meth:`collector.alerts.collector_store.CollectorAlertStore.resolve_uncertain`.
+
+    :param decision: ``went_out`` or ``send_again``
+    :raises ActionError: unknown decision (400), no such alert (404), the alert is not
+        stuck in ``sending`` (409: someone decided already, or it failed for good)
+    """
+    from collector.alerts.collector_store import CollectorAlertStore
+
+    if decision not in DECISIONS:
+        raise ActionError(f"decision must be one of {', '.join(DECISIONS)}", 400)
+    before = store.query_one(_ALERT_STATE, (alert_id,))
+    if before is None:
+        raise ActionError(f"no alert {alert_id}", 404)
+    try:
+        CollectorAlertStore(store).resolve_uncertain(
+            alert_id, DECISIONS[decision], datetime.now(UTC)
+        )
+    except ValueError as exc:  # not in ``sending`` (any more): nothing changed
+        raise ActionError(str(exc)) from exc
+    after = store.query_one(_ALERT_STATE, (alert_id,)) or {}
+    with store.transaction() as tx:
+        audit(tx, actor, f"alert.{decision}", f"alert:{alert_id}", before, after)
+    return after

@@ -154,9 +154,12 @@ def gaps() -> Any:
     rows = read_models.gap_queue(
         get_db(), sort=sort, status=_str_arg("status") or "open",
         category=_str_arg("category"), merchant_id=_str_arg("merchant_id"),
-        offset=_int_arg("offset"), limit=limit,
+        after=_str_arg("after", 128), limit=limit,
     )  # fmt: skip
-    return jsonify({"items": rows})
+    more = len(rows) == limit
+    return jsonify(
+        {"items": rows, "next_after": read_models.gap_cursor(rows[-1], sort) if more else None}
+    )
 
 
 @bp.get("/gaps/<int:gap_id>")
@@ -239,3 +242,24 @@ def alerts() -> Any:
         " last_error, text FROM alerts WHERE 1 = 1", [], after=_int_arg("after"), limit=limit,
     )  # fmt: skip
     return jsonify(_page(rows, limit))
+
+
+@bp.get("/escalations")
+@role_required("viewer")
+def escalations() -> Any:
+    from collector.alerts.collector_store import escalated_alerts, escalation_count
+
+    store = get_db()
+    return jsonify(
+        {"items": escalated_alerts(store, limit=_limit()), "count": escalation_count(store)}
+    )
+
+
+@bp.post("/alerts/<int:alert_id>/<decision>")
+@role_required("operator")
+def alert_decision(alert_id: int, decision: str) -> Any:
+    require_csrf()
+    _id_in_range(alert_id)
+    if decision not in actions.DECISIONS:
+        abort(404)
+    return _run(lambda: actions.decide_uncertain_alert(get_db(), alert_id, decision, actor=actor()))

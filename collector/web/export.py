@@ -174,6 +174,8 @@ TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "sent_at",
             "delivered_at",
             "last_error",
+            "escalated_at",
+            "escalation_reason",
             "text",
         ),
     ),

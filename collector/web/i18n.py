@@ -92,6 +92,13 @@ ZH: dict[str, str] = {
     "Expected": "应到",
     "Arrived": "实到",
     "Language": "语言",
+    "Escalations": "待人工处理",
+    "Escalated": "升级时间",
+    "It went out": "已发出",
+    "Send again": "重新发送",
+    "First page": "第一页",
+    "Re-send from the gap queue if the merchant still needs it.": "如商户仍需通知，请在差异队列中重新发送。",
+    "SMS that need a person: delivery failed or expired, no receipt in time, or the send was interrupted and nobody knows whether it went out. An interrupted send is never repeated on its own.": "需要人工处理的短信：投递失败或过期、未及时收到回执，或发送中断且无法确定是否已发出。中断的发送不会自动重发。",
 }
 
 

@@ -80,6 +80,7 @@ def _action(
 def openapi_document() -> dict[str, Any]:
     """The whole OpenAPI document as a dict."""
     gap_id = _path("gap_id", {"type": "integer", "minimum": 0, "maximum": 2**62})
+    alert_id = _path("alert_id", {"type": "integer", "minimum": 0, "maximum": 2**62})
     agent_id = _path("agent_id", {"type": "string", "minLength": 1, "maxLength": 64})
     note = {"type": "object", "properties": {"note": {"type": "string", "maxLength": 2000}}}
     paths: dict[str, Any] = {
@@ -92,11 +93,12 @@ def openapi_document() -> dict[str, Any]:
         "/batches": _read("Batch summaries, newest first", _items(_NULLABLE_INT),
                           [_query("merchant_id", _TEXT), _AFTER_ID, _LIMIT]),
         "/credits": _read("Bank credits, newest first", _items(_NULLABLE_INT), [_AFTER_ID, _LIMIT]),
-        "/gaps": _read("The gap queue", _items(),
+        "/gaps": _read("The gap queue (keyset pages)", _items(_NULLABLE_STR),
                        [_query("sort", {"type": "string", "enum": ["money", "age"]}),
                         _query("status", {"type": "string", "enum": ["open", "acknowledged", "resolved"]}),
                         _query("category", _TEXT), _query("merchant_id", _TEXT),
-                        _query("offset", {"type": "integer", "minimum": 0, "maximum": 100000}), _LIMIT]),
+                        _query("after", {"type": "string", "maxLength": 128},
+                               "the next_after of the previous page (keyset)"), _LIMIT]),
         "/gaps/{gap_id}": _read("One gap with its evidence", _ITEM, [gap_id], 404),
         "/gaps/{gap_id}/acknowledge": _action("Acknowledge an open gap", [gap_id], note),
         "/gaps/{gap_id}/resolve": _action("Resolve a gap with a note", [gap_id],
@@ -118,6 +120,11 @@ def openapi_document() -> dict[str, Any]:
         "/agents/{agent_id}/approve": _action("Approve an enrolled agent", [agent_id]),
         "/agents/{agent_id}/revoke": _action("Revoke an agent", [agent_id]),
         "/alerts": _read("The SMS log, newest first", _items(_NULLABLE_INT), [_AFTER_ID, _LIMIT]),
+        "/escalations": _read("SMS waiting for an operator's decision, oldest first",
+                              {**_items(), "properties": {**_items()["properties"], "count": {"type": "integer"}}},
+                              [_LIMIT]),
+        "/alerts/{alert_id}/went_out": _action("An interrupted SMS did go out: mark it sent", [alert_id]),
+        "/alerts/{alert_id}/send_again": _action("An interrupted SMS did not go out: queue it again", [alert_id]),
     }  # fmt: skip
     return {
         "openapi": "3.0.3",

@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 
+from collector.alerts.collector_store import escalated_alerts, escalation_count
 from collector.app import get_db
 from collector.web import actions, read_models
 from collector.web.auth import actor, can, role_required
@@ -55,6 +56,7 @@ def overview() -> str:
         now=datetime.now(UTC),
         silent_after_s=int(current_app.config["AGENT_SILENT_AFTER_S"]),
     )
+    data["escalations"] = escalation_count(get_db())
     return render_template("overview.html", data=data, bars=bars(data["trend"]))
 
 
@@ -112,14 +114,16 @@ def _act(action: Any, default: str) -> Any:
 @role_required("viewer")
 def gaps() -> str:
     args = request.args
-    page = max(0, args.get("page", 0, type=int))
+    sort = args.get("sort", "money")
+    sort = sort if sort in read_models.GAP_SORTS else "money"
     rows = read_models.gap_queue(
-        get_db(), sort=args.get("sort", "money"), status=args.get("status", "open"),
-        category=args.get("category", ""), offset=page * read_models.PAGE_SIZE,
+        get_db(), sort=sort, status=args.get("status", "open"),
+        category=args.get("category", ""), after=args.get("after", "")[:128],
     )  # fmt: skip
+    more = len(rows) == read_models.PAGE_SIZE
     return render_template(
-        "gaps.html", rows=rows, page=page, args=args, categories=GAP_CATEGORIES,
-        more=len(rows) == read_models.PAGE_SIZE,
+        "gaps.html", rows=rows, args=args, categories=GAP_CATEGORIES, sort=sort,
+        next_after=read_models.gap_cursor(rows[-1], sort) if more else None,
     )  # fmt: skip
 
 
@@ -198,6 +202,25 @@ def alerts() -> str:
     for row in rows:
         row["phone"] = read_models._mask_phone(row["phone"])
     return render_template("alerts.html", rows=rows)
+
+
+@bp.get("/escalations")
+@role_required("viewer")
+def escalations() -> str:
+    store = get_db()
+    return render_template(
+        "escalations.html", rows=escalated_alerts(store, limit=200), total=escalation_count(store)
+    )
+
+
+@bp.post("/alerts/<int:alert_id>/decide")
+@role_required("operator")
+def alert_decision(alert_id: int) -> Any:
+    decision = request.form.get("decision", "")
+    return _act(
+        lambda: actions.decide_uncertain_alert(get_db(), alert_id, decision, actor=actor()),
+        url_for("pages.escalations"),
+    )
 
 
 @bp.get("/audit")

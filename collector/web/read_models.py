@@ -239,10 +239,36 @@ def _mask_phone(phone: str | None) -> str:
     return f"***{phone[-4:]}" if phone else ""
 
 
+# Each sort is a total order (``id`` breaks ties), so a page can start after a key instead of
+# an OFFSET: page 1,000 of the queue costs what page 1 does. ``key`` is the sort expression.
 GAP_SORTS = {
-    "money": "amount DESC, id",
-    "age": "COALESCE(since, detected_at), id",
-}
+    "money": {"order": "amount DESC, id", "key": "amount", "cmp": "<"},
+    "age": {"order": "COALESCE(since, detected_at), id", "key": "COALESCE(since, detected_at)",
+            "cmp": ">"},
+}  # fmt: skip
+
+
+def gap_cursor(row: dict[str, Any], sort: str) -> str:
+    """The ``after`` value that continues a gap queue sorted by ``sort`` after ``row``."""
+    if sort == "age":
+        since = row["since"] if row["since"] is not None else row["detected_at"]
+        return f"{since}~{row['id']}"
+    return f"{row['amount']}~{row['id']}"
+
+
+def _after_clause(sort: str, after: str) -> tuple[str, list[Any]]:
+    """``(key < v OR (key = v AND id > i))`` for a cursor ``v~i``; empty for a bad cursor."""
+    value, sep, last_id = after.rpartition("~")
+    if not sep or not last_id.isdigit() or len(last_id) > 18:
+        return "", []
+    spec = GAP_SORTS[sort]
+    key: Any = value
+    if sort == "money":
+        if not value.lstrip("-").isdigit() or len(value) > 19:
+            return "", []
+        key = int(value)
+    clause = f"({spec['key']} {spec['cmp']} ? OR ({spec['key']} = ? AND id > ?))"
+    return clause, [key, key, int(last_id)]
 
 
 def gap_queue(
@@ -252,10 +278,15 @@ def gap_queue(
     status: str = "open",
     category: str = "",
     merchant_id: str = "",
-    offset: int = 0,
+    after: str = "",
     limit: int = PAGE_SIZE,
 ) -> list[dict[str, Any]]:
-    """Unresolved gaps (or ``status``) sorted by money or age, each with its evidence."""
+    """Unresolved gaps (or ``status``) sorted by money or age, each with its evidence.
+
+    :param after: :func:`gap_cursor` of the last row of the previous page (keyset paging;
+        a malformed cursor starts at the first page)
+    """
+    sort = sort if sort in GAP_SORTS else "money"
     where, params = [], []
     if status == "open":
         where.append("status IN ('open', 'acknowledged')")
@@ -268,14 +299,19 @@ def gap_queue(
     if merchant_id:
         where.append("merchant_id = ?")
         params.append(merchant_id)
+    if after:
+        clause, args = _after_clause(sort, after)
+        if clause:
+            where.append(clause)
+            params += args
     sql = (
         "SELECT id, merchant_id, category, amount, currency, due_at, since, detected_at, status,"  # noqa: S608 - fixed fragments, bound values
         " reason, evidence, explanation, note, acknowledged_by, acknowledged_at, resolved_at,"
         " resolution, batch_ids, credit_ids FROM gaps"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + f" ORDER BY {GAP_SORTS.get(sort, GAP_SORTS['money'])} LIMIT ? OFFSET ?"
+        + f" ORDER BY {GAP_SORTS[sort]['order']} LIMIT ?"
     )
-    rows = store.query(sql, [*params, limit, offset])
+    rows = store.query(sql, [*params, limit])
     for row in rows:
         row["evidence"] = _json(row["evidence"], {})
         row["batch_ids"] = _json(row["batch_ids"], [])
