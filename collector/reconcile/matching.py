@@ -165,13 +165,17 @@ class _Matcher:
         index: dict[str, list[str]] = {}
         by_alias: dict[str, list[str]] = {}
         by_due: dict[object, list[str]] = {}
+        # The aliases and due-date lists only serve payout references: skip them without one.
+        with_payouts = any(payout.reference for payout in self.payouts)
         for exp in self.out.open_batches.values():
-            by_alias.setdefault(exp.batch_key.upper(), []).append(exp.batch_key)
-            alias = f"{exp.terminal_id}#{exp.batch_no}".upper()
-            by_alias.setdefault(alias, []).append(exp.batch_key)
-            by_due.setdefault(exp.due_date, []).append(exp.batch_key)
+            if with_payouts:
+                by_alias.setdefault(exp.batch_key.upper(), []).append(exp.batch_key)
+                alias = f"{exp.terminal_id}#{exp.batch_no}".upper()
+                by_alias.setdefault(alias, []).append(exp.batch_key)
+                by_due.setdefault(exp.due_date, []).append(exp.batch_key)
+                if exp.reference:
+                    by_alias.setdefault(exp.reference.upper(), []).append(exp.batch_key)
             if exp.reference:
-                by_alias.setdefault(exp.reference.upper(), []).append(exp.batch_key)
                 for token in reference_tokens(exp.reference):
                     index.setdefault(token, []).append(exp.batch_key)
         for payout in self.payouts:
