@@ -181,9 +181,17 @@ def start_web(app: Any, port: int = 0, host: str = "127.0.0.1") -> WebServer:
     """Serve ``app`` with waitress (the production server, not Flask's) on ``host:port``."""
     import waitress.server
 
-    server = waitress.server.create_server(
-        app, host=host, port=port, threads=8, ident="settleguard"
-    )
+    try:
+        server = waitress.server.create_server(
+            app, host=host, port=port, threads=8, ident="settleguard"
+        )
+    except OSError:
+        if port == 0:
+            raise
+        # The wanted port is taken (another demo, another service): any free port will do.
+        server = waitress.server.create_server(
+            app, host=host, port=0, threads=8, ident="settleguard"
+        )
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()
     return WebServer(f"http://{host}:{server.effective_port}", server, thread)
