@@ -173,6 +173,7 @@ class WebServer:
 
     def stop(self) -> None:
         """Close the listening socket and end the thread."""
+        self._server.task_dispatcher.shutdown()
         self._server.close()
         self._thread.join(10)
 
@@ -192,6 +193,12 @@ def start_web(app: Any, port: int = 0, host: str = "127.0.0.1") -> WebServer:
         server = waitress.server.create_server(
             app, host=host, port=0, threads=8, ident="settleguard"
         )
-    thread = threading.Thread(target=server.run, name="web", daemon=True)
+    def run() -> None:
+        # close() from another thread pulls the socket out from under waitress's select():
+        # the EBADF that follows is how its loop ends here, not a failure.
+        with contextlib.suppress(OSError, ValueError):
+            server.run()
+
+    thread = threading.Thread(target=run, name="web", daemon=True)
     thread.start()
     return WebServer(f"http://{host}:{server.effective_port}", server, thread)
