@@ -1,0 +1,196 @@
+"""The dashboard in real headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+The app runs under waitress (the production server) on a free loopback port in a thread, the
+browser gets a fresh profile, and every wait is one of Playwright's own waits on a condition.
+A failing step leaves a screenshot under ``test-artifacts/``.
+
+With ``SETTLEGUARD_UPDATE_SCREENSHOT=1`` the overview of a full demo run is saved as
+``docs/img/dashboard.png`` (the README's picture).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.app import close_store, create_app, get_store
+from collector.keys import init_keys
+from collector.users import add_user
+from settleguard.demo.services import start_web
+from tests.collector.web.scenario import ACCOUNT, MERCHANT, build_world
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOT = ROOT / "docs" / "img" / "dashboard.png"
+PASSWORD = "correct horse battery"
+TIMEOUT_MS = 15_000
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="the browser tests need Playwright's Python package: pip install -e '.[dev]'",
+)
+pytestmark = pytest.mark.skipif(
+    not (os.access(CHROMIUM, os.X_OK) or shutil.which("chromium")),
+    reason="the browser tests need Debian's chromium: sudo apt-get install chromium"
+    " (make test installs it when run as root); never 'playwright install'",
+)
+
+
+@pytest.fixture
+def browser_context(tmp_path: Path) -> Iterator[Any]:
+    """A Chromium with a fresh profile in ``tmp_path``, 1280×800, English."""
+    executable = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=executable, headless=True, args=ARGS,
+            viewport={"width": 1280, "height": 800}, locale="en-US",
+        )  # fmt: skip
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@contextmanager
+def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
+    """Keep what the browser showed when a step failed, under ``test-artifacts/``."""
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        (ARTIFACTS / f"{name}.html").write_text(page.content(), encoding="utf-8")
+        raise
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    """The collector under waitress on a free port: an operator and a viewer, keys, a merchant with two
+    batches; yields the base URL and a statement that pays only the first batch."""
+    app = create_app(
+        {"INSTANCE_PATH": str(tmp_path / "instance"),
+         "DATABASE_URL": f"sqlite:///{tmp_path / 'collector.db'}"}
+    )  # fmt: skip
+    store = get_store(app)
+    store.migrate()
+    keys, _ = init_keys(Path(app.config["KEYS_DIR"]))
+    add_user(store, "olga", "operator", PASSWORD, actor="test")
+    add_user(store, "vic", "viewer", PASSWORD, actor="test")
+    statement = build_world(store, keys)
+    web = start_web(app)
+    try:
+        yield web.url, statement
+    finally:
+        web.stop()
+        close_store(app)
+
+
+def sign_in(page: Any, url: str, username: str, password: str) -> None:
+    page.goto(f"{url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    sync_api.expect(page.locator("header")).to_contain_text(username)
+
+
+def test_upload_find_gap_acknowledge_audit(
+    browser_context: Any, served: tuple[str, bytes], tmp_path: Path
+) -> None:
+    url, statement = served
+    upload = tmp_path / "bank.csv"
+    upload.write_bytes(statement)
+    page = browser_context.new_page()
+    expect = sync_api.expect
+    with screenshot_on_failure(page, "browser-upload-acknowledge"):
+        sign_in(page, url, "olga", PASSWORD)
+        expect(page.locator("h1")).to_have_text("Overview")
+
+        page.click("header >> text=Imports")
+        page.set_input_files("#upload input[type=file]", str(upload))
+        page.fill("#upload input[name=account]", ACCOUNT)
+        page.click("#upload button[type=submit]")
+        expect(page.locator("#import-result")).to_contain_text("3 credits")
+        expect(page.locator("#import-result")).to_contain_text("reconciled 1 merchants")
+
+        page.click("header >> text=Merchants")
+        page.fill("input[name=q]", MERCHANT)
+        page.press("input[name=q]", "Enter")
+        page.click(f"a:text-is('{MERCHANT}')")
+        expect(page).to_have_url(re.compile(f"/merchants/{MERCHANT}$"))
+        gap_row = page.locator("tr", has_text="MISSING").filter(has=page.locator("button"))
+        expect(gap_row.first).to_contain_text("800.00")
+        gap_row.first.locator("button", has_text="Acknowledge").click()
+        expect(page.locator(".flash")).to_contain_text("Done.")
+        expect(page.locator("body")).to_contain_text("acknowledged")
+
+        page.click("header >> text=Audit log")
+        line = page.locator("tr", has_text="gap.acknowledge")
+        expect(line).to_have_count(1)
+        expect(line).to_contain_text("olga")
+        expect(line).to_contain_text('"acknowledged"')
+
+
+def test_viewer_sees_no_controls_and_bad_password_is_refused(
+    browser_context: Any, served: tuple[str, bytes]
+) -> None:
+    url, _ = served
+    page = browser_context.new_page()
+    expect = sync_api.expect
+    with screenshot_on_failure(page, "browser-viewer"):
+        page.goto(f"{url}/login")
+        page.fill("input[name=username]", "olga")
+        page.fill("input[name=password]", "wrong")
+        page.click("button[type=submit]")
+        expect(page.locator("body")).to_contain_text("Invalid username or password.")
+        expect(page.locator("header")).to_have_count(0)
+
+        sign_in(page, url, "vic", PASSWORD)
+        response = page.goto(f"{url}/merchants/{MERCHANT}")
+        assert response is not None and response.status == 200
+        # no inline script may run on any page, and a viewer is offered no controls
+        assert "script-src 'none'" in response.headers["content-security-policy"]
+        expect(page.locator("h1")).to_contain_text(MERCHANT)
+        expect(page.locator("main form[method=post]")).to_have_count(0)
+        page.goto(f"{url}/imports")
+        expect(page.locator("input[type=file]")).to_have_count(0)
+
+
+def test_overview_screenshot_of_the_demo(browser_context: Any, tmp_path: Path) -> None:
+    """The overview after a demo run; saved for the README with SETTLEGUARD_UPDATE_SCREENSHOT=1."""
+    from collector.broker import mosquitto_binary
+    from settleguard.demo.run import DemoOptions, run_demo
+
+    update = os.environ.get("SETTLEGUARD_UPDATE_SCREENSHOT") == "1"
+    size = {} if update else {"terminals": 4, "days": 6}  # the full demo only for the picture
+    options = DemoOptions(
+        workdir=tmp_path / "demo", seed=7,
+        broker=None if mosquitto_binary() is not None else "embedded", **size,
+    )  # fmt: skip
+    result, demo = run_demo(options, print, keep_running=True)
+    try:
+        assert result.dashboard and result.login
+        page = browser_context.new_page()
+        with screenshot_on_failure(page, "browser-demo-overview"):
+            sign_in(page, result.dashboard, *result.login)
+            sync_api.expect(page.locator("#money-at-risk")).not_to_have_text("0.00")
+            target = SCREENSHOT if update else tmp_path / "dashboard.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            png = page.screenshot(path=str(target))
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert (width, height) == (1280, 800)
+    finally:
+        demo.close()
