@@ -36,6 +36,8 @@ def test_finds_card_numbers_in_common_shapes(text: str) -> None:
         "411111******1111",  # masked
         "************7894",
         "123",
+        "****30002024-03-04",  # a masked tail packed against a date (raw database bytes)
+        "2024-03-04 4111",  # a date and a number
         "612ba812efa12a4801d784f0eaea6733172059410002868aad70b5515005c14a4162de2a89d1",  # a hash
         "k237c70baee0c378bAAAB4111111111111111ZZZZZZZZZZZZZZZZZ",  # inside base64
     ],
