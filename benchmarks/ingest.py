@@ -227,6 +227,9 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     while sum(len(p.acks) for p in pubs) < total and time.monotonic() < deadline:
         time.sleep(0.005)
     end = max(p.last_ack for p in pubs)
+    acked = sum(len(p.acks) for p in pubs)
+    if acked < total:
+        print(f"TIMEOUT: {total - acked} of {total} records not acked within {args.timeout} s")
     cpu1 = {k: sum(cpu_seconds(pid) for pid in v) for k, v in pids.items()}
     busy = machine_busy_seconds() - busy0
     if spy is not None:
@@ -251,11 +254,11 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     cpu["other"] = max(busy - sum(cpu.values()), 0.0)  # everything else on this shared machine
     batches = sum(c.value for c in counters)
     return {
-        "rate": total / wall, "lost": total - stored, "duplicated": duplicated,
+        "rate": acked / wall, "lost": total - stored, "duplicated": duplicated,
         "payloads": [x for v in payloads.values() for x in v], "wall": wall,
         "cores": {k: v / wall for k, v in cpu.items()},
-        "worker_cpu_per_record_us": cpu["workers"] / total * 1e6,
-        "mean_batch": total / batches if batches else 0.0,
+        "worker_cpu_per_record_us": cpu["workers"] / max(acked, 1) * 1e6,
+        "mean_batch": stored / batches if batches else 0.0,
     }  # fmt: skip
 
 
@@ -286,7 +289,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--records", type=int, default=None)
     parser.add_argument("--agents", type=int, default=8)
-    parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--timeout", type=float, default=600, help="per round, seconds")
     parser.add_argument("--live", action="store_true",
                         help="also time agents publishing while the workers run")  # fmt: skip
     parser.add_argument("--profile", metavar="DIR",
