@@ -10,7 +10,7 @@ rewrites. That is what makes "the same tests run against both stores" (issue 4) 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -40,6 +40,20 @@ class Tx(abc.ABC):
         """Run a query; return its first row or ``None``."""
         rows = self.query(sql, params)
         return rows[0] if rows else None
+
+    def query_rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query; return its rows as plain tuples in the SELECT's column order.
+
+        The bulk-read path (the reconciliation loader reads every batch and credit): no dict
+        per row. Backends override this with their driver's native tuples; the values are the
+        same as :meth:`query`'s.
+        """
+        return [tuple(row.values()) for row in self.query(sql, params)]
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement once per parameter row (bulk INSERT/UPDATE/DELETE)."""
+        for row in rows:
+            self.execute(sql, row)
 
     def insert(
         self, table: str, row: Row, *, ignore_conflict: bool = False, returning: str = "id"

@@ -6,7 +6,7 @@ never contains a literal ``?`` or ``%``, which keeps that rewrite a plain replac
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,6 +15,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from collector.store.base import Row, Store, Tx
+
+_BYTEA = 17  # pg_type OID: psycopg returns these columns as memoryview
 
 
 def _pg(sql: str) -> str:
@@ -43,6 +45,22 @@ class PostgresTx(Tx):
                 {k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()}
                 for row in cur.fetchall()
             ]
+
+    def query_rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cur:
+            cur.execute(_pg(sql), tuple(params) or None)  # type: ignore[arg-type]
+            if cur.description is None:
+                return []
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+            if any(column.type_code == _BYTEA for column in cur.description):
+                rows = [
+                    tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows
+                ]
+            return rows
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(_pg(sql), [tuple(row) for row in rows])  # type: ignore[arg-type]
 
 
 class PostgresStore(Store):
