@@ -196,12 +196,12 @@ class LocalDates:
 def local_dates(merchant: Merchant, calendar: WorkingCalendar) -> LocalDates:
     """The shared :class:`LocalDates` for ``merchant``'s timezone, cut-off and cycle."""
     key = ("local_dates", merchant.timezone, merchant.cutoff, merchant.cycle)
-    found = calendar.memo.get(key)
+    found: LocalDates | None = calendar.memo.get(key)
     if found is None:
         found = calendar.memo[key] = LocalDates(
             merchant.timezone, merchant.cutoff, merchant.cycle, calendar
         )
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _microseconds(value: datetime | time) -> int:

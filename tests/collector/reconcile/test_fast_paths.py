@@ -87,7 +87,14 @@ def histories(draw: st.DrawFn) -> tuple[AccountChange, ...]:
         changed = decided if draw(st.booleans()) or effective else None
         changes.append(
             AccountChange(
-                requested, f"C{index}", "M1", f"K{index % 2}", "1234", status, effective, changed
+                requested,
+                f"C{index}",
+                "M1",
+                f"K{index % 2}",
+                "1234",
+                status,  # type: ignore[arg-type]
+                effective,
+                changed,
             )
         )
     return tuple(changes)
