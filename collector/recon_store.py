@@ -27,11 +27,12 @@ Running twice changes nothing; facts arriving in another order give the same row
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time as clock
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -54,6 +55,7 @@ from collector.reconcile import (
     StatementCoverage,
     TerminalReplacement,
     WorkingCalendar,
+    batch_key,
     load_calendar,
     reconcile_merchant,
 )
@@ -231,6 +233,150 @@ def _json_tuple(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+# -- building the engine's objects ----------------------------------------------------------
+#
+# The engine's input types are frozen, slotted dataclasses that validate in ``__post_init__``
+# (aware datetimes, derived keys). Their constructors set every field through
+# ``object.__setattr__``; for the ~4 objects per batch the loader builds that was most of its
+# time (``Batch`` ~13 µs, ``Credit`` ~8 µs on this machine, against ~2 µs and ~3.5 µs here). Rows
+# we turn into objects are valid by construction (``_closed`` makes every datetime aware, every
+# amount goes through ``int``), so the builders below fill the slots directly and derive
+# ``Batch.key`` with the model's own :func:`batch_key`. They are used only while the model has
+# exactly the shape they were written for; otherwise the plain constructors are used.
+# ``tests/collector/test_recon_store.py`` proves both build equal objects.
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """The slot descriptors' setters of ``cls``, or ``None`` if it has another shape."""
+    if (
+        not dataclasses.is_dataclass(cls)
+        or tuple(f.name for f in dataclasses.fields(cls)) != names
+        or "__slots__" not in cls.__dict__
+        or not cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    ):
+        return None
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+def _key(tid: str, no: int, closed: datetime, text: str) -> str:
+    """:func:`batch_key`, straight from the stored text when it is canonical UTC.
+
+    Ingest stores ``closed_at`` as ``YYYY-MM-DDTHH:MM:SSZ``; dropping its ``-`` and ``:`` gives
+    exactly the time part of :func:`batch_key` (``20250303T130000Z``) without a time-zone
+    conversion and six formatted fields per batch. Any other spelling goes the long way.
+    """
+    if (
+        len(text) == 20
+        and text[4] == text[7] == "-"
+        and text[10] == "T"
+        and text[13] == text[16] == ":"
+        and text[19] == "Z"
+    ):
+        return f"{tid}#{no}@{text.replace('-', '').replace(':', '')}"
+    return batch_key(tid, no, closed)
+
+
+def _batch_builder() -> Callable[..., Batch]:
+    names = ("merchant_id", "terminal_id", "batch_no", "closed_at", "currency", "buckets",
+             "net_amount", "reference", "key")  # fmt: skip
+    setters = _slot_setters(Batch, names)
+    if setters is None:
+        return lambda mid, tid, no, closed, cur, buckets, net, _text="": Batch(
+            mid, tid, no, closed, cur, buckets, net
+        )
+    s_mid, s_tid, s_no, s_closed, s_cur, s_buckets, s_net, s_ref, s_key = setters
+    new = object.__new__
+
+    def build(mid: str, tid: str, no: int, closed: datetime, currency: str,
+              buckets: tuple[Bucket, ...], net: int, closed_text: str = "") -> Batch:  # fmt: skip
+        batch = new(Batch)
+        s_mid(batch, mid)
+        s_tid(batch, tid)
+        s_no(batch, no)
+        s_closed(batch, closed)
+        s_cur(batch, currency)
+        s_buckets(batch, buckets)
+        s_net(batch, net)
+        s_ref(batch, None)
+        s_key(batch, _key(tid, no, closed, closed_text))
+        return batch  # type: ignore[no-any-return]
+
+    return build
+
+
+def _bucket_builder() -> Callable[..., Bucket]:
+    names = ("card_type", "sale_amount", "refund_amount", "void_amount", "sale_count",
+             "refund_count", "void_count")  # fmt: skip
+    setters = _slot_setters(Bucket, names)
+    if setters is None:
+        return Bucket
+    s_type, s_sale, s_refund, s_void, n_sale, n_refund, n_void = setters
+    new = object.__new__
+
+    def build(card_type: str, sale: int, refund: int, void: int,
+              sales: int, refunds: int, voids: int) -> Bucket:  # fmt: skip
+        bucket = new(Bucket)
+        s_type(bucket, card_type)
+        s_sale(bucket, sale)
+        s_refund(bucket, refund)
+        s_void(bucket, void)
+        n_sale(bucket, sales)
+        n_refund(bucket, refunds)
+        n_void(bucket, voids)
+        return bucket  # type: ignore[no-any-return]
+
+    return build
+
+
+def _credit_builder() -> Callable[..., Credit]:
+    names = ("credit_id", "account_key", "account_masked", "booking_date", "value_date",
+             "amount", "currency", "reference", "remittance", "status", "reversal",
+             "import_id")  # fmt: skip
+    setters = _slot_setters(Credit, names)
+    if setters is None:
+        return Credit
+    (
+        s_id,
+        s_key,
+        s_masked,
+        s_booked,
+        s_value,
+        s_amount,
+        s_cur,
+        s_ref,
+        s_rem,
+        s_status,
+        s_rev,
+        s_imp,
+    ) = setters
+    new = object.__new__
+
+    def build(credit_id: str, key: str, masked: str, booked: date, value: date | None,
+              amount: int, currency: str, reference: str, remittance: str, status: str,
+              reversal: bool) -> Credit:  # fmt: skip
+        credit = new(Credit)
+        s_id(credit, credit_id)
+        s_key(credit, key)
+        s_masked(credit, masked)
+        s_booked(credit, booked)
+        s_value(credit, value)
+        s_amount(credit, amount)
+        s_cur(credit, currency)
+        s_ref(credit, reference)
+        s_rem(credit, remittance)
+        s_status(credit, status)
+        s_rev(credit, reversal)
+        s_imp(credit, "")
+        return credit  # type: ignore[no-any-return]
+
+    return build
+
+
+_new_batch = _batch_builder()
+_new_bucket = _bucket_builder()
+_new_credit = _credit_builder()
+
+
 #: The loader's account-history query.
 HISTORY_SQL = (
     "SELECT a.id, a.merchant_id, a.account_masked, a.account_hmac, a.status,"
@@ -305,14 +451,14 @@ def _batches(tx: Tx, ids: Sequence[str]) -> dict[str, list[Batch]]:
         heads[batch_id] = row
         if row[7] is not None:
             buckets[batch_id].append(
-                Bucket(row[7], row[8], row[9], row[10], row[11], row[12], row[13])
+                _new_bucket(row[7], row[8], row[9], row[10], row[11], row[12], row[13])
             )
     out: dict[str, list[Batch]] = defaultdict(list)
     for batch_id in sorted(heads):
         _, mid, tid, no, closed_at, currency, total = heads[batch_id][:7]
         out[mid].append(
-            Batch(mid, tid, int(no), _closed(closed_at), _currency(currency),
-                  tuple(buckets.get(batch_id, ())), int(total))
+            _new_batch(mid, tid, int(no), _closed(closed_at), _currency(currency),
+                       tuple(buckets.get(batch_id, ())), int(total), closed_at)
         )  # fmt: skip
     return out
 
@@ -327,7 +473,7 @@ def _credits(tx: Tx, ids: Sequence[str]) -> dict[str, list[Credit]]:
             e2e = json.loads(raw).get("end_to_end_id") or ""
             reference = "" if e2e.upper() == "NOTPROVIDED" else e2e
         out[mid].append(
-            Credit(  # positional, in field order: measurably cheaper on the hot path
+            _new_credit(
                 entry_id or f"credit-{credit_id}",
                 key,
                 masked or "",

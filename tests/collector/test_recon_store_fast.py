@@ -1,0 +1,79 @@
+"""The loader's fast paths build exactly what the plain constructors and parsers would."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from collector.recon_store import _closed, _json_tuple, _new_batch, _new_bucket, _new_credit
+from collector.reconcile import Batch, Bucket, Credit, batch_key
+
+amounts = st.integers(min_value=-(10**12), max_value=10**12)
+times = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
+)
+
+
+@given(
+    tid=st.text(min_size=1, max_size=12),
+    no=st.integers(min_value=0, max_value=10**6),
+    at=times,
+    offset=st.integers(min_value=-14 * 60, max_value=14 * 60),
+    spelling=st.sampled_from(["z", "iso", "local", "naive"]),
+    net=amounts,
+)
+def test_fast_batch_equals_constructed_batch(
+    tid: str, no: int, at: datetime, offset: int, spelling: str, net: int
+) -> None:
+    at = at.replace(microsecond=0)
+    text = {
+        "z": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "iso": at.isoformat(),
+        "local": at.astimezone(timezone(timedelta(minutes=offset))).isoformat(),
+        "naive": at.replace(tzinfo=None).isoformat(),
+    }[spelling]
+    closed = _closed(text)
+    buckets = (Bucket("UPI", 100, 1, 2, 3, 4, 5),)
+    fast = _new_batch("M1", tid, no, closed, "CNY", buckets, net, text)
+    plain = Batch("M1", tid, no, closed, "CNY", buckets, net)
+    assert fast == plain
+    assert hash(fast) == hash(plain)
+    assert fast.key == plain.key == batch_key(tid, no, at)
+    assert fast.reference is None
+
+
+@given(st.text(max_size=8), amounts, amounts, amounts, st.integers(0, 9), st.integers(0, 9))
+def test_fast_bucket_equals_constructed_bucket(
+    name: str, sale: int, refund: int, void: int, sales: int, refunds: int
+) -> None:
+    fast = _new_bucket(name, sale, refund, void, sales, refunds, 0)
+    plain = Bucket(name, sale, refund, void, sales, refunds, 0)
+    assert fast == plain
+    assert hash(fast) == hash(plain)
+    assert fast.net_amount == plain.net_amount
+
+
+def test_fast_credit_equals_constructed_credit() -> None:
+    args = ("E1", "key", "****1234", date(2025, 3, 4), None, 1200, "CNY", "REF", "", "booked", True)
+    assert _new_credit(*args) == Credit(*args)
+    assert hash(_new_credit(*args)) == hash(Credit(*args))
+    assert _new_credit(*args).import_id == ""
+
+
+@given(
+    st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=10), max_size=5),
+    st.booleans(),
+    st.sampled_from([(",", ":"), (", ", ": ")]),
+)
+def test_json_tuple_matches_json_loads(items: list[str], ascii_only: bool, seps: tuple) -> None:
+    text = json.dumps(items, ensure_ascii=ascii_only, separators=seps)
+    assert _json_tuple(text) == tuple(json.loads(text))
+
+
+def test_json_tuple_of_nothing() -> None:
+    assert _json_tuple(None) == ()
+    assert _json_tuple("") == ()
+    assert _json_tuple("[]") == ()
