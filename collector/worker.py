@@ -84,7 +84,6 @@ class IngestWorker:
         self._retry: list[tuple[IncomingMessage, int, int]] = []
         self._subscribed = threading.Event()
         self._connect_error: str | None = None
-        self._durable = False
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"sg-ingest-{uuid.uuid4().hex[:10]}",
@@ -172,8 +171,6 @@ class IngestWorker:
         batch = self._take(timeout)
         if not batch:
             return 0
-        if not self._durable:
-            self._make_durable()
         try:
             acks = ingest_batch(self.store, self.keyring, [m for m, _, _ in batch], keys=self.keys)
         except Exception:
@@ -188,21 +185,6 @@ class IngestWorker:
                 self.client.ack(mid, qos)
         self.processed += len(batch)
         return len(batch)
-
-    def _make_durable(self) -> None:
-        """Make every commit of this thread's SQLite connection survive a power loss.
-
-        The store opens SQLite in WAL mode with ``synchronous = NORMAL``, where a commit is not
-        fsynced until the next checkpoint: after a power loss the last transactions can vanish
-        although their application acks were already published, and an agent deletes what was
-        acked, so those records would be lost for good. ``FULL`` fsyncs the WAL at each commit;
-        with one commit per batch it costs about one fsync per 256 records (no measurable change
-        in the benchmark). PostgreSQL commits are durable by default (``synchronous_commit``).
-        """
-        db = getattr(self.store, "db", None) if self.store.dialect == "sqlite" else None
-        if db is not None:
-            db.conn.execute("PRAGMA synchronous = FULL")
-        self._durable = True
 
     def run(self, stop: threading.Event) -> None:
         """Process batches until ``stop`` is set."""

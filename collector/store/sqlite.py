@@ -72,7 +72,10 @@ class SqliteStore(Store):
                 db.enable_wal()
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")  # durable in WAL across app crashes
+            # FULL: every commit is fsynced before it returns. The collector acks records to
+            # agents (which then delete them) and reports imports right after a commit, so a
+            # commit must survive a power loss, not only a crash of the process (NORMAL).
+            conn.execute("PRAGMA synchronous = FULL")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)

@@ -1,21 +1,36 @@
-"""The ingest worker commits with SQLite ``synchronous = FULL`` (acks follow durable commits)."""
+"""Collector commits are durable: SQLite runs with ``synchronous = FULL`` on every connection.
+
+Acks to agents (which then delete their copy) and import reports follow a commit, so a commit
+must survive a power loss, not just a process crash.
+"""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from collector.store import open_store
-from collector.worker import IngestWorker
 
 
-def test_worker_connection_fsyncs_each_commit(tmp_path: Path) -> None:
+def test_every_store_connection_fsyncs_each_commit(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
     store.migrate()
+    seen: list[tuple[int, str]] = []
+
+    def look() -> None:
+        with store.transaction() as tx:
+            seen.append(
+                (
+                    tx.query("PRAGMA synchronous")[0]["synchronous"],
+                    tx.query("PRAGMA journal_mode")[0]["journal_mode"],
+                )
+            )
+
     try:
-        worker = IngestWorker(store, {"host": "127.0.0.1", "port": 1, "protocol": "5"})
-        assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # store: NORMAL
-        worker._make_durable()
-        assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        assert store.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        look()
+        other = threading.Thread(target=look)  # each thread has its own connection
+        other.start()
+        other.join(10)
+        assert seen == [(2, "wal"), (2, "wal")]  # 2 = FULL
     finally:
         store.close()
