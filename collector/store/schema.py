@@ -328,10 +328,41 @@ _V3 = (
         PRIMARY KEY (message_id, state))""",
 )
 
+# Version 4 (issue 7): indexes for the dashboard at national scale (benchmarks/dashboard.py,
+# 100k merchants, 1M batches). The gap queue walks partial indexes over unresolved gaps in its
+# sort order and stops after one page (keyset paging, no OFFSET); the overview reads open gaps
+# by category, new gaps by day and silent agents from indexes instead of scanning; a merchant's
+# terminals and SMS are found by merchant. Partial and expression indexes exist on both SQLite
+# and PostgreSQL; the ``WHERE`` text matches the queries in collector/web/read_models.py.
+_OPEN_GAPS = "WHERE status IN ('open', 'acknowledged')"
+_V4 = (
+    f"CREATE INDEX gaps_open_money ON gaps (amount DESC, id) {_OPEN_GAPS}",
+    # no parentheses round COALESCE: SQLite then matches the query's ORDER BY to it, and
+    # PostgreSQL accepts a function-call form bare
+    f"CREATE INDEX gaps_open_age ON gaps (COALESCE(since, detected_at), id) {_OPEN_GAPS}",
+    f"CREATE INDEX gaps_open_category ON gaps (category, amount) {_OPEN_GAPS}",
+    "CREATE INDEX gaps_detected ON gaps (detected_at, amount)",
+    "CREATE INDEX agents_last_seen ON agents (status, last_seen)",
+    "CREATE INDEX terminals_merchant ON terminals (merchant_id, first_seen)",
+    "CREATE INDEX alerts_merchant ON alerts (merchant_id)",
+)
+
+# Version 5 (issue 9): clock skew is tolerated within limits and flagged beyond them. A flag
+# never rejects the record (a batch from an agent with a wrong clock is still a real batch).
+_V5 = (
+    """CREATE TABLE ingest_flags (
+        id {pk},
+        agent_id TEXT NOT NULL, seq {int} NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL,
+        skew_s {int}, flagged_at TEXT NOT NULL DEFAULT {now})""",
+    "CREATE INDEX ingest_flags_agent ON ingest_flags (agent_id, flagged_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
     Migration(3, "alert dispatch state, provider message ids and delivery receipts", _V3),
+    Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
+    Migration(5, "ingest flags: clock skew beyond limits", _V5),
 )
 
 

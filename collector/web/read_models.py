@@ -107,7 +107,11 @@ def search_merchants(
     elif status == "ok":
         where.append(f"NOT EXISTS ({open_gap})")
     if category:
-        where.append(f"EXISTS ({open_gap} AND g.category = ?)")
+        # one pass over that category's open gaps (an index), not one probe per merchant
+        where.append(
+            "m.merchant_id IN (SELECT merchant_id FROM gaps WHERE status IN ('open',"
+            " 'acknowledged') AND category = ?)"
+        )
         params.append(category)
     sql = (
         "SELECT m.merchant_id, m.name, m.settlement_cycle, m.phones,"  # noqa: S608 - fixed fragments, bound values
@@ -267,8 +271,12 @@ def _after_clause(sort: str, after: str) -> tuple[str, list[Any]]:
         if not value.lstrip("-").isdigit() or len(value) > 19:
             return "", []
         key = int(value)
-    clause = f"({spec['key']} {spec['cmp']} ? OR ({spec['key']} = ? AND id > ?))"
-    return clause, [key, key, int(last_id)]
+    # The first, redundant term is a range the index can seek to; the rest breaks ties by id.
+    clause = (
+        f"{spec['key']} {spec['cmp']}= ? AND ({spec['key']} {spec['cmp']} ? OR"
+        f" ({spec['key']} = ? AND id > ?))"
+    )
+    return clause, [key, key, key, int(last_id)]
 
 
 def gap_queue(
