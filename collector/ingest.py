@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -204,6 +205,32 @@ def _store_refusal(tx_insert: Callable[..., object], refused: Refused) -> None:
     )
 
 
+#: A record may be stamped this far ahead of the collector's clock before it is flagged.
+MAX_AHEAD = timedelta(minutes=5)
+#: A heartbeat (sent live, never queued) may lag this much before the agent's clock is flagged.
+MAX_HEARTBEAT_BEHIND = timedelta(minutes=10)
+
+
+def clock_skew(record_type: str, created_at: str, now: datetime) -> tuple[str, int] | None:
+    """The flag for an envelope time beyond our limits, as ``(detail, skew_s)``, else None.
+
+    Records may be old (an agent offline for days sends them late), so only times ahead of us
+    count for them; heartbeats are sent as they are made, so lagging ones show a slow clock.
+    Skew never rejects anything: a batch from an agent with a wrong clock is still a real batch.
+    """
+    stamped = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    skew = stamped - now
+    if skew > MAX_AHEAD:
+        return f"agent clock ahead: created_at {created_at} is {skew} ahead of the collector", int(
+            skew.total_seconds()
+        )
+    if record_type == "heartbeat" and -skew > MAX_HEARTBEAT_BEHIND:
+        return f"agent clock behind: heartbeat stamped {created_at}, {-skew} before receipt", int(
+            skew.total_seconds()
+        )
+    return None
+
+
 def ingest_batch(
     store: Store,
     keyring: Keyring,
@@ -211,12 +238,15 @@ def ingest_batch(
     *,
     keys: CollectorKeys | None = None,
     max_size: int = MAX_ENVELOPE_BYTES,
+    now: datetime | None = None,
 ) -> list[tuple[str, Ack]]:
     """Verify and store ``messages`` in one transaction; return the acks to publish afterwards.
 
+    :param now: the collector's clock for the skew check (default: the current UTC time)
     :returns: ``(agent_id, Ack)`` per message that can be answered, in message order
     :raises Exception: only store failures (the transaction is rolled back; publish no ack)
     """
+    now = now or datetime.now(UTC)
     decided = [verify_message(m, keyring, max_size=max_size) for m in messages]
     acks: list[tuple[str, Ack]] = []
     shared = WriteBatch()
@@ -237,6 +267,14 @@ def ingest_batch(
                 shared,
             )
             acks.append((item.envelope.agent_id, Ack(item.envelope.seq, status, reason)))  # type: ignore[arg-type]
+            skew = clock_skew(item.envelope.record_type, item.envelope.created_at, now)
+            if skew is not None:
+                log.warning("clock skew from %s: %s", item.envelope.agent_id, skew[0])
+                tx.insert(
+                    "ingest_flags",
+                    {"agent_id": item.envelope.agent_id, "seq": item.envelope.seq,
+                     "kind": "clock_skew", "detail": skew[0], "skew_s": skew[1]},
+                )  # fmt: skip
         shared.flush(tx)
     return acks
 
