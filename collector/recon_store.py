@@ -28,11 +28,13 @@ Running twice changes nothing; facts arriving in another order give the same row
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import time as clock
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -372,9 +374,37 @@ def _credit_builder() -> Callable[..., Credit]:
     return build
 
 
+def _payout_builder() -> Callable[..., PayoutRecord]:
+    names = ("merchant_id", "settlement_date", "gross", "fees", "net", "target_account_masked",
+             "status", "reason", "reference", "batch_refs")  # fmt: skip
+    setters = _slot_setters(PayoutRecord, names)
+    if setters is None:
+        return PayoutRecord
+    s_mid, s_day, s_gross, s_fees, s_net, s_masked, s_status, s_reason, s_ref, s_refs = setters
+    new = object.__new__
+
+    def build(mid: str, day: date, gross: int, fees: int, net: int, masked: str, status: str,
+              reason: str, reference: str, refs: tuple[str, ...]) -> PayoutRecord:  # fmt: skip
+        payout = new(PayoutRecord)
+        s_mid(payout, mid)
+        s_day(payout, day)
+        s_gross(payout, gross)
+        s_fees(payout, fees)
+        s_net(payout, net)
+        s_masked(payout, masked)
+        s_status(payout, status)
+        s_reason(payout, reason)
+        s_ref(payout, reference)
+        s_refs(payout, refs)
+        return payout  # type: ignore[no-any-return]
+
+    return build
+
+
 _new_batch = _batch_builder()
 _new_bucket = _bucket_builder()
 _new_credit = _credit_builder()
+_new_payout = _payout_builder()
 
 
 #: The loader's account-history query.
@@ -519,7 +549,7 @@ def _payouts(tx: Tx, ids: Sequence[str]) -> dict[str, list[PayoutRecord]]:
         PAYOUTS_SQL.format(ids=_in(ids)), ids
     ):
         out[mid].append(
-            PayoutRecord(  # positional, in field order
+            _new_payout(
                 mid,
                 _day(day),  # type: ignore[arg-type]
                 int(gross or 0),
@@ -750,6 +780,25 @@ def _write_gaps(
 # -- the run --------------------------------------------------------------------------------
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one chunk's load and engine run.
+
+    A chunk builds ~10 objects per batch that all stay alive until its results are written;
+    the collector's generation passes over them found nothing to free and cost ~25 % of the
+    load and engine time (measured, 20k batches). Reference counting still frees everything
+    as usual; cycles made meanwhile are collected once the collector is back on. Only turns it
+    back on if it was on (a caller that disabled it keeps it off).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def reconcile(
     store: Store,
     merchants: Iterable[str] | None = None,
@@ -789,21 +838,23 @@ def reconcile(
         ids = ordered[start : start + chunk]
         with store.transaction() as tx:
             results = []
-            tick = clock.perf_counter()
-            loaded = load_inputs(tx, ids)
-            tock = clock.perf_counter()
-            report.phases["load"] += tock - tick
-            for inputs in loaded:
-                try:
-                    results.append(
-                        reconcile_merchant(inputs, now=now, calendar=calendar, config=config)
-                    )
-                except (ReconcileInputError, ValueError) as exc:
-                    report.errors[inputs.merchant.merchant_id] = str(exc)
-                    continue
-                report.batches += len(inputs.batches)
-            tick = clock.perf_counter()
-            report.phases["engine"] += tick - tock
+            with _gc_paused():
+                tick = clock.perf_counter()
+                loaded = load_inputs(tx, ids)
+                tock = clock.perf_counter()
+                report.phases["load"] += tock - tick
+                for inputs in loaded:
+                    try:
+                        results.append(
+                            reconcile_merchant(inputs, now=now, calendar=calendar, config=config)
+                        )
+                    except (ReconcileInputError, ValueError) as exc:
+                        report.errors[inputs.merchant.merchant_id] = str(exc)
+                        continue
+                    report.batches += len(inputs.batches)
+                del loaded
+                tick = clock.perf_counter()
+                report.phases["engine"] += tick - tock
             done = [r.merchant_id for r in results]
             if done:  # a merchant whose inputs were refused keeps its previous results
                 report.matches += _write_matches(tx, done, results)

@@ -8,8 +8,15 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.recon_store import _closed, _json_tuple, _new_batch, _new_bucket, _new_credit
-from collector.reconcile import Batch, Bucket, Credit, batch_key
+from collector.recon_store import (
+    _closed,
+    _json_tuple,
+    _new_batch,
+    _new_bucket,
+    _new_credit,
+    _new_payout,
+)
+from collector.reconcile import Batch, Bucket, Credit, PayoutRecord, batch_key
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)
 times = st.datetimes(
@@ -61,6 +68,12 @@ def test_fast_credit_equals_constructed_credit() -> None:
     assert _new_credit(*args) == Credit(*args)
     assert hash(_new_credit(*args)) == hash(Credit(*args))
     assert _new_credit(*args).import_id == ""
+
+
+def test_fast_payout_equals_constructed_payout() -> None:
+    args = ("M1", date(2025, 3, 4), 1000, 6, 994, "****1", "returned", "closed", "R", ("T#1",))
+    assert _new_payout(*args) == PayoutRecord(*args)  # type: ignore[arg-type]
+    assert hash(_new_payout(*args)) == hash(PayoutRecord(*args))  # type: ignore[arg-type]
 
 
 @given(
