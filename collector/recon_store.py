@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii as _encode_string
 from typing import Any
 
 from collector.merchants import fee_schedule_from_json
@@ -638,6 +639,15 @@ def load_inputs(tx: Tx, merchant_ids: Iterable[str]) -> list[MerchantInputs]:
 # -- writing --------------------------------------------------------------------------------
 
 
+def _json_list(items: Sequence[str]) -> str:
+    """``json.dumps(list(items))`` for strings, without the encoder's per-call set-up.
+
+    Same text byte for byte (ASCII escapes, ``", "`` between items): two id lists per match
+    were a fifth of the write phase.
+    """
+    return "[" + ", ".join(map(_encode_string, items)) + "]"
+
+
 def _match_key(mid: str, match: Match, batch_json: str, credit_json: str) -> str:
     """Content digest of a match (its identity across runs).
 
@@ -683,8 +693,8 @@ def _write_matches(tx: Tx, ids: Sequence[str], results: Sequence[MerchantResult]
     wanted: dict[str, tuple[Any, ...]] = {}
     for result in results:
         for match in result.matches:
-            batch_json = json.dumps(list(match.batch_keys))
-            credit_json = json.dumps(list(match.credit_ids))
+            batch_json = _json_list(match.batch_keys)
+            credit_json = _json_list(match.credit_ids)
             key = _match_key(result.merchant_id, match, batch_json, credit_json)
             wanted[key] = (
                 result.merchant_id, match.rule, credit_json, batch_json, match.expected,
@@ -716,9 +726,9 @@ def _gap_fields(gap: Gap, currency: str | None) -> dict[str, Any]:
         "amount": gap.amount_at_risk,
         "currency": currency,
         "due_at": gap.due_date.isoformat() if gap.due_date else None,
-        "batch_ids": json.dumps(list(gap.batch_keys)),
+        "batch_ids": _json_list(gap.batch_keys),
         "since": gap.since.isoformat(),
-        "credit_ids": json.dumps(list(gap.credit_ids)),
+        "credit_ids": _json_list(gap.credit_ids),
         "evidence": json.dumps(gap.evidence, sort_keys=True, default=str, ensure_ascii=False),
         "reason": gap.reason,
         "explanation": gap.reason or gap.category,

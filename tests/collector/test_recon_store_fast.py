@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from collector.recon_store import (
     _closed,
+    _json_list,
     _json_tuple,
     _new_batch,
     _new_bucket,
@@ -90,3 +91,8 @@ def test_json_tuple_of_nothing() -> None:
     assert _json_tuple(None) == ()
     assert _json_tuple("") == ()
     assert _json_tuple("[]") == ()
+
+
+@given(st.lists(st.text(max_size=10), max_size=5))
+def test_json_list_matches_json_dumps(items: list[str]) -> None:
+    assert _json_list(tuple(items)) == json.dumps(items)
