@@ -11,14 +11,28 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from collector.app import close_store, create_app, get_store
 from collector.store import Store, open_store
-from tests.helpers.postgres import fresh_database
+from tests.helpers.postgres import clean_migrated_database, fresh_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL on each backend (PostgreSQL skips if no server)."""
+    """A fresh database URL on each backend, schema in place (PostgreSQL skips if no server).
+
+    PostgreSQL: this process's migrated database with every table emptied (creating a database
+    per test costs seconds); SQLite files start empty and ``store``/``app`` migrate them.
+    """
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'collector.db'}"
+    else:
+        with clean_migrated_database() as url:
+            yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, EMPTY database URL on each backend, for migration tests."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
     else:
         with fresh_database() as url:
             yield url

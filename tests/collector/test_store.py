@@ -8,8 +8,8 @@ from collector.store import Store, StoreError, open_store
 from collector.store.schema import latest_version
 
 
-def test_migrate_is_idempotent(database_url: str) -> None:
-    store = open_store(database_url)
+def test_migrate_is_idempotent(empty_database_url: str) -> None:
+    store = open_store(empty_database_url)
     try:
         assert store.schema_version() == 0
         assert store.migrate() == list(range(1, latest_version() + 1))
