@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import pairwise
 from operator import attrgetter, itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.reconcile.calendar import WorkingCalendar, load_calendar
 from collector.reconcile.expected import ExpectedBuilder
+from collector.reconcile.fast import fast_match
 from collector.reconcile.gaps import (
     batch_number_gaps,
     build_context,
@@ -90,6 +92,9 @@ def _unique_by(items: Sequence[Any], order: Any, identity: Any) -> list[Any]:
     """
     if len(items) < 2:  # nothing to sort or collapse (the usual history, payouts)
         return list(items)
+    ids = [identity(item) for item in items]
+    if all(a < b for a, b in pairwise(ids)):  # already sorted, no two alike (the usual case)
+        return list(items)
     ordered = sorted(items, key=identity)
     kept: list[Any] = []
     for item in ordered:
@@ -107,6 +112,7 @@ def reconcile_merchant(
     now: datetime,
     calendar: WorkingCalendar | None = None,
     config: ReconcileConfig | None = None,
+    fast: bool = True,
 ) -> MerchantResult:
     """Reconcile one merchant's batches against its credits.
 
@@ -114,6 +120,8 @@ def reconcile_merchant(
     :param now: an aware datetime; "due" is judged against its date in the merchant's timezone
     :param calendar: working-day calendar (default: :func:`load_calendar`)
     :param config: limits and tolerances (default: :class:`ReconcileConfig`)
+    :param fast: try the one-pass matcher (:mod:`.fast`) first; False always runs the general
+        one (the result is the same either way; the tests compare them)
     :raises ReconcileInputError: a batch of another merchant, or a naive ``now``
     """
     if now.tzinfo is None or now.utcoffset() is None:
@@ -147,7 +155,9 @@ def reconcile_merchant(
             )
         else:
             usable.append(credit)
-    outcome = match_credits(expected, usable, payouts, config)
+    outcome = fast_match(expected, usable, payouts, config) if fast else None
+    if outcome is None:
+        outcome = match_credits(expected, usable, payouts, config)
     matches, gaps, judged_notes = judge_pairings(outcome.pairings, by_key, mid, config)
     notes.extend(judged_notes)
 
@@ -193,6 +203,7 @@ def reconcile_all(
     now: datetime,
     calendar: WorkingCalendar | None = None,
     config: ReconcileConfig | None = None,
+    fast: bool = True,
 ) -> Iterator[MerchantResult]:
     """Reconcile merchants one after another, yielding each result as soon as it is ready.
 
@@ -201,4 +212,4 @@ def reconcile_all(
     calendar = calendar or load_calendar()
     config = config or ReconcileConfig()
     for inputs in merchants:
-        yield reconcile_merchant(inputs, now=now, calendar=calendar, config=config)
+        yield reconcile_merchant(inputs, now=now, calendar=calendar, config=config, fast=fast)

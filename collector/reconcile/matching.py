@@ -71,11 +71,29 @@ class MatchOutcome:
     subset_nodes: int = 0
 
 
-def reference_tokens(text: str) -> list[str]:
+def reference_tokens(text: str) -> tuple[str, ...]:
     """Whole tokens of ``text`` that may be references (upper-cased, >= 6 characters).
 
-    A token such as ``PO-2025-0001`` is also looked up by its parts.
+    A token such as ``PO-2025-0001`` is also looked up by its parts. Memoised: remittance texts
+    repeat a lot ("结算款"), and an ASCII letters-and-digits text is one token without the regex.
     """
+    found = _token_cache.get(text)
+    if found is None:
+        if text.isascii() and text.isalnum():  # exactly one token, with no parts
+            found = (text.upper(),) if len(text) >= MIN_REFERENCE_LENGTH else ()
+        else:
+            found = tuple(_reference_tokens(text))
+        if len(_token_cache) >= _TOKEN_CACHE_SIZE:
+            _token_cache.clear()
+        _token_cache[text] = found
+    return found
+
+
+_token_cache: dict[str, tuple[str, ...]] = {}
+_TOKEN_CACHE_SIZE = 4096
+
+
+def _reference_tokens(text: str) -> list[str]:
     tokens: list[str] = []
     for token in _TOKEN.findall(text):
         token = token.upper()
@@ -86,6 +104,57 @@ def reference_tokens(text: str) -> list[str]:
                 part for part in re.split(r"[-_/#.]", token) if len(part) >= MIN_REFERENCE_LENGTH
             )
     return tokens
+
+
+def credit_tokens(credit: Credit) -> tuple[str, ...]:
+    """Reference tokens of a credit's reference and remittance text, in that order.
+
+    The same as the tokens of ``f"{reference} {remittance}"``: a token never spans the space.
+    """
+    reference, remittance = credit.reference, credit.remittance
+    if not remittance:
+        return reference_tokens(reference) if reference else ()
+    if not reference:
+        return reference_tokens(remittance)
+    return reference_tokens(reference) + reference_tokens(remittance)
+
+
+def reference_index(
+    open_batches: Iterable[ExpectedCredit], payouts: Sequence[PayoutRecord]
+) -> dict[str, list[str]]:
+    """Reference token -> keys of the batches it names (a key may repeat).
+
+    Batch references name their batch; an acquirer payout reference names the batches its
+    record lists (by batch key, ``TID#batch_no`` or batch reference), or without a list every
+    batch due on its settlement date.
+    """
+    index: dict[str, list[str]] = {}
+    by_alias: dict[str, list[str]] = {}
+    by_due: dict[object, list[str]] = {}
+    # The aliases and due-date lists only serve payout references: skip them without one.
+    with_payouts = any(payout.reference for payout in payouts)
+    for exp in open_batches:
+        if with_payouts:
+            by_alias.setdefault(exp.batch_key.upper(), []).append(exp.batch_key)
+            alias = f"{exp.terminal_id}#{exp.batch_no}".upper()
+            by_alias.setdefault(alias, []).append(exp.batch_key)
+            by_due.setdefault(exp.due_date, []).append(exp.batch_key)
+            if exp.reference:
+                by_alias.setdefault(exp.reference.upper(), []).append(exp.batch_key)
+        if exp.reference:
+            for token in reference_tokens(exp.reference):
+                index.setdefault(token, []).append(exp.batch_key)
+    if with_payouts:
+        for payout in payouts:
+            if not payout.reference:
+                continue
+            if payout.batch_refs:
+                keys = [k for ref in payout.batch_refs for k in by_alias.get(ref.upper(), ())]
+            else:
+                keys = list(by_due.get(payout.settlement_date, ()))
+            for token in reference_tokens(payout.reference):
+                index.setdefault(token, []).extend(keys)
+    return index
 
 
 def match_credits(
@@ -161,44 +230,16 @@ class _Matcher:
         return sorted(self.out.open_credits.values(), key=_credit_date_order)
 
     # -- rule 1: reference ---------------------------------------------------------------
-    def _reference_index(self) -> dict[str, list[str]]:
-        index: dict[str, list[str]] = {}
-        by_alias: dict[str, list[str]] = {}
-        by_due: dict[object, list[str]] = {}
-        # The aliases and due-date lists only serve payout references: skip them without one.
-        with_payouts = any(payout.reference for payout in self.payouts)
-        for exp in self.out.open_batches.values():
-            if with_payouts:
-                by_alias.setdefault(exp.batch_key.upper(), []).append(exp.batch_key)
-                alias = f"{exp.terminal_id}#{exp.batch_no}".upper()
-                by_alias.setdefault(alias, []).append(exp.batch_key)
-                by_due.setdefault(exp.due_date, []).append(exp.batch_key)
-                if exp.reference:
-                    by_alias.setdefault(exp.reference.upper(), []).append(exp.batch_key)
-            if exp.reference:
-                for token in reference_tokens(exp.reference):
-                    index.setdefault(token, []).append(exp.batch_key)
-        for payout in self.payouts:
-            if not payout.reference:
-                continue
-            if payout.batch_refs:
-                keys = [k for ref in payout.batch_refs for k in by_alias.get(ref.upper(), ())]
-            else:
-                keys = list(by_due.get(payout.settlement_date, ()))
-            for token in reference_tokens(payout.reference):
-                index.setdefault(token, []).extend(keys)
-        return index
-
     def _by_reference(self) -> None:
         wanted = []
         for credit in self._sorted_open_credits():
             if credit.reference or credit.remittance:
-                tokens = reference_tokens(f"{credit.reference} {credit.remittance}")
+                tokens = credit_tokens(credit)
                 if tokens:
                     wanted.append((credit, tokens))
         if not wanted:
             return
-        index = self._reference_index()
+        index = reference_index(self.out.open_batches.values(), self.payouts)
         for credit, tokens in wanted:
             for token in tokens:
                 keys = sorted(set(index.get(token, ())))
