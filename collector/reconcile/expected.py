@@ -244,6 +244,19 @@ class ExpectedBuilder:
         self._edges: list[datetime] | None = None  # computed on first use
         self._after_edges: date | None = None
         self._final_fields: tuple[Any, ...] | None = None  # for due dates after _after_edges
+        if len(self._history) == 1:
+            only = self._history[0]
+            effective = only.effective_at
+            if only.status in _IN_FORCE and effective is not None:
+                # The usual history: one account, in force since ``effective``. At any payout
+                # instant from then on it is in force (account_in_force), it is not pending
+                # (_was_pending: in force and effective), and nothing came before it
+                # (previous_account). A due date after effective's local date has its payout
+                # (local midnight) after ``effective``, so all such due dates share these
+                # fields; earlier ones still take the general route in accounts_for.
+                self._after_edges = effective.astimezone(self._tz).date()
+                key = only.account_key
+                self._final_fields = (key, only.account_masked, None, None, None, (key,))
 
     def accounts_for(self, due: date) -> _Accounts:
         """Accounts (in force, pending change, previous, candidates) at the payout of ``due``."""
