@@ -649,16 +649,20 @@ def _json_list(items: Sequence[str]) -> str:
 
 
 def _match_key(mid: str, match: Match, batch_json: str, credit_json: str) -> str:
-    """Content digest of a match (its identity across runs).
+    """Identity of a match across runs: its merchant, then a digest of its content.
 
     The id lists enter as their stored JSON text; the other fields are numbers or our own
-    identifiers, joined with a unit separator that none of them contains.
+    identifiers, joined with a unit separator that none of them contains. The merchant prefix
+    keeps the unique index's inserts in merchant order (chunks run in merchant order) instead
+    of at random places: a first full run's write phase took half the time (100k batches).
+    Keys written before this prefix simply no longer match, so the first run after an upgrade
+    replaces each merchant's matches once.
     """
     text = "\x1f".join(
         (mid, match.rule, batch_json, credit_json, str(match.expected), str(match.actual),
          str(match.residual), str(match.covered), match.account_key or "")
     )  # fmt: skip
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
+    return f"{mid}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
 def _insert_many(tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
