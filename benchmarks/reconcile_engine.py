@@ -6,10 +6,13 @@ short and missing payouts, one in ten with a pending card change), then times
 ``RESULT engine_batches_per_s=… ratio_to_scan=… matched=… gaps=…`` where ``ratio_to_scan`` is the
 engine's CPU time over the CPU time of merely touching every batch and credit once in the same
 run (robust against a busy machine; batches/s is not). ``--references`` gives every credit the
-batch's payout reference, so the reference rule matches instead of amount and date.
+batch's payout reference, so the reference rule matches instead of amount and date;
+``--store-shape`` builds the shapes of ``benchmarks/reconcile.py`` instead (payout records
+naming the batches, aggregated merchants, its faults). ``--general`` never takes the one-pass
+matcher (for A/B comparisons).
 
     .venv/bin/python benchmarks/reconcile_engine.py [--merchants 20000] [--batches-per-merchant 5]
-        [--references] [--repeat 3]
+        [--references | --store-shape] [--general] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from collector.reconcile import (
     FeeSchedule,
     Merchant,
     MerchantInputs,
+    PayoutRecord,
     StatementCoverage,
     expected_credits,
     load_calendar,
@@ -96,6 +100,73 @@ def build(
     return out
 
 
+def build_store_shape(merchants: int, per_merchant: int, seed: int) -> list[MerchantInputs]:
+    """The shapes of ``benchmarks/reconcile.py``, in memory: what the store loader hands over.
+
+    Most merchants: one terminal, a batch a day, a payout record naming the batch
+    (``TID#no``) and a credit carrying its payout reference; ~8 %: two terminals paid one
+    aggregated credit a day without reference; faults: ~3 % missing, 1 % short, 0.5 %
+    duplicate, 0.5 % returned, 0.5 % held; ~1 % of statements with a broken balance chain.
+    """
+    rng = random.Random(seed)
+    calendar = load_calendar()
+    start = datetime(2025, 3, 3, 21, 0, tzinfo=TZ)
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    out = []
+    for m in range(merchants):
+        mid = f"M{m:07d}"
+        merchant = Merchant(mid, "shop", "T+1", wall(23, 0), "Asia/Shanghai", SCHEDULE)
+        history = (AccountChange(since, f"{mid}-a", mid, f"k{m}", "1234", "active", since, since),)
+        two = rng.random() < 0.08
+        batches = []
+        for n in range(per_merchant):
+            tid = f"T{m:07d}{n % 2 if two else 0}"
+            day = n // 2 if two else n
+            closed = (start + timedelta(days=day, minutes=n)).astimezone(UTC)
+            upi = rng.randint(10_000, 900_000)
+            visa = rng.randint(0, 60_000) if rng.random() < 0.3 else 0
+            buckets = (Bucket("UPI", upi),) + ((Bucket("VISA", visa),) if visa else ())
+            batches.append(Batch(mid, tid, day + 1, closed, "156", buckets, upi + visa))
+        exps = expected_credits(merchant, history, batches, calendar)
+        credits: list[Credit] = []
+        payouts: list[PayoutRecord] = []
+        if two:
+            per_day: dict[date, int] = {}
+            for exp in exps:
+                per_day[exp.due_date] = per_day.get(exp.due_date, 0) + exp.amount
+            for due, amount in per_day.items():
+                credits.append(
+                    Credit(f"A{m}-{due:%m%d}", f"k{m}", "1234", due, due, amount, "156", "",
+                           "合并到账 settlement")
+                )  # fmt: skip
+        for exp in [] if two else exps:
+            ref = f"PAY{m:07d}X{exp.batch_no:03d}"
+            fate = rng.random()
+            status = "returned" if fate < 0.005 else "held" if fate < 0.01 else "paid"
+            payouts.append(
+                PayoutRecord(mid, exp.due_date, exp.gross, exp.fees, exp.amount, "1234", status,
+                             "name mismatch" if status == "returned" else None, ref,
+                             (f"{exp.terminal_id}#{exp.batch_no}",))
+            )  # fmt: skip
+            if status != "paid" or fate < 0.03:
+                continue
+            amount = exp.amount - 3_700 if fate < 0.04 else exp.amount
+            for suffix in ("", "-dup") if fate > 0.995 else ("",):
+                credits.append(
+                    Credit(f"E{m}-{exp.batch_no}{suffix}", f"k{m}", "1234", exp.due_date,
+                           exp.due_date, amount, "156", ref, "")
+                )  # fmt: skip
+        coverage = (
+            StatementCoverage(f"k{m}", date(2025, 3, 1), date(2025, 4, 30), rng.random() >= 0.01),
+        )
+        out.append(
+            MerchantInputs(
+                merchant, history, tuple(batches), (), tuple(credits), tuple(payouts), coverage
+            )
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--merchants", type=int, default=20_000)
@@ -103,8 +174,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--references", action="store_true", help="credits carry references")
     parser.add_argument("--repeat", type=int, default=3, help="runs; the median CPU time counts")
+    parser.add_argument(
+        "--store-shape", action="store_true", help="the shapes of benchmarks/reconcile.py"
+    )
+    parser.add_argument("--general", action="store_true", help="never take the fast matcher")
     args = parser.parse_args()
-    inputs = build(args.merchants, args.batches_per_merchant, args.seed, args.references)
+    if args.store_shape:
+        inputs = build_store_shape(args.merchants, args.batches_per_merchant, args.seed)
+    else:
+        inputs = build(args.merchants, args.batches_per_merchant, args.seed, args.references)
     calendar = load_calendar()
     now = datetime(2025, 4, 1, 12, tzinfo=TZ)
     # The inputs are built up front here, unlike a store adapter that streams merchants; move
@@ -116,7 +194,7 @@ def main() -> None:
     for _ in range(args.repeat):
         t1 = time.process_time()
         matched = gaps = 0
-        for result in reconcile_all(inputs, now=now, calendar=calendar):
+        for result in reconcile_all(inputs, now=now, calendar=calendar, fast=not args.general):
             matched += len(result.matches)
             gaps += len(result.gaps)
         runs.append(time.process_time() - t1)
