@@ -448,12 +448,13 @@ def _history(tx: Tx, ids: Sequence[str]) -> dict[str, list[AccountChange]]:
 
 #: The loader's batch query (``{ids}``: the merchant-id placeholders); the reconcile benchmark
 #: times a plain scan with the same text. One row per bucket (a batch without buckets: one row
-#: of NULLs); rows of one batch are grouped by id, so no ORDER BY (and no sort) is needed.
+#: of NULLs), ordered so that a batch's rows are adjacent and merchants come one after the
+#: other -- the order of the ``(merchant_id, closed_at)`` index, so SQLite does not sort.
 BATCHES_SQL = (
     "SELECT b.id, b.merchant_id, b.terminal_id, b.batch_no, b.closed_at, b.currency,"
     " b.total_amount, k.name, k.sale_amount, k.refund_amount, k.void_amount, k.sale_count,"
     " k.refund_count, k.void_count FROM batch_summaries b LEFT JOIN batch_buckets k"
-    " ON k.batch_id = b.id WHERE b.merchant_id IN ({ids})"
+    " ON k.batch_id = b.id WHERE b.merchant_id IN ({ids}) ORDER BY b.merchant_id, b.closed_at, b.id"
 )
 
 #: The loader's credit query (booked and pending credits to any account of the merchants).
@@ -472,26 +473,27 @@ def _closed(text: str) -> datetime:
 
 
 def _batches(tx: Tx, ids: Sequence[str]) -> dict[str, list[Batch]]:
-    rows = tx.query_rows(BATCHES_SQL.format(ids=_in(ids)), ids)
-    # one row per bucket: group by batch id (in id order, for a stable input order), then
-    # build each batch once
-    heads: dict[int, Sequence[Any]] = {}
-    buckets: dict[int, list[Bucket]] = defaultdict(list)
-    for row in rows:
-        batch_id = row[0]
-        heads[batch_id] = row
-        if row[7] is not None:
-            buckets[batch_id].append(
-                _new_bucket(row[7], row[8], row[9], row[10], row[11], row[12], row[13])
-            )
     out: dict[str, list[Batch]] = defaultdict(list)
-    for batch_id in sorted(heads):
-        _, mid, tid, no, closed_at, currency, total = heads[batch_id][:7]
-        out[mid].append(
-            _new_batch(mid, tid, int(no), _closed(closed_at), _currency(currency),
-                       tuple(buckets.get(batch_id, ())), int(total), closed_at)
-        )  # fmt: skip
+    head: Sequence[Any] | None = None
+    buckets: list[Bucket] = []
+    for row in tx.query_rows(BATCHES_SQL.format(ids=_in(ids)), ids):
+        if head is None or row[0] != head[0]:  # the first row of the next batch
+            if head is not None:
+                _add_batch(out, head, buckets)
+            head, buckets = row, []
+        if row[7] is not None:
+            buckets.append(_new_bucket(row[7], row[8], row[9], row[10], row[11], row[12], row[13]))
+    if head is not None:
+        _add_batch(out, head, buckets)
     return out
+
+
+def _add_batch(out: dict[str, list[Batch]], head: Sequence[Any], buckets: list[Bucket]) -> None:
+    _, mid, tid, no, closed_at, currency, total = head[:7]
+    out[mid].append(
+        _new_batch(mid, tid, int(no), _closed(closed_at), _currency(currency), tuple(buckets),
+                   int(total), closed_at)
+    )  # fmt: skip
 
 
 def _credits(tx: Tx, ids: Sequence[str]) -> dict[str, list[Credit]]:
