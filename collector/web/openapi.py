@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from collector.reconcile.model import GapCategory
+
+GAP_CATEGORIES: tuple[str, ...] = GapCategory.__args__  # type: ignore[attr-defined]
+
 _NULLABLE_STR = {"type": "string", "nullable": True}
 _NULLABLE_INT = {"type": "integer", "nullable": True}
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
@@ -52,7 +56,9 @@ _AFTER_ID = _query(
     {"type": "integer", "minimum": 0, "maximum": 2**62},
     "the next_after of the previous page",
 )
-_TEXT = {"type": "string", "maxLength": 64}
+# Query text: at most 64 characters and no NUL (the API answers 400 to either).
+_TEXT = {"type": "string", "maxLength": 64, "pattern": "^[^\\x00]*$"}
+_CATEGORY = {"type": "string", "enum": ["", *GAP_CATEGORIES]}
 
 
 def _read(
@@ -87,7 +93,7 @@ def openapi_document() -> dict[str, Any]:
         "/merchants": _read("Search merchants (keyset pages)", _items({"type": "string", "nullable": True}),
                             [_query("q", _TEXT, "id prefix, name part or phone tail"),
                              _query("status", {"type": "string", "enum": ["", "at_risk", "ok"]}),
-                             _query("category", _TEXT), _query("after", _TEXT), _LIMIT]),
+                             _query("category", _CATEGORY), _query("after", _TEXT), _LIMIT]),
         "/merchants/{merchant_id}": _read("A merchant with its timeline", _ITEM,
                                           [_path("merchant_id", {"type": "string", "minLength": 1, "maxLength": 64})], 404),
         "/batches": _read("Batch summaries, newest first", _items(_NULLABLE_INT),
@@ -96,7 +102,7 @@ def openapi_document() -> dict[str, Any]:
         "/gaps": _read("The gap queue (keyset pages)", _items(_NULLABLE_STR),
                        [_query("sort", {"type": "string", "enum": ["money", "age"]}),
                         _query("status", {"type": "string", "enum": ["open", "acknowledged", "resolved"]}),
-                        _query("category", _TEXT), _query("merchant_id", _TEXT),
+                        _query("category", _CATEGORY), _query("merchant_id", _TEXT),
                         _query("after", {"type": "string", "maxLength": 128},
                                "the next_after of the previous page (keyset)"), _LIMIT]),
         "/gaps/{gap_id}": _read("One gap with its evidence", _ITEM, [gap_id], 404),
