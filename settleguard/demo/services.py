@@ -193,6 +193,7 @@ def start_web(app: Any, port: int = 0, host: str = "127.0.0.1") -> WebServer:
         server = waitress.server.create_server(
             app, host=host, port=0, threads=8, ident="settleguard"
         )
+
     def run() -> None:
         # close() from another thread pulls the socket out from under waitress's select():
         # the EBADF that follows is how its loop ends here, not a failure.
