@@ -302,7 +302,7 @@ def _batch_builder() -> Callable[..., Batch]:
         s_net(batch, net)
         s_ref(batch, None)
         s_key(batch, _key(tid, no, closed, closed_text))
-        return batch  # type: ignore[no-any-return]
+        return batch
 
     return build
 
@@ -326,7 +326,7 @@ def _bucket_builder() -> Callable[..., Bucket]:
         n_sale(bucket, sales)
         n_refund(bucket, refunds)
         n_void(bucket, voids)
-        return bucket  # type: ignore[no-any-return]
+        return bucket
 
     return build
 
@@ -370,7 +370,7 @@ def _credit_builder() -> Callable[..., Credit]:
         s_status(credit, status)
         s_rev(credit, reversal)
         s_imp(credit, "")
-        return credit  # type: ignore[no-any-return]
+        return credit
 
     return build
 
@@ -397,7 +397,7 @@ def _payout_builder() -> Callable[..., PayoutRecord]:
         s_reason(payout, reason)
         s_ref(payout, reference)
         s_refs(payout, refs)
-        return payout  # type: ignore[no-any-return]
+        return payout
 
     return build
 
@@ -424,8 +424,8 @@ def _history(tx: Tx, ids: Sequence[str]) -> dict[str, list[AccountChange]]:
     for row in rows:  # an agent re-sends a change with a new review status: the latest row wins
         latest[(row[1], row[8] or f"account-{row[0]}")] = row
     out: dict[str, list[AccountChange]] = defaultdict(list)
-    for (mid, change_id), row in latest.items():
-        _, _, masked, key, status, requested_at, effective_at, created_at, _, changed_at = row
+    for (mid, change_id), account in latest.items():
+        _, _, masked, key, status, requested_at, effective_at, created_at, _, changed_at = account
         requested = _dt(requested_at) or _dt(created_at)
         effective = _dt(effective_at)
         if status in ("active", "retired") and effective is None:

@@ -65,10 +65,12 @@ def test_fast_bucket_equals_constructed_bucket(
 
 
 def test_fast_credit_equals_constructed_credit() -> None:
-    args = ("E1", "key", "****1234", date(2025, 3, 4), None, 1200, "CNY", "REF", "", "booked", True)
-    assert _new_credit(*args) == Credit(*args)
-    assert hash(_new_credit(*args)) == hash(Credit(*args))
-    assert _new_credit(*args).import_id == ""
+    day = date(2025, 3, 4)
+    plain = Credit("E1", "key", "****1234", day, None, 1200, "CNY", "REF", "", "booked", True)
+    fast = _new_credit("E1", "key", "****1234", day, None, 1200, "CNY", "REF", "", "booked", True)
+    assert fast == plain
+    assert hash(fast) == hash(plain)
+    assert fast.import_id == ""
 
 
 def test_fast_payout_equals_constructed_payout() -> None:
@@ -82,7 +84,9 @@ def test_fast_payout_equals_constructed_payout() -> None:
     st.booleans(),
     st.sampled_from([(",", ":"), (", ", ": ")]),
 )
-def test_json_tuple_matches_json_loads(items: list[str], ascii_only: bool, seps: tuple) -> None:
+def test_json_tuple_matches_json_loads(
+    items: list[str], ascii_only: bool, seps: tuple[str, str]
+) -> None:
     text = json.dumps(items, ensure_ascii=ascii_only, separators=seps)
     assert _json_tuple(text) == tuple(json.loads(text))
 
