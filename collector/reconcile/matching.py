@@ -129,31 +129,39 @@ def reference_index(
     batch due on its settlement date.
     """
     index: dict[str, list[str]] = {}
+    # The aliases and due-date lists only serve payout references: skip them without one.
+    with_payouts = False
+    for payout in payouts:
+        if payout.reference:
+            with_payouts = True
+            break
+    if not with_payouts:
+        for exp in open_batches:
+            if exp.reference:
+                for token in reference_tokens(exp.reference):
+                    index.setdefault(token, []).append(exp.batch_key)
+        return index
     by_alias: dict[str, list[str]] = {}
     by_due: dict[object, list[str]] = {}
-    # The aliases and due-date lists only serve payout references: skip them without one.
-    with_payouts = any(payout.reference for payout in payouts)
+    alias_of = by_alias.setdefault
     for exp in open_batches:
-        if with_payouts:
-            by_alias.setdefault(exp.batch_key.upper(), []).append(exp.batch_key)
-            alias = f"{exp.terminal_id}#{exp.batch_no}".upper()
-            by_alias.setdefault(alias, []).append(exp.batch_key)
-            by_due.setdefault(exp.due_date, []).append(exp.batch_key)
-            if exp.reference:
-                by_alias.setdefault(exp.reference.upper(), []).append(exp.batch_key)
+        key = exp.batch_key
+        alias_of(key.upper(), []).append(key)
+        alias_of(f"{exp.terminal_id}#{exp.batch_no}".upper(), []).append(key)
+        by_due.setdefault(exp.due_date, []).append(key)
         if exp.reference:
+            alias_of(exp.reference.upper(), []).append(key)
             for token in reference_tokens(exp.reference):
-                index.setdefault(token, []).append(exp.batch_key)
-    if with_payouts:
-        for payout in payouts:
-            if not payout.reference:
-                continue
-            if payout.batch_refs:
-                keys = [k for ref in payout.batch_refs for k in by_alias.get(ref.upper(), ())]
-            else:
-                keys = list(by_due.get(payout.settlement_date, ()))
-            for token in reference_tokens(payout.reference):
-                index.setdefault(token, []).extend(keys)
+                index.setdefault(token, []).append(key)
+    for payout in payouts:
+        if not payout.reference:
+            continue
+        if payout.batch_refs:
+            keys = [k for ref in payout.batch_refs for k in by_alias.get(ref.upper(), ())]
+        else:
+            keys = list(by_due.get(payout.settlement_date, ()))
+        for token in reference_tokens(payout.reference):
+            index.setdefault(token, []).extend(keys)
     return index
 
 
