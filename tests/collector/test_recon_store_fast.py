@@ -8,15 +8,11 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.recon_store import (
-    _closed,
-    _json_list,
-    _json_tuple,
-    _new_batch,
-    _new_bucket,
-    _new_credit,
-    _new_payout,
-)
+from collector.recon_build import new_batch as _new_batch
+from collector.recon_build import new_bucket as _new_bucket
+from collector.recon_build import new_credit as _new_credit
+from collector.recon_build import new_payout as _new_payout
+from collector.recon_store import _closed, _json_list, _json_tuple
 from collector.reconcile import Batch, Bucket, Credit, PayoutRecord, batch_key
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)
