@@ -137,22 +137,28 @@ class Demo:
 
     # -- set-up --------------------------------------------------------------------------
     def start_services(self, port: int = 0) -> None:
+        instance = self.workdir / "collector"
+        # The app (and its URL rules) is built before any other thread runs: werkzeug compiles
+        # rules with the ast module, which CPython 3.11 cannot use from two threads at once
+        # ("AST constructor recursion depth mismatch", CPython gh-106905).
+        self.app = create_app(
+            {
+                "INSTANCE_PATH": str(instance),
+                "DATABASE_URL": f"sqlite:///{instance / 'collector.db'}",
+                "SECRET_KEY": secrets.token_hex(32),
+                "SMS_URL": f"file://{self.workdir / 'sms' / 'outbox.jsonl'}",
+            }
+        )
         self.broker = start_broker(self.workdir, self.options.broker)
         self.say(f"broker: {self.broker.kind} on {self.broker.url}")
-        instance = self.workdir / "collector"
-        config = {
-            "INSTANCE_PATH": str(instance),
-            "DATABASE_URL": f"sqlite:///{instance / 'collector.db'}",
-            "SECRET_KEY": secrets.token_hex(32),
-            "MQTT_HOST": self.broker.host,
-            "MQTT_PORT": self.broker.port,
-            "MQTT_USERNAME": self.broker.collector_user,
-            "MQTT_PASSWORD": self.broker.collector_password,
-            "MQTT_PROTOCOL": self.broker.protocol,
-            "BROKER_PID_FILE": str(self.broker.pid_file) if self.broker.pid_file else None,
-            "SMS_URL": f"file://{self.workdir / 'sms' / 'outbox.jsonl'}",
-        }
-        self.app = create_app(config)
+        self.app.config.update(
+            MQTT_HOST=self.broker.host,
+            MQTT_PORT=self.broker.port,
+            MQTT_USERNAME=self.broker.collector_user,
+            MQTT_PASSWORD=self.broker.collector_password,
+            MQTT_PROTOCOL=self.broker.protocol,
+            BROKER_PID_FILE=str(self.broker.pid_file) if self.broker.pid_file else None,
+        )
         self.store = get_store(self.app)
         self.store.migrate()
         self.keys, _ = init_keys(Path(self.app.config["KEYS_DIR"]))
