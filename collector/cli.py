@@ -8,7 +8,6 @@ Errors print one line and exit 1.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +15,14 @@ import click
 from flask import Flask
 
 from collector import broker, enrollment
-from collector.app import create_app, get_store
+from collector.app import get_store
 from collector.bundle_import import import_bundle_file
+from collector.cli_context import app_from_context as _app
+from collector.cli_context import fail as _fail
 from collector.keys import CollectorKeys, KeyFileError, init_keys, load_keys
 from collector.store import StoreError
 from collector.worker import WorkerError, run_workers
 from protocol.envelope import BundleError
-
-
-def _app(ctx: click.Context) -> Flask:
-    """The app from the context (tests pass one as ``obj``), else a fresh one."""
-    root = ctx.find_root()
-    if isinstance(root.obj, Flask):
-        return root.obj
-    load_app = getattr(root.obj, "load_app", None)  # flask.cli.ScriptInfo from test_cli_runner
-    if callable(load_app):
-        app: Flask = load_app()
-        return app
-    app = create_app()
-    root.obj = app
-    return app
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 @click.group("collector")

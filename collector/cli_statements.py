@@ -13,33 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask
 
-from collector.app import create_app, get_store
+from collector.app import get_store
+from collector.cli_context import app_from_context as _app
+from collector.cli_context import fail as _fail
 from collector.imports import ImportRejected, import_file
 from collector.keys import CollectorKeys, KeyFileError, load_keys
 from collector.merchants import MerchantFileError, import_merchants
 from collector.recon_store import list_gaps, reconcile
 from collector.statements import FORMATS
 from collector.store import Store
-
-
-def _app(ctx: click.Context) -> Flask:
-    root = ctx.find_root()
-    if isinstance(root.obj, Flask):
-        return root.obj
-    load_app = getattr(root.obj, "load_app", None)  # flask.cli.ScriptInfo from test_cli_runner
-    if callable(load_app):
-        app: Flask = load_app()
-        return app
-    app = create_app()
-    root.obj = app
-    return app
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 def _store_and_keys(ctx: click.Context) -> tuple[Store, CollectorKeys]:

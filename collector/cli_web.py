@@ -5,35 +5,18 @@ from __future__ import annotations
 import sys
 
 import click
-from flask import Flask
 
 from collector import tokens, users
-from collector.app import create_app, get_store
+from collector.app import get_store
+from collector.cli_context import app_from_context as _app
+from collector.cli_context import fail as _fail
 from collector.store import Store
-
-
-def _app(ctx: click.Context) -> Flask:
-    root = ctx.find_root()
-    if isinstance(root.obj, Flask):
-        return root.obj
-    load_app = getattr(root.obj, "load_app", None)  # flask.cli.ScriptInfo from test_cli_runner
-    if callable(load_app):
-        app: Flask = load_app()
-        return app
-    app = create_app()
-    root.obj = app
-    return app
 
 
 def _store(ctx: click.Context) -> Store:
     store = get_store(_app(ctx))
     store.migrate()
     return store
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 @click.group("users")
