@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -27,7 +28,9 @@ from .outbox import (
 from .policy import AlertPolicy
 from .templates import preview
 
-__all__ = ["alerts", "configured_gateway", "preview", "run_dispatcher", "send_test"]
+R = TypeVar("R")
+
+__all__ = ["alerts", "configured_gateway", "preview", "run_dispatcher", "run_loop", "send_test"]
 
 SMS_URL_ENV = "SETTLEGUARD_SMS_URL"
 DEFAULT_TEST_TEXT = "SettleGuard SMS test 结算守护短信测试"
@@ -57,6 +60,28 @@ def send_test(gateway: SmsGateway, to: str, text: str = DEFAULT_TEST_TEXT) -> di
     }
 
 
+def run_loop(
+    store: AlertStore,
+    gateway: SmsGateway,
+    stop: threading.Event,
+    step: Callable[[AlertStore, SmsGateway, datetime, AlertPolicy | None], R],
+    *,
+    interval: float = 5.0,
+    policy: AlertPolicy | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_report: Callable[[R], None] | None = None,
+) -> None:
+    """Settle alerts a crash left in ``sending`` (never by resending), then run ``step`` every
+    *interval* seconds until *stop*."""
+    recover_interrupted(store, gateway, clock())
+    while True:
+        report = step(store, gateway, clock(), policy)
+        if on_report is not None:
+            on_report(report)
+        if stop.wait(interval):
+            return
+
+
 def run_dispatcher(
     store: AlertStore,
     gateway: SmsGateway,
@@ -67,14 +92,9 @@ def run_dispatcher(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_report: Callable[[DispatchReport], None] | None = None,
 ) -> None:
-    """Settle interrupted alerts once, then dispatch every *interval* seconds until *stop*."""
-    recover_interrupted(store, gateway, clock())
-    while True:
-        report = dispatch_due(store, gateway, clock(), policy)
-        if on_report is not None:
-            on_report(report)
-        if stop.wait(interval):
-            return
+    """Dispatch what is due every *interval* seconds until *stop* (see :func:`run_loop`)."""
+    run_loop(store, gateway, stop, dispatch_due, interval=interval, policy=policy, clock=clock,
+             on_report=on_report)  # fmt: skip
 
 
 @click.group("alerts")

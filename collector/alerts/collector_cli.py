@@ -22,10 +22,10 @@ from pathlib import Path
 import click
 
 from .alert_store import AlertStore, SqliteAlertStore
-from .cli import configured_gateway, test_command
+from .cli import configured_gateway, run_loop, test_command
 from .collector_store import CollectorAlertStore
 from .gateway import GatewayError, SmsGateway
-from .outbox import DispatchReport, dispatch_due, recover_interrupted
+from .outbox import DispatchReport, dispatch_due
 from .planner import PlannerError, PlanReport, plan_alerts, preview_gap
 from .policy import AlertPolicy
 from .templates import LOCALES, TemplateError
@@ -66,19 +66,14 @@ def run_collector_alerts(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_report: Callable[[PassReport], None] | None = None,
 ) -> None:
-    """Settle alerts a crash left in ``sending`` (never by resending), then loop until *stop*."""
-    recover_interrupted(alerts, gateway, clock())
-    while True:
-        report = run_pass(alerts, gateway, clock(), policy)
-        if on_report is not None:
-            on_report(report)
-        if stop.wait(interval):
-            return
+    """Plan and dispatch every *interval* seconds until *stop* (see :func:`run_loop`)."""
+    run_loop(alerts, gateway, stop, run_pass, interval=interval, policy=policy, clock=clock,
+             on_report=on_report)  # fmt: skip
 
 
 def _collector_store(ctx: click.Context) -> CollectorAlertStore:
     from collector.app import get_store
-    from collector.cli import _app
+    from collector.cli_context import app_from_context as _app
 
     store = get_store(_app(ctx))
     store.migrate()
