@@ -158,7 +158,11 @@ def main() -> None:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
-                env={**os.environ, "ACKDOUBLE_VERIFY": "1" if args.verify else "0"},
+                env={
+                    **os.environ,
+                    "ACKDOUBLE_VERIFY": "1" if args.verify else "0",
+                    "ACKDOUBLE_RECORD_QOS": "0",
+                },
             )
             assert double.stdout is not None and double.stdin is not None
             assert double.stdout.readline().strip() == "ready"

@@ -35,7 +35,7 @@ def test_init_writes_a_commented_config_that_loads_to_defaults(home: AgentHome) 
     result = invoke(home, "init")
     assert result.exit_code == 0, result.output
     text = home.config_path.read_text()
-    assert "# window = 100" in text and "[outbox]" in text
+    assert "# window = 500" in text and "[outbox]" in text
     assert load_config(home.config_path) == AgentConfig()
     assert "agent id a-k" in result.output
 
