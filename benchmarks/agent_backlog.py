@@ -122,7 +122,7 @@ def main() -> None:
     if sys.argv[1:2] == ["--agent-flush"]:
         agent_flush(*sys.argv[2:5])
         return
-    from tests.agent.broker import agent_broker
+    from tests.helpers.mosquitto import running_broker
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the 10,000-record run (default)")
@@ -141,7 +141,7 @@ def main() -> None:
         raw_id = load_or_create_key(raw_home).agent_id
         broker_dir = Path(tmp) / "broker"
         agents = {key.agent_id: PASSWORD, raw_id: PASSWORD}
-        with agent_broker(broker_dir, agents) as broker, Outbox(home.outbox_path) as box:
+        with running_broker(broker_dir, agents) as broker, Outbox(home.outbox_path) as box:
             fill(box, key, args.records)
             payloads = [payload for _, payload in box.pending(limit=args.records)]
             double = subprocess.Popen(

@@ -14,9 +14,8 @@ from agent.keys import AgentKey, load_or_create_key
 from agent.outbox import Outbox
 from agent.sync import BrokerTarget, SyncLink
 from tests.agent.ackdouble import AckDouble
-from tests.agent.broker import agent_broker
 from tests.agent.samples import sample_record  # noqa: F401 - re-exported for tests
-from tests.helpers.mosquitto import Broker
+from tests.helpers.mosquitto import Broker, running_broker
 
 AGENT_PASSWORD = "agent-test-pw"
 
@@ -33,7 +32,7 @@ def key(home: AgentHome) -> AgentKey:
 
 @pytest.fixture
 def broker(tmp_path: Path, key: AgentKey) -> Iterator[Broker]:
-    with agent_broker(tmp_path / "broker", agents={key.agent_id: AGENT_PASSWORD}) as running:
+    with running_broker(tmp_path / "broker", agents={key.agent_id: AGENT_PASSWORD}) as running:
         yield running
 
 
