@@ -478,7 +478,11 @@ def run_chaos(opts: ChaosOptions, workdir: Path,
             elif kind == "broker" and outage_until is None:
                 if broker.kill(rng.uniform(0.0, 0.3)):
                     result.kills["broker"] += 1
-            elif kind == "outage" and outage_until is None:
+            elif kind in ("outage", "freeze") and (outage_until is not None or not broker.alive()):
+                # The broker is down from a random kill right now: hold the planned outage or
+                # freeze until it is back, so every run really has both.
+                planned[kind] = now + 0.5
+            elif kind == "outage":
                 if broker.kill(None):
                     result.kills["broker"] += 1
                     result.outages += 1
