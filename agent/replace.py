@@ -20,7 +20,7 @@ step          what happens before the next step is saved
 
 The dangerous moment is ``closing``: the terminal may have closed the batch and the power failed
 before we stored the totals. On resume we never close blindly: we first look in the outbox for a
-batch of the old terminal stored since the replacement began, then ask the terminal for its open
+batch of the old terminal stored since the replacement began (by seq, not by time), then ask the terminal for its open
 batch. If the batch we saw in ``start`` is gone (new batch number, or its transactions gone) the
 close already happened; we do not close again (the new batch is empty and closing it would make a
 second, confusing batch), and say that the final batch's totals must come from the terminal's
@@ -58,8 +58,12 @@ class Outbox(Protocol):
 
     def store(self, record: BatchSummary | TerminalReplaced) -> int: ...
 
-    def find_batch(self, terminal_id: str, since: str) -> tuple[int, int, str] | None:
-        """``(seq, batch_no, closed_at)`` of a batch of ``terminal_id`` stored at/after ``since``."""
+    def find_batch(self, terminal_id: str, after_seq: int) -> tuple[int, int, str] | None:
+        """``(seq, batch_no, closed_at)`` of a batch of ``terminal_id`` stored after ``after_seq``."""
+        ...
+
+    def last_seq(self) -> int:
+        """The highest seq committed so far (0 for an empty outbox)."""
         ...
 
     def find_replacement(self, old_terminal_id: str, new_terminal_id: str) -> int | None:
@@ -82,6 +86,7 @@ class ReplaceState:
     new_protocol: str | None = None
     step: str = "start"
     started_at: str = ""
+    started_after_seq: int = 0  # outbox high-water mark when the replacement began
     old_terminal_id: str | None = None
     open_batch_no: int | None = None
     open_batch_count: int = 0
@@ -140,6 +145,8 @@ class Replacement:
         """Advance ``state`` to ``done``, saving after each step."""
         if not state.started_at:
             state.started_at = self.now()
+            # Records are found again by seq, never by time: clocks jump, seq does not.
+            state.started_after_seq = self.outbox.last_seq()
             save_state(self.home, state)
         handlers = {
             "start": self._read_old,
@@ -165,7 +172,7 @@ class Replacement:
 
     def _close_old(self, state: ReplaceState) -> None:
         assert state.old_terminal_id is not None
-        stored = self.outbox.find_batch(state.old_terminal_id, state.started_at)
+        stored = self.outbox.find_batch(state.old_terminal_id, state.started_after_seq)
         if stored is not None:
             self.say("step 2/4: the old batch was already closed and stored by the earlier run")
             state.final_batch_seq, state.final_batch_no, state.final_batch_closed_at = stored

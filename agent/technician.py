@@ -159,12 +159,11 @@ class OutboxAdapter:
         """Sign and commit; return the seq."""
         return record(self.home, item, config=agent_config(self.home))
 
-    def _bodies(self, record_type: str, since: str) -> list[tuple[int, dict[str, Any]]]:
+    def _bodies(self, record_type: str, after_seq: int) -> list[tuple[int, dict[str, Any]]]:
         with open_outbox(self.home) as outbox:
             rows = outbox.conn.execute(
-                "SELECT seq, payload FROM outbox WHERE record_type = ? AND created_at >= ? "
-                "ORDER BY seq",
-                (record_type, since),
+                "SELECT seq, payload FROM outbox WHERE record_type = ? AND seq > ? ORDER BY seq",
+                (record_type, after_seq),
             ).fetchall()
         found = []
         for seq, payload in rows:
@@ -172,9 +171,14 @@ class OutboxAdapter:
             found.append((int(seq), envelope["body"]))
         return found
 
-    def find_batch(self, terminal_id: str, since: str) -> tuple[int, int, str] | None:
-        """A batch of ``terminal_id`` stored at or after ``since``."""
-        for seq, body in self._bodies(BatchSummary.RECORD_TYPE, since):
+    def last_seq(self) -> int:
+        """The highest seq committed so far (rows may be pruned; the counter is not)."""
+        with open_outbox(self.home) as outbox:
+            return int(outbox.get_meta("next_seq") or 1) - 1
+
+    def find_batch(self, terminal_id: str, after_seq: int) -> tuple[int, int, str] | None:
+        """A batch of ``terminal_id`` stored after ``after_seq``."""
+        for seq, body in self._bodies(BatchSummary.RECORD_TYPE, after_seq):
             if body.get("terminal_id") == terminal_id:
                 return seq, int(body["batch_no"]), str(body["closed_at"])
         return None
@@ -185,7 +189,7 @@ class OutboxAdapter:
 
     def find_replacement(self, old_terminal_id: str, new_terminal_id: str) -> int | None:
         """A stored replacement record for this pair."""
-        for seq, body in self._bodies(TerminalReplaced.RECORD_TYPE, ""):
+        for seq, body in self._bodies(TerminalReplaced.RECORD_TYPE, 0):
             if (body.get("old_terminal_id"), body.get("new_terminal_id")) == (
                 old_terminal_id,
                 new_terminal_id,

@@ -248,7 +248,11 @@ class Demo:
             sim.scenario.add_sale(bucket, amount)
         closed_at = _utc(world.close_at(day))
         if shop.fault == "final_batch_not_uploaded" and index == shop.fault_day:
-            self._replace_and_lose_final_batch(shop, home, closed_at)
+            self._replace_terminal(shop, home, closed_at, lose_final_batch=True)
+            return
+        if shop.fault is None and index == len(world.days) // 2:
+            # The control shops get a device replacement too, one that goes right.
+            self._replace_terminal(shop, home, closed_at, lose_final_batch=False)
             return
         closed = close_and_store(
             home, sim.path, shop.protocol, password=sim.scenario.password, baud=None,
@@ -280,7 +284,10 @@ class Demo:
             requested, decision[0], requested + timedelta(days=decision[1])
         )
 
-    def _replace_and_lose_final_batch(self, shop: Shop, home: AgentHome, closed_at: str) -> None:
+    def _replace_terminal(
+        self, shop: Shop, home: AgentHome, closed_at: str, *, lose_final_batch: bool
+    ) -> None:
+        """``agent replace`` on site: close the old batch, bind the new terminal, record it."""
         old = self.sims[shop.merchant_id]
         new_id = shop.replaced_terminal_id
         new = start_on_pty(shop.protocol, Scenario(terminal_id=new_id, currency="156", buckets=[]))
@@ -301,24 +308,37 @@ class Demo:
             )
         )
         (home.root / "replace.json").rename(home.root / f"replace-{state.replaced_seq}.json")
-        # The fault: the final batch never reaches the collector (the box's storage was swapped
-        # with the old terminal before it synced). The acquirer got it from the terminal.
-        with open_outbox(home) as box, box.transaction() as conn:
-            payload = conn.execute(
-                "SELECT payload FROM outbox WHERE seq = ?", (state.final_batch_seq,)
-            ).fetchone()[0]
-            conn.execute("DELETE FROM outbox WHERE seq = ?", (state.final_batch_seq,))
-        from protocol.envelope import read_header
-        from protocol.records import record_from_body
+        self.batches[shop.merchant_id].append(self._stored_batch(home, state.final_batch_seq))
+        if lose_final_batch:
+            # The fault: the final batch never reaches the collector (the box's storage was
+            # swapped with the old terminal before it synced). The acquirer got it from the
+            # terminal itself, so it is still paid.
+            with open_outbox(home) as box, box.transaction() as conn:
+                conn.execute("DELETE FROM outbox WHERE seq = ?", (state.final_batch_seq,))
+            self.lost_batches += 1
+        self._switch_terminal(shop, old, new, new_id)
 
-        body = json.loads(read_header(bytes(payload)).signed_bytes)["body"]
-        summary = record_from_body("batch_summary", body)
-        assert isinstance(summary, BatchSummary)
-        self.batches[shop.merchant_id].append(summary)
-        self.lost_batches += 1
+    def _switch_terminal(
+        self, shop: Shop, old: RunningSimulator, new: RunningSimulator, new_id: str
+    ) -> None:
         old.stop()
         self.sims[shop.merchant_id] = new
         shop.terminal_id = new_id
+
+    @staticmethod
+    def _stored_batch(home: AgentHome, seq: int | None) -> BatchSummary:
+        from protocol.envelope import read_header
+        from protocol.records import record_from_body
+
+        with open_outbox(home) as box:
+            payload = box.conn.execute(
+                "SELECT payload FROM outbox WHERE seq = ?", (seq,)
+            ).fetchone()[0]
+        summary = record_from_body(
+            "batch_summary", json.loads(read_header(bytes(payload)).signed_bytes)["body"]
+        )
+        assert isinstance(summary, BatchSummary)
+        return summary
 
     # -- sync ----------------------------------------------------------------------------
     def sync(self) -> int:

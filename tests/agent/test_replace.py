@@ -79,11 +79,16 @@ class Site:
         self._tick("after-store")
         return len(self.stored)
 
-    def find_batch(self, terminal_id: str, since: str) -> tuple[int, int, str] | None:
+    def find_batch(self, terminal_id: str, after_seq: int) -> tuple[int, int, str] | None:
         for seq, record in enumerate(self.stored, 1):
+            if seq <= after_seq:
+                continue
             if isinstance(record, BatchSummary) and record.terminal_id == terminal_id:
                 return seq, record.batch_no, record.closed_at
         return None
+
+    def last_seq(self) -> int:
+        return len(self.stored)
 
     def reserve_batch_no(self, terminal_id: str) -> int:
         self.reserved += 1
@@ -196,3 +201,23 @@ def test_state_round_trips(tmp_path: Path) -> None:
     state = ReplaceState(merchant_id="M1", old_port="/dev/old", old_protocol="poslink", notes=["x"])
     save_state(tmp_path, state)
     assert load_state(tmp_path) == state
+
+
+def test_a_batch_stored_before_the_replacement_is_not_taken_for_its_final_batch(
+    tmp_path: Path,
+) -> None:
+    """Yesterday's batch of the old terminal is already in the outbox; the clock may even say
+    it was stored later than the replacement began (a clock jump): seq decides, so the old
+    terminal's batch is still closed once."""
+    site = Site()
+    site.stored.append(
+        BatchSummary(
+            terminal_id="OLD00001", merchant_id="M0001", batch_no=6,
+            closed_at="2030-01-01T00:00:00Z", terminal_local_time=None, currency="978",
+            buckets=(), receipt_start=None, receipt_end=None, host_reconciled=None,
+            protocol="zvt",
+        )
+    )  # fmt: skip
+    state = _run_to_completion(site, tmp_path)
+    assert site.old.closes == 1
+    assert state.final_batch_no == 7 and state.final_batch_seq == 2
