@@ -15,21 +15,10 @@ from datetime import date as Date
 from pathlib import Path
 from typing import Literal
 
+from collector.reconcile.model import GAP_CATEGORIES
+
 from .encoding import segment
 
-GAP_CATEGORIES = (
-    "NOT_DUE_YET",
-    "PAID_TO_OLD_ACCOUNT",
-    "CHANGE_PENDING",
-    "RETURNED",
-    "HELD",
-    "MISSING",
-    "SHORT_PAID",
-    "AGGREGATED_UNRESOLVED",
-    "DUPLICATE_CREDIT",
-    "BATCH_NOT_UPLOADED",
-    "STATEMENT_GAP",
-)
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
 DEFAULT_TEMPLATES = Path(__file__).with_name("templates.toml")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 Cycle = Literal["T+1", "D0"]
 ChangeStatus = Literal["requested", "under_review", "active", "rejected", "retired"]
@@ -30,6 +30,9 @@ GapCategory = Literal[
     "BATCH_NOT_UPLOADED",
     "STATEMENT_GAP",
 ]
+
+#: Every gap category, in the order above: the one list the alerts, dashboard and API use.
+GAP_CATEGORIES: tuple[str, ...] = get_args(GapCategory)
 
 #: Categories that account for a batch's expected money (each batch is in at most one of these).
 BATCH_CATEGORIES: frozenset[str] = frozenset(

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.reconcile.model import GapCategory
-
-GAP_CATEGORIES: tuple[str, ...] = GapCategory.__args__  # type: ignore[attr-defined]
+from collector.reconcile.model import GAP_CATEGORIES
 
 _NULLABLE_STR = {"type": "string", "nullable": True}
 _NULLABLE_INT = {"type": "integer", "nullable": True}

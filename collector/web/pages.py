@@ -25,6 +25,7 @@ from flask import (
 
 from collector.alerts.collector_store import escalated_alerts, escalation_count
 from collector.app import get_db
+from collector.reconcile.model import GAP_CATEGORIES
 from collector.web import actions, read_models
 from collector.web.auth import actor, can, role_required
 from collector.web.chart import bars
@@ -33,11 +34,6 @@ from collector.web.i18n import translate
 
 bp = Blueprint("pages", __name__)
 
-GAP_CATEGORIES = (
-    "NOT_DUE_YET", "PAID_TO_OLD_ACCOUNT", "CHANGE_PENDING", "RETURNED", "HELD", "MISSING",
-    "SHORT_PAID", "AGGREGATED_UNRESOLVED", "DUPLICATE_CREDIT", "BATCH_NOT_UPLOADED",
-    "STATEMENT_GAP",
-)  # fmt: skip
 FORMATS = ("auto", "camt053", "camt054", "mt940", "csv", "payout")
 
 
