@@ -18,12 +18,13 @@ so an ack's origin is the broker's authentication (docs/envelope.md, "Acks").
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from protocol.canonical import MAX_SAFE_INT, JSONError, canonical_dumps, strict_json_loads
+from protocol.canonical import MAX_SAFE_INT, JSONError, strict_json_loads
 from protocol.envelope import AGENT_ID_RE as _AGENT_ID_RE
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 
@@ -88,7 +89,14 @@ def encode_acks(agent_id: str, acks: Sequence[Ack]) -> bytes:
         raise LocalProtocolError(f"send 1 to {MAX_ACKS} acks per message")
     if not all(isinstance(ack, Ack) for ack in acks):
         raise LocalProtocolError("acks must be Ack objects")
-    return canonical_dumps({"agent_id": agent_id, "acks": [ack.to_json() for ack in acks]})
+    # Every string here is checked by Ack/_AGENT_ID_RE to hold no control characters and no
+    # surrogates, keys are ASCII and integers are safe: for such values this json.dumps form
+    # is byte-identical to RFC 8785 (tests/protocol/test_acks.py proves it against
+    # canonical_dumps) and several times faster, which matters on the ingest hot path.
+    return json.dumps(
+        {"acks": [ack.to_json() for ack in acks], "agent_id": agent_id},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    ).encode()  # fmt: skip
 
 
 def _ack_from_json(index: int, item: Any) -> Ack:

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.acks import MAX_ACKS, Ack, AckError, decode_acks, encode_acks
+from protocol.canonical import canonical_dumps
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 
 acks = st.builds(
@@ -27,6 +28,12 @@ def test_encoding_is_canonical_json() -> None:
         b'{"acks":[{"reason":null,"seq":1,"status":"accepted"},'
         b'{"reason":"bad_signature","seq":2,"status":"rejected"}],"agent_id":"shop-0001"}'
     )
+
+
+@given(agent_ids, st.lists(acks, min_size=1, max_size=20))
+def test_fast_encoding_equals_rfc8785(agent_id: str, items: list[Ack]) -> None:
+    expected = canonical_dumps({"agent_id": agent_id, "acks": [a.to_json() for a in items]})
+    assert encode_acks(agent_id, items) == expected
 
 
 @given(agent_ids, st.lists(acks, min_size=1, max_size=20))
