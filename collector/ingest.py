@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector.keys import CollectorKeys
 from collector.store import Store
-from collector.store.records import WriteBatch, write_envelope
+from collector.store.records import WriteBatch, write_envelopes
 from protocol.acks import Ack
 from protocol.canonical import strict_json_loads
 from protocol.envelope import (
@@ -251,21 +251,22 @@ def ingest_batch(
     acks: list[tuple[str, Ack]] = []
     shared = WriteBatch()
     with store.transaction() as tx:
+        verified = [item for item in decided if isinstance(item, Verified)]
+        results = iter(
+            write_envelopes(
+                tx,
+                [(v.envelope, v.message.payload, v.message.source, v.record) for v in verified],
+                keys,
+                shared,
+            )
+        )
         for item in decided:
             if isinstance(item, Refused):
                 _store_refusal(tx.insert, item)
                 if item.topic_agent and item.seq_hint:
                     acks.append((item.topic_agent, Ack(item.seq_hint, "rejected", item.reason)))
                 continue
-            status, reason = write_envelope(
-                tx,
-                item.envelope,
-                item.message.payload,
-                item.message.source,
-                keys,
-                item.record,
-                shared,
-            )
+            status, reason = next(results)
             acks.append((item.envelope.agent_id, Ack(item.envelope.seq, status, reason)))  # type: ignore[arg-type]
             skew = clock_skew(item.envelope.record_type, item.envelope.created_at, now)
             if skew is not None:

@@ -55,6 +55,16 @@ class Tx(abc.ABC):
         for row in rows:
             self.execute(sql, row)
 
+    def executemany_count(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Like :meth:`executemany`, returning how many rows the statements changed in all
+        (an ``ON CONFLICT DO NOTHING`` that skipped a row does not count it)."""
+        return sum(self.execute(sql, row) for row in rows)
+
+    @abc.abstractmethod
+    def reserve_ids(self, table: str, count: int) -> list[int]:
+        """``count`` unused values of ``table``'s auto-numbered ``id`` for explicit inserts in
+        this transaction (so a bulk insert knows its rows' ids without ``RETURNING``)."""
+
     def insert(
         self, table: str, row: Row, *, ignore_conflict: bool = False, returning: str = "id"
     ) -> Any:

@@ -62,6 +62,19 @@ class PostgresTx(Tx):
         with self._conn.cursor() as cur:
             cur.executemany(_pg(sql), [tuple(row) for row in rows])  # type: ignore[arg-type]
 
+    def executemany_count(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        with self._conn.cursor() as cur:  # psycopg 3 pipelines the rows: one round trip
+            cur.executemany(_pg(sql), [tuple(row) for row in rows])  # type: ignore[arg-type]
+            return max(cur.rowcount, 0)
+
+    def reserve_ids(self, table: str, count: int) -> list[int]:
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                (table, count),
+            )
+            return [row[0] for row in cur.fetchall()]
+
 
 class PostgresStore(Store):
     """A collector database on a PostgreSQL server.

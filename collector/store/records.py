@@ -200,6 +200,101 @@ def write_envelope(
     return ACCEPTED, None
 
 
+_INSERT_RECEIVED_ID_SQL = (
+    "INSERT INTO received_records (id, agent_id, seq, key_id, record_type, created_at, source,"
+    " payload_sha256, envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_INSERT_BATCH_ID_SQL = (
+    "INSERT INTO batch_summaries (id, received_record_id, agent_id, terminal_id, merchant_id,"
+    " batch_no, closed_at, closed_at_local, currency, total_amount, receipt_start, receipt_end,"
+    " host_reconciled, content_sha256, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING"
+)
+
+#: One verified envelope to write: ``(envelope, payload, source, record)``.
+Item = tuple[Envelope, bytes, str, Record]
+
+
+def write_envelopes(
+    tx: Tx, items: list[Item], keys: CollectorKeys | None, shared: WriteBatch
+) -> list[tuple[str, str | None]]:
+    """Write verified envelopes in order; return ``(status, reason)`` per item.
+
+    Theory of operation: the common case — new batch summaries, none seen before — is written
+    with one multi-row statement per table (:func:`_bulk_batches`), ~3× cheaper per record
+    than one statement each. It is attempted inside a savepoint and only counts as done when
+    every row was inserted; any clash (a resend, a conflict, the same key twice in this list)
+    rolls the savepoint back and every item takes the one-by-one path of
+    :func:`write_envelope`, which decides duplicates and conflicts. The result is the same
+    either way (tests/collector/test_records_bulk.py).
+    """
+    batches = [i for i, item in enumerate(items) if type(item[3]) is BatchSummary]
+    if len(batches) >= 2 and _bulk_batches(tx, items, batches, shared):
+        done = set(batches)
+        return [
+            (ACCEPTED, None) if i in done else write_envelope(tx, e, p, s, keys, r, shared)
+            for i, (e, p, s, r) in enumerate(items)
+        ]
+    return [write_envelope(tx, e, p, s, keys, r, shared) for e, p, s, r in items]
+
+
+def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatch) -> bool:
+    """Insert the batch summaries ``items[i] for i in which`` in bulk; False (and nothing
+    written) unless every one of them is new."""
+    seqs = {(e.agent_id, e.seq) for e, _, _, _ in items}
+    natural = {items[i][3].natural_key() for i in which}  # type: ignore[union-attr]
+    if len(seqs) != len(items) or len(natural) != len(which):
+        return False  # the same key twice in one transaction: let the slow path decide
+    tx.execute("SAVEPOINT sg_bulk")
+    ids = tx.reserve_ids("received_records", len(which))
+    received, summaries, buckets, terminals = [], [], [], []
+    merchants: dict[str, str | None] = {}
+    for record_id, i in zip(ids, which, strict=True):
+        envelope, payload, source, record = items[i]
+        batch: BatchSummary = record  # type: ignore[assignment]
+        received.append((record_id, envelope.agent_id, envelope.seq, envelope.key_id,
+                         envelope.record_type, envelope.created_at, source, sha256_hex(payload),
+                         payload))  # fmt: skip
+    if tx.executemany_count(_INSERT_RECEIVED_ID_SQL, received) != len(which):
+        tx.execute("ROLLBACK TO SAVEPOINT sg_bulk")
+        tx.execute("RELEASE SAVEPOINT sg_bulk")
+        return False
+    batch_ids = tx.reserve_ids("batch_summaries", len(which))
+    for batch_id, record_id, i in zip(batch_ids, ids, which, strict=True):
+        envelope, payload, _, record = items[i]
+        batch = record  # type: ignore[assignment]
+        body = _body_json(envelope, payload)
+        merchant_id = batch.merchant_id
+        if not merchant_id:
+            if envelope.agent_id not in merchants:
+                merchants[envelope.agent_id] = _merchant_of(tx, envelope, None)
+            merchant_id = merchants[envelope.agent_id]
+        reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
+        summaries.append((batch_id, record_id, envelope.agent_id, batch.terminal_id, merchant_id,
+                          batch.batch_no, batch.closed_at, batch.terminal_local_time,
+                          batch.currency, batch.net_amount, batch.receipt_start,
+                          batch.receipt_end, reconciled, sha256_hex(body.encode()), body))  # fmt: skip
+        buckets.extend((batch_id, b.name, b.sale_count, b.sale_amount, b.refund_count,
+                        b.refund_amount, b.void_count, b.void_amount) for b in batch.buckets)  # fmt: skip
+        if batch.terminal_id and batch.terminal_id not in shared.terminals:
+            terminals.append((batch.terminal_id, merchant_id, envelope.agent_id))
+            shared.terminals.add(batch.terminal_id)
+    if tx.executemany_count(_INSERT_BATCH_ID_SQL, summaries) != len(which):
+        for terminal in terminals:
+            shared.terminals.discard(terminal[0])
+        tx.execute("ROLLBACK TO SAVEPOINT sg_bulk")
+        tx.execute("RELEASE SAVEPOINT sg_bulk")
+        return False
+    if buckets:
+        tx.executemany(_INSERT_BUCKET_SQL, buckets)
+    if terminals:
+        tx.executemany(_INSERT_TERMINAL_SQL, terminals)
+    tx.execute("RELEASE SAVEPOINT sg_bulk")
+    for i in which:
+        shared.touch(items[i][0])
+    return True
+
+
 def _seq_taken(tx: Tx, envelope: Envelope, payload: bytes, digest: str) -> tuple[str, str | None]:
     existing = tx.query_one(
         "SELECT id, payload_sha256 FROM received_records WHERE agent_id = ? AND seq = ?",

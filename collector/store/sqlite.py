@@ -43,6 +43,22 @@ class SqliteTx(Tx):
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._conn.executemany(sql, rows)
 
+    def executemany_count(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        before = self._conn.total_changes
+        self._conn.executemany(sql, rows)
+        return self._conn.total_changes - before
+
+    def reserve_ids(self, table: str, count: int) -> list[int]:
+        # Safe because every write transaction here is BEGIN IMMEDIATE: no other connection
+        # can insert until we commit. AUTOINCREMENT never reuses an id, even of a deleted
+        # row, so start after both the highest id and sqlite_sequence's high-water mark.
+        top = self._conn.execute(
+            f"SELECT MAX(COALESCE((SELECT MAX(id) FROM {table}), 0),"  # noqa: S608 - our names
+            " COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0))",
+            (table,),
+        ).fetchone()[0]
+        return list(range(top + 1, top + 1 + count))
+
 
 class SqliteStore(Store):
     """A collector database in one SQLite file.
