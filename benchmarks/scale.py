@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import shutil
 import sys
 import tempfile
@@ -29,6 +30,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -55,8 +57,14 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop_at: float,
-              out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]  # fmt: skip
-    """Play ``agents`` (id, raw private key, broker password) until ``stop_at``; report counts."""
+              out: multiprocessing.Queue, per_agent: int = 0, merchants: int = 500,  # type: ignore[type-arg]
+              ready: Any = None, go: Any = None) -> None:  # fmt: skip
+    """Play ``agents`` (id, raw private key, broker password) until ``stop_at``; report counts.
+
+    With ``per_agent`` > 0 each agent seals that many records *before* ``ready`` is set and
+    publishes exactly those after ``go`` (``--records`` mode: the agents' signing cost stays
+    out of the timed ingest, as on a real site where every agent signs on its own device).
+    """
     import paho.mqtt.client as mqtt
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from paho.mqtt.enums import CallbackAPIVersion
@@ -90,9 +98,12 @@ def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop
 
         def payload(self) -> bytes:
             self.seq += 1
+            number = int(self.agent_id[-4:])
             record = BatchSummary(
-                terminal_id=f"T{self.agent_id[-6:]}", merchant_id=f"M{self.seq % 500:04d}",
-                batch_no=self.seq, closed_at="2026-03-02T22:00:00Z", terminal_local_time=None,
+                terminal_id=f"T{self.agent_id[-6:]}",
+                merchant_id=f"M{(number * 7919 + self.seq // 50) % merchants:05d}",
+                batch_no=self.seq, closed_at=f"2026-03-{1 + self.seq % 28:02d}T22:00:00Z",
+                terminal_local_time=None,
                 currency="156", buckets=(Bucket("other", sale_count=3, sale_amount=1000 + self.seq),),
                 receipt_start=1, receipt_end=3, host_reconciled=True, protocol="zvt",
             )  # fmt: skip
@@ -103,24 +114,57 @@ def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop
     ones = [One(*a) for a in agents]
     for one in ones:
         one.ready.wait(30)
+    sealed: dict[str, list[bytes]] = {}
+    if per_agent:
+        for one in ones:
+            sealed[one.agent_id] = [one.payload() for _ in range(per_agent)][::-1]
+            one.seq = 0
+    if ready is not None:
+        ready.set()
+    cpu_before = 0.0
+    if go is not None:
+        go.wait()
+        cpu_before = cpu_seconds(os.getpid())  # what was spent signing in advance is not counted
+        stop_at = time.time() + (stop_at - time.time() if not per_agent else 1e9)
+
+    def next_payload(one: One) -> bytes | None:
+        if not per_agent:
+            return one.payload()
+        queue = sealed[one.agent_id]
+        if not queue:
+            return None
+        one.seq += 1
+        return queue.pop()
+
     while time.time() < stop_at:
         sent = 0
         for one in ones:  # round-robin; an agent whose window is full waits for its acks
             room = window - (one.seq - one.acked)
             for _ in range(min(room, window // 4 or 1)):
-                one.client.publish(rec_topic(one.agent_id), one.payload(), qos=1)
+                payload = next_payload(one)
+                if payload is None:
+                    break
+                one.client.publish(rec_topic(one.agent_id), payload, qos=1)
                 sent += 1
+        if per_agent and all(not q for q in sealed.values()):
+            break
         if not sent:
             with ones[0].cond:
                 ones[0].cond.wait(0.01)
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     for one in ones:
         with one.cond:
             while one.acked < one.seq and time.time() < deadline:
                 one.cond.wait(0.5)
         one.client.disconnect()
         one.client.loop_stop()
-    out.put((sum(o.seq for o in ones), sum(o.acked for o in ones), cpu_seconds(os.getpid())))
+    out.put(
+        (
+            sum(o.seq for o in ones),
+            sum(o.acked for o in ones),
+            cpu_seconds(os.getpid()) - cpu_before,
+        )
+    )
 
 
 def main() -> None:
@@ -130,6 +174,13 @@ def main() -> None:
     parser.add_argument("--publishers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--window", type=int, default=200)
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=0,
+        help="pre-sign this many records, publish exactly those (no --duration)",
+    )
+    parser.add_argument("--merchants", type=int, default=500)
     args = parser.parse_args()
 
     import ingest as bench  # benchmarks/ingest.py: broker and database helpers
@@ -148,13 +199,11 @@ def main() -> None:
         store = open_store(url)
         store.migrate()
         with store.transaction() as tx:
-            for m in range(500):
-                tx.insert(
-                    "merchants",
-                    {"merchant_id": f"M{m:04d}", "name": f"Shop {m}"},
-                    returning="merchant_id",
-                )
-        agents = [make_agent(store, f"scale-{i:04d}", merchant=f"M{i % 500:04d}")
+            tx.executemany(
+                "INSERT INTO merchants (merchant_id, name) VALUES (?, ?)",
+                [(f"M{m:05d}", f"Shop {m}") for m in range(args.merchants)],
+            )
+        agents = [make_agent(store, f"scale-{i:04d}", merchant=f"M{i % args.merchants:05d}")
                   for i in range(args.agents)]  # fmt: skip
         (tmp / "pid").write_text(str(broker.pid))
         enrollment.sync_broker_passwords(store, files.password_file, collector_user="collector",
@@ -175,29 +224,48 @@ def main() -> None:
         for r in readies:
             r.wait(60)
         out = ctx.Queue()
-        start = time.time()
-        stop_at = start + args.duration
+        per_agent = -(-args.records // args.agents) if args.records else 0
+        pub_ready = [ctx.Event() for _ in range(args.publishers)]
+        go = ctx.Event()
+        stop_at = time.time() + args.duration
         pubs = [ctx.Process(target=publisher,
-                            args=(port, raw[i :: args.publishers], args.window, stop_at, out))
+                            args=(port, raw[i :: args.publishers], args.window, stop_at, out,
+                                  per_agent, args.merchants, pub_ready[i], go))
                 for i in range(args.publishers)]  # fmt: skip
         for p in pubs:
             p.start()
+        if per_agent:
+            print(f"pre-signing {per_agent * args.agents} records in {args.publishers} processes",
+                  flush=True)  # fmt: skip
+        for r in pub_ready:
+            r.wait(3600)
+        worker_cpu0 = sum(cpu_seconds(w.pid) for w in workers if w.pid)
+        broker_cpu0 = cpu_seconds(broker.pid)
+        start = time.time()
+        stop_at = start + args.duration
+        go.set()
         last, last_t = 0, start
-        while any(p.is_alive() for p in pubs):
-            time.sleep(min(30.0, max(1.0, args.duration / 20)))
+        report_every = 15.0 if per_agent else min(30.0, max(1.0, args.duration / 20))
+        results = []
+        while len(results) < len(pubs):
+            try:  # a publisher reports when all its records are acked (or its time is up)
+                results.append(out.get(timeout=report_every))
+                if len(results) < len(pubs):
+                    continue
+            except queue.Empty:
+                pass
             now, count = time.time(), store.count("received_records")
             print(f"{now - start:6.0f}s stored={count:9d}  last interval {(count - last) / (now - last_t):7.0f}/s",
                   flush=True)  # fmt: skip
             last, last_t = count, now
-            if now > stop_at + 180:
-                break
-        results = [out.get(timeout=60) for _ in pubs]
+            if not per_agent and now > stop_at + 180:
+                results += [out.get(timeout=60) for _ in range(len(pubs) - len(results))]
         ingest_end = time.time()
         published = sum(r[0] for r in results)
         acked = sum(r[1] for r in results)
         pub_cpu = sum(r[2] for r in results)
-        worker_cpu = sum(cpu_seconds(w.pid) for w in workers if w.pid)
-        broker_cpu = cpu_seconds(broker.pid)
+        worker_cpu = sum(cpu_seconds(w.pid) for w in workers if w.pid) - worker_cpu0
+        broker_cpu = cpu_seconds(broker.pid) - broker_cpu0
         worker_rss = max(peak_rss_mb(w.pid) for w in workers if w.pid)
         broker_rss = peak_rss_mb(broker.pid)
         stop.set()

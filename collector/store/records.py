@@ -98,7 +98,9 @@ class WriteBatch:
 
     def flush(self, tx: Tx) -> None:
         """Write the agents' ``last_seen``/``last_seq`` (one statement per agent)."""
-        for agent_id, (created_at, top) in self.agents.items():
+        # In agent_id order: two workers committing at once then lock the rows in the same
+        # order and cannot deadlock (PostgreSQL found such deadlocks in the scale run).
+        for agent_id, (created_at, top) in sorted(self.agents.items()):
             tx.execute(_TOUCH_AGENT_SQL, (created_at, top, top, agent_id))
         self.agents.clear()
 
@@ -288,7 +290,7 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
     if buckets:
         tx.executemany(_INSERT_BUCKET_SQL, buckets)
     if terminals:
-        tx.executemany(_INSERT_TERMINAL_SQL, terminals)
+        tx.executemany(_INSERT_TERMINAL_SQL, sorted(terminals))  # sorted: see WriteBatch.flush
     tx.execute("RELEASE SAVEPOINT sg_bulk")
     for i in which:
         shared.touch(items[i][0])
