@@ -25,6 +25,7 @@ SQLite rolls the transaction back and becomes a :class:`~agent.errors.StorageErr
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -70,6 +71,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# Applies one verdict to many rows; the seqs are bound as one JSON array (json_each), so the
+# statement text is fixed and stays in sqlite3's statement cache.
+_APPLY_ACKS_SQL = (
+    "UPDATE outbox SET state = ?, ack_status = ?, ack_reason = ?, acked_at = ?, acked_epoch = ? "
+    "WHERE state = 'pending' AND seq IN (SELECT value FROM json_each(?))"
+)
 
 
 class AckLike(Protocol):
@@ -290,23 +298,22 @@ class Outbox:
         """
         now = time.time()
         now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        # One UPDATE per distinct verdict (almost always just "accepted"), not one per ack:
+        # the seqs go in as one JSON array. The first ack for a seq wins, as the collector's
+        # first answer is the one that committed (a later "duplicate" changes nothing).
+        groups: dict[tuple[str, str | None], list[int]] = {}
+        seen: set[int] = set()
+        for ack in acks:
+            if ack.seq not in seen:
+                seen.add(ack.seq)
+                groups.setdefault((ack.status, ack.reason), []).append(ack.seq)
+        changed = 0
         with self.transaction() as conn:
-            cursor = conn.executemany(
-                "UPDATE outbox SET state = ?, ack_status = ?, ack_reason = ?, acked_at = ?, "
-                "acked_epoch = ? WHERE seq = ? AND state = 'pending'",
-                [
-                    (
-                        ACKED if ack.status in ("accepted", "duplicate") else REJECTED,
-                        ack.status,
-                        ack.reason,
-                        now_iso,
-                        now,
-                        ack.seq,
-                    )
-                    for ack in acks
-                ],
-            )
-            changed = cursor.rowcount
+            for (status, reason), seqs in groups.items():
+                state = ACKED if status in ("accepted", "duplicate") else REJECTED
+                changed += conn.execute(
+                    _APPLY_ACKS_SQL, (state, status, reason, now_iso, now, json.dumps(seqs))
+                ).rowcount
             if meta:
                 self._set_meta(conn, meta)
         return changed

@@ -145,7 +145,9 @@ class SyncLink:
         self._wake = threading.Event()  # set by the network thread: acks, (dis)connect
         self._unwritten: list[Ack] = []  # taken out of flight, not yet in the outbox
         self._unwritten_since = 0.0
+        # seq -> (sent at, payload), in send order: the first entry is the oldest
         self._inflight: dict[int, tuple[float, bytes]] = {}
+        self._rec_topic = rec_topic(key.agent_id)
         self._cursor = 0
         self._sub_mid: int | None = None
         self._client = self._make_client()
@@ -170,7 +172,10 @@ class SyncLink:
                 keyfile=self.target.key_file or None,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
-        client.max_inflight_messages_set(self.settings.window)
+        # No paho in-flight limit: with one, paho rescans every stored message on each PUBACK
+        # (O(window) per record, ~40 % of the network thread at window 500). Our window bounds
+        # what is in flight, and the queue cap (same size) bounds what paho holds.
+        client.max_inflight_messages_set(0)
         client.max_queued_messages_set(self.settings.window)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
@@ -344,19 +349,24 @@ class SyncLink:
         self.rejected_total += sum(ack.status in ("rejected", "conflict") for ack in acks)
 
     def _publish(self, seq: int, payload: bytes) -> bool:
-        info = self._client.publish(rec_topic(self.agent_id), payload, qos=1)
+        info = self._client.publish(self._rec_topic, payload, qos=1)
         if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
             return False
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
             return False
+        self._inflight.pop(seq, None)  # a resend moves to the end: keep send order
         self._inflight[seq] = (self.clock(), payload)
         self.published_total += 1
         return True
 
     def _resend_overdue(self) -> None:
         cutoff = self.clock() - self.settings.ack_timeout_s
-        overdue = [seq for seq, (sent, _) in self._inflight.items() if sent <= cutoff]
+        overdue = []
+        for seq, (sent, _) in self._inflight.items():  # oldest first: stop at the first young one
+            if sent > cutoff:
+                break
+            overdue.append(seq)
         for seq in sorted(overdue):
             if not self._publish(seq, self._inflight[seq][1]):
                 break
@@ -380,7 +390,8 @@ class SyncLink:
         """Monotonic time at which the oldest in-flight record becomes overdue."""
         if not self._inflight:
             return None
-        return min(sent for sent, _ in self._inflight.values()) + self.settings.ack_timeout_s
+        oldest_sent, _ = next(iter(self._inflight.values()))
+        return oldest_sent + self.settings.ack_timeout_s
 
     def publish_heartbeat(self, payload: bytes) -> None:
         """Publish a signed heartbeat on the ``hb`` topic (QoS 0: the next one supersedes it)."""

@@ -5,7 +5,7 @@ Usage: ``python benchmarks/agent_backlog.py [--quick] [--records N] [--window W]
 1. Starts Mosquitto on a free loopback port with the shipped config (``set_tcp_nodelay``,
    password file, per-agent ACL) and the collector ack double in its own process
    (:mod:`tests.agent.ackdouble`: dedupes by ``(agent, seq)`` and payload hash, acks in
-   batches). By default it does not verify signatures: that is the collector's cost, spread
+   batches of up to 256 records or 20 ms, as the ingest worker commits). By default it does not verify signatures: that is the collector's cost, spread
    over its ingest processes (DESIGN.md §7), and in one Python process it, not the agent,
    would set the pace. ``--verify`` turns verification on to show the end-to-end rate.
 2. Fills a fresh outbox with N signed records (not timed).

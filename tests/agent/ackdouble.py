@@ -6,8 +6,10 @@ of each ``(agent_id, seq)`` and answers on ``sg/v1/a/{agent}/ack``: ``accepted``
 time, ``duplicate`` for the same bytes again, ``conflict`` for different bytes under a seen
 seq, ``rejected`` for a bad signature or a seq listed in :attr:`AckDouble.reject`.
 
-Work happens on one worker thread fed by a queue, so acks are naturally batched (one ack
-message per agent per drained batch), like the real collector's commit-then-ack.
+Work happens on one worker thread fed by a queue and batched the way the real ingest worker
+batches (:class:`collector.worker.IngestWorker`): take up to ``batch_size`` messages, waiting at
+most ``batch_wait_s`` to fill the batch, then answer with one ack message per agent per batch
+(at most :data:`protocol.acks.MAX_ACKS` acks each). Only what was received is acked.
 
 Run as a process for the benchmark: ``python -m tests.agent.ackdouble PORT USER PASSWORD
 AGENT_ID PUBKEY_B64`` prints ``ready`` and then ``accepted N duplicates M`` when stdin closes.
@@ -30,9 +32,13 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from protocol.acks import Ack, encode_acks
+from protocol.acks import MAX_ACKS, Ack, encode_acks
 from protocol.envelope import EnvelopeError, verify_and_parse
 from protocol.topics import HEARTBEAT_FILTER, PLAIN_INGEST_FILTER, ack_topic
+
+# The real ingest worker's defaults (collector/config.py INGEST_BATCH_SIZE, _WAIT_S).
+INGEST_BATCH_SIZE = 256
+INGEST_BATCH_WAIT_S = 0.02
 
 
 class AckDouble:
@@ -48,8 +54,12 @@ class AckDouble:
         protocol: int = 5,
         verify: bool = True,
         record_qos: int = 1,
+        batch_size: int = INGEST_BATCH_SIZE,
+        batch_wait_s: float = INGEST_BATCH_WAIT_S,
     ) -> None:
         self.keys = dict(keys)
+        self.batch_size = batch_size
+        self.batch_wait_s = batch_wait_s
         self.verify = verify
         self.record_qos = record_qos
         self.seen: dict[tuple[str, int], bytes] = {}
@@ -97,24 +107,35 @@ class AckDouble:
         self._client.loop_stop()
         self._client._reset_sockets()  # paho closes its wake-up socket pair only in __del__
 
+    def _take(self) -> list[tuple[str, bytes] | None]:
+        """The next batch: block for one message, then fill for at most ``batch_wait_s``."""
+        item = self._queue.get()
+        batch = [item]
+        deadline = time.monotonic() + self.batch_wait_s
+        while item is not None and len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            batch.append(item)
+        return batch
+
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
-            batch = [item]
-            while item is not None and len(batch) < 500:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                batch.append(item)
+            batch = self._take()
             acks: dict[str, list[Ack]] = {}
             for entry in batch:
                 if entry is None:
                     return
                 self._handle(*entry, acks)
             for agent_id, agent_acks in acks.items():
-                for start in range(0, len(agent_acks), 1000):
-                    payload = self._encode(agent_id, agent_acks[start : start + 1000])
+                for start in range(0, len(agent_acks), MAX_ACKS):
+                    payload = self._encode(agent_id, agent_acks[start : start + MAX_ACKS])
                     self._client.publish(ack_topic(agent_id), payload, qos=1)
 
     def _encode(self, agent_id: str, acks: list[Ack]) -> bytes:
