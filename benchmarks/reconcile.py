@@ -20,7 +20,10 @@ Then, in the same run, it measures
     a transaction like the loader's, rows materialised as tuples (``Tx.query_rows``, what the
     loader itself reads). The batches-and-credits part alone is printed too (``ratio_to_bc``);
 (b) **reconcile**: :func:`collector.recon_store.reconcile` with ``full=True`` -- load, engine,
-    write matches and gaps -- and its split into load / engine / write.
+    write matches and gaps -- and its split into load / engine / write (summed over worker
+    processes). By default it runs with its own default process count (one per CPU, see
+    :mod:`collector.recon_parallel`); ``--processes 1`` pins the calling process alone. The
+    process count is printed; reconcile CPU time includes the worker processes'.
 
 ``--repeat N`` runs (a) and (b) N times, each on a fresh copy of the generated database, and
 reports medians (wall and CPU): the machine is shared, single runs are noisy.
@@ -40,6 +43,7 @@ import argparse
 import gc
 import json
 import random
+import resource
 import shutil
 import statistics
 import tempfile
@@ -240,7 +244,13 @@ def scan(
     return time.perf_counter() - started, time.process_time() - cpu, rows
 
 
-def one_run(path: Path, ids: list[str]) -> dict[str, float]:
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished child processes (reconcile workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def one_run(path: Path, ids: list[str], processes: int | None) -> dict[str, float]:
     """Scan, then reconcile everything, on the database at ``path``; their times and counts."""
     store = open_store(f"sqlite:///{path}")
     assert isinstance(store, SqliteStore)
@@ -250,15 +260,15 @@ def one_run(path: Path, ids: list[str]) -> dict[str, float]:
     gc.collect()
     scan_s, scan_cpu, rows = scan(store, ids)
     gc.collect()
-    cpu = time.process_time()
-    report = reconcile(store, full=True, now=NOW)
-    recon_cpu = time.process_time() - cpu
+    cpu = _cpu()
+    report = reconcile(store, full=True, now=NOW, processes=processes)
+    recon_cpu = _cpu() - cpu
     store.close()
     return {
         "scan_s": scan_s, "scan_cpu": scan_cpu, "rows": rows, "bc_s": bc_s, "bc_cpu": bc_cpu,
         "recon_s": report.seconds, "recon_cpu": recon_cpu, "batches": report.batches,
         "merchants": report.merchants, "matches": report.matches, "gaps": report.gaps_open,
-        "errors": len(report.errors), **report.phases,
+        "errors": len(report.errors), "processes": report.processes, **report.phases,
     }  # fmt: skip
 
 
@@ -272,6 +282,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--db", type=Path, default=None, help="database file (default: temp)")
     parser.add_argument("--repeat", type=int, default=3, help="runs to take medians of")
+    parser.add_argument(
+        "--processes", type=int, default=None, help="reconcile processes (default: one per CPU)"
+    )
     args = parser.parse_args()
     total = args.batches or (20_000 if args.quick else 1_000_000 if args.full else 100_000)
     merchants = max(1, total // args.per_merchant)
@@ -290,13 +303,14 @@ def main() -> None:
         for n in range(args.repeat):
             run_path = Path(tmp) / "run.db"
             shutil.copyfile(path, run_path)
-            run = one_run(run_path, ids)
+            run = one_run(run_path, ids, args.processes)
             runs.append(run)
             print(
                 f"run {n + 1}: scan {run['rows']:.0f} rows in {run['scan_s']:.2f}s (CPU"
                 f" {run['scan_cpu']:.2f}s; batches+credits only {run['bc_s']:.2f}s, CPU"
                 f" {run['bc_cpu']:.2f}s); reconcile {run['merchants']:.0f} merchants,"
-                f" {run['batches']:.0f} batches in {run['recon_s']:.2f}s (load {run['load']:.2f}s,"
+                f" {run['batches']:.0f} batches in {run['processes']:.0f} process(es),"
+                f" {run['recon_s']:.2f}s (load {run['load']:.2f}s,"
                 f" engine {run['engine']:.2f}s, write {run['write']:.2f}s; CPU"
                 f" {run['recon_cpu']:.2f}s); {run['matches']:.0f} matches, {run['gaps']:.0f} gaps,"
                 f" errors {run['errors']:.0f}"
@@ -316,10 +330,12 @@ def main() -> None:
 
     batches, recon_s, recon_cpu = med("batches"), med("recon_s"), med("recon_cpu")
     print(
-        f"medians of {len(runs)}: reconcile {recon_s:.2f}s wall / {recon_cpu:.2f}s CPU (load"
+        f"medians of {len(runs)}: reconcile ({med('processes'):.0f} process(es))"
+        f" {recon_s:.2f}s wall / {recon_cpu:.2f}s CPU (load"
         f" {med('load'):.2f}s, engine {med('engine'):.2f}s, write {med('write'):.2f}s wall);"
         f" scan {med('scan_s'):.2f}s wall / {med('scan_cpu'):.2f}s CPU; batches+credits scan"
-        f" {med('bc_s'):.2f}s wall / {med('bc_cpu'):.2f}s CPU"
+        f" {med('bc_s'):.2f}s wall / {med('bc_cpu'):.2f}s CPU (load, engine, write: summed over"
+        " processes)"
     )
     print(
         f"CPU-time figures (robust on a busy machine): batches_per_cpu_s="

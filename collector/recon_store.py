@@ -8,53 +8,48 @@ Theory of operation (DESIGN.md §5 "Reconciliation", issue 5): the domain engine
    above it -- batches, card changes, terminal replacements, account-history rows, credits and
    statement coverage on their accounts, payout records -- plus merchants queued in
    ``recon_dirty`` (merchant edits) and merchants with a ``NOT_DUE_YET`` gap now due are dirty;
-2. **loads** :class:`~collector.reconcile.MerchantInputs` for them in chunks, with one
-   set-based query per table and chunk (never one query per merchant or row);
+2. splits them into chunks and, per chunk, **loads** :class:`~collector.reconcile.MerchantInputs`
+   with one set-based query per table (never one query per merchant or row) in a read
+   transaction;
 3. runs :func:`~collector.reconcile.reconcile_merchant`;
-4. **writes** idempotently: a match is keyed by a digest of its content, so an unchanged match
-   keeps its row and a changed one is replaced; a gap is keyed by the engine's stable
-   ``Gap.key`` and keeps its id, status and acknowledgement across runs. A gap the engine no
-   longer reports is resolved: ``resolution = 'matched'`` when its batches are now matched (the
-   money showed up), else ``'superseded'`` (re-classified, e.g. ``NOT_DUE_YET`` → ``MISSING``).
-   An automatically resolved gap that comes back is reopened; one an operator resolved stays
-   resolved.
+4. **writes** idempotently (:mod:`collector.recon_write`): matches keyed by a digest of their
+   content, gaps by the engine's stable ``Gap.key``, keeping ids, status and acknowledgements.
 
-Running twice changes nothing; facts arriving in another order give the same rows.
+Chunks are independent (a merchant's results depend on its own rows only), so a large run
+spreads them over worker processes (:mod:`collector.recon_parallel`); the stored results are
+the same as in one process. Running twice changes nothing; facts arriving in another order
+give the same rows.
 """
-
 # SQL here is built only from our own table/column names and "?" lists; values are bound.
 # ruff: noqa: S608
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import time as clock
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from json.encoder import encode_basestring_ascii as _encode_string
 from typing import Any
 
+from collector import recon_write
 from collector.merchants import fee_schedule_from_json
 from collector.recon_build import new_batch as _new_batch
 from collector.recon_build import new_bucket as _new_bucket
 from collector.recon_build import new_credit as _new_credit
 from collector.recon_build import new_payout as _new_payout
+from collector.recon_parallel import default_processes, run_chunks
 from collector.reconcile import (
     AccountChange,
     Batch,
     Bucket,
     Credit,
-    Gap,
-    Match,
     Merchant,
     MerchantInputs,
-    MerchantResult,
     PayoutRecord,
     ReconcileConfig,
     ReconcileInputError,
@@ -65,9 +60,9 @@ from collector.reconcile import (
     reconcile_merchant,
 )
 from collector.store import Store, Tx
+from collector.store.sqlite import SqliteStore, SqliteTx
 
 CHUNK = 1000  # merchants per load/write round trip (bound memory and IN-list size)
-_ROWS_PER_INSERT = 200  # rows per multi-row INSERT (≤ 2,800 bound values: far below both limits)
 
 #: ISO 4217 numeric codes some terminals report (ZVT sends "978"), to the alphabetic code
 #: statements use; the engine compares currencies as strings.
@@ -102,11 +97,26 @@ class ReconcileReport:
     gaps_resolved: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-    #: wall seconds spent in each phase: ``load`` (queries and building inputs), ``engine``,
-    #: ``write`` (matches, gaps, dirty flags)
+    #: wall seconds spent in each phase, summed over the worker processes: ``load`` (queries
+    #: and building inputs), ``engine`` (and preparing rows), ``write`` (matches, gaps, dirty
+    #: flags, the commit)
     phases: dict[str, float] = field(
         default_factory=lambda: {"load": 0.0, "engine": 0.0, "write": 0.0}
     )
+    #: processes that reconciled (1: the calling process alone)
+    processes: int = 1
+
+    def add(self, part: ReconcileReport) -> None:
+        """Count ``part`` (one chunk's report) into this one."""
+        self.merchants += part.merchants
+        self.batches += part.batches
+        self.matches += part.matches
+        self.gaps_open += part.gaps_open
+        self.gaps_new += part.gaps_new
+        self.gaps_resolved += part.gaps_resolved
+        self.errors.update(part.errors)
+        for name, seconds in part.phases.items():
+            self.phases[name] = self.phases.get(name, 0.0) + seconds
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (``reconcile --json``)."""
@@ -119,6 +129,7 @@ class ReconcileReport:
             "gaps_resolved": self.gaps_resolved,
             "errors": self.errors,
             "seconds": round(self.seconds, 3),
+            "processes": self.processes,
             "phases": {name: round(value, 3) for name, value in self.phases.items()},
         }
 
@@ -244,7 +255,7 @@ HISTORY_SQL = (
     " a.requested_at, a.effective_at, a.created_at, c.change_id,"
     " (SELECT MAX(h.changed_at) FROM settlement_account_history h WHERE h.account_id = a.id)"
     " AS changed_at FROM settlement_accounts a LEFT JOIN card_changes c"
-    " ON c.id = a.card_change_id WHERE a.merchant_id IN ({ids}) ORDER BY a.id"
+    " ON c.id = a.card_change_id WHERE a.merchant_id IN ({ids}) ORDER BY a.merchant_id, a.id"
 )
 
 
@@ -468,163 +479,6 @@ def load_inputs(tx: Tx, merchant_ids: Iterable[str]) -> list[MerchantInputs]:
     return out
 
 
-# -- writing --------------------------------------------------------------------------------
-
-
-def _json_list(items: Sequence[str]) -> str:
-    """``json.dumps(list(items))`` for strings, without the encoder's per-call set-up.
-
-    Same text byte for byte (ASCII escapes, ``", "`` between items): two id lists per match
-    were a fifth of the write phase.
-    """
-    if len(items) == 1:  # most matches: one batch, one credit
-        return "[" + _encode_string(items[0]) + "]"
-    return "[" + ", ".join(map(_encode_string, items)) + "]"
-
-
-def _match_key(mid: str, match: Match, batch_json: str, credit_json: str) -> str:
-    """Identity of a match across runs: its merchant, then a digest of its content.
-
-    The id lists enter as their stored JSON text; the other fields are numbers or our own
-    identifiers, joined with a unit separator that none of them contains. The merchant prefix
-    keeps the unique index's inserts in merchant order (chunks run in merchant order) instead
-    of at random places: a first full run's write phase took half the time (100k batches).
-    Keys written before this prefix simply no longer match, so the first run after an upgrade
-    replaces each merchant's matches once.
-    """
-    text = "\x1f".join(
-        (mid, match.rule, batch_json, credit_json, str(match.expected), str(match.actual),
-         str(match.residual), str(match.covered), match.account_key or "")
-    )  # fmt: skip
-    return f"{mid}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
-
-
-def _insert_many(tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    marks = "(" + ",".join("?" for _ in columns) + ")"
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        part = rows[start : start + _ROWS_PER_INSERT]
-        tx.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ",".join(marks for _ in part),
-            [value for row in part for value in row],
-        )
-
-
-def _delete_ids(tx: Tx, table: str, ids: Sequence[int]) -> None:
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
-        tx.execute(f"DELETE FROM {table} WHERE id IN ({_in(part)})", part)  # type: ignore[arg-type]
-
-
-_MATCH_COLUMNS = (
-    "merchant_id", "rule", "credit_ids", "batch_ids", "expected_amount", "credited_amount",
-    "residual", "explanation", "match_key", "covered", "account_hmac",
-)  # fmt: skip
-
-
-def _write_matches(tx: Tx, ids: Sequence[str], results: Sequence[MerchantResult]) -> int:
-    existing = {
-        r["match_key"]: int(r["id"])
-        for r in tx.query(
-            f"SELECT id, match_key FROM matches WHERE merchant_id IN ({_in(ids)})", ids
-        )
-    }
-    wanted: dict[str, tuple[Any, ...]] = {}
-    for result in results:
-        for match in result.matches:
-            batch_json = _json_list(match.batch_keys)
-            credit_json = _json_list(match.credit_ids)
-            key = _match_key(result.merchant_id, match, batch_json, credit_json)
-            wanted[key] = (
-                result.merchant_id, match.rule, credit_json, batch_json, match.expected,
-                match.actual, match.residual,
-                f"{match.rule}: {len(match.batch_keys)} batch(es), {len(match.credit_ids)} credit(s)",
-                key, match.covered, match.account_key,
-            )  # fmt: skip
-    _delete_ids(tx, "matches", [i for k, i in existing.items() if k not in wanted])
-    _insert_many(tx, "matches", _MATCH_COLUMNS, [r for k, r in wanted.items() if k not in existing])
-    return len(wanted)
-
-
-_GAP_COLUMNS = (
-    "dedupe_key", "merchant_id", "category", "amount", "currency", "due_at", "batch_ids",
-    "status", "since", "credit_ids", "evidence", "reason", "explanation", "updated_at",
-)  # fmt: skip
-
-
-_gap_fields_names = (
-    "merchant_id", "category", "amount", "currency", "due_at", "since", "credit_ids",
-    "evidence", "reason", "explanation",
-)  # fmt: skip
-
-
-def _gap_fields(gap: Gap, currency: str | None) -> dict[str, Any]:
-    return {
-        "merchant_id": gap.merchant_id,
-        "category": gap.category,
-        "amount": gap.amount_at_risk,
-        "currency": currency,
-        "due_at": gap.due_date.isoformat() if gap.due_date else None,
-        "batch_ids": _json_list(gap.batch_keys),
-        "since": gap.since.isoformat(),
-        "credit_ids": _json_list(gap.credit_ids),
-        "evidence": json.dumps(gap.evidence, sort_keys=True, default=str, ensure_ascii=False),
-        "reason": gap.reason,
-        "explanation": gap.reason or gap.category,
-    }
-
-
-def _write_gaps(
-    tx: Tx,
-    ids: Sequence[str],
-    results: Sequence[MerchantResult],
-    stamp: str,
-    report: ReconcileReport,
-) -> None:
-    cols = ", ".join(["id", "dedupe_key", "status", "resolution", "batch_ids", *_gap_fields_names])
-    existing = {
-        r["dedupe_key"]: r
-        for r in tx.query(f"SELECT {cols} FROM gaps WHERE merchant_id IN ({_in(ids)})", ids)
-    }
-    matched_batches: set[str] = set()
-    wanted: dict[str, dict[str, Any]] = {}
-    for result in results:
-        currency = {e.batch_key: e.currency for e in result.expected}
-        for match in result.matches:
-            matched_batches.update(match.batch_keys)
-        for gap in result.gaps:
-            cur = currency.get(gap.batch_keys[0]) if gap.batch_keys else None
-            wanted[gap.key] = _gap_fields(gap, cur)
-    fresh = []
-    for key, fields in wanted.items():
-        row = existing.get(key)
-        if row is None:
-            fresh.append((key, *(fields[c] for c in _GAP_COLUMNS[1:7]), "open",
-                          *(fields[c] for c in _GAP_COLUMNS[8:13]), stamp))  # fmt: skip
-            continue
-        changed = {c: v for c, v in fields.items() if row[c] != v}
-        reopen = row["status"] == "resolved" and row["resolution"] in ("matched", "superseded")
-        if reopen:
-            changed.update(status="open", resolution=None, resolved_at=None)
-        if changed:
-            changed["updated_at"] = stamp
-            sets = ", ".join(f"{c} = ?" for c in changed)
-            tx.execute(f"UPDATE gaps SET {sets} WHERE id = ?", [*changed.values(), row["id"]])
-    _insert_many(tx, "gaps", _GAP_COLUMNS, fresh)
-    report.gaps_new += len(fresh)
-    for key, row in existing.items():
-        if key in wanted or row["status"] == "resolved":
-            continue
-        batches = json.loads(row["batch_ids"] or "[]")
-        how = "matched" if batches and all(b in matched_batches for b in batches) else "superseded"
-        tx.execute(
-            "UPDATE gaps SET status = 'resolved', resolution = ?, resolved_at = ?, updated_at = ?"
-            " WHERE id = ?",
-            (how, stamp, stamp, row["id"]),
-        )
-        report.gaps_resolved += 1
-    report.gaps_open += len(wanted)
-
-
 # -- the run --------------------------------------------------------------------------------
 
 
@@ -647,6 +501,130 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def read_transaction(store: Store) -> Iterator[Tx]:
+    """A transaction for reading only.
+
+    On SQLite a deferred one: a WAL snapshot that takes no write lock, so reconciliation
+    workers load their inputs side by side while ingest (and the other workers) keep writing.
+    On other stores, the store's own transaction (PostgreSQL readers never block writers).
+    """
+    if not isinstance(store, SqliteStore):
+        with store.transaction() as tx:
+            yield tx
+        return
+    conn = store.db.conn
+    if conn.in_transaction:  # nested: join the outer transaction
+        yield SqliteTx(conn)
+        return
+    conn.execute("BEGIN")
+    try:
+        yield SqliteTx(conn)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """What every chunk of one run shares (picklable: it goes to worker processes)."""
+
+    now: datetime
+    calendar: WorkingCalendar
+    config: ReconcileConfig
+    stamp: str
+
+
+#: Merchants of a chunk queued in ``recon_dirty``, with their ``merchants`` row (all NULL when
+#: there is none): an edit committed after a chunk's read changes the row, so its mark stays.
+_DIRTY_SQL = (
+    "SELECT d.merchant_id, m.name, m.settlement_cycle, m.cutoff_local, m.timezone,"
+    " m.fee_schedule, m.locale, m.phones FROM recon_dirty d LEFT JOIN merchants m"
+    " ON m.merchant_id = d.merchant_id WHERE d.merchant_id IN ({ids})"
+)
+
+
+def reconcile_chunk(
+    store: Store, ids: Sequence[str], job: ChunkJob, write_lock: AbstractContextManager[Any] | None
+) -> ReconcileReport:
+    """Reconcile the merchants ``ids`` and store their results (one chunk of :func:`reconcile`).
+
+    Reads in a read transaction, runs the engine and prepares the rows outside any
+    transaction, then writes in one write transaction (under ``write_lock`` if given). Inputs
+    inserted after the read carry ids above the run's watermarks, so the next incremental run
+    takes them; a merchant edit (``recon_dirty``) committed meanwhile keeps its mark.
+    """
+    report = ReconcileReport()
+    results = []
+    with _gc_paused():
+        tick = clock.perf_counter()
+        with read_transaction(store) as tx:
+            loaded = load_inputs(tx, ids)
+            dirty_seen = set(tx.query_rows(_DIRTY_SQL.format(ids=_in(ids)), ids))
+        tock = clock.perf_counter()
+        report.phases["load"] += tock - tick
+        for inputs in loaded:
+            try:
+                results.append(
+                    reconcile_merchant(
+                        inputs, now=job.now, calendar=job.calendar, config=job.config
+                    )
+                )
+            except (ReconcileInputError, ValueError) as exc:
+                report.errors[inputs.merchant.merchant_id] = str(exc)
+                continue
+            report.batches += len(inputs.batches)
+        del loaded
+        prepared = recon_write.prepare(results)
+        del results
+        tick = clock.perf_counter()
+        report.phases["engine"] += tick - tock
+    done = prepared.merchant_ids  # a merchant whose inputs were refused keeps its results
+    if done:
+        with write_lock or nullcontext(), store.transaction() as tx:
+            counts = recon_write.write(tx, prepared, job.stamp)
+            _clear_dirty(tx, done, dirty_seen)
+        report.matches += counts.matches
+        report.gaps_open += counts.gaps_open
+        report.gaps_new += counts.gaps_new
+        report.gaps_resolved += counts.gaps_resolved
+    report.phases["write"] += clock.perf_counter() - tick  # includes the commit
+    report.merchants += len(done)
+    return report
+
+
+def _clear_dirty(tx: Tx, done: Sequence[str], seen: set[tuple[Any, ...]]) -> None:
+    """Drop the ``recon_dirty`` marks of ``done`` whose merchant row is as it was read."""
+    if not seen:
+        return
+    now = set(tx.query_rows(_DIRTY_SQL.format(ids=_in(done)), done))
+    clear = [row[0] for row in now & seen]
+    if clear:
+        tx.execute(f"DELETE FROM recon_dirty WHERE merchant_id IN ({_in(clear)})", clear)
+
+
+#: Fewer merchants than this are reconciled in the calling process even when more processes
+#: are allowed: starting workers would cost more than it saves.
+PARALLEL_MIN_MERCHANTS = 2000
+
+
+def _plan(store: Store, todo: int, chunk: int, processes: int | None) -> tuple[int, int]:
+    """``(processes, merchants per chunk)`` for a run over ``todo`` merchants."""
+    if processes is None:
+        processes = default_processes() if todo >= PARALLEL_MIN_MERCHANTS else 1
+    if processes < 1:
+        raise ValueError(f"processes={processes}: expected at least 1")
+    if store.url in ("sqlite:///:memory:", "sqlite:///"):
+        processes = 1  # another process cannot see this database
+    if processes > 1:
+        # about four chunks per process so that they finish together; never above ``chunk``
+        chunk = max(1, min(chunk, -(-todo // (4 * processes))))
+    chunks = -(-todo // chunk)
+    return max(1, min(processes, chunks)), chunk
+
+
 def reconcile(
     store: Store,
     merchants: Iterable[str] | None = None,
@@ -656,6 +634,7 @@ def reconcile(
     calendar: WorkingCalendar | None = None,
     config: ReconcileConfig | None = None,
     chunk: int = CHUNK,
+    processes: int | None = None,
 ) -> ReconcileReport:
     """Reconcile merchants and store the results.
 
@@ -665,13 +644,20 @@ def reconcile(
     :param now: the reconciliation time (default: the current time, UTC)
     :param calendar: working-day calendar (default: the shipped China calendar)
     :param config: engine limits and tolerances
-    :param chunk: merchants per load/write round trip
+    :param chunk: merchants per load/write round trip (at most)
+    :param processes: worker processes (:mod:`collector.recon_parallel`); ``None``: one per
+        CPU or ``$SETTLEGUARD_RECON_PROCESSES`` for runs of at least
+        :data:`PARALLEL_MIN_MERCHANTS` merchants, else the calling process alone; ``1``: always
+        the calling process. The stored results are the same either way.
     """
     started = clock.perf_counter()
     now = now or datetime.now(UTC)
-    calendar = calendar or load_calendar()
-    config = config or ReconcileConfig()
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    job = ChunkJob(
+        now=now,
+        calendar=calendar or load_calendar(),
+        config=config or ReconcileConfig(),
+        stamp=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     report = ReconcileReport()
     marks: dict[str, int] | None = None
     with store.transaction() as tx:
@@ -682,34 +668,23 @@ def reconcile(
             if full:
                 todo = all_merchants(tx)
     ordered = sorted(todo)
-    for start in range(0, len(ordered), chunk):
-        ids = ordered[start : start + chunk]
-        with store.transaction() as tx:
-            results = []
-            with _gc_paused():
-                tick = clock.perf_counter()
-                loaded = load_inputs(tx, ids)
-                tock = clock.perf_counter()
-                report.phases["load"] += tock - tick
-                for inputs in loaded:
-                    try:
-                        results.append(
-                            reconcile_merchant(inputs, now=now, calendar=calendar, config=config)
-                        )
-                    except (ReconcileInputError, ValueError) as exc:
-                        report.errors[inputs.merchant.merchant_id] = str(exc)
-                        continue
-                    report.batches += len(inputs.batches)
-                del loaded
-                tick = clock.perf_counter()
-                report.phases["engine"] += tick - tock
-            done = [r.merchant_id for r in results]
-            if done:  # a merchant whose inputs were refused keeps its previous results
-                report.matches += _write_matches(tx, done, results)
-                _write_gaps(tx, done, results, stamp, report)
-                tx.execute(f"DELETE FROM recon_dirty WHERE merchant_id IN ({_in(done)})", done)
-        report.phases["write"] += clock.perf_counter() - tick  # includes the commit
-        report.merchants += len(done)
+    workers, size = _plan(store, len(ordered), chunk, processes)
+    chunks = [ordered[start : start + size] for start in range(0, len(ordered), size)]
+    parts: Iterable[ReconcileReport]
+    if workers > 1:
+        parts = run_chunks(
+            store.url,
+            chunks,
+            reconcile_chunk,
+            job,
+            processes=workers,
+            write_lock=isinstance(store, SqliteStore),
+        )
+    else:
+        parts = (reconcile_chunk(store, ids, job, None) for ids in chunks)
+    for part in parts:
+        report.add(part)
+    report.processes = workers
     if marks is not None:
         with store.transaction() as tx:
             for name, value in marks.items():

@@ -12,7 +12,8 @@ from collector.recon_build import new_batch as _new_batch
 from collector.recon_build import new_bucket as _new_bucket
 from collector.recon_build import new_credit as _new_credit
 from collector.recon_build import new_payout as _new_payout
-from collector.recon_store import _closed, _json_list, _json_tuple
+from collector.recon_store import _closed, _json_tuple
+from collector.recon_write import json_list as _json_list
 from collector.reconcile import Batch, Bucket, Credit, PayoutRecord, batch_key
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)
