@@ -113,8 +113,8 @@ DEFAULT_TOML = """\
 # password = ""
 # protocol = 0              # 5 = MQTT v5, 4 = MQTT 3.1.1, 0 = as enrollment said (else 5)
 # ca_file = ""              # CA bundle for mqtts:// (empty: system CAs)
-# cert_file = ""            # client certificate (instead of a password)
-# key_file = ""
+# cert_file = ""            # client certificate (PEM); docs/agent.md "TLS and client certificates"
+# key_file = ""             # its private key (PEM, unencrypted, mode 0600)
 
 [sync]
 # window = 500              # records in flight (published, not yet acked by the collector)

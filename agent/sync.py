@@ -33,6 +33,7 @@ Negative acks (``rejected``, ``conflict``) mark the row rejected with its reason
 
 from __future__ import annotations
 
+import logging
 import random
 import ssl
 import threading
@@ -51,6 +52,7 @@ from agent.config import SyncSettings
 from agent.errors import SyncError, UsageError
 from agent.keys import AgentKey
 from agent.outbox import Outbox
+from agent.tls import client_context, explain_dropped, explain_handshake_error
 from protocol.acks import Ack, AckError, decode_acks
 from protocol.topics import ack_topic, hb_topic, rec_topic
 
@@ -67,8 +69,8 @@ class BrokerTarget:
     host: str
     port: int
     tls: bool
-    username: str
-    password: str
+    username: str = ""  # may stay empty with a client certificate (broker: identity = CN)
+    password: str = ""
     protocol: int = 5  # 5 = MQTT v5, 4 = MQTT 3.1.1
     ca_file: str = ""
     cert_file: str = ""
@@ -103,6 +105,27 @@ def backoff_delay(attempt: int, minimum: float, maximum: float) -> float:
     return random.uniform(minimum / 2, max(minimum / 2, ceiling))
 
 
+class _PahoLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """paho's log, passed on to ``settleguard.agent.mqtt``, keeping the first error line.
+
+    paho says *why* a socket failed (e.g. the TLS error behind a dropped connection) only in
+    its log. :meth:`SyncLink.connect` and the disconnect callback put that line in the error
+    they report (``status``, the daemon's log, the CLI's one line), so paho's own socket
+    lines go to DEBUG; an exception in one of our callbacks (a bug) stays an ERROR. Only
+    enabled levels are formatted, so this costs nothing per packet.
+    """
+
+    first_error: str | None = None
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if level >= logging.ERROR:
+            text = str(msg) % args if args else str(msg)
+            if not text.startswith("Caught exception"):
+                self.first_error = self.first_error or text
+                level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
+
+
 def _utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -128,6 +151,11 @@ class SyncLink:
     ) -> None:
         if not target.username and not target.cert_file:
             raise UsageError("no broker credentials: enroll first or set [broker] username")
+        if not target.tls and (target.cert_file or target.ca_file):
+            raise UsageError(
+                f"[broker] ca_file/cert_file are set but the broker URL is plain mqtt:// "
+                f"({target.host}:{target.port}): use mqtts://"
+            )
         self.outbox = outbox
         self.agent_id = key.agent_id
         self.target = target
@@ -150,6 +178,8 @@ class SyncLink:
         self._rec_topic = rec_topic(key.agent_id)
         self._cursor = 0
         self._sub_mid: int | None = None
+        self._paho_log = _PahoLog(logging.getLogger("settleguard.agent.mqtt"))
+        self._tls = client_context(target) if target.tls else None
         self._client = self._make_client()
 
     # -- client setup -------------------------------------------------------------------
@@ -165,13 +195,9 @@ class SyncLink:
         )
         if self.target.username:
             client.username_pw_set(self.target.username, self.target.password or None)
-        if self.target.tls:
-            client.tls_set(
-                ca_certs=self.target.ca_file or None,
-                certfile=self.target.cert_file or None,
-                keyfile=self.target.key_file or None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
+        client.enable_logger(self._paho_log)  # type: ignore[arg-type]
         # No paho in-flight limit: with one, paho rescans every stored message on each PUBACK
         # (O(window) per record, ~40 % of the network thread at window 500). Our window bounds
         # what is in flight, and the queue cap (same size) bounds what paho holds.
@@ -222,7 +248,8 @@ class SyncLink:
         self.connected = False
         self._subscribed = False
         if rc.is_failure:
-            self.last_error = f"disconnected: {rc}"
+            why = self._paho_log.first_error
+            self.last_error = f"disconnected: {rc}" + (f" ({why})" if why else "")
         self._wake.set()
 
     # -- connecting ---------------------------------------------------------------------
@@ -238,6 +265,7 @@ class SyncLink:
         :raises agent.errors.SyncError: refused (credentials, ACL), unreachable, or timed out
         """
         self._refused = None
+        self._paho_log.first_error = None
         self.write_acks()  # before the cursor rewinds: acked rows must not look pending
         self._inflight.clear()
         self._cursor = 0
@@ -257,7 +285,11 @@ class SyncLink:
                 )
             else:
                 self._client.connect(self.target.host, self.target.port, self.settings.keepalive_s)
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError as exc:  # before OSError: it is one
+            if self._tls is not None:
+                self._tls.close_unfinished()
+            raise self._fail(explain_handshake_error(exc, where, self.target)) from exc
+        except OSError as exc:
             raise self._fail(f"cannot reach broker {where}: {exc}") from exc
         self._client.loop_start()
         deadline = self.clock() + timeout
@@ -273,8 +305,14 @@ class SyncLink:
             self._wake.clear()
             if not self._client.is_connected() and not self.ready and not self._refused:
                 if self._client._thread is None or not self._client._thread.is_alive():
-                    raise self._fail(f"connection to broker {where} lost")
+                    raise self._fail(self._lost_message(where))
         self.last_error = None
+
+    def _lost_message(self, where: str) -> str:
+        why = self._paho_log.first_error
+        if self.target.tls and not self.connected:  # dropped before CONNACK: see agent/tls.py
+            return explain_dropped(where, self.target, why)
+        return f"connection to broker {where} lost" + (f": {why}" if why else "")
 
     def _release_sockets(self) -> None:
         # Stop the network thread; paho keeps its wake-up socket pair until __del__ or the

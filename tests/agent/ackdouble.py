@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import queue
+import ssl
 import sys
 import threading
 import time
@@ -56,6 +57,7 @@ class AckDouble:
         record_qos: int = 1,
         batch_size: int = INGEST_BATCH_SIZE,
         batch_wait_s: float = INGEST_BATCH_WAIT_S,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.keys = dict(keys)
         self.batch_size = batch_size
@@ -80,6 +82,8 @@ class AckDouble:
             protocol=MQTTProtocolVersion.MQTTv5 if protocol == 5 else MQTTProtocolVersion.MQTTv311,
         )
         self._client.username_pw_set(username, password)
+        if tls is not None:  # a TLS listener (with a client certificate if the context has one)
+            self._client.tls_set_context(tls)
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *_a: self._ready.set()

@@ -71,8 +71,16 @@ class Broker:
 
 
 @contextmanager
-def running_broker(directory: Path, agents: dict[str, str] | None = None) -> Iterator[Broker]:
-    """Start Mosquitto with ``write_broker_config`` output; skip if the binary is missing."""
+def running_broker(
+    directory: Path,
+    agents: dict[str, str] | None = None,
+    *,
+    tls: broker_config.TlsListener | None = None,
+) -> Iterator[Broker]:
+    """Start Mosquitto with ``write_broker_config`` output; skip if the binary is missing.
+
+    :param tls: make the listener TLS (see :class:`collector.broker.TlsListener`)
+    """
     binary = broker_config.mosquitto_binary()
     if binary is None:
         pytest.skip("mosquitto binary not installed (Debian: apt-get install mosquitto)")
@@ -85,6 +93,7 @@ def running_broker(directory: Path, agents: dict[str, str] | None = None) -> Ite
         collector_password_hash=broker_config.hash_password(collector[1]),
         agents={a: broker_config.hash_password(p) for a, p in agents.items()},
         run_as=pwd.getpwuid(os.geteuid()).pw_name,  # keep our uid: passwd is 0600
+        tls=tls,
     )
     log = (directory / "mosquitto.log").open("wb")
     process = subprocess.Popen([binary, "-c", str(files.config)], stdout=log, stderr=log)
