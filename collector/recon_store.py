@@ -169,11 +169,11 @@ def dirty_merchants(tx: Tx, now: datetime) -> tuple[set[str], dict[str, int]]:
 
 def all_merchants(tx: Tx) -> set[str]:
     """Every merchant with a row or a batch."""
-    rows = tx.query(
+    rows = tx.query_rows(
         "SELECT merchant_id FROM merchants UNION"
         " SELECT DISTINCT merchant_id FROM batch_summaries WHERE merchant_id IS NOT NULL"
     )
-    return {r["merchant_id"] for r in rows}
+    return {r[0] for r in rows}
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -663,10 +663,10 @@ def reconcile(
     with store.transaction() as tx:
         if merchants is not None:
             todo = set(merchants)
+        elif full:  # every merchant: which are dirty does not matter, only the new marks
+            todo, marks = all_merchants(tx), _watermarks(tx)[1]
         else:
             todo, marks = dirty_merchants(tx, now)
-            if full:
-                todo = all_merchants(tx)
     ordered = sorted(todo)
     workers, size = _plan(store, len(ordered), chunk, processes)
     chunks = [ordered[start : start + size] for start in range(0, len(ordered), size)]

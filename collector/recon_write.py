@@ -28,6 +28,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _encode_string
 from typing import Any
 
@@ -63,11 +64,20 @@ def match_key(mid: str, match: Match, batch_json: str, credit_json: str) -> str:
     Keys written before this prefix simply no longer match, so the first run after an upgrade
     replaces each merchant's matches once.
     """
-    text = "\x1f".join(
-        (mid, match.rule, batch_json, credit_json, str(match.expected), str(match.actual),
-         str(match.residual), str(match.covered), match.account_key or "")
-    )  # fmt: skip
-    return f"{mid}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+    # one f-string: the same text as joining the str() of each field with "\x1f", built faster
+    text = (
+        f"{mid}\x1f{match.rule}\x1f{batch_json}\x1f{credit_json}\x1f{match.expected}"
+        f"\x1f{match.actual}\x1f{match.residual}\x1f{match.covered}\x1f{match.account_key or ''}"
+    )
+    return f"{mid}:{_sha256(text.encode()).hexdigest()[:32]}"
+
+
+_sha256 = hashlib.sha256
+
+
+@lru_cache(maxsize=256)
+def _explanation(rule: str, batches: int, credits: int) -> str:
+    return f"{rule}: {batches} batch(es), {credits} credit(s)"
 
 
 _MATCH_COLUMNS = (
@@ -125,7 +135,7 @@ def prepare(results: Sequence[MerchantResult]) -> Prepared:
             matches[key] = (
                 mid, match.rule, credit_json, batch_json, match.expected, match.actual,
                 match.residual,
-                f"{match.rule}: {len(match.batch_keys)} batch(es), {len(match.credit_ids)} credit(s)",
+                _explanation(match.rule, len(match.batch_keys), len(match.credit_ids)),
                 key, match.covered, match.account_key,
             )  # fmt: skip
             matched_batches.update(match.batch_keys)

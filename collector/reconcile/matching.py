@@ -74,15 +74,16 @@ class MatchOutcome:
 def reference_tokens(text: str) -> tuple[str, ...]:
     """Whole tokens of ``text`` that may be references (upper-cased, >= 6 characters).
 
-    A token such as ``PO-2025-0001`` is also looked up by its parts. Memoised: remittance texts
-    repeat a lot ("结算款"), and an ASCII letters-and-digits text is one token without the regex.
+    A token such as ``PO-2025-0001`` is also looked up by its parts. An ASCII letters-and-digits
+    text is one token without the regex; other texts are memoised (remittance texts repeat a
+    lot: "结算款").
     """
+    if text.isascii() and text.isalnum():  # exactly one token, with no parts: no regex
+        # (payout and credit references are mostly unique: caching them only churned the cache)
+        return (text.upper(),) if len(text) >= MIN_REFERENCE_LENGTH else ()
     found = _token_cache.get(text)
     if found is None:
-        if text.isascii() and text.isalnum():  # exactly one token, with no parts
-            found = (text.upper(),) if len(text) >= MIN_REFERENCE_LENGTH else ()
-        else:
-            found = tuple(_reference_tokens(text))
+        found = tuple(_reference_tokens(text))
         if len(_token_cache) >= _TOKEN_CACHE_SIZE:
             _token_cache.clear()
         _token_cache[text] = found
@@ -130,11 +131,17 @@ def reference_index(
     """
     index: dict[str, list[str]] = {}
     # The aliases and due-date lists only serve payout references: skip them without one.
-    with_payouts = False
+    # Otherwise only the aliases some payout asks for are indexed (a lookup of any other finds
+    # nothing either way), and the due-date lists only when such a payout lists no batches.
+    with_payouts = need_due = False
+    wanted: set[str] = set()
     for payout in payouts:
         if payout.reference:
             with_payouts = True
-            break
+            if payout.batch_refs:
+                wanted.update(ref.upper() for ref in payout.batch_refs)
+            else:
+                need_due = True
     if not with_payouts:
         for exp in open_batches:
             if exp.reference:
@@ -146,9 +153,15 @@ def reference_index(
     alias_of = by_alias.setdefault
     for exp in open_batches:
         key = exp.batch_key
-        alias_of(key.upper(), []).append(key)
-        alias_of(f"{exp.terminal_id}#{exp.batch_no}".upper(), []).append(key)
-        by_due.setdefault(exp.due_date, []).append(key)
+        if wanted:
+            alias = key.upper()
+            if alias in wanted:
+                alias_of(alias, []).append(key)
+            alias = f"{exp.terminal_id}#{exp.batch_no}".upper()
+            if alias in wanted:
+                alias_of(alias, []).append(key)
+        if need_due:
+            by_due.setdefault(exp.due_date, []).append(key)
         if exp.reference:
             alias_of(exp.reference.upper(), []).append(key)
             for token in reference_tokens(exp.reference):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -14,7 +15,8 @@ from collector.recon_build import new_credit as _new_credit
 from collector.recon_build import new_payout as _new_payout
 from collector.recon_store import _closed, _json_tuple
 from collector.recon_write import json_list as _json_list
-from collector.reconcile import Batch, Bucket, Credit, PayoutRecord, batch_key
+from collector.recon_write import match_key
+from collector.reconcile import Batch, Bucket, Credit, Match, PayoutRecord, batch_key
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)
 times = st.datetimes(
@@ -97,3 +99,21 @@ def test_json_tuple_of_nothing() -> None:
 @given(st.lists(st.text(max_size=10), max_size=5))
 def test_json_list_matches_json_dumps(items: list[str]) -> None:
     assert _json_list(tuple(items)) == json.dumps(items)
+
+
+@given(
+    keys=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=3),
+    numbers=st.lists(amounts, min_size=4, max_size=4),
+    account=st.one_of(st.none(), st.text(max_size=10)),
+    rule=st.sampled_from(["reference", "one_to_one", "aggregated", "subset_sum", "tolerance"]),
+)
+def test_match_key_is_the_digest_of_the_joined_fields(
+    keys: list[str], numbers: list[int], account: str | None, rule: str
+) -> None:
+    """Stored match keys must not change across versions: the definition, spelled out."""
+    expected, actual, residual, covered = numbers
+    match = Match(rule, tuple(keys), ("C1",), expected, actual, residual, covered, account)  # type: ignore[arg-type]
+    batch_json, credit_json = _json_list(match.batch_keys), _json_list(match.credit_ids)
+    fields = ("M1", rule, batch_json, credit_json, *map(str, numbers), account or "")
+    digest = hashlib.sha256("\x1f".join(fields).encode()).hexdigest()[:32]
+    assert match_key("M1", match, batch_json, credit_json) == f"M1:{digest}"

@@ -19,9 +19,11 @@ from collector.reconcile import (
     AccountChange,
     Batch,
     Bucket,
+    ExpectedCredit,
     FeeRule,
     FeeSchedule,
     Merchant,
+    PayoutRecord,
     ReconcileConfig,
     load_calendar,
 )
@@ -34,6 +36,7 @@ from collector.reconcile.expected import (
     pending_change,
     previous_account,
 )
+from collector.reconcile.matching import reference_index, reference_tokens
 
 CALENDAR = load_calendar()
 CONFIG = ReconcileConfig()
@@ -176,3 +179,85 @@ def test_expected_builder_agrees_with_the_plain_computation(
             exp.candidate_accounts,
         )
         assert got == reference_dates_and_accounts(merchant, history, batch), closed
+
+
+def plain_reference_index(
+    open_batches: list[ExpectedCredit], payouts: list[PayoutRecord]
+) -> dict[str, list[str]]:
+    """:func:`reference_index` without its shortcuts: every alias of every batch indexed."""
+    index: dict[str, list[str]] = {}
+    by_alias: dict[str, list[str]] = {}
+    by_due: dict[object, list[str]] = {}
+    for exp in open_batches:
+        key = exp.batch_key
+        aliases = [key.upper(), f"{exp.terminal_id}#{exp.batch_no}".upper()]
+        if exp.reference:
+            aliases.append(exp.reference.upper())
+            for token in reference_tokens(exp.reference):
+                index.setdefault(token, []).append(key)
+        for alias in aliases:
+            by_alias.setdefault(alias, []).append(key)
+        by_due.setdefault(exp.due_date, []).append(key)
+    for payout in payouts:
+        if not payout.reference:
+            continue
+        if payout.batch_refs:
+            keys = [k for ref in payout.batch_refs for k in by_alias.get(ref.upper(), ())]
+        else:
+            keys = list(by_due.get(payout.settlement_date, ()))
+        for token in reference_tokens(payout.reference):
+            index.setdefault(token, []).extend(keys)
+    return index
+
+
+_TIDS = st.sampled_from(["T1", "t1", "T2", "POS0001"])
+_REFS = st.sampled_from(["", "PAY0000001", "pay0000001", "BATCHREF77", "PO-2025-0001", "x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    batches=st.lists(
+        st.tuples(_TIDS, st.integers(1, 4), st.integers(0, 3), _REFS),
+        max_size=8,
+        unique_by=lambda b: b[:2],
+    ),
+    payouts=st.lists(
+        st.tuples(
+            _REFS,
+            st.integers(0, 3),
+            st.lists(
+                st.sampled_from(
+                    [
+                        "T1#1",
+                        "t1#2",
+                        "T2#3",
+                        "POS0001#4",
+                        "BATCHREF77",
+                        "T1#1@20250303T130000Z",
+                        "?",
+                    ]
+                ),
+                max_size=3,
+            ),
+        ),
+        max_size=5,
+    ),
+)
+def test_reference_index_agrees_with_indexing_every_alias(
+    batches: list[tuple[str, int, int, str]], payouts: list[tuple[str, int, list[str]]]
+) -> None:
+    day = datetime(2025, 3, 3).date()
+    expected = [
+        ExpectedCredit(
+            f"{tid}#{no}@2025030{3 + due}T130000Z", "M1", tid, no, 100, 1, 99, "CNY", day,
+            day + timedelta(days=due), "k", "1234", reference=ref or None,
+        )
+        for tid, no, due, ref in batches
+    ]  # fmt: skip
+    records = [
+        PayoutRecord(
+            "M1", day + timedelta(days=due), 100, 1, 99, "1234", "paid", "", ref, tuple(refs)
+        )  # type: ignore[arg-type]
+        for ref, due, refs in payouts
+    ]
+    assert reference_index(expected, records) == plain_reference_index(expected, records)
