@@ -129,16 +129,15 @@ def prepare(results: Sequence[MerchantResult]) -> Prepared:
     for result in results:
         mid = result.merchant_id
         for match in result.matches:
-            batch_json = json_list(match.batch_keys)
-            credit_json = json_list(match.credit_ids)
+            rule, batch_keys, credit_ids, expected, actual, residual, covered, account = match
+            batch_json = json_list(batch_keys)
+            credit_json = json_list(credit_ids)
             key = match_key(mid, match, batch_json, credit_json)
             matches[key] = (
-                mid, match.rule, credit_json, batch_json, match.expected, match.actual,
-                match.residual,
-                _explanation(match.rule, len(match.batch_keys), len(match.credit_ids)),
-                key, match.covered, match.account_key,
+                mid, rule, credit_json, batch_json, expected, actual, residual,
+                _explanation(rule, len(batch_keys), len(credit_ids)), key, covered, account,
             )  # fmt: skip
-            matched_batches.update(match.batch_keys)
+            matched_batches.update(batch_keys)
         if result.gaps:
             currency = {e.batch_key: e.currency for e in result.expected}
             for gap in result.gaps:

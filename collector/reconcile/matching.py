@@ -138,25 +138,33 @@ def reference_index(
     for payout in payouts:
         if payout.reference:
             with_payouts = True
-            if payout.batch_refs:
-                wanted.update(ref.upper() for ref in payout.batch_refs)
-            else:
+            refs = payout.batch_refs
+            if not refs:
                 need_due = True
+            elif len(refs) == 1:
+                wanted.add(refs[0].upper())
+            else:
+                wanted.update(ref.upper() for ref in refs)
     if not with_payouts:
         for exp in open_batches:
             if exp.reference:
                 for token in reference_tokens(exp.reference):
                     index.setdefault(token, []).append(exp.batch_key)
         return index
+    # A batch key always holds "#" and "@", a TID#batch_no alias "#": when no wanted alias
+    # holds one, no alias of that kind can be wanted.
+    by_keys = any("@" in ref for ref in wanted)
+    by_numbers = any("#" in ref for ref in wanted)
     by_alias: dict[str, list[str]] = {}
     by_due: dict[object, list[str]] = {}
     alias_of = by_alias.setdefault
     for exp in open_batches:
         key = exp.batch_key
-        if wanted:
+        if by_keys:
             alias = key.upper()
             if alias in wanted:
                 alias_of(alias, []).append(key)
+        if by_numbers:
             alias = f"{exp.terminal_id}#{exp.batch_no}".upper()
             if alias in wanted:
                 alias_of(alias, []).append(key)
@@ -166,14 +174,20 @@ def reference_index(
             alias_of(exp.reference.upper(), []).append(key)
             for token in reference_tokens(exp.reference):
                 index.setdefault(token, []).append(key)
+    empty: tuple[str, ...] = ()
     for payout in payouts:
-        if not payout.reference:
+        reference = payout.reference
+        if not reference:
             continue
-        if payout.batch_refs:
-            keys = [k for ref in payout.batch_refs for k in by_alias.get(ref.upper(), ())]
+        refs = payout.batch_refs
+        keys: Sequence[str]
+        if not refs:
+            keys = by_due.get(payout.settlement_date, empty)
+        elif len(refs) == 1:
+            keys = by_alias.get(refs[0].upper(), empty)
         else:
-            keys = list(by_due.get(payout.settlement_date, ()))
-        for token in reference_tokens(payout.reference):
+            keys = [k for ref in refs for k in by_alias.get(ref.upper(), empty)]
+        for token in reference_tokens(reference):
             index.setdefault(token, []).extend(keys)
     return index
 
