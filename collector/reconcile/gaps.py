@@ -365,8 +365,16 @@ def batch_number_gaps(
     config: ReconcileConfig,
 ) -> list[Gap]:
     """``BATCH_NOT_UPLOADED`` gaps: number holes per terminal and lost final batches."""
-    if not batches and not replacements:
-        return []
+    if not replacements:
+        if not batches:
+            return []
+        # The usual merchant: one terminal, contiguous numbers (same test as below).
+        tid = batches[0].terminal_id
+        numbers = {b.batch_no for b in batches}
+        if max(numbers) - min(numbers) + 1 == len(numbers) and all(
+            b.terminal_id == tid for b in batches
+        ):
+            return []
     tz = ZoneInfo(timezone)
     per_terminal: dict[str, list[Batch]] = {}
     for batch in batches:
