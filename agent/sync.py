@@ -105,25 +105,30 @@ def backoff_delay(attempt: int, minimum: float, maximum: float) -> float:
     return random.uniform(minimum / 2, max(minimum / 2, ceiling))
 
 
-class _PahoLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """paho's log, passed on to ``settleguard.agent.mqtt``, keeping the first error line.
+class _PahoLog:
+    """paho's log (``Client.enable_logger``), passed on to a logger, keeping the first error.
 
     paho says *why* a socket failed (e.g. the TLS error behind a dropped connection) only in
     its log. :meth:`SyncLink.connect` and the disconnect callback put that line in the error
     they report (``status``, the daemon's log, the CLI's one line), so paho's own socket
-    lines go to DEBUG; an exception in one of our callbacks (a bug) stays an ERROR. Only
-    enabled levels are formatted, so this costs nothing per packet.
+    lines go to DEBUG; an exception in one of our callbacks (a bug) stays an ERROR. paho
+    calls this for every packet: disabled levels cost one ``isEnabledFor``, no formatting.
     """
 
-    first_error: str | None = None
+    __slots__ = ("first_error", "logger")
 
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.first_error: str | None = None
+
+    def log(self, level: int, msg: str, *args: object) -> None:
         if level >= logging.ERROR:
-            text = str(msg) % args if args else str(msg)
+            text = msg % args if args else msg
             if not text.startswith("Caught exception"):
                 self.first_error = self.first_error or text
                 level = logging.DEBUG
-        super().log(level, msg, *args, **kwargs)
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, msg, *args)
 
 
 def _utc_now() -> str:
@@ -290,7 +295,10 @@ class SyncLink:
                 self._tls.close_unfinished()
             raise self._fail(explain_handshake_error(exc, where, self.target)) from exc
         except OSError as exc:
-            raise self._fail(f"cannot reach broker {where}: {exc}") from exc
+            hint = ""
+            if self.target.tls and isinstance(exc, ConnectionResetError):
+                hint = " (reset during the TLS handshake: is this port a TLS listener?)"
+            raise self._fail(f"cannot reach broker {where}: {exc}{hint}") from exc
         self._client.loop_start()
         deadline = self.clock() + timeout
         while not self.ready:

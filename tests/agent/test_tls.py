@@ -224,6 +224,22 @@ def test_wrong_ca_on_the_agent_fails_verification(
         box.close()
 
 
+def test_mqtts_to_a_plain_listener_says_so(
+    home: AgentHome, key: AgentKey, broker: Broker, pki: Pki
+) -> None:
+    box = Outbox(home.outbox_path)
+    target = BrokerTarget.from_url(
+        f"mqtts://127.0.0.1:{broker.port}",  # the plain-TCP broker of tests/agent/conftest.py
+        username=key.agent_id,
+        password=AGENT_PASSWORD,
+        ca_file=str(pki.ca.cert),
+    )
+    link = SyncLink(box, key, target, load_config(home.config_path).sync)
+    with pytest.raises(SyncError, match=f"broker 127.0.0.1:{broker.port}.*TLS"):
+        link.connect(timeout=5)
+    box.close()
+
+
 def test_tls_file_mistakes_name_the_setting(
     tmp_path: Path, home: AgentHome, key: AgentKey, pki: Pki
 ) -> None:
