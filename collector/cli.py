@@ -142,11 +142,55 @@ def keys_init(ctx: click.Context) -> None:
 @click.option("--port", type=int, default=1883)
 @click.option("--bind", default="127.0.0.1")
 @click.option("--collector-password", envvar="SETTLEGUARD_MQTT_PASSWORD", default=None)
+@click.option(
+    "--tls-cafile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="make the listener TLS (mqtts): CA that signs clients' certificates",
+)
+@click.option(
+    "--tls-certfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="the broker's certificate (PEM)",
+)
+@click.option(
+    "--tls-keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="the broker's private key (PEM)",
+)
+@click.option("--require-certificate", is_flag=True,
+              help="TLS: clients log in with a certificate whose CN is their user name")  # fmt: skip
 @click.pass_context
 def broker_config(
-    ctx: click.Context, out_dir: Path, port: int, bind: str, collector_password: str | None
+    ctx: click.Context,
+    out_dir: Path,
+    port: int,
+    bind: str,
+    collector_password: str | None,
+    tls_cafile: Path | None,
+    tls_certfile: Path | None,
+    tls_keyfile: Path | None,
+    require_certificate: bool,
 ) -> None:
-    """Write mosquitto.conf, acl and passwd (approved agents + the collector's user)."""
+    """Write mosquitto.conf, acl and passwd (approved agents + the collector's user).
+
+    With --tls-cafile/--tls-certfile/--tls-keyfile the listener speaks TLS; the collector then
+    needs SETTLEGUARD_MQTT_TLS_CA_FILE (and, with --require-certificate, a certificate with
+    CN = its MQTT user name in SETTLEGUARD_MQTT_TLS_CERT_FILE / _KEY_FILE).
+    """
+    tls_files = (tls_cafile, tls_certfile, tls_keyfile)
+    if any(tls_files) and not all(tls_files):
+        _fail("TLS needs all three of --tls-cafile, --tls-certfile and --tls-keyfile")
+    if require_certificate and not all(tls_files):
+        _fail(
+            "--require-certificate needs the TLS files (--tls-cafile, --tls-certfile, --tls-keyfile)"
+        )
+    tls = None
+    if tls_cafile and tls_certfile and tls_keyfile:
+        tls = broker.TlsListener(
+            cafile=tls_cafile.resolve(), certfile=tls_certfile.resolve(),
+            keyfile=tls_keyfile.resolve(), require_certificate=require_certificate,
+            use_identity_as_username=require_certificate,
+        )  # fmt: skip
     app = _app(ctx)
     password = collector_password or app.config.get("MQTT_PASSWORD")
     generated = password is None
@@ -166,6 +210,7 @@ def broker_config(
         collector_password_hash=broker.hash_password(password),
         agents={r["agent_id"]: r["broker_password"] for r in rows if r["broker_password"]},
         pid_file=(out_dir / "mosquitto.pid").resolve(),
+        tls=tls,
     )
     click.echo(f"wrote {files.config}, {files.acl_file}, {files.password_file}")
     if generated:

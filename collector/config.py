@@ -35,6 +35,11 @@ DEFAULTS: dict[str, Any] = {
     # "5" (shared subscription $share/ingest/…) or "3.1.1" (one subscriber, plain filter).
     "MQTT_PROTOCOL": "5",
     "MQTT_SHARE_GROUP": "ingest",
+    # TLS to the broker (mqtts): the CA that signed the broker's certificate, and optionally the
+    # collector's own certificate and key when the listener requires client certificates.
+    "MQTT_TLS_CA_FILE": None,
+    "MQTT_TLS_CERT_FILE": None,
+    "MQTT_TLS_KEY_FILE": None,
     # Ingest commits at most this many messages per transaction, and waits at most this long
     # to fill a batch before committing what it has.
     "INGEST_BATCH_SIZE": 256,

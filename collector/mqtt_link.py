@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Sequence
@@ -73,6 +74,22 @@ CONNACK_REASONS_311 = {
     1: "unacceptable protocol version", 2: "identifier rejected", 3: "server unavailable",
     4: "bad user name or password", 5: "not authorized",
 }  # fmt: skip
+
+
+def tls_context(ca_file: str | None, cert_file: str | None = None,
+                key_file: str | None = None) -> ssl.SSLContext:  # fmt: skip
+    """A client TLS context: the broker verified against ``ca_file`` (else the system's CAs),
+    host name checked, and our certificate presented when ``cert_file`` is given.
+
+    :raises LinkError: a file is missing or unreadable, or the key does not fit the certificate
+    """
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+        if cert_file:
+            context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise LinkError(f"cannot load the TLS files ({ca_file}, {cert_file}): {exc}") from exc
+    return context
 
 
 class LinkError(Exception):
@@ -174,6 +191,8 @@ class IngestLink:
     :param v5: MQTT 5.0, else 3.1.1
     :param session_expiry_s: v5 only: above 0, resume the session of ``client_id``
         (clean start off) and ask the broker to keep it this long while we are away
+    :param tls: wrap the connection in TLS with this context (``mqtts``; see
+        :func:`tls_context`); the broker's certificate must name ``host``
     :param receive_maximum: at most this many unacknowledged QoS 1 messages in flight to us
         (v5 Receive Maximum); None leaves it to the broker's ``max_inflight_messages``
     """
@@ -191,8 +210,10 @@ class IngestLink:
         session_expiry_s: int = 0,
         keepalive_s: int = 30,
         receive_maximum: int | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self.tls = tls
         self.client_id, self.filters = client_id, list(filters)
         self.username, self.password = username, password
         self.v5 = v5
@@ -228,6 +249,14 @@ class IngestLink:
         except OSError as exc:
             raise LinkError(f"cannot reach the broker at {self.host}:{self.port}: {exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+            except (ssl.SSLError, OSError) as exc:
+                sock.close()
+                raise LinkRefused(
+                    f"TLS handshake with {self.host}:{self.port} failed: {exc}"
+                ) from exc
         self._sock, self._buf = sock, bytearray()
         self._inflight.clear()
         self.generation += 1
@@ -409,7 +438,7 @@ class IngestLink:
         try:
             self._sock.settimeout(min(timeout, half) if timeout > 0 else 0.0)
             data = self._sock.recv(READ_SIZE)
-        except (TimeoutError, BlockingIOError):
+        except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
             return
         except OSError as exc:
             self._drop(str(exc))

@@ -29,7 +29,7 @@ from typing import Any
 
 from collector.ingest import IncomingMessage, Keyring, group_acks, ingest_batch
 from collector.keys import CollectorKeys
-from collector.mqtt_link import IngestLink, LinkError, Received
+from collector.mqtt_link import IngestLink, LinkError, Received, tls_context
 from collector.store import Store, open_store
 from protocol.acks import encode_acks
 from protocol.topics import (
@@ -52,7 +52,8 @@ class IngestWorker:
 
     :param store: where records go
     :param mqtt_settings: ``host``, ``port``, ``username``, ``password``, ``protocol``
-        (``"5"`` or ``"3.1.1"``)
+        (``"5"`` or ``"3.1.1"``); for TLS ``tls_ca_file`` (and ``tls_cert_file`` +
+        ``tls_key_file`` for a client certificate)
     :param keys: collector keys (card-change HMAC), optional
     :param client_id: a fixed MQTT client id (needed to resume a persistent session)
     :param session_expiry_s: with MQTT v5 and a value above 0, resume the session of
@@ -85,6 +86,14 @@ class IngestWorker:
             if self.v5
             else [PLAIN_INGEST_FILTER, HEARTBEAT_FILTER]
         )
+        tls = None
+        if self.settings.get("tls_ca_file") or self.settings.get("tls_cert_file"):
+            try:
+                tls = tls_context(self.settings.get("tls_ca_file"),
+                                  self.settings.get("tls_cert_file"),
+                                  self.settings.get("tls_key_file"))  # fmt: skip
+            except LinkError as exc:
+                raise WorkerError(str(exc)) from exc
         self.link = IngestLink(
             str(self.settings.get("host", "127.0.0.1")),
             int(self.settings["port"]),
@@ -94,6 +103,7 @@ class IngestWorker:
             password=self.settings.get("password"),
             v5=self.v5,
             session_expiry_s=session_expiry_s,
+            tls=tls,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -155,6 +165,9 @@ def worker_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         "username": config["MQTT_USERNAME"],
         "password": config["MQTT_PASSWORD"],
         "protocol": config["MQTT_PROTOCOL"],
+        "tls_ca_file": config.get("MQTT_TLS_CA_FILE"),
+        "tls_cert_file": config.get("MQTT_TLS_CERT_FILE"),
+        "tls_key_file": config.get("MQTT_TLS_KEY_FILE"),
     }
 
 
