@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import rfc8785
@@ -30,10 +31,16 @@ import rfc8785
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
+    "CANONICAL_PLAIN_STRING",
+    "CANONICAL_SCALAR",
+    "CANONICAL_SMALL_INT",
     "MAX_SAFE_INT",
+    "UNDECIDED",
     "JSONError",
     "canonical_dumps",
+    "canonical_object_pattern",
     "is_canonical",
+    "loads_if_canonical",
     "strict_json_loads",
 ]
 
@@ -170,6 +177,101 @@ def strict_json_loads(data: bytes, *, max_depth: int = 16) -> Any:
     if b"\\u" in data and _SURROGATE_ESCAPE.search(data):
         _check_surrogates(value)
     return value
+
+
+# No object_pairs_hook: duplicate keys are caught by the canonical comparison instead (see
+# loads_if_canonical), which saves a Python call per object.
+_DECODER_PLAIN = json.JSONDecoder(parse_float=_parse_float, parse_constant=_parse_constant)
+#: What :func:`loads_if_canonical` returns when it cannot decide on its own.
+UNDECIDED: Any = object()
+
+
+def loads_if_canonical(
+    data: bytes, *, max_depth: int = 16, shape: re.Pattern[bytes] | None = None
+) -> Any:
+    """Parse ``data`` if it is strict JSON in RFC 8785 canonical form; else say "undecided".
+
+    A shortcut for ``strict_json_loads(data, max_depth=max_depth)`` followed by
+    ``is_canonical(value, data)``: it returns the same value whenever it returns at all, and
+    :data:`UNDECIDED` for everything those two would refuse and for some canonical inputs it
+    does not handle (non-ASCII bytes off the shape, a run of 16+ digits, more than
+    ``max_depth`` brackets). The caller then runs the full checks, which word the error. It
+    never raises.
+
+    Two ways to say yes (``tests/protocol/test_canonical_fast.py`` checks both against the full
+    path with hypothesis):
+
+    1. ``shape`` (built with :func:`canonical_object_pattern`, nesting at most ``max_depth``)
+       matches and the bytes are UTF-8: by construction the text is then canonical JSON
+       without duplicate keys, floats, escapes or integers beyond 15 digits, so every strict
+       rule holds, and only the C decoder runs.
+    2. Otherwise, for ASCII bytes, the text equals the sorted compact encoding of what the
+       plain C decoder made of it:
+
+       * UTF-8 validity and "no byte order mark" hold for any ASCII bytes;
+       * depth: at most ``max_depth`` brackets in all is the full check's own first shortcut;
+       * integers: without a 16-digit run none can exceed 2**53-1, and the full check then
+         uses the same decoder hooks for floats and ``NaN``/``Infinity``;
+       * duplicate keys: the encoding of a dict has none, so neither has a text equal to it;
+       * lone surrogates: the encoder writes them raw (``ensure_ascii=False``), so an encoding
+         holding one is not ASCII and cannot equal the text;
+       * canonical form: for ASCII data :func:`is_canonical` is exactly this comparison.
+
+    :param data: the raw bytes
+    :param max_depth: deepest allowed nesting of arrays and objects
+    :param shape: a compiled :func:`canonical_object_pattern` for the expected messages
+    """
+    if type(data) is not bytes:
+        return UNDECIDED
+    if shape is not None and shape.fullmatch(data) is not None:
+        try:
+            return _DECODER_PLAIN.decode(data.decode("utf-8"))
+        except ValueError:  # invalid UTF-8 in a string: the full check words it
+            return UNDECIDED
+    if (
+        not data.isascii()
+        or data.count(b"[") + data.count(b"{") > max_depth
+        or _SIXTEEN_DIGITS in data.translate(_DIGITS_ONLY)
+    ):
+        return UNDECIDED
+    text = data.decode("ascii")
+    try:
+        value = _DECODER_PLAIN.decode(text)
+    except (_Rejected, ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        return UNDECIDED
+    return value if _SORTED_COMPACT.encode(value) == text else UNDECIDED
+
+
+#: Regex source for the canonical encoding of a string that needs no escape: printable ASCII
+#: except ``"`` and ``\\``, DEL, and non-ASCII bytes (the caller must check they are UTF-8).
+CANONICAL_PLAIN_STRING = rb'"[\x20\x21\x23-\x5b\x5d-\xff]*"'
+#: Regex source for the canonical encoding of an integer of at most 15 digits (so within
+#: ±(2**53-1)): no ``-0``, no leading zeros, no fraction or exponent.
+CANONICAL_SMALL_INT = rb"(?:-?[1-9][0-9]{0,14}|0)"
+#: Either of the two above, or ``null``/``true``/``false``.
+CANONICAL_SCALAR = (
+    rb"(?:null|true|false|" + CANONICAL_SMALL_INT + rb"|" + CANONICAL_PLAIN_STRING + rb")"
+)
+
+
+def canonical_object_pattern(members: Mapping[str, bytes]) -> bytes:
+    """Regex source matching the canonical encoding of an object with exactly these keys.
+
+    A shape pattern for the common case: bytes it matches are the RFC 8785 encoding of what
+    they parse to, provided every value pattern only matches canonical encodings (build them
+    from :data:`CANONICAL_SCALAR`, this function and arrays of those). The keys appear once
+    each, in RFC 8785 order, with no whitespace anywhere, so the text has no duplicate keys.
+
+    :param members: key -> regex source of its value
+    :raises LocalProtocolError: for a key that is not plain ASCII (its order or escaping
+        would need more care than this function takes)
+    """
+    parts = []
+    for key in sorted(members):  # code-point order = UTF-16 order for ASCII keys
+        if not re.fullmatch(r"[\x20\x21\x23-\x5b\x5d-\x7e]*", key):
+            raise LocalProtocolError(f"shape key {key!r} must be printable ASCII without escapes")
+        parts.append(re.escape(f'"{key}":').encode("ascii") + members[key])
+    return rb"\{" + b",".join(parts) + rb"\}"
 
 
 def canonical_dumps(value: Any) -> bytes:
