@@ -42,6 +42,24 @@ _CURRENCY_RE = re.compile(r"[0-9]{3}")
 _MASKED_PAN_RE = re.compile(r"[0-9]{0,6}[*X]+[0-9]{0,4}")
 _MASKED_ACCOUNT_RE = re.compile(r"[*X]{1,32}[0-9]{4}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# --- fast predicates for the valid case ---------------------------------------------------
+# The record classes test all their fields in one expression built from these and run the
+# check_* functions (which word the error) only when it fails. Each accepts a subset of what
+# its check accepts; tests/protocol/test_records_fast.py holds them to that. Call them on a
+# ``str`` only. Dates: days 01-28 exist in every month, 29-30 in all but February, 31 in the
+# seven long months; February 29 (leap years) is left to the full check.
+_DATE_OK = (
+    r"(?!0000)[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+)
+is_utc_time = re.compile(_DATE_OK + r"(?:\.[0-9]{1,6})?Z").fullmatch
+is_local_time = re.compile(_DATE_OK).fullmatch
+is_identifier = _IDENT_RE.fullmatch
+is_card_type = CARD_TYPE_RE.fullmatch
+is_currency = _CURRENCY_RE.fullmatch
+is_version = VERSION_RE.fullmatch
+is_masked_pan = _MASKED_PAN_RE.fullmatch
 # Digit runs that may hold a card number, allowing single spaces or dashes between groups.
 _DIGIT_RUN_RE = re.compile(r"[0-9](?:[ -]?[0-9]){12,}")
 
