@@ -20,6 +20,12 @@ The header repeats the key id and carries the signature *outside* the JSON, so a
    the exact key set, that the bytes are exactly the canonical encoding, that the JSON key id
    equals the header's, and finally validates the body (:func:`protocol.records.record_from_body`).
 
+Step 4 has a shortcut for the common case: :func:`protocol.canonical.loads_if_canonical`
+with the canonical byte shape of every envelope whose strings need no escapes proves the
+bytes strict and canonical with one regex match and one C parse; it decides exactly as the
+full checks (``tests/protocol/test_envelope_fast.py``) and leaves everything else to them, so
+every refusal keeps its reason and message.
+
 Unauthenticated bytes therefore never reach the JSON parser. Replay and ordering (``seq``) are
 the collector's business, not this module's.
 """
@@ -27,6 +33,7 @@ the collector's business, not this module's.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -39,14 +46,23 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocol.canonical import (
+    CANONICAL_SCALAR,
     MAX_SAFE_INT,
     JSONError,
     canonical_dumps,
+    canonical_object_pattern,
     is_canonical,
+    loads_if_canonical,
     strict_json_loads,
 )
 from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.records import RECORD_TYPES, Record, RecordError, record_from_body
+from protocol.records import (
+    RECORD_TYPES,
+    Record,
+    RecordError,
+    canonical_body_pattern,
+    record_from_body,
+)
 
 __all__ = [
     "AGENT_ID_RE",
@@ -81,6 +97,7 @@ _KEY_ID_RE = re.compile(r"k[0-9a-f]{16}\Z")
 # "SG1 " + 17-char key id + " " + 86 base64url chars (64 bytes) + "\n" = 109 bytes, always.
 _HEADER_RE = re.compile(rb"SG1 (k[0-9a-f]{16}) ([A-Za-z0-9_-]{86})\n")
 _HEADER_LEN = 109
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _CANONICAL_LAST = frozenset(b"AQgw")  # base64 digits 0, 16, 32, 48
 _FIELDS = frozenset({"v", "type", "agent_id", "key_id", "seq", "created_at", "body"})
 
@@ -224,17 +241,20 @@ def read_header(payload: bytes) -> SignedHeader:
     :param payload: the received bytes
     :raises EnvelopeError: ``bad_header`` with the offset of the first wrong byte
     """
-    head = bytes(payload[:_HEADER_LEN])
+    # The pattern is fixed-length and anchored, so on bytes it reads only the first 109.
+    head = payload if type(payload) is bytes else bytes(payload[:_HEADER_LEN])
     match = _HEADER_RE.match(head)
     if match is None:
+        head = head[:_HEADER_LEN]
         raise EnvelopeError("bad_header", _header_problem(head), _header_offset(head))
-    signature_text = match.group(2)
+    key_id, signature_text = match.groups()
     # 86 characters carry 516 bits for 512: the last one's low 4 bits must be zero, i.e. it
     # must be A, Q, g or w. Any other would give a second spelling of the same signature.
     if signature_text[85] not in _CANONICAL_LAST:
         raise EnvelopeError("bad_header", "signature base64url is not canonical", 108)
-    signature = base64.urlsafe_b64decode(signature_text + b"==")
-    return SignedHeader(match.group(1).decode("ascii"), signature, bytes(payload[_HEADER_LEN:]))
+    # = base64.urlsafe_b64decode(); the pattern already admitted only base64url characters.
+    signature = binascii.a2b_base64(signature_text.translate(_URLSAFE_TO_STANDARD) + b"==")
+    return SignedHeader(key_id.decode("ascii"), signature, bytes(payload[_HEADER_LEN:]))
 
 
 def _header_offset(head: bytes) -> int:
@@ -298,7 +318,28 @@ def verify_header_and_parse(
     return _parse(header)
 
 
+# The canonical encoding of every well-formed envelope whose strings need no escapes: the
+# common case, which loads_if_canonical then decides with one regex match and one C parse.
+_CANONICAL_SHAPE = re.compile(
+    canonical_object_pattern(
+        {
+            **dict.fromkeys(_FIELDS, CANONICAL_SCALAR),
+            "body": b"(?:" + b"|".join(canonical_body_pattern(t) for t in RECORD_TYPES) + b")",
+        }
+    )
+)
+
+
 def _parse(header: SignedHeader) -> Envelope:
+    # Most envelopes are canonical and decided by loads_if_canonical (which says why that is as
+    # strict as the full path). Everything else takes the full path, which words the error.
+    obj = loads_if_canonical(header.signed_bytes, shape=_CANONICAL_SHAPE)
+    if type(obj) is dict and obj.keys() == _FIELDS:
+        return _validated(obj, header.key_id)
+    return _parse_strictly(header)
+
+
+def _parse_strictly(header: SignedHeader) -> Envelope:
     try:
         obj = strict_json_loads(header.signed_bytes)
     except JSONError as exc:
@@ -312,7 +353,11 @@ def _parse(header: SignedHeader) -> Envelope:
         raise EnvelopeError("bad_field", f"wrong fields: extra {extra}, missing {missing}")
     if not is_canonical(obj, header.signed_bytes):
         raise EnvelopeError("not_canonical", "JSON is not in RFC 8785 canonical form")
-    _check_fields(obj, header.key_id)
+    return _validated(obj, header.key_id)
+
+
+def _validated(obj: dict[str, Any], header_key_id: str) -> Envelope:
+    _check_fields(obj, header_key_id)
     body = obj["body"]
     try:
         record = record_from_body(obj["type"], body)
