@@ -13,12 +13,30 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
-from collector.reconcile import Batch, Bucket, Credit, PayoutRecord, batch_key
+from collector.reconcile import (
+    AccountChange,
+    Batch,
+    Bucket,
+    Credit,
+    Merchant,
+    MerchantInputs,
+    PayoutRecord,
+    StatementCoverage,
+    batch_key,
+)
 
-__all__ = ["new_batch", "new_bucket", "new_credit", "new_payout"]
+__all__ = [
+    "new_account_change",
+    "new_batch",
+    "new_bucket",
+    "new_credit",
+    "new_inputs",
+    "new_merchant",
+    "new_payout",
+]
 
 # -- building the engine's objects ----------------------------------------------------------
 #
@@ -186,7 +204,109 @@ def _payout_builder() -> Callable[..., PayoutRecord]:
     return build
 
 
+def _inputs_builder() -> Callable[..., MerchantInputs]:
+    names = ("merchant", "account_history", "batches", "replacements", "credits", "payouts",
+             "coverage")  # fmt: skip
+    setters = _slot_setters(MerchantInputs, names)
+    if setters is None or hasattr(MerchantInputs, "__post_init__"):  # nothing to skip, or checks
+        return MerchantInputs
+    s_m, s_h, s_b, s_r, s_c, s_p, s_v = setters
+    new = object.__new__
+
+    def build(merchant: Merchant, history: tuple[AccountChange, ...], batches: tuple[Batch, ...],
+              replacements: tuple[Any, ...], credits: tuple[Credit, ...],
+              payouts: tuple[PayoutRecord, ...],
+              coverage: tuple[StatementCoverage, ...]) -> MerchantInputs:  # fmt: skip
+        inputs = new(MerchantInputs)
+        s_m(inputs, merchant)
+        s_h(inputs, history)
+        s_b(inputs, batches)
+        s_r(inputs, replacements)
+        s_c(inputs, credits)
+        s_p(inputs, payouts)
+        s_v(inputs, coverage)
+        return inputs
+
+    return build
+
+
+def _account_change_builder() -> Callable[..., AccountChange]:
+    """AccountChange from the loader: every datetime aware, ``effective_at`` set when active.
+
+    The loader makes them so (``_dt`` gives aware datetimes; an active or retired account
+    without ``effective_at`` takes ``requested_at``); anything else goes to the constructor,
+    which raises what it raises.
+    """
+    names = ("requested_at", "change_id", "merchant_id", "account_key", "account_masked",
+             "status", "effective_at", "status_changed_at")  # fmt: skip
+    setters = _slot_setters(AccountChange, names)
+    if setters is None:
+        return AccountChange
+    s_req, s_id, s_mid, s_key, s_masked, s_status, s_eff, s_changed = setters
+    new = object.__new__
+
+    def aware(value: datetime | None) -> bool:
+        return value is None or (value.tzinfo is not None and value.utcoffset() is not None)
+
+    def build(requested_at: datetime, change_id: str, merchant_id: str, account_key: str,
+              account_masked: str, status: Any, effective_at: datetime | None,
+              status_changed_at: datetime | None) -> AccountChange:  # fmt: skip
+        if not (
+            requested_at is not None
+            and aware(requested_at)
+            and aware(effective_at)
+            and aware(status_changed_at)
+            and (effective_at is not None or status not in ("active", "retired"))
+        ):
+            return AccountChange(requested_at, change_id, merchant_id, account_key,
+                                 account_masked, status, effective_at, status_changed_at)  # fmt: skip
+        change = new(AccountChange)
+        s_req(change, requested_at)
+        s_id(change, change_id)
+        s_mid(change, merchant_id)
+        s_key(change, account_key)
+        s_masked(change, account_masked)
+        s_status(change, status)
+        s_eff(change, effective_at)
+        s_changed(change, status_changed_at)
+        return change
+
+    return build
+
+
+def _merchant_builder() -> Callable[..., Merchant]:
+    """Merchant with the constructor's checks inlined (cycle, a local cut-off time)."""
+    names = ("merchant_id", "name", "cycle", "cutoff", "timezone", "fee_schedule", "locale",
+             "phones")  # fmt: skip
+    setters = _slot_setters(Merchant, names)
+    if setters is None:
+        return Merchant
+    s_mid, s_name, s_cycle, s_cutoff, s_tz, s_fees, s_locale, s_phones = setters
+    new = object.__new__
+
+    def build(merchant_id: str, name: str, cycle: Any, cutoff: time, timezone: str,
+              fee_schedule: Any, locale: str, phones: tuple[str, ...]) -> Merchant:  # fmt: skip
+        if cycle not in ("T+1", "D0") or cutoff.tzinfo is not None:
+            return Merchant(merchant_id, name, cycle, cutoff, timezone, fee_schedule, locale,
+                            phones)  # fmt: skip  # raises ReconcileInputError
+        merchant = new(Merchant)
+        s_mid(merchant, merchant_id)
+        s_name(merchant, name)
+        s_cycle(merchant, cycle)
+        s_cutoff(merchant, cutoff)
+        s_tz(merchant, timezone)
+        s_fees(merchant, fee_schedule)
+        s_locale(merchant, locale)
+        s_phones(merchant, phones)
+        return merchant
+
+    return build
+
+
 new_batch = _batch_builder()
 new_bucket = _bucket_builder()
 new_credit = _credit_builder()
 new_payout = _payout_builder()
+new_inputs = _inputs_builder()
+new_account_change = _account_change_builder()
+new_merchant = _merchant_builder()

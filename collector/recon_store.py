@@ -38,9 +38,12 @@ from typing import Any
 
 from collector import recon_write
 from collector.merchants import fee_schedule_from_json
+from collector.recon_build import new_account_change as _new_account_change
 from collector.recon_build import new_batch as _new_batch
 from collector.recon_build import new_bucket as _new_bucket
 from collector.recon_build import new_credit as _new_credit
+from collector.recon_build import new_inputs as _new_inputs
+from collector.recon_build import new_merchant as _new_merchant
 from collector.recon_build import new_payout as _new_payout
 from collector.recon_parallel import default_processes, run_chunks
 from collector.reconcile import (
@@ -209,15 +212,15 @@ def _currency(code: str | None) -> str:
 
 def _merchant(row: Sequence[Any]) -> Merchant:
     mid, name, cycle, cutoff, timezone, fees, locale, phones = row
-    return Merchant(
-        merchant_id=mid,
-        name=name or "",
-        cycle=cycle or "T+1",
-        cutoff=_cutoff(cutoff or "23:00"),
-        timezone=timezone or "Asia/Shanghai",
-        fee_schedule=_fee_schedule(fees),
-        locale=locale or "zh-CN",
-        phones=_json_tuple(phones),
+    return _new_merchant(
+        mid,
+        name or "",
+        cycle or "T+1",
+        _cutoff(cutoff or "23:00"),
+        timezone or "Asia/Shanghai",
+        _fee_schedule(fees),
+        locale or "zh-CN",
+        _json_tuple(phones),
     )
 
 
@@ -273,15 +276,8 @@ def _history(tx: Tx, ids: Sequence[str]) -> dict[str, list[AccountChange]]:
             effective = requested
         assert requested is not None
         out[mid].append(
-            AccountChange(
-                requested_at=requested,
-                change_id=change_id,
-                merchant_id=mid,
-                account_key=key,
-                account_masked=masked,
-                status=status,
-                effective_at=effective,
-                status_changed_at=_dt(changed_at),
+            _new_account_change(
+                requested, change_id, mid, key, masked, status, effective, _dt(changed_at)
             )
         )
     return out
@@ -466,7 +462,7 @@ def load_inputs(tx: Tx, merchant_ids: Iterable[str]) -> list[MerchantInputs]:
             row if row is not None else (mid, None, None, None, None, None, None, None)
         )
         out.append(
-            MerchantInputs(
+            _new_inputs(
                 merchant,
                 tuple(history.get(mid, empty)),
                 tuple(batches.get(mid, empty)),
@@ -611,6 +607,10 @@ def _clear_dirty(tx: Tx, done: Sequence[str], seen: set[tuple[Any, ...]]) -> Non
 #: are allowed: starting workers would cost more than it saves.
 PARALLEL_MIN_MERCHANTS = 2000
 
+#: Chunks per worker process (at most ``chunk`` merchants each): more even finishing times
+#: against more per-chunk queries and commits.
+CHUNKS_PER_PROCESS = 2
+
 
 def _plan(store: Store, todo: int, chunk: int, processes: int | None) -> tuple[int, int]:
     """``(processes, merchants per chunk)`` for a run over ``todo`` merchants."""
@@ -621,8 +621,8 @@ def _plan(store: Store, todo: int, chunk: int, processes: int | None) -> tuple[i
     if store.url in ("sqlite:///:memory:", "sqlite:///"):
         processes = 1  # another process cannot see this database
     if processes > 1:
-        # about four chunks per process so that they finish together; never above ``chunk``
-        chunk = max(1, min(chunk, -(-todo // (4 * processes))))
+        # a few chunks per process so that they finish together; never above ``chunk``
+        chunk = max(1, min(chunk, -(-todo // (CHUNKS_PER_PROCESS * processes))))
     chunks = -(-todo // chunk)
     return max(1, min(processes, chunks)), chunk
 
