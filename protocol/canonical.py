@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import rfc8785
@@ -182,6 +182,8 @@ def strict_json_loads(data: bytes, *, max_depth: int = 16) -> Any:
 # No object_pairs_hook: duplicate keys are caught by the canonical comparison instead (see
 # loads_if_canonical), which saves a Python call per object.
 _DECODER_PLAIN = json.JSONDecoder(parse_float=_parse_float, parse_constant=_parse_constant)
+# JSONDecoder.__init__ sets scan_once (the C scanner) on every decoder; typeshed omits it.
+_SCAN_PLAIN: Callable[[str, int], tuple[Any, int]] = _DECODER_PLAIN.scan_once  # type: ignore[attr-defined]
 #: What :func:`loads_if_canonical` returns when it cannot decide on its own.
 UNDECIDED: Any = object()
 
@@ -225,9 +227,10 @@ def loads_if_canonical(
         return UNDECIDED
     if shape is not None and shape.fullmatch(data) is not None:
         try:
-            return _DECODER_PLAIN.decode(data.decode("utf-8"))
-        except ValueError:  # invalid UTF-8 in a string: the full check words it
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:  # the full check words it
             return UNDECIDED
+        return _scan_whole(text)
     if (
         not data.isascii()
         or data.count(b"[") + data.count(b"{") > max_depth
@@ -235,11 +238,21 @@ def loads_if_canonical(
     ):
         return UNDECIDED
     text = data.decode("ascii")
-    try:
-        value = _DECODER_PLAIN.decode(text)
-    except (_Rejected, ValueError, RecursionError):  # JSONDecodeError is a ValueError
+    value = _scan_whole(text)
+    if value is UNDECIDED or _SORTED_COMPACT.encode(value) != text:
         return UNDECIDED
-    return value if _SORTED_COMPACT.encode(value) == text else UNDECIDED
+    return value
+
+
+def _scan_whole(text: str) -> Any:
+    # The C scanner itself, without JSONDecoder.decode()'s two whitespace regex matches and
+    # Python frames: canonical text has no whitespace around the value, so a text that is
+    # not exactly one value from start to end is undecided.
+    try:
+        value, end = _SCAN_PLAIN(text, 0)
+    except (_Rejected, ValueError, StopIteration, RecursionError):  # JSONDecodeError: ValueError
+        return UNDECIDED
+    return value if end == len(text) else UNDECIDED
 
 
 #: Regex source for the canonical encoding of a string that needs no escape: printable ASCII

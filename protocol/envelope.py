@@ -377,16 +377,19 @@ def _validated(obj: dict[str, Any], header_key_id: str) -> Envelope:
 
 
 def _check_fields(obj: dict[str, Any], header_key_id: str) -> None:
+    version, agent_id, seq, created_at = obj["v"], obj["agent_id"], obj["seq"], obj["created_at"]
     if (  # the common, valid case without building any message text
-        type(obj["v"]) is int
-        and obj["v"] == ENVELOPE_VERSION
+        type(version) is int
+        and version == ENVELOPE_VERSION
         and obj["type"] in RECORD_TYPES
         and obj["key_id"] == header_key_id  # the header's id already matched _KEY_ID_RE
-        and _matches(AGENT_ID_RE, obj["agent_id"])
-        and type(obj["seq"]) is int
-        and obj["seq"] >= 1
-        and _matches(CREATED_AT_RE, obj["created_at"])
-        and isinstance(obj["body"], dict)
+        and type(agent_id) is str
+        and AGENT_ID_RE.match(agent_id) is not None
+        and type(seq) is int
+        and seq >= 1
+        and type(created_at) is str
+        and CREATED_AT_RE.match(created_at) is not None
+        and type(obj["body"]) is dict
     ):
         return
     checks: list[tuple[str, bool, str]] = [

@@ -293,18 +293,22 @@ class BatchSummary(_Totals):
         return (
             type(self.terminal_id) is str
             and _f.is_identifier(self.terminal_id) is not None
-            and _optional_identifier(self.merchant_id)
+            and (self.merchant_id is None or (
+                type(self.merchant_id) is str and _f.is_identifier(self.merchant_id) is not None))
             and type(self.batch_no) is int
             and 0 <= self.batch_no <= _MAX
             and type(self.closed_at) is str
             and _f.is_utc_time(self.closed_at) is not None
-            and _optional_local_time(self.terminal_local_time)
+            and (self.terminal_local_time is None or (
+                type(self.terminal_local_time) is str
+                and _f.is_local_time(self.terminal_local_time) is not None))
             and (self.currency is None or (
                 type(self.currency) is str and _f.is_currency(self.currency) is not None))
             and type(self.protocol) is str
             and self.protocol in PROTOCOLS
             and _buckets_ok(self.protocol, self.buckets)
-            and _receipts_ok(self.receipt_start, self.receipt_end)
+            and (self.receipt_start is self.receipt_end is None
+                 or _receipts_ok(self.receipt_start, self.receipt_end))
             and (self.host_reconciled is None or type(self.host_reconciled) is bool)
             and _journal_ok(self.journal)
         )  # fmt: skip
