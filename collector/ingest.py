@@ -246,8 +246,20 @@ def ingest_batch(
     :returns: ``(agent_id, Ack)`` per message that can be answered, in message order
     :raises Exception: only store failures (the transaction is rolled back; publish no ack)
     """
-    now = now or datetime.now(UTC)
     decided = [verify_message(m, keyring, max_size=max_size) for m in messages]
+    return store_decided(store, decided, keys=keys, now=now)
+
+
+def store_decided(
+    store: Store,
+    decided: Sequence[Verified | Refused],
+    *,
+    keys: CollectorKeys | None = None,
+    now: datetime | None = None,
+) -> list[tuple[str, Ack]]:
+    """Step 5 for messages :func:`verify_message` decided: refusals and records in ONE
+    transaction; return the acks to publish once it committed (see :func:`ingest_batch`)."""
+    now = now or datetime.now(UTC)
     acks: list[tuple[str, Ack]] = []
     shared = WriteBatch()
     with store.transaction() as tx:

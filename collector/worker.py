@@ -1,11 +1,16 @@
 """The MQTT ingest worker: :mod:`collector.mqtt_link` in, :func:`collector.ingest.ingest_batch`,
 acks out.
 
-Theory of operation (DESIGN.md §3.4, §5, §8): one thread does everything, in this order. It
-takes up to ``batch_size`` messages from the link (waiting at most ``batch_wait_s`` to fill a
-batch once the first arrived), verifies and commits them in one transaction, and only then
-(a) publishes the application acks, one message per agent on ``sg/v1/a/{agent}/ack`` at QoS 1,
-and (b) PUBACKs the messages — all in one socket write. A crash anywhere before the commit
+Theory of operation (DESIGN.md §3.4, §5, §8): the worker's thread takes up to ``batch_size``
+messages from the link (waiting at most ``batch_wait_s`` to fill a batch once the first
+arrived) and verifies them (:func:`collector.ingest.verify_message`); a writer thread commits
+each verified batch in one transaction (:func:`collector.ingest.store_decided`) and hands the
+result back; only then does the worker's thread (a) publish the application acks, one message
+per agent on ``sg/v1/a/{agent}/ack`` at QoS 1, and (b) PUBACK the messages — all in one socket
+write. The two threads overlap batch N's commit (SQLite and psycopg release the GIL while the
+database works and fsyncs) with batch N+1's verification (so does Ed25519); at most one batch
+waits for the writer while another is written. ``pipeline=False`` does both steps in one
+thread, one batch at a time. A crash anywhere before the commit
 leaves the messages un-PUBACKed and un-acked, so the broker or the agent sends them again; a
 crash after the commit only causes a resend, which the store answers as ``duplicate``. N
 workers (processes) share the load through the MQTT v5 shared subscription
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import queue
 import signal
 import threading
 import time
@@ -27,11 +33,19 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from collector.ingest import IncomingMessage, Keyring, group_acks, ingest_batch
+from collector.ingest import (
+    IncomingMessage,
+    Keyring,
+    Refused,
+    Verified,
+    group_acks,
+    store_decided,
+    verify_message,
+)
 from collector.keys import CollectorKeys
 from collector.mqtt_link import IngestLink, LinkError, Received, tls_context
 from collector.store import Store, open_store
-from protocol.acks import encode_acks
+from protocol.acks import Ack, encode_acks
 from protocol.topics import (
     HEARTBEAT_FILTER,
     PLAIN_INGEST_FILTER,
@@ -59,6 +73,7 @@ class IngestWorker:
     :param session_expiry_s: with MQTT v5 and a value above 0, resume the session of
         ``client_id`` (clean start off) and ask the broker to keep it this long while
         disconnected, so messages published meanwhile wait for this worker
+    :param pipeline: commit in a writer thread while the next batch is verified
     """
 
     def __init__(
@@ -71,6 +86,7 @@ class IngestWorker:
         keys: CollectorKeys | None = None,
         client_id: str | None = None,
         session_expiry_s: int = 0,
+        pipeline: bool = True,
     ) -> None:
         self.store = store
         self.keyring = Keyring(store)
@@ -81,6 +97,16 @@ class IngestWorker:
         self.v5 = str(self.settings.get("protocol", "5")) == "5"
         self.processed = 0
         self._retry: list[Received] = []
+        # An in-memory SQLite database is per connection, so per thread: no writer thread.
+        self.pipeline = pipeline and getattr(store, "path", None) != ":memory:"
+        self._jobs: queue.Queue[tuple[list[Received], list[Verified | Refused]] | None] = (
+            queue.Queue(maxsize=1)
+        )
+        self._done: queue.SimpleQueue[tuple[list[Received], list[tuple[str, Ack]] | None]] = (
+            queue.SimpleQueue()
+        )
+        self._in_flight = 0
+        self._writer: threading.Thread | None = None
         filters = (
             [SHARED_INGEST_FILTER, SHARED_HEARTBEAT_FILTER]
             if self.v5
@@ -109,7 +135,7 @@ class IngestWorker:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> None:
-        """Connect and subscribe.
+        """Connect and subscribe (and start the writer thread).
 
         :raises WorkerError: refused connection or subscription, or no answer in ``timeout``
         """
@@ -117,30 +143,46 @@ class IngestWorker:
             self.link.connect(timeout)
         except LinkError as exc:
             raise WorkerError(str(exc)) from exc
+        if self.pipeline and self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="sg-ingest-writer",
+                                            daemon=True)  # fmt: skip
+            self._writer.start()
 
     def stop(self) -> None:
-        """Disconnect; un-committed messages stay un-acknowledged (the broker resends)."""
+        """Answer what the writer committed, stop it, disconnect. Uncommitted messages stay
+        un-acknowledged (the broker or the agent sends them again)."""
+        while self._in_flight:
+            try:
+                self._answer(*self._done.get(timeout=60))
+            except queue.Empty:
+                log.error("the writer did not finish within 60 s; its batch will be redelivered")
+                break
+        if self._writer is not None:
+            self._jobs.put(None)
+            self._writer.join(60)
+            self._writer = None
         self.link.close()
 
     # -- the work -----------------------------------------------------------------------------
 
-    def run_once(self, timeout: float = 0.5) -> int:
-        """Process one batch (waiting up to ``timeout`` for the first message).
+    def _write_loop(self) -> None:
+        """The writer thread: commit each job, hand back its acks (None if the store failed)."""
+        while (job := self._jobs.get()) is not None:
+            batch, decided = job
+            try:
+                acks: list[tuple[str, Ack]] | None = store_decided(self.store, decided,
+                                                                   keys=self.keys)  # fmt: skip
+            except Exception:
+                log.exception("store failed; %d messages will be retried", len(batch))
+                acks = None
+                time.sleep(0.5)  # back off from a failing database instead of spinning
+            self._done.put((batch, acks))
 
-        :returns: how many messages were committed
-        """
-        batch, self._retry = self._retry, []
-        if not batch:
-            batch = self.link.receive(self.batch_size, timeout, self.batch_wait_s)
-        if not batch:
-            return 0
-        messages = [IncomingMessage(m.topic, m.payload) for m in batch]
-        try:
-            acks = ingest_batch(self.store, self.keyring, messages, keys=self.keys)
-        except Exception:
-            log.exception("store failed; %d messages will be retried", len(batch))
-            self._retry = batch
-            time.sleep(0.5)  # back off from a failing database instead of spinning
+    def _answer(self, batch: list[Received], acks: list[tuple[str, Ack]] | None) -> int:
+        """After a commit: app acks, then PUBACKs, in one write. A failed commit: retry."""
+        self._in_flight -= 1
+        if acks is None:
+            self._retry.extend(batch)
             return 0
         link = self.link
         for agent_id, items in group_acks(acks):
@@ -150,6 +192,55 @@ class IngestWorker:
         link.flush()
         self.processed += len(batch)
         return len(batch)
+
+    def _verify(self, batch: list[Received]) -> list[Verified | Refused]:
+        keyring = self.keyring
+        return [verify_message(IncomingMessage(m.topic, m.payload), keyring) for m in batch]
+
+    def run_once(self, timeout: float = 0.5) -> int:
+        """Take and verify one batch (waiting up to ``timeout`` for its first message), pass it
+        to the writer, and answer every batch the writer has committed meanwhile.
+
+        :returns: how many messages were committed and answered in this call
+        """
+        if not self.pipeline:
+            return self._run_once_inline(timeout)
+        answered = 0
+        while self._in_flight:  # what the writer finished
+            try:
+                answered += self._answer(*self._done.get_nowait())
+            except queue.Empty:
+                break
+        batch, self._retry = self._retry, []
+        if not batch:  # with a commit running, come back soon to answer it
+            wait = min(timeout, self.batch_wait_s) if self._in_flight else timeout
+            batch = self.link.receive(self.batch_size, wait, self.batch_wait_s)
+        if batch:
+            decided = self._verify(batch)
+            self._jobs.put((batch, decided))  # waits while one job is queued already
+            self._in_flight += 1
+        elif self._in_flight:  # nothing new: wait for the running commit instead
+            try:
+                answered += self._answer(*self._done.get(timeout=timeout))
+            except queue.Empty:
+                pass
+        return answered
+
+    def _run_once_inline(self, timeout: float) -> int:
+        batch, self._retry = self._retry, []
+        if not batch:
+            batch = self.link.receive(self.batch_size, timeout, self.batch_wait_s)
+        if not batch:
+            return 0
+        decided = self._verify(batch)
+        self._in_flight += 1
+        try:
+            acks: list[tuple[str, Ack]] | None = store_decided(self.store, decided, keys=self.keys)
+        except Exception:
+            log.exception("store failed; %d messages will be retried", len(batch))
+            acks = None
+            time.sleep(0.5)  # back off from a failing database instead of spinning
+        return self._answer(batch, acks)
 
     def run(self, stop: threading.Event) -> None:
         """Process batches until ``stop`` is set."""

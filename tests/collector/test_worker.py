@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,52 @@ def test_worker_with_wrong_password_fails_clearly(broker_with_store: tuple[Broke
     worker = IngestWorker(store, {"port": running.port, "username": "collector", "password": "x"})
     with pytest.raises(WorkerError):
         worker.start(timeout=5)
+
+
+@pytest.mark.parametrize("pipeline", [True, False], ids=["writer-thread", "inline"])
+def test_failed_commit_is_retried_and_acked_only_after_it_succeeds(
+    broker_with_store: tuple[Broker, Store], monkeypatch: pytest.MonkeyPatch, pipeline: bool
+) -> None:
+    import collector.worker as worker_module
+
+    running, store = broker_with_store
+    agent = make_agent(store, "agent-a")
+    _sync(running, store)
+    calls = {"n": 0}
+    real = worker_module.store_decided
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "store_decided", flaky)
+    user, password = running.collector
+    worker = IngestWorker(store, {"port": running.port, "username": user, "password": password},
+                          pipeline=pipeline)  # fmt: skip
+    worker.start()
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    probe = _agent_probe(running, agent)
+    try:
+        stored_when_acked: list[bool] = []
+
+        def on_ack(_c: object, _u: object, msg: Any) -> None:  # is each acked seq committed?
+            for ack in decode_acks(msg.payload)[1]:
+                row = store.query_one("SELECT 1 AS x FROM received_records WHERE agent_id = ?"
+                                      " AND seq = ?", (agent.agent_id, ack.seq))  # fmt: skip
+                stored_when_acked.append(row is not None)
+
+        probe.client.on_message = on_ack
+        for seq in (1, 2, 3):
+            probe.client.publish(agent.topic, agent.seal(batch(batch_no=seq), seq=seq), qos=1)
+        wait_until(lambda: worker.processed == 3, timeout=15)
+        assert calls["n"] >= 2, "the first commit failed and was retried"
+        assert store.count("received_records") == 3
+        wait_until(lambda: len(stored_when_acked) == 3)
+        assert all(stored_when_acked), "no ack before its commit"
+    finally:
+        probe.close()
+        _stop(worker, stop, thread)
