@@ -43,12 +43,14 @@ Work = Callable[[Store, Sequence[str], Any, AbstractContextManager[Any] | None],
 
 
 def default_processes() -> int:
-    """``$SETTLEGUARD_RECON_PROCESSES`` if set, else the number of CPUs.
+    """``$SETTLEGUARD_RECON_PROCESSES`` if set, else the number of CPUs this process may use.
 
     :raises ValueError: the variable is set but not a positive integer
     """
     text = os.environ.get(PROCESSES_ENV, "").strip()
     if not text:
+        if hasattr(os, "sched_getaffinity"):  # CPUs we may run on, not the machine's count
+            return len(os.sched_getaffinity(0)) or 1
         return os.cpu_count() or 1
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"{PROCESSES_ENV}={text!r}: expected a positive integer")
