@@ -209,3 +209,11 @@ def test_shape_near_misses(member: bytes) -> None:
                                   b'""', b'"\x7f"', b'"\xc3\xa9"', b'"\xf0\x9f\x98\x80"',
                                   b'"\\\\"', b'"\\n"', b'"\\u001f"', b"[]", b"{}")  # fmt: skip
     assert (decided is not UNDECIDED) == canonical_member
+
+
+@pytest.mark.parametrize("inserted", [b" ", b"\n", b",", b"-", b"0", b'"', b"\\", b"\xa9"])
+def test_shape_with_a_byte_inserted_anywhere(inserted: bytes) -> None:
+    data = b'{"a":"x:1","b":-10,"list":[{"n":null,"z":true}],"obj":{"n":"","z":false}}'
+    assert loads_if_canonical(data, shape=SHAPE) is not UNDECIDED
+    for position in range(len(data) + 1):
+        assert_decides_like_the_full_path(data[:position] + inserted + data[position:], SHAPE)
