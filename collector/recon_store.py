@@ -294,11 +294,14 @@ BATCHES_SQL = (
     " ON k.batch_id = b.id WHERE b.merchant_id IN ({ids}) ORDER BY b.merchant_id, b.closed_at, b.id"
 )
 
-#: The loader's credit query (booked and pending credits to any account of the merchants).
+#: The loader's credit query (booked and pending credits to any account of the merchants). The
+#: raw statement entry is read only for a credit without a reference (its end-to-end id is the
+#: reference then): most credits have one, and a raw entry is the widest column.
 CREDITS_SQL = (
     "SELECT m.merchant_id, c.entry_id, c.id, c.account_hmac, c.account_masked, c.booked_at,"
     " c.value_date, c.amount, c.currency, c.reference, c.remittance, c.status, c.reversal,"
-    " c.raw FROM (SELECT DISTINCT merchant_id, account_hmac FROM settlement_accounts"
+    " CASE WHEN c.reference IS NULL OR c.reference = '' THEN c.raw END"
+    " FROM (SELECT DISTINCT merchant_id, account_hmac FROM settlement_accounts"
     " WHERE merchant_id IN ({ids})) m JOIN credits c ON c.account_hmac = m.account_hmac"
     " WHERE c.kind = 'credit' AND c.status IN ('booked', 'pending')"
 )

@@ -246,3 +246,28 @@ def test_change_under_review_leaves_old_account_in_force(store: Store) -> None:
     assert gap["category"] == "PAID_TO_OLD_ACCOUNT" and gap["amount"] == net(100_000)
     set_account_status(store, account_id, "rejected", actor="ops")
     assert reconcile(store, now=NOW).merchants == 1  # an operator edit marks it dirty
+
+
+def test_credit_without_reference_takes_its_end_to_end_id(store: Store) -> None:
+    account = "6217000099998888777"
+    import_merchants(store, merchant_csv("ME", account), account_hmac=hasher)
+    raw = '{{"end_to_end_id": "{}", "element": "Ntry"}}'
+    with store.transaction() as tx:
+        for entry, reference, e2e in (
+            ("e1", "REF0000001", "E2E0000001"),  # a reference wins over the end-to-end id
+            ("e2", "", "E2E0000002"),
+            ("e3", None, "NOTPROVIDED"),  # camt's placeholder is no reference
+        ):
+            tx.insert(
+                "credits",
+                {"account_hmac": hasher(account), "account_masked": "****8777",
+                 "booked_at": "2024-04-02", "value_date": "2024-04-02", "amount": 100,
+                 "currency": "CNY", "kind": "credit", "reference": reference,
+                 "entry_id": entry, "status": "booked", "raw": raw.format(e2e)},
+            )  # fmt: skip
+        (inputs,) = load_inputs(tx, ["ME"])
+    assert {c.credit_id: c.reference for c in inputs.credits} == {
+        "e1": "REF0000001",
+        "e2": "E2E0000002",
+        "e3": "",
+    }
