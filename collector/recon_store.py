@@ -665,7 +665,7 @@ def reconcile(
     )
     report = ReconcileReport()
     marks: dict[str, int] | None = None
-    with store.transaction() as tx:
+    with read_transaction(store) as tx:  # one snapshot for the merchants and the marks
         if merchants is not None:
             todo = set(merchants)
         elif full:  # every merchant: which are dirty does not matter, only the new marks
