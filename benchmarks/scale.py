@@ -12,9 +12,11 @@ as ``SyncLink`` does. It runs for ``--duration`` seconds, drains, and counts wha
 Then it runs one full reconciliation over everything. Every process shares this machine's
 cores (publishers, broker, workers and PostgreSQL), so the figures are a floor.
 
-Printed per stage: records/s, CPU seconds per 1,000 batches for each process kind, peak RSS
-(VmHWM) of the workers and the broker, PostgreSQL database size; the last line
-``RESULT ingested=… ingest_per_s=… reconcile_batches_per_s=… cpu_s_per_1000=… lost=…``.
+Printed per stage: records/s, CPU seconds per 1,000 batches for each process kind (PostgreSQL's
+server processes included), peak RSS (VmHWM) of the workers and the broker, PostgreSQL database
+size, and for reconciliation the CPU of its worker processes and their peak memory; the last line
+``RESULT ingested=… ingest_per_s=… reconcile_batches_per_s=… cpu_s_per_1000=… lost=…`` where
+``cpu_s_per_1000`` is the ingest cost: workers + broker + PostgreSQL CPU seconds per 1,000 batches.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import multiprocessing
 import os
 import queue
+import resource
 import shutil
 import sys
 import tempfile
@@ -44,6 +47,62 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of every PostgreSQL server process on this machine: the live ones' own, plus
+    the postmaster's reaped children's (a backend that ended during a stage still counts)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text[:64]:
+            fields = text.rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / TICK  # utime stime cutime cstime
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    """Child processes of ``pid``, recursively (``/proc/<pid>/task/*/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in task.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+class RssSampler(threading.Thread):
+    """Samples the resident memory of this process and its descendants every 0.2 s: the peak
+    of their sum is what a reconcile run with worker processes needs from the machine."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_mb = 0.0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.2):
+            total = 0.0
+            for pid in [os.getpid(), *descendants(os.getpid())]:
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1]) / 1024
+                except OSError:
+                    pass
+            self.peak_mb = max(self.peak_mb, total)
+
+    def stop(self) -> float:
+        self._done.set()
+        self.join(5)
+        return self.peak_mb
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -241,6 +300,7 @@ def main() -> None:
             r.wait(3600)
         worker_cpu0 = sum(cpu_seconds(w.pid) for w in workers if w.pid)
         broker_cpu0 = cpu_seconds(broker.pid)
+        pg_cpu0 = postgres_cpu_seconds()
         start = time.time()
         stop_at = start + args.duration
         go.set()
@@ -266,6 +326,7 @@ def main() -> None:
         pub_cpu = sum(r[2] for r in results)
         worker_cpu = sum(cpu_seconds(w.pid) for w in workers if w.pid) - worker_cpu0
         broker_cpu = cpu_seconds(broker.pid) - broker_cpu0
+        pg_cpu = postgres_cpu_seconds() - pg_cpu0
         worker_rss = max(peak_rss_mb(w.pid) for w in workers if w.pid)
         broker_rss = peak_rss_mb(broker.pid)
         stop.set()
@@ -281,23 +342,33 @@ def main() -> None:
               f" = {stored / ingest_s:.0f} records/s with {args.workers} workers")  # fmt: skip
         per_k = 1000 / max(stored, 1)
         print(f"cpu s per 1000 batches: workers={worker_cpu * per_k:.3f} broker={broker_cpu * per_k:.3f}"
-              f" publishers(agents)={pub_cpu * per_k:.3f}")  # fmt: skip
+              f" postgresql={pg_cpu * per_k:.3f} publishers(agents)={pub_cpu * per_k:.3f}")  # fmt: skip
         print(f"peak RSS: worker={worker_rss:.0f} MB broker={broker_rss:.0f} MB; database {db_mb:.0f} MB"
               f" ({db_mb * 2**20 / max(stored, 1):.0f} bytes/batch)")  # fmt: skip
+        sampler = RssSampler()
+        sampler.start()
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pg0 = postgres_cpu_seconds()
         t0, c0 = time.perf_counter(), time.process_time()
         report = reconcile(store, full=True, now=datetime(2026, 3, 20, tzinfo=UTC))
-        rec_s, rec_cpu = time.perf_counter() - t0, time.process_time() - c0
+        rec_s = time.perf_counter() - t0
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        rec_cpu = (time.process_time() - c0 + children1.ru_utime - children0.ru_utime
+                   + children1.ru_stime - children0.ru_stime)  # fmt: skip
+        rec_pg = postgres_cpu_seconds() - pg0
+        rec_rss = sampler.stop()
         batches = store.count("batch_summaries")
+        rec_k = 1000 / max(batches, 1)
         print(f"reconcile: {batches} batches, {report.merchants} merchants in {rec_s:.1f}s ="
-              f" {batches / rec_s:.0f} batches/s; cpu {rec_cpu * 1000 / max(batches, 1):.3f} s/1000"
-              f" (this process; PostgreSQL's own CPU not included); peak RSS"
-              f" {peak_rss_mb(os.getpid()):.0f} MB")  # fmt: skip
+              f" {batches / rec_s:.0f} batches/s; cpu s per 1000 batches: reconcile processes"
+              f" {rec_cpu * rec_k:.3f}, postgresql {rec_pg * rec_k:.3f}; peak RSS of this process"
+              f" and its reconcile workers together {rec_rss:.0f} MB")  # fmt: skip
         store.close()
         lost = published - stored
         print(
             f"RESULT ingested={stored} ingest_per_s={stored / ingest_s:.0f} "
             f"reconcile_batches_per_s={batches / rec_s:.0f} "
-            f"cpu_s_per_1000={(worker_cpu + broker_cpu) * per_k:.3f} lost={lost}",
+            f"cpu_s_per_1000={(worker_cpu + broker_cpu + pg_cpu) * per_k:.3f} lost={lost}",
             flush=True,
         )
     finally:
