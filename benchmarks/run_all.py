@@ -15,7 +15,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # In the order of the pipeline: agent -> ingest -> reconciliation -> dashboard -> whole system.
-ORDER = ("agent_backlog", "ingest", "reconcile_engine", "reconcile", "dashboard", "chaos")
+ORDER = (
+    "agent_backlog",
+    "envelope_parse",
+    "ingest_stages",
+    "ingest",
+    "reconcile_engine",
+    "reconcile",
+    "dashboard",
+    "chaos",
+)
 
 
 def main() -> int:
