@@ -175,3 +175,73 @@ def test_failed_commit_is_retried_and_acked_only_after_it_succeeds(
     finally:
         probe.close()
         _stop(worker, stop, thread)
+
+
+def _worker_that_dies_after_commit(url: str, settings: dict[str, Any], client_id: str,
+                                   pipeline: bool, ready: Any) -> None:  # fmt: skip
+    """Child process: a worker whose first post-commit step (acks, PUBACKs) is SIGKILL."""
+    import os
+    import signal
+
+    from collector.store import open_store
+
+    worker = IngestWorker(open_store(url), settings, client_id=client_id, session_expiry_s=600,
+                          pipeline=pipeline)  # fmt: skip
+    worker._answer = lambda *_: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[method-assign,assignment,return-value]
+    worker.start()
+    ready.set()
+    while True:
+        worker.run_once(0.2)
+
+
+@pytest.mark.parametrize("pipeline", [True, False], ids=["writer-thread", "inline"])
+def test_worker_killed_between_commit_and_ack_only_causes_a_resend(
+    broker_with_store: tuple[Broker, Store], pipeline: bool
+) -> None:
+    """Issue 9: kill -9 after the database commit and before any app ack or PUBACK. The broker
+    redelivers the un-PUBACKed messages to the restarted worker (same persistent session), the
+    store answers them ``duplicate``, and every record is stored exactly once and acked."""
+    import multiprocessing
+
+    running, store = broker_with_store
+    agent = make_agent(store, "agent-a")
+    _sync(running, store)
+    user, password = running.collector
+    settings = {"port": running.port, "username": user, "password": password}
+    client_id = f"sg-ingest-kill-{'pipe' if pipeline else 'inline'}"
+    probe = _agent_probe(running, agent)
+    try:
+        context = multiprocessing.get_context("spawn")
+        ready = context.Event()
+        child = context.Process(
+            target=_worker_that_dies_after_commit,
+            args=(store.url, settings, client_id, pipeline, ready),  # type: ignore[attr-defined]
+        )
+        child.start()
+        assert ready.wait(30), "the worker subscribed"
+        for seq in (1, 2, 3):
+            probe.client.publish(agent.topic, agent.seal(batch(batch_no=seq), seq=seq), qos=1)
+        child.join(timeout=30)
+        assert child.exitcode == -9, "the worker was killed after its commit"
+        committed = store.count("received_records")
+        assert committed >= 1, "it died after committing at least one batch"
+        assert _acks(probe) == [], "and before publishing any ack"
+
+        worker = IngestWorker(store, settings, client_id=client_id, session_expiry_s=600,
+                              pipeline=pipeline)  # fmt: skip
+        worker.start()
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: sorted(a.seq for a in _acks(probe)) == [1, 2, 3], timeout=20)
+        finally:
+            _stop(worker, stop, thread)
+        acks = {a.seq: a.status for a in _acks(probe)}
+        assert store.count("received_records") == 3
+        assert store.count("batch_summaries") == 3
+        redelivered = [seq for seq, status in acks.items() if status == "duplicate"]
+        assert len(redelivered) == committed, acks  # the committed ones came back as resends
+        assert set(acks.values()) <= {"accepted", "duplicate"}
+    finally:
+        probe.close()
