@@ -13,6 +13,7 @@ kept as ``retired`` so records it signed before the rotation (still in the agent
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -141,15 +142,26 @@ def enroll(
     return Enrollment(agent_id, merchant_id, key_id, "pending", agent_id, password)
 
 
+_STATUS_FIELDS = "SELECT status, approved_at, revoked_at FROM agents WHERE agent_id = ?"
+
+
 def _set_status(store: Store, agent_id: str, status: str, column: str, actor: str) -> Row:
+    """Change the status and write its one audit line (before and after) in one transaction;
+    the CLI and the dashboard both come here, so each change is audited exactly once."""
     with store.transaction() as tx:
-        changed = tx.execute(
+        before = tx.query_one(_STATUS_FIELDS, (agent_id,))
+        if before is None:
+            raise EnrollmentError(f"no agent {agent_id!r}")
+        tx.execute(
             f"UPDATE agents SET status = ?, {column} = ? WHERE agent_id = ?",  # noqa: S608
             (status, _iso(utc_now()), agent_id),
         )
-        if not changed:
-            raise EnrollmentError(f"no agent {agent_id!r}")
-        tx.insert("audit_log", {"actor": actor, "action": f"agent.{status}", "target": agent_id})
+        after = tx.query_one(_STATUS_FIELDS, (agent_id,))
+        tx.insert(
+            "audit_log",
+            {"actor": actor, "action": f"agent.{status}", "target": f"agent:{agent_id}",
+             "detail": json.dumps({"before": before, "after": after}, default=str)},
+        )  # fmt: skip
         row = tx.query_one("SELECT * FROM agents WHERE agent_id = ?", (agent_id,))
     assert row is not None
     return row

@@ -160,12 +160,9 @@ def set_agent_status(
     if status == "approved" and before["status"] == "revoked":
         raise ActionError(f"agent {agent_id} is revoked; it must enroll again")
     change = enrollment.approve if status == "approved" else enrollment.revoke
-    change(store, agent_id, actor=actor)
+    change(store, agent_id, actor=actor)  # writes the audit line (before/after) with the change
     _sync_broker(app, store)
-    after = _agent(store, agent_id)
-    with store.transaction() as tx:
-        audit(tx, actor, f"agent.{status}", f"agent:{agent_id}", before, after)
-    return after
+    return _agent(store, agent_id)
 
 
 def _sync_broker(app: Flask, store: Store) -> None:

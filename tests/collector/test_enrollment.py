@@ -54,6 +54,15 @@ def test_enroll_approve_list_revoke(client: FlaskClient, runner: FlaskCliRunner)
     assert client.get("/api/v1/agents/agent-a/status").get_json()["status"] == "revoked"
     missing = runner.invoke(collector, ["agents", "approve", "nobody"])
     assert missing.exit_code == 1 and "no agent" in missing.output
+    lines = get_store(client.application).query(
+        "SELECT action, target, detail FROM audit_log WHERE action IN"
+        " ('agent.approved', 'agent.revoked') ORDER BY id"
+    )
+    assert [(r["action"], r["target"]) for r in lines] == [
+        ("agent.approved", "agent:agent-a"), ("agent.revoked", "agent:agent-a")]  # fmt: skip
+    changes = [json.loads(r["detail"]) for r in lines]
+    assert [(c["before"]["status"], c["after"]["status"]) for c in changes] == [
+        ("pending", "approved"), ("approved", "revoked")]  # fmt: skip
 
 
 def test_bad_requests_say_why(client: FlaskClient, runner: FlaskCliRunner) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,4 +161,9 @@ def test_api_reads_and_actions_with_a_token(web_app: Flask, db: Store) -> None:
         client.post("/api/v1/agents/ag-1/approve", headers=operator).get_json()["status"]
         == "approved"
     )
+    approvals = db.query("SELECT target, detail FROM audit_log WHERE action = 'agent.approved'")
+    assert len(approvals) == 1, approvals  # one line per change, with before and after
+    change = json.loads(approvals[0]["detail"])
+    assert approvals[0]["target"] == "agent:ag-1"
+    assert change["before"]["status"] != "approved" and change["after"]["status"] == "approved"
     assert client.get("/api/v1/gaps/424242", headers=viewer).status_code == 404
