@@ -60,6 +60,24 @@ class Tx(abc.ABC):
         (an ``ON CONFLICT DO NOTHING`` that skipped a row does not count it)."""
         return sum(self.execute(sql, row) for row in rows)
 
+    def insert_many(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        ignore_conflict: bool = False,
+    ) -> int:
+        """Insert ``rows`` (values in ``columns`` order) into ``table``; return how many were
+        inserted (with ``ignore_conflict`` a row that clashes on a unique key is skipped and not
+        counted). The bulk-write path: SQLite runs one prepared INSERT per row; PostgreSQL
+        overrides this with one statement over arrays."""
+        sql = (f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608 - names are ours
+               f" VALUES ({', '.join('?' for _ in columns)})")  # fmt: skip
+        if ignore_conflict:
+            sql += " ON CONFLICT DO NOTHING"
+        return self.executemany_count(sql, rows)
+
     @abc.abstractmethod
     def reserve_ids(self, table: str, count: int) -> list[int]:
         """``count`` unused values of ``table``'s auto-numbered ``id`` for explicit inserts in

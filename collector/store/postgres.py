@@ -23,6 +23,28 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+_COLUMN_TYPES: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def _column_types(conn: psycopg.Connection[Any], table: str) -> dict[str, str]:
+    """``table``'s column types as SQL type names (``bigint``, ``text``, …), read once per
+    database and table; the array casts in :meth:`PostgresTx.insert_many` use them."""
+    key = (conn.info.dbname, table)
+    types = _COLUMN_TYPES.get(key)
+    if types is None:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+                " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+                (table,),
+            )
+            types = {name: type_name for name, type_name in cur.fetchall()}
+        if not types:
+            raise ValueError(f"no table {table!r}")
+        _COLUMN_TYPES[key] = types
+    return types
+
+
 class PostgresTx(Tx):
     """A transaction on one pooled psycopg connection."""
 
@@ -65,6 +87,30 @@ class PostgresTx(Tx):
     def executemany_count(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         with self._conn.cursor() as cur:  # psycopg 3 pipelines the rows: one round trip
             cur.executemany(_pg(sql), [tuple(row) for row in rows])  # type: ignore[arg-type]
+            return max(cur.rowcount, 0)
+
+    def insert_many(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        ignore_conflict: bool = False,
+    ) -> int:
+        # One INSERT … SELECT FROM unnest(array per column): one statement for the whole batch.
+        # psycopg's pipelined executemany costs ~40 µs of client CPU per row in its Python
+        # pipeline machinery; the arrays are dumped by its C adapters.
+        if not rows:
+            return 0
+        types = _column_types(self._conn, table)
+        arrays = ", ".join(f"%b::{types[c]}[]" for c in columns)  # binary: no text escaping
+        sql = (f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608 - names are ours
+               f" SELECT * FROM unnest({arrays})")  # fmt: skip
+        if ignore_conflict:
+            sql += " ON CONFLICT DO NOTHING"
+        with self._conn.cursor() as cur:
+            columns_ = [list(column) for column in zip(*rows, strict=True)]
+            cur.execute(sql, columns_)  # type: ignore[arg-type]
             return max(cur.rowcount, 0)
 
     def reserve_ids(self, table: str, count: int) -> list[int]:

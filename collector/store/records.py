@@ -202,16 +202,14 @@ def write_envelope(
     return ACCEPTED, None
 
 
-_INSERT_RECEIVED_ID_SQL = (
-    "INSERT INTO received_records (id, agent_id, seq, key_id, record_type, created_at, source,"
-    " payload_sha256, envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-)
-_INSERT_BATCH_ID_SQL = (
-    "INSERT INTO batch_summaries (id, received_record_id, agent_id, terminal_id, merchant_id,"
-    " batch_no, closed_at, closed_at_local, currency, total_amount, receipt_start, receipt_end,"
-    " host_reconciled, content_sha256, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT DO NOTHING"
-)
+_RECEIVED_COLUMNS = ("id", "agent_id", "seq", "key_id", "record_type", "created_at", "source",
+                     "payload_sha256", "envelope")  # fmt: skip
+_BATCH_COLUMNS = ("id", "received_record_id", "agent_id", "terminal_id", "merchant_id",
+                  "batch_no", "closed_at", "closed_at_local", "currency", "total_amount",
+                  "receipt_start", "receipt_end", "host_reconciled", "content_sha256", "body")  # fmt: skip
+_BUCKET_COLUMNS = ("batch_id", "name", "sale_count", "sale_amount", "refund_count",
+                   "refund_amount", "void_count", "void_amount")  # fmt: skip
+_TERMINAL_COLUMNS = ("terminal_id", "merchant_id", "agent_id")
 
 #: One verified envelope to write: ``(envelope, payload, source, record)``.
 Item = tuple[Envelope, bytes, str, Record]
@@ -257,7 +255,8 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
         received.append((record_id, envelope.agent_id, envelope.seq, envelope.key_id,
                          envelope.record_type, envelope.created_at, source, sha256_hex(payload),
                          payload))  # fmt: skip
-    if tx.executemany_count(_INSERT_RECEIVED_ID_SQL, received) != len(which):
+    if tx.insert_many("received_records", _RECEIVED_COLUMNS, received,
+                      ignore_conflict=True) != len(which):  # fmt: skip
         tx.execute("ROLLBACK TO SAVEPOINT sg_bulk")
         tx.execute("RELEASE SAVEPOINT sg_bulk")
         return False
@@ -281,16 +280,18 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
         if batch.terminal_id and batch.terminal_id not in shared.terminals:
             terminals.append((batch.terminal_id, merchant_id, envelope.agent_id))
             shared.terminals.add(batch.terminal_id)
-    if tx.executemany_count(_INSERT_BATCH_ID_SQL, summaries) != len(which):
+    if tx.insert_many("batch_summaries", _BATCH_COLUMNS, summaries,
+                      ignore_conflict=True) != len(which):  # fmt: skip
         for terminal in terminals:
             shared.terminals.discard(terminal[0])
         tx.execute("ROLLBACK TO SAVEPOINT sg_bulk")
         tx.execute("RELEASE SAVEPOINT sg_bulk")
         return False
     if buckets:
-        tx.executemany(_INSERT_BUCKET_SQL, buckets)
+        tx.insert_many("batch_buckets", _BUCKET_COLUMNS, buckets)
     if terminals:
-        tx.executemany(_INSERT_TERMINAL_SQL, sorted(terminals))  # sorted: see WriteBatch.flush
+        # sorted: see WriteBatch.flush
+        tx.insert_many("terminals", _TERMINAL_COLUMNS, sorted(terminals), ignore_conflict=True)
     tx.execute("RELEASE SAVEPOINT sg_bulk")
     for i in which:
         shared.touch(items[i][0])

@@ -72,3 +72,30 @@ def test_account_status_is_checked(store: Store) -> None:
 def test_unknown_url_scheme() -> None:
     with pytest.raises(StoreError, match="unsupported database URL"):
         open_store("mysql://x")
+
+
+def test_insert_many_counts_skips_clashes_and_keeps_every_value(store: Store) -> None:
+    """The bulk insert (one statement over arrays on PostgreSQL): NULLs, any bytes, text with
+    quotes, backslashes and non-ASCII, big integers; a clash is skipped and not counted."""
+    columns = ("source", "claimed_agent_id", "reason", "detail", "payload_size", "payload_head")
+    rows = [
+        ("bulk", None, "malformed", 'quote " backslash \\ 中文 {"a": [1]}', 2**53 - 1,
+         bytes(range(256))),
+        ("bulk", "agent-a", "too_large", "", 0, None),
+    ]  # fmt: skip
+    with store.transaction() as tx:
+        assert tx.insert_many("rejected_messages", columns, rows) == 2
+        assert tx.insert_many("rejected_messages", columns, []) == 0
+    stored = store.query(f"SELECT {', '.join(columns)} FROM rejected_messages ORDER BY id")
+    assert [tuple(r[c] for c in columns) for r in stored] == rows
+    with store.transaction() as tx:
+        tx.insert("merchants", {"merchant_id": "M1"}, returning="merchant_id")
+        added = tx.insert_many("merchants", ("merchant_id", "name"),
+                               [("M1", "again"), ("M2", ""), ("M3", "x")],
+                               ignore_conflict=True)  # fmt: skip
+    assert added == 2
+    assert [r["merchant_id"] for r in store.query("SELECT merchant_id FROM merchants"
+                                                  " ORDER BY merchant_id")] == ["M1", "M2", "M3"]  # fmt: skip
+    with pytest.raises(Exception), store.transaction() as tx:  # noqa: B017 - either driver's
+        tx.insert_many("merchants", ("merchant_id",), [("M1",)])  # a clash without the flag
+    assert store.count("merchants") == 3
