@@ -171,6 +171,9 @@ def write(tx: Tx, prepared: Prepared, stamp: str) -> WriteCounts:
 
 
 def _insert_many(tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    if tx.dialect == "postgresql":  # one statement over binary arrays (Tx.insert_many)
+        tx.insert_many(table, columns, rows)
+        return
     marks = "(" + ",".join("?" for _ in columns) + ")"
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         part = rows[start : start + _ROWS_PER_INSERT]
