@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector import broker, enrollment
 from collector.store import open_store
-from collector.worker import IngestWorker, worker_settings
+from collector.worker import IngestWorker, tune_gc, worker_settings
 from protocol.acks import decode_acks
 from protocol.envelope import DOMAIN, read_header
 from tests.helpers.records import TestAgent, batch, make_agent
@@ -146,6 +146,7 @@ def bench_worker(config: dict[str, object], client_id: str, session_s: int, read
     store = open_store(str(config["DATABASE_URL"]))
     worker = IngestWorker(store, worker_settings(config), batch_size=256, batch_wait_s=0.01,
                           client_id=client_id, session_expiry_s=session_s)  # fmt: skip
+    tune_gc()  # as run_worker does
     ready.set()
     go.wait()
     worker.start()

@@ -245,3 +245,26 @@ def test_worker_killed_between_commit_and_ack_only_causes_a_resend(
         assert set(acks.values()) <= {"accepted", "duplicate"}
     finally:
         probe.close()
+
+
+def test_tune_gc_freezes_the_start_up_heap_and_raises_the_young_threshold() -> None:
+    """Process-wide, so checked in a fresh interpreter; cycles are still collected."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc\n"
+        "from collector.worker import GC_GEN0_THRESHOLD, tune_gc\n"
+        "default = gc.get_threshold()\n"
+        "tune_gc()\n"
+        "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold() == (GC_GEN0_THRESHOLD, *default[1:]), gc.get_threshold()\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node(); a.other, b.other = b, a\n"
+        "del a, b\n"
+        "assert gc.collect() >= 2  # the cycle is still found\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=str(Path(__file__).resolve().parents[2]))  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
