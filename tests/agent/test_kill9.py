@@ -69,8 +69,11 @@ class Zygote:
         killed = False
         if kill_after is not None:
             time.sleep(kill_after)  # the kill point itself, not a wait for a result
-            os.kill(pid, signal.SIGKILL)
-            killed = True
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+            except ProcessLookupError:  # it finished, and was reaped, before the kill point
+                pass
         while not (line := self.readline()).startswith(f"exit {pid} "):
             lines.append(line)
         status = int(line.split()[2])
