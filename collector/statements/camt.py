@@ -117,7 +117,7 @@ def _load(data: bytes, filename: str) -> Element:
     except ParseError as exc:
         line = exc.position[0] if exc.position else None
         raise StatementError(f"not well-formed XML: {exc}", filename=filename, line=line) from exc
-    except (ValueError, UnicodeError, RecursionError) as exc:
+    except (ValueError, UnicodeError, LookupError, RecursionError) as exc:  # Lookup: encoding=
         raise StatementError(f"not readable XML: {exc}", filename=filename) from exc
     return root
 

@@ -184,6 +184,11 @@ def test_xml_attacks_refused(attack: bytes) -> None:
             "not well-formed XML",
         ),
         (b"<Document xmlns='urn:iso:std:iso:20022:tech:xsd:camt.052.001.02'/>", "not a camt.053"),
+        (  # found by the mutation fuzzer: an encoding Python does not know (LookupError)
+            b"<?xml version='1.0' encoding='U-F-8'?>"
+            b"<Document xmlns='urn:iso:std:iso:20022:tech:xsd:camt.053.001.02'/>",
+            "not readable XML",
+        ),
         (
             b"<Document xmlns='urn:iso:std:iso:20022:tech:xsd:camt.053.001.02'><BkToCstmrStmt/></Document>",
             "no Stmt",
