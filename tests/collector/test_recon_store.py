@@ -62,9 +62,13 @@ def merchant_csv(mid: str, account: str, effective: str = "2024-01-01") -> bytes
 
 
 def statement_csv(rows: list[tuple[date, int, str]], tag: str) -> bytes:
-    """A generic-profile bank CSV of credits (minor units rendered as decimals)."""
-    lines = ["Date,Amount,Reference,Description"]
-    lines += [f"{d.isoformat()},{a // 100}.{a % 100:02d},{ref},{tag}" for d, a, ref in rows]
+    """A generic-profile bank CSV of credits (minor units rendered as decimals). ``tag`` goes
+    in a column the profile does not read: it keeps two merchants' files apart (the same
+    bytes twice are one import) without changing what the bank said about an entry, which
+    is what an entry's id is made of."""
+    lines = ["Date,Amount,Reference,Description,Note"]
+    lines += [f"{d.isoformat()},{a // 100}.{a % 100:02d},{ref},card payout,{tag}"
+              for d, a, ref in rows]  # fmt: skip
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -133,8 +137,14 @@ def assert_conserved(store: Store, mid: str) -> None:
 
 
 def build(store: Store, mid: str, plan: list[tuple[int, str]], order: list[int]) -> None:
-    """Merchant with one account; batch i of ``plan`` is (amount, fate); files in ``order``."""
-    account = "62170000" + str(abs(hash(mid)) % 10**11).zfill(11)
+    """Merchant with one account; batch i of ``plan`` is (amount, fate); files in ``order``.
+
+    Two merchants built from one plan differ only in the middle digits of their account and in
+    the import order: entries get the same ids (a hash of the masked account, ``****4321``, and
+    of what the bank said), so the engine sees the same credits in the same order and only
+    the import order tells the merchants apart.
+    """
+    account = "6217" + str(abs(hash(mid)) % 10**11).zfill(11) + "4321"
     import_merchants(store, merchant_csv(mid, account), account_hmac=hasher)
     per_day: dict[date, list[tuple[date, int, str]]] = {}
     start = datetime(2024, 4, 1, 12, 0, tzinfo=UTC)
