@@ -238,21 +238,6 @@ _PAYOUT_COLUMNS = (
     "import_id", "merchant_id", "payout_date", "gross_amount", "fee_amount", "net_amount",
     "currency", "account_masked", "status", "reason", "reference", "batch_refs", "line_no",
 )  # fmt: skip
-_ROWS_PER_INSERT = 100  # multi-row INSERTs: a statement of thousands of entries, few round trips
-
-
-def _insert_rows(
-    tx: Tx, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], suffix: str = ""
-) -> None:
-    marks = "(" + ", ".join("?" for _ in columns) + ")"
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        part = rows[start : start + _ROWS_PER_INSERT]
-        tx.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-            + ", ".join(marks for _ in part)
-            + suffix,
-            [value for row in part for value in row],
-        )
 
 
 def _store_entries(
@@ -284,7 +269,7 @@ def _store_entries(
         for entry in parsed.entries
     ]
     # an entry already stored from an overlapping statement is skipped, not an error
-    _insert_rows(tx, "credits", _CREDIT_COLUMNS, rows, " ON CONFLICT DO NOTHING")
+    tx.insert_many("credits", _CREDIT_COLUMNS, rows, ignore_conflict=True)
 
 
 def _store_payouts(tx: Tx, import_id: int, parsed: ParsedPayoutFile) -> None:
@@ -306,7 +291,7 @@ def _store_payouts(tx: Tx, import_id: int, parsed: ParsedPayoutFile) -> None:
         )
         for record in parsed.records
     ]
-    _insert_rows(tx, "payout_records", _PAYOUT_COLUMNS, rows)
+    tx.insert_many("payout_records", _PAYOUT_COLUMNS, rows)
 
 
 def list_imports(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:

@@ -35,8 +35,6 @@ from typing import Any
 from collector.reconcile import Gap, Match, MerchantResult
 from collector.store import Tx
 
-_ROWS_PER_INSERT = 200  # rows per multi-row INSERT (≤ 2,800 bound values: far below both limits)
-
 
 def in_list(ids: Sequence[Any]) -> str:
     """``?,?,…`` for an ``IN (…)`` list of ``ids``."""
@@ -170,19 +168,6 @@ def write(tx: Tx, prepared: Prepared, stamp: str) -> WriteCounts:
     return counts
 
 
-def _insert_many(tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    if tx.dialect == "postgresql":  # one statement over binary arrays (Tx.insert_many)
-        tx.insert_many(table, columns, rows)
-        return
-    marks = "(" + ",".join("?" for _ in columns) + ")"
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        part = rows[start : start + _ROWS_PER_INSERT]
-        tx.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ",".join(marks for _ in part),
-            [value for row in part for value in row],
-        )
-
-
 def _delete_ids(tx: Tx, table: str, ids: Sequence[int]) -> None:
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
@@ -197,7 +182,7 @@ def _write_matches(tx: Tx, ids: Sequence[str], wanted: dict[str, tuple[Any, ...]
         )
     }
     _delete_ids(tx, "matches", [i for k, i in existing.items() if k not in wanted])
-    _insert_many(tx, "matches", _MATCH_COLUMNS, [r for k, r in wanted.items() if k not in existing])
+    tx.insert_many("matches", _MATCH_COLUMNS, [r for k, r in wanted.items() if k not in existing])
     return len(wanted)
 
 
@@ -223,7 +208,7 @@ def _write_gaps(tx: Tx, prepared: Prepared, stamp: str, counts: WriteCounts) -> 
             changed["updated_at"] = stamp
             sets = ", ".join(f"{c} = ?" for c in changed)
             tx.execute(f"UPDATE gaps SET {sets} WHERE id = ?", [*changed.values(), row["id"]])
-    _insert_many(tx, "gaps", _GAP_COLUMNS, fresh)
+    tx.insert_many("gaps", _GAP_COLUMNS, fresh)
     counts.gaps_new += len(fresh)
     matched_batches = prepared.matched_batches
     for key, row in existing.items():

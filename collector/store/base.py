@@ -60,6 +60,7 @@ class Tx(abc.ABC):
         (an ``ON CONFLICT DO NOTHING`` that skipped a row does not count it)."""
         return sum(self.execute(sql, row) for row in rows)
 
+    @abc.abstractmethod
     def insert_many(
         self,
         table: str,
@@ -70,13 +71,9 @@ class Tx(abc.ABC):
     ) -> int:
         """Insert ``rows`` (values in ``columns`` order) into ``table``; return how many were
         inserted (with ``ignore_conflict`` a row that clashes on a unique key is skipped and not
-        counted). The bulk-write path: SQLite runs one prepared INSERT per row; PostgreSQL
-        overrides this with one statement over arrays."""
-        sql = (f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608 - names are ours
-               f" VALUES ({', '.join('?' for _ in columns)})")  # fmt: skip
-        if ignore_conflict:
-            sql += " ON CONFLICT DO NOTHING"
-        return self.executemany_count(sql, rows)
+        counted). The bulk-write path (ingest, reconciliation): each backend writes many rows
+        per statement — multi-row ``VALUES`` on SQLite, arrays through ``unnest()`` on
+        PostgreSQL."""
 
     @abc.abstractmethod
     def reserve_ids(self, table: str, count: int) -> list[int]:
