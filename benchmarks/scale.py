@@ -89,14 +89,7 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while not self._done.wait(0.2):
-            total = 0.0
-            for pid in [os.getpid(), *descendants(os.getpid())]:
-                try:
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1]) / 1024
-                except OSError:
-                    pass
+            total = sum(status_mb(pid, "VmRSS") for pid in [os.getpid(), *descendants(os.getpid())])
             self.peak_mb = max(self.peak_mb, total)
 
     def stop(self) -> float:
@@ -105,14 +98,19 @@ class RssSampler(threading.Thread):
         return self.peak_mb
 
 
-def peak_rss_mb(pid: int) -> float:
+def status_mb(pid: int, field: str) -> float:
+    """A memory field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``) in MB; 0 if gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    return status_mb(pid, "VmHWM")
 
 
 def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop_at: float,

@@ -109,8 +109,8 @@ class PostgresTx(Tx):
         if ignore_conflict:
             sql += " ON CONFLICT DO NOTHING"
         with self._conn.cursor() as cur:
-            columns_ = [list(column) for column in zip(*rows, strict=True)]
-            cur.execute(sql, columns_)  # type: ignore[arg-type]
+            per_column = [list(values) for values in zip(*rows, strict=True)]
+            cur.execute(sql, per_column)  # type: ignore[arg-type]
             return max(cur.rowcount, 0)
 
     def reserve_ids(self, table: str, count: int) -> list[int]:
