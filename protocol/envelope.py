@@ -20,11 +20,17 @@ The header repeats the key id and carries the signature *outside* the JSON, so a
    the exact key set, that the bytes are exactly the canonical encoding, that the JSON key id
    equals the header's, and finally validates the body (:func:`protocol.records.record_from_body`).
 
-Step 4 has a shortcut for the common case: :func:`protocol.canonical.loads_if_canonical`
-with the canonical byte shape of every envelope whose strings need no escapes proves the
-bytes strict and canonical with one regex match and one C parse; it decides exactly as the
-full checks (``tests/protocol/test_envelope_fast.py``) and leaves everything else to them, so
-every refusal keeps its reason and message.
+Step 4 has shortcuts for the common case, each deciding exactly as the full checks
+(``tests/protocol/test_envelope_fast.py``) and leaving everything else to them, so every
+refusal keeps its reason and message:
+
+* bytes matching the canonical byte shape of every envelope whose strings need no escapes
+  (one regex match) are strict, canonical JSON without duplicate keys by construction; msgspec
+  then decodes them in C straight into the record's dataclasses (whose ``__post_init__``
+  validates as always), and the body stays bytes until someone reads it (:class:`LazyBody`);
+* other canonical ASCII bytes: :func:`protocol.canonical.loads_if_canonical`.
+
+The shape shortcut is what makes verifying the signature the main cost of ingest (issue 4).
 
 Unauthenticated bytes therefore never reach the JSON parser. Replay and ordering (``seq``) are
 the collector's business, not this module's.
@@ -35,12 +41,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -55,8 +63,9 @@ from protocol.canonical import (
     loads_if_canonical,
     strict_json_loads,
 )
-from protocol.errors import LocalProtocolError, RemoteProtocolError
+from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from protocol.records import (
+    RECORD_CLASSES,
     RECORD_TYPES,
     Record,
     RecordError,
@@ -73,11 +82,13 @@ __all__ = [
     "BundleError",
     "Envelope",
     "EnvelopeError",
+    "LazyBody",
     "SignedHeader",
     "decode_bundle",
     "encode_bundle",
     "key_id_for",
     "open_envelope",
+    "parse_verified",
     "read_header",
     "seal_envelope",
     "strict_json_loads",
@@ -132,6 +143,38 @@ class SignedHeader:
     key_id: str
     signature: bytes
     signed_bytes: bytes
+
+
+class LazyBody(Mapping[str, Any]):
+    """A read-only envelope body kept as its canonical JSON bytes until first read.
+
+    Only the parser's shape shortcut makes one, from bytes it proved strict and canonical, so
+    plain :func:`json.loads` gives the same value the strict parser would. Equal to any
+    mapping with the same items.
+    """
+
+    __slots__ = ("_value", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw  #: the body's canonical JSON bytes, as signed
+        self._value: dict[str, Any] | None = None
+
+    def _items(self) -> dict[str, Any]:
+        if self._value is None:
+            self._value = json.loads(self.raw)
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return f"LazyBody({self._items()!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +361,19 @@ def verify_header_and_parse(
     return _parse(header)
 
 
+def parse_verified(header: SignedHeader) -> Envelope:
+    """Step 4 alone, for a caller that verified the signature itself.
+
+    The collector verifies a whole batch of signatures in one call
+    (:func:`protocol.ed25519.verify_many` over ``DOMAIN + header.signed_bytes`` with the key
+    registered for ``header.key_id``) and only then parses each envelope with this.
+    Never call it on bytes whose signature was not verified.
+
+    :raises EnvelopeError: as :func:`verify_and_parse`, for the parsing steps
+    """
+    return _parse(header)
+
+
 # The canonical encoding of every well-formed envelope whose strings need no escapes: the
 # common case, which loads_if_canonical then decides with one regex match and one C parse.
 _CANONICAL_SHAPE = re.compile(
@@ -330,13 +386,71 @@ _CANONICAL_SHAPE = re.compile(
 )
 
 
+class _WireEnvelope(msgspec.Struct, gc=False):
+    """The envelope's fields for msgspec, the body left as its raw bytes."""
+
+    agent_id: str
+    body: msgspec.Raw
+    created_at: str
+    key_id: str
+    seq: int
+    type: str
+    v: int
+
+
+_WIRE_DECODER = msgspec.json.Decoder(_WireEnvelope)
+# msgspec builds the record dataclasses in C and runs their __post_init__ (the validation).
+_BODY_DECODERS = {name: msgspec.json.Decoder(cls) for name, cls in RECORD_CLASSES.items()}
+_SHORTCUT_MISSES = (msgspec.MsgspecError, ProtocolError, ValueError, TypeError)
+
+
 def _parse(header: SignedHeader) -> Envelope:
-    # Most envelopes are canonical and decided by loads_if_canonical (which says why that is as
-    # strict as the full path). Everything else takes the full path, which words the error.
-    obj = loads_if_canonical(header.signed_bytes, shape=_CANONICAL_SHAPE)
+    # Most envelopes match the shape and are decided by _parse_shaped; other canonical ASCII
+    # ones by loads_if_canonical (which says why that is as strict as the full path).
+    # Everything else, and every refusal, takes the full path, which words the error.
+    data = header.signed_bytes
+    if _CANONICAL_SHAPE.fullmatch(data) is not None:
+        envelope = _parse_shaped(data, header.key_id)
+        if envelope is not None:
+            return envelope
+    obj = loads_if_canonical(data)
     if type(obj) is dict and obj.keys() == _FIELDS:
         return _validated(obj, header.key_id)
     return _parse_strictly(header)
+
+
+def _parse_shaped(data: bytes, header_key_id: str) -> Envelope | None:
+    """The envelope from bytes that match ``_CANONICAL_SHAPE``, or None if anything is off.
+
+    The shape admits exactly the seven keys once each in canonical order, no whitespace, no
+    escapes, no floats and integers of at most 15 digits (see
+    :func:`protocol.canonical.canonical_object_pattern`), so after a UTF-8 check the bytes
+    pass every strict and canonical rule. What is left are the field checks of
+    :func:`_check_fields` (repeated here in the same terms) and the record's own validation.
+    """
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    try:
+        wire = _WIRE_DECODER.decode(data)
+        decoder = _BODY_DECODERS.get(wire.type)
+        if (
+            decoder is None
+            or wire.v != ENVELOPE_VERSION
+            or wire.key_id != header_key_id
+            or AGENT_ID_RE.match(wire.agent_id) is None
+            or wire.seq < 1
+            or CREATED_AT_RE.match(wire.created_at) is None
+        ):
+            return None
+        body = bytes(wire.body)
+        record = decoder.decode(body)
+    except _SHORTCUT_MISSES:
+        return None
+    return Envelope(wire.v, wire.type, wire.agent_id, wire.key_id, wire.seq, wire.created_at,
+                    LazyBody(body), record)  # fmt: skip
 
 
 def _parse_strictly(header: SignedHeader) -> Envelope:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from protocol import record_fields as _f
@@ -47,6 +48,7 @@ from protocol.record_fields import (
 )
 
 __all__ = [
+    "RECORD_CLASSES",
     "RECORD_TYPES",
     "ZVT_BUCKETS",
     "BatchSummary",
@@ -529,6 +531,8 @@ _RECORD_CLASSES: dict[str, type[Record]] = {
 }
 #: Every record type name accepted in an envelope's ``type``.
 RECORD_TYPES = tuple(_RECORD_CLASSES)
+#: Record type name -> its class (read-only).
+RECORD_CLASSES: Mapping[str, type[Record]] = MappingProxyType(_RECORD_CLASSES)
 
 
 def _body(record: Record) -> dict[str, Any]:
