@@ -168,13 +168,15 @@ def agent_main(home_dir: str, port: str, password: str, interval: str, window: s
     box.close()
 
 
-def worker_main(url: str, port: str, password: str) -> None:
+def worker_main(url: str, port: str, password: str, inflight: str) -> None:
     """One ingest worker process (exits non-zero if the broker is not there: restarted)."""
     from collector.worker import run_worker
 
     run_worker({"DATABASE_URL": url, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": int(port),
                 "MQTT_USERNAME": "collector", "MQTT_PASSWORD": password, "MQTT_PROTOCOL": "5",
-                "INGEST_BATCH_SIZE": 64, "INGEST_BATCH_WAIT_S": 0.01})  # fmt: skip
+                "INGEST_BATCH_SIZE": 64, "INGEST_BATCH_WAIT_S": 0.01,
+                # the broker's in-flight limit for the burst to overflow (ChaosOptions)
+                "INGEST_RECEIVE_MAXIMUM": int(inflight)})  # fmt: skip
 
 
 # --- the harness ----------------------------------------------------------------------------
@@ -423,7 +425,8 @@ def run_chaos(opts: ChaosOptions, workdir: Path,
     logs.mkdir(exist_ok=True)
     me = [sys.executable, str(Path(__file__).resolve())]
     broker = Supervised("broker", [binary, "-c", str(config)], logs / "mosquitto.log")
-    workers = [Supervised(f"worker{i}", [*me, "_worker", url, str(port), COLLECTOR_PASSWORD],
+    workers = [Supervised(f"worker{i}", [*me, "_worker", url, str(port), COLLECTOR_PASSWORD,
+                                         str(opts.broker_inflight)],
                           logs / f"worker{i}.log") for i in range(opts.workers)]  # fmt: skip
     agents = [Supervised(f"agent{i}", [*me, "_agent", str(home.root), str(port), passwords[aid],
                                        str(opts.record_interval_s), str(opts.agent_window),

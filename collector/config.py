@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     # to fill a batch before committing what it has.
     "INGEST_BATCH_SIZE": 256,
     "INGEST_BATCH_WAIT_S": 0.02,
+    # MQTT v5 Receive Maximum of each worker: unacknowledged messages the broker may have in
+    # flight to it. None: 6 x INGEST_BATCH_SIZE, so a batch is always waiting in the socket.
+    "INGEST_RECEIVE_MAXIMUM": None,
     "ENROLL_TOKEN_TTL_S": 7 * 24 * 3600,
 }
 

@@ -3,13 +3,18 @@ acks out.
 
 Theory of operation (DESIGN.md §3.4, §5, §8): the worker's thread takes up to ``batch_size``
 messages from the link (waiting at most ``batch_wait_s`` to fill a batch once the first
-arrived) and verifies them (:func:`collector.ingest.verify_message`); a writer thread commits
+arrived) and verifies them (:func:`collector.ingest.verify_messages`); a writer thread commits
 each verified batch in one transaction (:func:`collector.ingest.store_decided`) and hands the
 result back; only then does the worker's thread (a) publish the application acks, one message
 per agent on ``sg/v1/a/{agent}/ack`` at QoS 1, and (b) PUBACK the messages — all in one socket
-write. The two threads overlap batch N's commit (SQLite and psycopg release the GIL while the
-database works and fsyncs) with batch N+1's verification (so does Ed25519); at most one batch
-waits for the writer while another is written. ``pipeline=False`` does both steps in one
+write. The two threads overlap batch N's commit with batch N+1's verification: the batch's
+signatures are checked in one call that releases the GIL once (:mod:`protocol.ed25519`), and
+batch N goes to the writer right before that call, so the writer's Python runs while this
+thread needs no GIL (SQLite and psycopg release it too while the database works and fsyncs).
+At most one batch waits for the writer while another is written. The link asks the broker for
+up to ``6 × batch_size`` unacknowledged messages (MQTT v5 Receive Maximum): one batch being
+written, one held, one being verified and the next ones already in the socket, so the worker
+never waits for the broker to refill. ``pipeline=False`` does both steps in one
 thread, one batch at a time. A crash anywhere before the commit
 leaves the messages un-PUBACKed and un-acked, so the broker or the agent sends them again; a
 crash after the commit only causes a resend, which the store answers as ``duplicate``. N
@@ -41,7 +46,7 @@ from collector.ingest import (
     Verified,
     group_acks,
     store_decided,
-    verify_message,
+    verify_messages,
 )
 from collector.keys import CollectorKeys
 from collector.mqtt_link import IngestLink, LinkError, Received, tls_context
@@ -75,6 +80,8 @@ class IngestWorker:
         ``client_id`` (clean start off) and ask the broker to keep it this long while
         disconnected, so messages published meanwhile wait for this worker
     :param pipeline: commit in a writer thread while the next batch is verified
+    :param receive_maximum: (MQTT v5) at most this many unacknowledged messages in flight from
+        the broker to this worker; default ``6 × batch_size`` (see the theory of operation)
     """
 
     def __init__(
@@ -88,6 +95,7 @@ class IngestWorker:
         client_id: str | None = None,
         session_expiry_s: int = 0,
         pipeline: bool = True,
+        receive_maximum: int | None = None,
     ) -> None:
         self.store = store
         self.keyring = Keyring(store)
@@ -106,7 +114,8 @@ class IngestWorker:
         self._done: queue.SimpleQueue[tuple[list[Received], list[tuple[str, Ack]] | None]] = (
             queue.SimpleQueue()
         )
-        self._in_flight = 0
+        self._in_flight = 0  # batches given to the writer and not answered yet
+        self._held: tuple[list[Received], list[Verified | Refused]] | None = None
         self._writer: threading.Thread | None = None
         filters = (
             [SHARED_INGEST_FILTER, SHARED_HEARTBEAT_FILTER]
@@ -131,6 +140,7 @@ class IngestWorker:
             v5=self.v5,
             session_expiry_s=session_expiry_s,
             tls=tls,
+            receive_maximum=min(receive_maximum or 6 * batch_size, 65535),
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -152,6 +162,7 @@ class IngestWorker:
     def stop(self) -> None:
         """Answer what the writer committed, stop it, disconnect. Uncommitted messages stay
         un-acknowledged (the broker or the agent sends them again)."""
+        self._hand_over()
         while self._in_flight:
             try:
                 self._answer(*self._done.get(timeout=60))
@@ -195,31 +206,52 @@ class IngestWorker:
         return len(batch)
 
     def _verify(self, batch: list[Received]) -> list[Verified | Refused]:
-        keyring = self.keyring
-        return [verify_message(IncomingMessage(m.topic, m.payload), keyring) for m in batch]
+        return verify_messages([IncomingMessage(m.topic, m.payload) for m in batch], self.keyring,
+                               before_signatures=self._hand_over)  # fmt: skip
 
-    def run_once(self, timeout: float = 0.5) -> int:
-        """Take and verify one batch (waiting up to ``timeout`` for its first message), pass it
-        to the writer, and answer every batch the writer has committed meanwhile.
+    def _hand_over(self) -> None:
+        """Give the verified batch we hold to the writer (waits while it has one queued)."""
+        if self._held is not None:
+            self._jobs.put(self._held)
+            self._in_flight += 1
+            self._held = None
 
-        :returns: how many messages were committed and answered in this call
-        """
-        if not self.pipeline:
-            return self._run_once_inline(timeout)
+    def _answer_finished(self) -> int:
         answered = 0
         while self._in_flight:  # what the writer finished
             try:
                 answered += self._answer(*self._done.get_nowait())
             except queue.Empty:
                 break
+        return answered
+
+    def run_once(self, timeout: float = 0.5) -> int:
+        """Take and verify one batch (waiting up to ``timeout`` for its first message), pass the
+        previous one to the writer, and answer every batch the writer has committed meanwhile.
+
+        A verified batch is held until the next batch's signatures are checked
+        (:func:`collector.ingest.verify_messages` calls :meth:`_hand_over` right before): the
+        writer's Python then runs while this thread needs no GIL, instead of competing with
+        it. With nothing more to verify, the held batch goes to the writer at once.
+
+        :returns: how many messages were committed and answered in this call
+        """
+        if not self.pipeline:
+            return self._run_once_inline(timeout)
+        answered = self._answer_finished()
         batch, self._retry = self._retry, []
+        if not batch and self._held is not None:  # more already here? else commit what we hold
+            batch = self.link.receive(self.batch_size, 0.0, self.batch_wait_s)
+            if not batch:
+                self._hand_over()
         if not batch:  # with a commit running, come back soon to answer it
             wait = min(timeout, self.batch_wait_s) if self._in_flight else timeout
             batch = self.link.receive(self.batch_size, wait, self.batch_wait_s)
         if batch:
             decided = self._verify(batch)
-            self._jobs.put((batch, decided))  # waits while one job is queued already
-            self._in_flight += 1
+            self._hand_over()  # if no signature was left to check, the hand-over is still due
+            self._held = (batch, decided)
+            answered += self._answer_finished()  # committed while we verified: the GIL is ours
         elif self._in_flight:  # nothing new: wait for the running commit instead
             try:
                 answered += self._answer(*self._done.get(timeout=timeout))
@@ -309,6 +341,7 @@ def run_worker(
         batch_size=int(config.get("INGEST_BATCH_SIZE", 256)),
         batch_wait_s=float(config.get("INGEST_BATCH_WAIT_S", 0.02)),
         keys=keys,
+        receive_maximum=int(config.get("INGEST_RECEIVE_MAXIMUM") or 0) or None,
     )
     tune_gc()
     worker.start()

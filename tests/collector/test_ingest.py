@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import enrollment
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
+from collector.ingest import IncomingMessage, Keyring, Refused, ingest_batch, verify_messages
 from collector.keys import init_keys
 from collector.store import Store
 from protocol.records import CardChange
@@ -160,3 +160,31 @@ def test_card_change_stores_hmac_not_number(store: Store, tmp_path) -> None:  # 
     for table in ("settlement_accounts", "card_changes", "received_records"):
         for row in store.iter_rows(table):
             assert number not in repr(row)
+
+
+def test_a_mixed_batch_is_decided_per_message_in_order(store: Store) -> None:
+    # verify_messages checks the whole batch's signatures in one call: every message must
+    # still get its own verdict, in order, whatever its neighbours are
+    a, b = make_agent(store, "agent-a"), make_agent(store, "agent-b")
+    good = a.seal(batch(terminal_id="TA", batch_no=1), seq=1)
+    forged = a.seal(batch(terminal_id="TA", batch_no=2, amount=111), seq=2).replace(
+        b'"sale_amount":111', b'"sale_amount":999'
+    )
+    messages = [
+        IncomingMessage(a.topic, good),
+        IncomingMessage(a.topic, forged),
+        IncomingMessage(b.topic, b"SG1 garbage"),
+        IncomingMessage(b.topic, b.seal(batch(terminal_id="TB", batch_no=1), seq=1)),
+        IncomingMessage(b.topic, a.seal(batch(terminal_id="TA", batch_no=3), seq=3)),
+    ]
+    calls: list[int] = []
+    decided = verify_messages(messages, Keyring(store), before_signatures=lambda: calls.append(1))
+    assert calls == [1]  # once, for the three messages left after the header and key checks
+    assert [d.reason if isinstance(d, Refused) else "ok" for d in decided] == [
+        "ok", "bad_signature", "bad_header", "ok", "wrong_topic"
+    ]  # fmt: skip
+    assert [d.message for d in decided] == messages
+    early = verify_messages(
+        messages[2:3], Keyring(store), before_signatures=lambda: calls.append(2)
+    )
+    assert calls == [1] and isinstance(early[0], Refused)  # nothing left to verify: not called
