@@ -115,7 +115,7 @@ def generate(path: Path, merchants: int, batches: int, seed: int = 7) -> dict[st
             i, no = j % merchants, j // merchants + 1
             closed = _iso(start + timedelta(days=no, minutes=i % 600))
             yield (j + 1, j + 1, f"ag-{i}", f"T{i:07d}", mid[i], no, closed, "156",
-                   1000 + (j * 7919) % 500_000, "c", "{}")  # fmt: skip
+                   1000 + (j * 7919) % 500_000, "c")  # fmt: skip
 
     counts["received_records"] = _insert(
         db, "received_records",
@@ -126,7 +126,7 @@ def generate(path: Path, merchants: int, batches: int, seed: int = 7) -> dict[st
     counts["batch_summaries"] = _insert(
         db, "batch_summaries",
         "id, received_record_id, agent_id, terminal_id, merchant_id, batch_no, closed_at,"
-        " currency, total_amount, content_sha256, body",
+        " currency, total_amount, content_sha256",
         batch_rows(),
     )  # fmt: skip
     # every tenth batch matched to one credit (enough rows for the timeline's joins)

@@ -124,7 +124,7 @@ def generate(store: SqliteStore, merchants: int, per_merchant: int, seed: int) -
             received.append((batch_id, f"ag-{tid}", no + 1, "k", "batch_summary", closed,
                              "bench", f"{batch_id:064x}", b"{}"))  # fmt: skip
             summaries.append((batch_id, batch_id, f"ag-{tid}", tid, mid, no + 1, closed, "156",
-                              upi + visa, "c", "{}"))  # fmt: skip
+                              upi + visa, "c"))  # fmt: skip
             buckets.append((batch_id, "UPI", 1, upi, 0, 0, 0, 0))
             if visa:
                 buckets.append((batch_id, "VISA", 1, visa, 0, 0, 0, 0))
@@ -136,8 +136,8 @@ def generate(store: SqliteStore, merchants: int, per_merchant: int, seed: int) -
     )
     conn.executemany(
         "INSERT INTO batch_summaries (id, received_record_id, agent_id, terminal_id, merchant_id,"
-        " batch_no, closed_at, currency, total_amount, content_sha256, body)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " batch_no, closed_at, currency, total_amount, content_sha256)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         summaries,
     )
     conn.executemany(

@@ -17,8 +17,10 @@ between commit and ack makes the agent resend, and the resend lands in case 1: a
 Cost per record (issue 4 benchmark): the statements are fixed strings (sqlite3 and psycopg
 reuse their prepared form), and a :class:`WriteBatch` shared by one transaction's writes moves
 the per-agent ``last_seen``/``last_seq`` update to one statement per agent at the end and
-inserts each terminal once. The stored ``body`` is cut out of the verified canonical bytes
-instead of being encoded again.
+inserts each terminal once. A body (stored for heartbeats and the rarer records, hashed for a
+batch summary's ``content_sha256``) is the verified canonical bytes the parser kept, or cut out
+of the envelope, instead of being encoded again. A batch summary's body is not stored twice:
+``received_records.envelope`` holds it verbatim (schema version 6 dropped the copy).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 from collector.keys import CollectorKeys
 from collector.store.base import Tx
-from protocol.envelope import Envelope
+from protocol.envelope import Envelope, LazyBody
 from protocol.records import (
     BatchSummary,
     CardChange,
@@ -55,7 +57,8 @@ def sha256_hex(data: bytes) -> str:
 def _body_json(envelope: Envelope, payload: bytes | None = None) -> str:
     """The body as compact JSON with sorted keys, for queries and content comparison.
 
-    When ``payload`` is the verified envelope, the body is cut out of its signed bytes: those are
+    A :class:`~protocol.envelope.LazyBody` holds exactly those bytes (the parser proved them
+    canonical). Otherwise, when ``payload`` is the verified envelope, the body is cut out of its signed bytes: those are
     RFC 8785 canonical (checked by the parser), the envelope's keys sort as ``agent_id``,
     ``body``, ``created_at``, ``key_id``, ``seq``, ``type``, ``v``, and every field but the body
     is a plain ASCII string or integer, so the bytes between the known prefix and suffix are the
@@ -63,6 +66,8 @@ def _body_json(envelope: Envelope, payload: bytes | None = None) -> str:
     in the BMP (see :func:`protocol.canonical.is_canonical`), which every record schema's are.
     If prefix or suffix do not match literally, the body is encoded again.
     """
+    if type(envelope.body) is LazyBody:  # the parser kept the verified canonical body bytes
+        return envelope.body.raw.decode()
     if payload is not None:
         signed = payload[payload.find(b"\n") + 1 :]
         prefix = b'{"agent_id":"%s","body":' % envelope.agent_id.encode()
@@ -77,6 +82,13 @@ def _body_json(envelope: Envelope, payload: bytes | None = None) -> str:
             return signed[len(prefix) : len(signed) - len(suffix)].decode()
     return json.dumps(envelope.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       default=dict)  # fmt: skip
+
+
+def _body_sha256(envelope: Envelope, payload: bytes) -> str:
+    """``content_sha256`` of a batch summary: hex SHA-256 of :func:`_body_json`'s text."""
+    if type(envelope.body) is LazyBody:
+        return sha256_hex(envelope.body.raw)
+    return sha256_hex(_body_json(envelope, payload).encode())
 
 
 @dataclass
@@ -117,7 +129,7 @@ _INSERT_RECEIVED_SQL = (
 _INSERT_BATCH_SQL = (
     "INSERT INTO batch_summaries (received_record_id, agent_id, terminal_id, merchant_id,"
     " batch_no, closed_at, closed_at_local, currency, total_amount, receipt_start, receipt_end,"
-    " host_reconciled, content_sha256, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " host_reconciled, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO NOTHING RETURNING id"
 )
 _INSERT_BUCKET_SQL = (
@@ -206,7 +218,7 @@ _RECEIVED_COLUMNS = ("id", "agent_id", "seq", "key_id", "record_type", "created_
                      "payload_sha256", "envelope")  # fmt: skip
 _BATCH_COLUMNS = ("id", "received_record_id", "agent_id", "terminal_id", "merchant_id",
                   "batch_no", "closed_at", "closed_at_local", "currency", "total_amount",
-                  "receipt_start", "receipt_end", "host_reconciled", "content_sha256", "body")  # fmt: skip
+                  "receipt_start", "receipt_end", "host_reconciled", "content_sha256")  # fmt: skip
 _BUCKET_COLUMNS = ("batch_id", "name", "sale_count", "sale_amount", "refund_count",
                    "refund_amount", "void_count", "void_amount")  # fmt: skip
 _TERMINAL_COLUMNS = ("terminal_id", "merchant_id", "agent_id")
@@ -264,7 +276,6 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
     for batch_id, record_id, i in zip(batch_ids, ids, which, strict=True):
         envelope, payload, _, record = items[i]
         batch = record  # type: ignore[assignment]
-        body = _body_json(envelope, payload)
         merchant_id = batch.merchant_id
         if not merchant_id:
             if envelope.agent_id not in merchants:
@@ -274,7 +285,7 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
         summaries.append((batch_id, record_id, envelope.agent_id, batch.terminal_id, merchant_id,
                           batch.batch_no, batch.closed_at, batch.terminal_local_time,
                           batch.currency, batch.net_amount, batch.receipt_start,
-                          batch.receipt_end, reconciled, sha256_hex(body.encode()), body))  # fmt: skip
+                          batch.receipt_end, reconciled, _body_sha256(envelope, payload)))  # fmt: skip
         buckets.extend((batch_id, b.name, b.sale_count, b.sale_amount, b.refund_count,
                         b.refund_amount, b.void_count, b.void_amount) for b in batch.buckets)  # fmt: skip
         if batch.terminal_id and batch.terminal_id not in shared.terminals:
@@ -368,8 +379,7 @@ def _write_batch(
     digest: str,
     shared: WriteBatch,
 ) -> tuple[str, str | None]:
-    body = _body_json(envelope, payload)
-    content = sha256_hex(body.encode())
+    content = _body_sha256(envelope, payload)
     merchant_id = _merchant_of(tx, envelope, batch.merchant_id)
     reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
     batch_id = _returned_id(
@@ -389,7 +399,6 @@ def _write_batch(
                 batch.receipt_end,
                 reconciled,
                 content,
-                body,
             ),
         )
     )

@@ -357,12 +357,18 @@ _V5 = (
     "CREATE INDEX ingest_flags_agent ON ingest_flags (agent_id, flagged_at)",
 )
 
+# Version 6 (issue 4): batch_summaries no longer keeps a second copy of the body. Nothing read
+# it; the verbatim envelope in received_records holds it, and the copy was about 15 % of the
+# ingest store stage. content_sha256 (the natural-key comparison) stays.
+_V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
     Migration(3, "alert dispatch state, provider message ids and delivery receipts", _V3),
     Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
+    Migration(6, "batch summaries without the copy of the body", _V6),
 )
 
 

@@ -159,7 +159,7 @@ def test_merchants_import_reconcile_and_gaps_json(
             "batch_summaries",
             {"received_record_id": rid, "agent_id": "ag-1", "terminal_id": "T1",
              "merchant_id": "MCLI1", "batch_no": 1, "closed_at": "2024-03-04T13:00:00Z",
-             "currency": "156", "total_amount": 50_000, "content_sha256": "c", "body": "{}"},
+             "currency": "156", "total_amount": 50_000, "content_sha256": "c"},
         )  # fmt: skip
         tx.execute(
             "INSERT INTO batch_buckets (batch_id, name, sale_count, sale_amount, refund_count,"

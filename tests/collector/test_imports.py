@@ -302,7 +302,7 @@ def _merchant_with_batch(store: Store, mid: str, account: str) -> None:
             "batch_summaries",
             {"received_record_id": rid, "agent_id": f"ag-{mid}", "terminal_id": f"T-{mid}",
              "merchant_id": mid, "batch_no": 1, "closed_at": "2024-02-29T13:00:00Z",
-             "currency": "156", "total_amount": 123_456, "content_sha256": "c", "body": "{}"},
+             "currency": "156", "total_amount": 123_456, "content_sha256": "c"},
         )  # fmt: skip
         tx.execute(
             "INSERT INTO batch_buckets (batch_id, name, sale_count, sale_amount, refund_count,"

@@ -45,7 +45,7 @@ def add_batch(tx: Tx, mid: str, tid: str, no: int, closed: datetime, amount: int
         {"received_record_id": rid, "agent_id": f"ag-{mid}-{tid}", "terminal_id": f"{tid}-{mid}",
          "merchant_id": mid, "batch_no": no,
          "closed_at": closed.strftime("%Y-%m-%dT%H:%M:%SZ"), "currency": "156",
-         "total_amount": amount, "content_sha256": "c", "body": "{}"},
+         "total_amount": amount, "content_sha256": "c"},
     )  # fmt: skip
     tx.execute(
         "INSERT INTO batch_buckets (batch_id, name, sale_count, sale_amount, refund_count,"

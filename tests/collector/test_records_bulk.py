@@ -14,7 +14,7 @@ TABLES = {
     " payload_sha256, envelope",
     "batch_summaries": "id, received_record_id, agent_id, terminal_id, merchant_id, batch_no,"
     " closed_at, closed_at_local, currency, total_amount, receipt_start, receipt_end,"
-    " host_reconciled, content_sha256, body",
+    " host_reconciled, content_sha256",
     "batch_buckets": "*",
     "terminals": "terminal_id, merchant_id, agent_id",
     "conflicts": "kind, agent_id, seq, natural_key, existing_record_id, payload_sha256",
