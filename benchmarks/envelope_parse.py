@@ -8,8 +8,9 @@ Seals ``--records`` envelopes from eight agents (batch summaries shaped like
 interleaved so that both see the same machine load, times on one thread's CPU clock
 (``time.thread_time``):
 
-* **full**: what the ingest worker runs per message, ``read_header`` +
-  ``verify_header_and_parse`` + ``Envelope.record()``;
+* **full**: verifying one envelope on its own, ``read_header`` + ``verify_header_and_parse`` +
+  ``Envelope.record()`` (the ingest worker checks a batch's signatures in one call instead:
+  ``benchmarks/ingest_stages.py`` times that path);
 * **verify**: bare ``Ed25519PublicKey.verify`` over the same signed bytes (domain prefix and
   signature split off beforehand, as ``benchmarks/ingest.py``'s verify ceiling does).
 
