@@ -99,3 +99,31 @@ def test_insert_many_counts_skips_clashes_and_keeps_every_value(store: Store) ->
     with pytest.raises(Exception), store.transaction() as tx:  # noqa: B017 - either driver's
         tx.insert_many("merchants", ("merchant_id",), [("M1",)])  # a clash without the flag
     assert store.count("merchants") == 3
+
+
+def test_upgrade_to_6_keeps_batch_summaries_and_drops_only_the_body_copy(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a collector at schema 5 with a stored batch, then upgraded by this code
+    from collector.store import schema
+
+    store = open_store(empty_database_url)
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:5])
+        assert store.migrate() == [1, 2, 3, 4, 5]
+        with store.transaction() as tx:
+            rid = tx.insert("received_records", {
+                "agent_id": "ag-1", "seq": 1, "key_id": "k", "record_type": "batch_summary",
+                "created_at": "2026-11-27T10:00:00Z", "source": "test",
+                "payload_sha256": "s", "envelope": b"x"})  # fmt: skip
+            tx.insert("batch_summaries", {
+                "received_record_id": rid, "agent_id": "ag-1", "terminal_id": "T1",
+                "merchant_id": "M1", "batch_no": 7, "closed_at": "2026-11-27T09:00:00Z",
+                "total_amount": 12345, "content_sha256": "c", "body": "{}"})  # fmt: skip
+        monkeypatch.undo()
+        assert store.migrate() == [6]
+        [row] = store.query("SELECT * FROM batch_summaries")
+        assert "body" not in row
+        assert (row["terminal_id"], row["batch_no"], row["total_amount"]) == ("T1", 7, 12345)
+    finally:
+        store.close()
