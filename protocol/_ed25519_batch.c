@@ -56,14 +56,20 @@ static EVP_PKEY *key_for(cached_key_t *cache, int *cached, const unsigned char *
     return pkey;
 }
 
-static void verify_items(const item_t *items, Py_ssize_t n, unsigned char *results) {
+/* Returns 0, or -1 when OpenSSL or malloc could not give us a context (nothing verified). */
+static int verify_items(const item_t *items, Py_ssize_t n, unsigned char *results) {
     cached_key_t *cache = calloc(KEY_CACHE, sizeof(cached_key_t));
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int cached = 0;
+    if (cache == NULL || ctx == NULL) {
+        EVP_MD_CTX_free(ctx);
+        free(cache);
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         const item_t *it = &items[i];
         results[i] = 0;
-        if (cache == NULL || ctx == NULL || it->key_len != 32 || it->signature_len != 64) continue;
+        if (it->key_len != 32 || it->signature_len != 64) continue;
         int owned;
         EVP_PKEY *pkey = key_for(cache, &cached, it->key, &owned);
         if (pkey == NULL) continue;
@@ -77,6 +83,7 @@ static void verify_items(const item_t *items, Py_ssize_t n, unsigned char *resul
     for (int i = 0; i < cached; i++) EVP_PKEY_free(cache[i].pkey);
     EVP_MD_CTX_free(ctx);
     free(cache);
+    return 0;
 }
 
 static int take_bytes(PyObject *seq, Py_ssize_t i, const char *what, const unsigned char **data,
@@ -125,9 +132,14 @@ static PyObject *verify_many(PyObject *module, PyObject *args) {
     result = PyBytes_FromStringAndSize(NULL, n);
     if (result == NULL) goto done;
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    int failed;
     Py_BEGIN_ALLOW_THREADS
-    verify_items(items, n, out);
+    failed = verify_items(items, n, out);
     Py_END_ALLOW_THREADS
+    if (failed) {
+        Py_CLEAR(result);
+        PyErr_SetString(PyExc_MemoryError, "no memory for an OpenSSL verification context");
+    }
 done:
     PyMem_Free(items);
     Py_XDECREF(keys);
