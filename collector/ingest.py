@@ -172,7 +172,8 @@ def verify_messages(
     max_size: int = MAX_ENVELOPE_BYTES,
     before_signatures: Callable[[], object] | None = None,
 ) -> list[Verified | Refused]:
-    """Steps 1-4 for a batch, in order; never raises (but for ``before_signatures``).
+    """Steps 1-4 for a batch, in order; never raises (but for ``before_signatures`` and running
+    out of memory).
 
     Every check before the signature runs per message, then all signatures are verified in
     one :func:`protocol.ed25519.verify_many` call (with the GIL released once for the whole
