@@ -425,8 +425,8 @@ def _parse_shaped(data: bytes, header_key_id: str) -> Envelope | None:
     The shape admits exactly the seven keys once each in canonical order, no whitespace, no
     escapes, no floats and integers of at most 15 digits (see
     :func:`protocol.canonical.canonical_object_pattern`), so after a UTF-8 check the bytes
-    pass every strict and canonical rule. What is left are the field checks of
-    :func:`_check_fields` (repeated here in the same terms) and the record's own validation.
+    pass every strict and canonical rule. What is left are the field checks
+    (:func:`_fields_plainly_valid`) and the record's own validation.
     """
     if not data.isascii():
         try:
@@ -435,18 +435,11 @@ def _parse_shaped(data: bytes, header_key_id: str) -> Envelope | None:
             return None
     try:
         wire = _WIRE_DECODER.decode(data)
-        decoder = _BODY_DECODERS.get(wire.type)
-        if (
-            decoder is None
-            or wire.v != ENVELOPE_VERSION
-            or wire.key_id != header_key_id
-            or AGENT_ID_RE.match(wire.agent_id) is None
-            or wire.seq < 1
-            or CREATED_AT_RE.match(wire.created_at) is None
-        ):
+        if not _fields_plainly_valid(wire.v, wire.type, wire.agent_id, wire.key_id, wire.seq,
+                                     wire.created_at, header_key_id):  # fmt: skip
             return None
         body = bytes(wire.body)
-        record = decoder.decode(body)
+        record = _BODY_DECODERS[wire.type].decode(body)
     except _SHORTCUT_MISSES:
         return None
     return Envelope(wire.v, wire.type, wire.agent_id, wire.key_id, wire.seq, wire.created_at,
@@ -490,21 +483,31 @@ def _validated(obj: dict[str, Any], header_key_id: str) -> Envelope:
     )
 
 
-def _check_fields(obj: dict[str, Any], header_key_id: str) -> None:
-    version, agent_id, seq, created_at = obj["v"], obj["agent_id"], obj["seq"], obj["created_at"]
-    if (  # the common, valid case without building any message text
+def _fields_plainly_valid(
+    version: Any, record_type: Any, agent_id: Any, key_id: Any, seq: Any, created_at: Any,
+    header_key_id: str,
+) -> bool:  # fmt: skip
+    """The envelope fields' checks for the common, valid case, without building any message
+    text: True only where :func:`_check_fields` passes them."""
+    return (
         type(version) is int
         and version == ENVELOPE_VERSION
-        and obj["type"] in RECORD_TYPES
-        and obj["key_id"] == header_key_id  # the header's id already matched _KEY_ID_RE
+        and record_type in RECORD_TYPES
+        and key_id == header_key_id  # the header's id already matched _KEY_ID_RE
         and type(agent_id) is str
         and AGENT_ID_RE.match(agent_id) is not None
         and type(seq) is int
         and seq >= 1
         and type(created_at) is str
         and CREATED_AT_RE.match(created_at) is not None
-        and type(obj["body"]) is dict
-    ):
+    )
+
+
+def _check_fields(obj: dict[str, Any], header_key_id: str) -> None:
+    if type(obj["body"]) is dict and _fields_plainly_valid(
+        obj["v"], obj["type"], obj["agent_id"], obj["key_id"], obj["seq"], obj["created_at"],
+        header_key_id,
+    ):  # fmt: skip
         return
     checks: list[tuple[str, bool, str]] = [
         ("v", obj["v"] == ENVELOPE_VERSION and type(obj["v"]) is int, "must be 1"),
