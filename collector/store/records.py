@@ -54,20 +54,21 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _body_json(envelope: Envelope, payload: bytes | None = None) -> str:
-    """The body as compact JSON with sorted keys, for queries and content comparison.
+def _body_bytes(envelope: Envelope, payload: bytes | None = None) -> bytes:
+    """The body as compact JSON with sorted keys (UTF-8), for queries and content comparison.
 
     A :class:`~protocol.envelope.LazyBody` holds exactly those bytes (the parser proved them
-    canonical). Otherwise, when ``payload`` is the verified envelope, the body is cut out of its signed bytes: those are
-    RFC 8785 canonical (checked by the parser), the envelope's keys sort as ``agent_id``,
-    ``body``, ``created_at``, ``key_id``, ``seq``, ``type``, ``v``, and every field but the body
-    is a plain ASCII string or integer, so the bytes between the known prefix and suffix are the
-    canonical body. That equals the :func:`json.dumps` form below whenever the body's keys are
-    in the BMP (see :func:`protocol.canonical.is_canonical`), which every record schema's are.
-    If prefix or suffix do not match literally, the body is encoded again.
+    canonical). Otherwise, when ``payload`` is the verified envelope, the body is cut out of
+    its signed bytes: those are RFC 8785 canonical (checked by the parser), the envelope's keys
+    sort as ``agent_id``, ``body``, ``created_at``, ``key_id``, ``seq``, ``type``, ``v``, and
+    every field but the body is a plain ASCII string or integer, so the bytes between the known
+    prefix and suffix are the canonical body. That equals the :func:`json.dumps` form below
+    whenever the body's keys are in the BMP (see :func:`protocol.canonical.is_canonical`),
+    which every record schema's are. If prefix or suffix do not match literally, the body is
+    encoded again.
     """
     if type(envelope.body) is LazyBody:  # the parser kept the verified canonical body bytes
-        return envelope.body.raw.decode()
+        return envelope.body.raw
     if payload is not None:
         signed = payload[payload.find(b"\n") + 1 :]
         prefix = b'{"agent_id":"%s","body":' % envelope.agent_id.encode()
@@ -79,16 +80,14 @@ def _body_json(envelope: Envelope, payload: bytes | None = None) -> str:
             envelope.version,
         )
         if signed.startswith(prefix) and signed.endswith(suffix):
-            return signed[len(prefix) : len(signed) - len(suffix)].decode()
+            return signed[len(prefix) : len(signed) - len(suffix)]
     return json.dumps(envelope.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=dict)  # fmt: skip
+                      default=dict).encode()  # fmt: skip
 
 
-def _body_sha256(envelope: Envelope, payload: bytes) -> str:
-    """``content_sha256`` of a batch summary: hex SHA-256 of :func:`_body_json`'s text."""
-    if type(envelope.body) is LazyBody:
-        return sha256_hex(envelope.body.raw)
-    return sha256_hex(_body_json(envelope, payload).encode())
+def _body_json(envelope: Envelope, payload: bytes | None = None) -> str:
+    """:func:`_body_bytes` as text (the ``body`` column of heartbeats and the rarer records)."""
+    return _body_bytes(envelope, payload).decode()
 
 
 @dataclass
@@ -282,10 +281,11 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
                 merchants[envelope.agent_id] = _merchant_of(tx, envelope, None)
             merchant_id = merchants[envelope.agent_id]
         reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
+        content = sha256_hex(_body_bytes(envelope, payload))
         summaries.append((batch_id, record_id, envelope.agent_id, batch.terminal_id, merchant_id,
                           batch.batch_no, batch.closed_at, batch.terminal_local_time,
                           batch.currency, batch.net_amount, batch.receipt_start,
-                          batch.receipt_end, reconciled, _body_sha256(envelope, payload)))  # fmt: skip
+                          batch.receipt_end, reconciled, content))  # fmt: skip
         buckets.extend((batch_id, b.name, b.sale_count, b.sale_amount, b.refund_count,
                         b.refund_amount, b.void_count, b.void_amount) for b in batch.buckets)  # fmt: skip
         if batch.terminal_id and batch.terminal_id not in shared.terminals:
@@ -379,7 +379,7 @@ def _write_batch(
     digest: str,
     shared: WriteBatch,
 ) -> tuple[str, str | None]:
-    content = _body_sha256(envelope, payload)
+    content = sha256_hex(_body_bytes(envelope, payload))
     merchant_id = _merchant_of(tx, envelope, batch.merchant_id)
     reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
     batch_id = _returned_id(
