@@ -97,6 +97,9 @@ class IngestWorker:
         pipeline: bool = True,
         receive_maximum: int | None = None,
     ) -> None:
+        if receive_maximum is not None and not 1 <= receive_maximum <= 65535:
+            raise WorkerError(f"receive_maximum (INGEST_RECEIVE_MAXIMUM) must be 1 to 65535,"
+                              f" not {receive_maximum}")  # fmt: skip
         self.store = store
         self.keyring = Keyring(store)
         self.keys = keys
@@ -140,7 +143,7 @@ class IngestWorker:
             v5=self.v5,
             session_expiry_s=session_expiry_s,
             tls=tls,
-            receive_maximum=min(receive_maximum or 6 * batch_size, 65535),
+            receive_maximum=receive_maximum or min(6 * batch_size, 65535),
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -318,6 +321,16 @@ def worker_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _optional_int(config: Mapping[str, Any], key: str) -> int | None:
+    value = config.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise WorkerError(f"{key} must be a whole number, not {value!r}") from None
+
+
 def run_worker(
     config: Mapping[str, Any],
     stop: Any = None,
@@ -341,7 +354,7 @@ def run_worker(
         batch_size=int(config.get("INGEST_BATCH_SIZE", 256)),
         batch_wait_s=float(config.get("INGEST_BATCH_WAIT_S", 0.02)),
         keys=keys,
-        receive_maximum=int(config.get("INGEST_RECEIVE_MAXIMUM") or 0) or None,
+        receive_maximum=_optional_int(config, "INGEST_RECEIVE_MAXIMUM"),
     )
     tune_gc()
     worker.start()

@@ -11,7 +11,7 @@ import pytest
 
 from collector import enrollment
 from collector.store import Store
-from collector.worker import IngestWorker, WorkerError
+from collector.worker import IngestWorker, WorkerError, _optional_int
 from protocol.acks import decode_acks
 from protocol.topics import ack_topic
 from tests.helpers.mosquitto import Broker, running_broker, wait_until
@@ -268,3 +268,16 @@ def test_tune_gc_freezes_the_start_up_heap_and_raises_the_young_threshold() -> N
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=str(Path(__file__).resolve().parents[2]))  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_bad_receive_maximum_is_refused_with_the_setting_named(store: Store) -> None:
+    settings = {"port": 1, "username": "collector", "password": "x"}
+    for bad in (0, -5, 70000):
+        with pytest.raises(WorkerError, match="INGEST_RECEIVE_MAXIMUM"):
+            IngestWorker(store, settings, receive_maximum=bad)
+    with pytest.raises(WorkerError, match="INGEST_RECEIVE_MAXIMUM must be a whole number"):
+        _optional_int({"INGEST_RECEIVE_MAXIMUM": "lots"}, "INGEST_RECEIVE_MAXIMUM")
+    assert _optional_int({"INGEST_RECEIVE_MAXIMUM": "512"}, "INGEST_RECEIVE_MAXIMUM") == 512
+    assert _optional_int({}, "INGEST_RECEIVE_MAXIMUM") is None
+    worker = IngestWorker(store, settings, batch_size=100)
+    assert worker.link.receive_maximum == 600  # 6 x batch_size by default
