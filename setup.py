@@ -15,7 +15,7 @@ setup(
             "protocol._ed25519_batch",
             ["protocol/_ed25519_batch.c"],
             libraries=["crypto"],
-            extra_compile_args=["-O2", "-Wall", "-Wno-unused-label"],
+            extra_compile_args=["-O2", "-Wall"],
             optional=True,
         )
     ]
