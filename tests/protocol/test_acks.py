@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.acks import MAX_ACKS, Ack, AckError, decode_acks, encode_acks
+from protocol.acks import (
+    MAX_ACKS,
+    Ack,
+    AckError,
+    _decode_canonical,
+    _decode_strictly,
+    decode_acks,
+    encode_acks,
+)
 from protocol.canonical import canonical_dumps
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 
@@ -119,3 +127,44 @@ def test_mutated_acks_only_raise_ack_error(data: st.DataObject) -> None:
     except AckError:
         return
     assert all(isinstance(item, Ack) for item in items) and isinstance(agent_id, str)
+
+
+@given(agent_ids, st.lists(acks, min_size=1, max_size=20))
+def test_the_shortcut_takes_every_canonical_payload(agent_id: str, items: list[Ack]) -> None:
+    payload = encode_acks(agent_id, items)
+    assert _decode_canonical(payload) == _decode_strictly(payload) == (agent_id, items)
+
+
+def _strict_or_error(payload: bytes) -> object:
+    try:
+        return _decode_strictly(payload)
+    except AckError:
+        return AckError
+
+
+@given(st.data())
+def test_the_shortcut_never_accepts_what_the_strict_path_decides_otherwise(
+    data: st.DataObject,
+) -> None:
+    good = encode_acks("shop-0001", [Ack(1, "accepted"), Ack(2, "conflict", "differs é")])
+    index = data.draw(st.integers(0, len(good) - 1))
+    mutated = good[:index] + data.draw(st.binary(max_size=4)) + good[index + 1 :]
+    fast = _decode_canonical(mutated)
+    if fast is not None:
+        assert fast == _strict_or_error(mutated)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"acks":[{"reason":null,"seq":1,"seq":2,"status":"accepted"}],"agent_id":"shop-0001"}',
+        b'{"acks":[{"seq":1,"status":"accepted"}],"agent_id":"shop-0001"}',
+        b'{"acks":[{"reason":null,"seq":1,"status":"accepted","x":1}],"agent_id":"shop-0001"}',
+        b'{"acks":[{"reason":null,"seq":1,"status":"accepted"}],"agent_id":"shop-0001","x":1}',
+        b'{"acks":[{"reason":null,"seq":1,"status":"accepted"}], "agent_id":"shop-0001"}',
+        b'{"agent_id":"shop-0001","acks":[{"reason":null,"seq":1,"status":"accepted"}]}',
+        b'{"acks":[{"reason":null,"seq":1,"status":"accepted"}],"agent_id":"shop-0001","agent_id":"shop-0001"}',
+    ],
+)
+def test_the_shortcut_leaves_non_canonical_payloads_to_the_strict_path(payload: bytes) -> None:
+    assert _decode_canonical(payload) is None
