@@ -64,6 +64,7 @@ from protocol.canonical import (
     strict_json_loads,
 )
 from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from protocol.record_fields import is_envelope_time, valid_envelope_time
 from protocol.records import (
     RECORD_CLASSES,
     RECORD_TYPES,
@@ -100,7 +101,8 @@ ENVELOPE_VERSION = 1
 DOMAIN = b"settleguard/v1\n"
 MAX_ENVELOPE_BYTES = 65536
 AGENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{2,63}\Z")  # \Z: "$" would allow a final "\n"
-#: ``created_at``: UTC with exactly three fraction digits, e.g. ``2026-11-26T12:00:00.000Z``.
+#: ``created_at``: UTC with exactly three fraction digits, e.g. ``2026-11-26T12:00:00.000Z``
+#: (the shape; :func:`protocol.record_fields.valid_envelope_time` also checks the calendar).
 CREATED_AT_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z")
 
 _MAGIC = b"SG1 "
@@ -225,8 +227,10 @@ def _check_local(agent_id: str, seq: int, created_at: str, record_type: str) -> 
         raise LocalProtocolError(f"agent_id {agent_id!r} does not match {AGENT_ID_RE.pattern}")
     if type(seq) is not int or not 1 <= seq <= MAX_SAFE_INT:
         raise LocalProtocolError("seq must be an integer from 1 to 2**53-1")
-    if not isinstance(created_at, str) or not CREATED_AT_RE.match(created_at):
-        raise LocalProtocolError("created_at must look like 2026-11-26T12:00:00.000Z (UTC, ms)")
+    if not valid_envelope_time(created_at):
+        raise LocalProtocolError(
+            "created_at must be a real UTC time like 2026-11-26T12:00:00.000Z (with ms)"
+        )
     if record_type not in RECORD_TYPES:
         raise LocalProtocolError(f"unknown record type {record_type!r}")
 
@@ -499,7 +503,7 @@ def _fields_plainly_valid(
         and type(seq) is int
         and seq >= 1
         and type(created_at) is str
-        and CREATED_AT_RE.match(created_at) is not None
+        and is_envelope_time(created_at) is not None
     )
 
 
@@ -516,7 +520,7 @@ def _check_fields(obj: dict[str, Any], header_key_id: str) -> None:
         ("key_id", _matches(_KEY_ID_RE, obj["key_id"]), "must be k + 16 lowercase hex digits"),
         ("key_id", obj["key_id"] == header_key_id, "differs from the header's key id"),
         ("seq", type(obj["seq"]) is int and obj["seq"] >= 1, "must be an integer >= 1"),
-        ("created_at", _matches(CREATED_AT_RE, obj["created_at"]), "must be UTC with ms, ...Z"),
+        ("created_at", valid_envelope_time(obj["created_at"]), "must be a real UTC time with ms"),
         ("body", isinstance(obj["body"], dict), "must be a JSON object"),
     ]
     for name, ok, message in checks:

@@ -54,6 +54,8 @@ _DATE_OK = (
     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
 )
 is_utc_time = re.compile(_DATE_OK + r"(?:\.[0-9]{1,6})?Z").fullmatch
+#: The envelope's ``created_at``: UTC with exactly three fraction digits.
+is_envelope_time = re.compile(_DATE_OK + r"\.[0-9]{3}Z").fullmatch
 is_local_time = re.compile(_DATE_OK).fullmatch
 is_identifier = _IDENT_RE.fullmatch
 is_card_type = CARD_TYPE_RE.fullmatch
@@ -181,6 +183,22 @@ def _valid_datetime(match: re.Match[str]) -> bool:
     except ValueError:
         return False
     return True
+
+
+_ENVELOPE_TIME_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{3}Z"
+)
+
+
+def valid_envelope_time(value: Any) -> bool:
+    """True for an envelope ``created_at``: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` naming a real time
+    (year 0001 on, leap days only in leap years)."""
+    if type(value) is not str:
+        return False
+    if is_envelope_time(value) is not None:
+        return True
+    match = _ENVELOPE_TIME_RE.fullmatch(value)
+    return match is not None and _valid_datetime(match)
 
 
 def check_utc_time(name: str, value: Any, *, optional: bool = False) -> None:

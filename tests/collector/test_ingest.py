@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import enrollment
 from collector.ingest import IncomingMessage, Keyring, Refused, ingest_batch, verify_messages
 from collector.keys import init_keys
 from collector.store import Store
+from protocol.envelope import DOMAIN, key_id_for
 from protocol.records import CardChange
 from protocol.sealed import card_change_context, seal
 from tests.helpers.records import TestAgent, batch, heartbeat, make_agent
@@ -101,6 +105,25 @@ def test_bad_signature_rejected(store: Store) -> None:
     reasons = [r["reason"] for r in store.iter_rows("rejected_messages")]
     assert reasons == ["bad_signature", "bad_signature"]
     assert store.count("received_records") == 0
+
+
+def test_a_signed_created_at_that_is_no_real_time_is_refused_not_fatal(store: Store) -> None:
+    # The shape matches, the calendar does not: before, the skew check raised inside the
+    # transaction and the worker retried the batch for ever.
+    agent = make_agent(store, "agent-a")
+    key_id = key_id_for(agent.key.public_key())
+    body = rfc8785.dumps({"agent_id": "agent-a", "body": batch().to_body(),
+                          "created_at": "2026-13-45T99:99:99.999Z", "key_id": key_id,
+                          "seq": 1, "type": "batch_summary", "v": 1})  # fmt: skip
+    signature = base64.urlsafe_b64encode(agent.key.sign(DOMAIN + body)).rstrip(b"=")
+    payload = b"SG1 " + key_id.encode() + b" " + signature + b"\n" + body
+    good = agent.seal(batch(batch_no=2), seq=2)
+    acks = ingest_batch(store, Keyring(store), [IncomingMessage(agent.topic, payload),
+                                                IncomingMessage(agent.topic, good)])  # fmt: skip
+    assert [(a.seq, a.status, a.reason) for _, a in acks] == [
+        (1, "rejected", "bad_field"), (2, "accepted", None)]  # fmt: skip
+    assert [r["reason"] for r in store.iter_rows("rejected_messages")] == ["bad_field"]
+    assert store.count("received_records") == 1
 
 
 def test_identity_binding_topic_key_body(store: Store) -> None:

@@ -200,6 +200,21 @@ REFUSALS: list[tuple[str, bytes, str]] = [
         sign_raw(rfc8785.dumps(envelope_obj(created_at="2026-11-26T12:00:00Z"))),
         "bad_field",
     ),
+    (
+        "created_at not a date",
+        sign_raw(rfc8785.dumps(envelope_obj(created_at="2026-13-45T99:99:99.999Z"))),
+        "bad_field",
+    ),
+    (
+        "created_at 29 February of a common year",
+        sign_raw(rfc8785.dumps(envelope_obj(created_at="2027-02-29T12:00:00.000Z"))),
+        "bad_field",
+    ),
+    (
+        "created_at year zero",
+        sign_raw(rfc8785.dumps(envelope_obj(created_at="0000-01-01T00:00:00.000Z"))),
+        "bad_field",
+    ),
     ("unknown type", sign_raw(rfc8785.dumps(envelope_obj(type="refund"))), "bad_field"),
     ("body list", sign_raw(rfc8785.dumps(envelope_obj(body=[]))), "bad_field"),
     (
@@ -450,3 +465,14 @@ def test_record_from_verification_is_reused() -> None:
     env = verify_and_parse(GOOD, PUB)
     assert env.record() is env.record()
     assert env.record() == batch()
+
+
+def test_a_leap_day_is_a_real_created_at() -> None:
+    payload = sign_raw(rfc8785.dumps(envelope_obj(created_at="2028-02-29T23:59:59.999Z")))
+    assert verify_and_parse(payload, PUB).created_at == "2028-02-29T23:59:59.999Z"
+
+
+def test_sealing_refuses_a_created_at_that_is_no_real_time() -> None:
+    with pytest.raises(LocalProtocolError, match="real UTC time"):
+        seal_envelope(KEY, record_type="heartbeat", agent_id="shop-0001", seq=1,
+                      created_at="2026-02-30T12:00:00.000Z", body=HB.to_body())  # fmt: skip
