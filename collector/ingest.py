@@ -30,7 +30,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector.keys import CollectorKeys
@@ -58,8 +60,23 @@ log = logging.getLogger(__name__)
 PAYLOAD_HEAD_BYTES = 512  # how much of a refused payload is kept for the operator
 
 
-@dataclass(frozen=True, slots=True)
-class IncomingMessage:
+class Message(Protocol):
+    """What :func:`verify_messages` needs of a received message (an :class:`IncomingMessage`,
+    or the MQTT link's own :class:`~collector.mqtt_link.Received`, saving a copy per message)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes: ...
+
+    @property
+    def source(self) -> str:
+        """``mqtt`` or ``bundle:<file>``."""
+        ...
+
+
+class IncomingMessage(msgspec.Struct, frozen=True, gc=False):
     """One received payload and where it came from (``mqtt`` or ``bundle:<file>``)."""
 
     topic: str
@@ -123,20 +140,18 @@ class Keyring:
             self._cache.clear()
 
 
-@dataclass(frozen=True, slots=True)
-class Verified:
+class Verified(msgspec.Struct, frozen=True):
     """A message that passed every check before the store."""
 
-    message: IncomingMessage
+    message: Message
     envelope: Envelope
     record: Record
 
 
-@dataclass(frozen=True, slots=True)
-class Refused:
+class Refused(msgspec.Struct, frozen=True):
     """A message refused before the store, with the reason operators see."""
 
-    message: IncomingMessage
+    message: Message
     reason: str
     detail: str
     topic_agent: str | None
@@ -154,7 +169,7 @@ def _peek_seq(payload: bytes, header: SignedHeader | None = None) -> int | None:
 
 
 def verify_message(
-    message: IncomingMessage, keyring: Keyring, *, max_size: int = MAX_ENVELOPE_BYTES
+    message: Message, keyring: Keyring, *, max_size: int = MAX_ENVELOPE_BYTES
 ) -> Verified | Refused:
     """Run steps 1-4 of the theory of operation on one message. Never raises."""
     return verify_messages([message], keyring, max_size=max_size)[0]
@@ -162,11 +177,11 @@ def verify_message(
 
 #: A message that passed every check before its signature: (message, topic agent, topic kind,
 #: header, key).
-_Pending = tuple[IncomingMessage, str, str, SignedHeader, KeyEntry]
+_Pending = tuple[Message, str, str, SignedHeader, KeyEntry]
 
 
 def verify_messages(
-    messages: Sequence[IncomingMessage],
+    messages: Sequence[Message],
     keyring: Keyring,
     *,
     max_size: int = MAX_ENVELOPE_BYTES,
@@ -206,18 +221,36 @@ def verify_messages(
     return decided  # type: ignore[return-value]  # every None was replaced above
 
 
-def _refused(message: IncomingMessage, reason: str, detail: str, topic_agent: str | None,
+def _refused(message: Message, reason: str, detail: str, topic_agent: str | None,
              header: SignedHeader | None = None) -> Refused:  # fmt: skip
     return Refused(message, reason, detail, topic_agent, _peek_seq(message.payload, header))
 
 
-def _before_signature(
-    message: IncomingMessage, keyring: Keyring, max_size: int
-) -> Refused | _Pending:
+#: Topics already read: topic -> (agent id, kind). A worker sees a few per agent.
+_TOPICS: dict[str, tuple[str, str]] = {}
+
+
+def _read_topic(topic: str) -> tuple[str, str]:
+    """``(agent id, "rec" or "hb")`` of an ingest topic.
+
+    :raises ProtocolError: for any other topic
+    """
+    known = _TOPICS.get(topic) if type(topic) is str else None
+    if known is not None:
+        return known
+    kind = topic.rsplit("/", 1)[-1] if isinstance(topic, str) else ""
+    kind = "hb" if kind == "hb" else "rec"
+    known = (agent_id_from_topic(topic, kind), kind)
+    if len(_TOPICS) >= 100_000:
+        _TOPICS.clear()
+    _TOPICS[topic] = known
+    return known
+
+
+def _before_signature(message: Message, keyring: Keyring, max_size: int) -> Refused | _Pending:
     """Steps 1-2: topic, size, header, key (owner = topic agent, approved)."""
-    kind = message.topic.rsplit("/", 1)[-1] if isinstance(message.topic, str) else ""
     try:
-        topic_agent = agent_id_from_topic(message.topic, "hb" if kind == "hb" else "rec")
+        topic_agent, kind = _read_topic(message.topic)
     except ProtocolError as exc:
         return Refused(message, "wrong_topic", exc.message, None, None)
     if len(message.payload) > max_size:
@@ -312,7 +345,7 @@ def clock_skew(record_type: str, created_at: str, now: datetime) -> tuple[str, i
 def ingest_batch(
     store: Store,
     keyring: Keyring,
-    messages: Sequence[IncomingMessage],
+    messages: Sequence[Message],
     *,
     keys: CollectorKeys | None = None,
     max_size: int = MAX_ENVELOPE_BYTES,

@@ -40,7 +40,9 @@ import ssl
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import ClassVar
+
+import msgspec
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +103,7 @@ class LinkRefused(LinkError):
     :meth:`IngestLink.connect`; :meth:`IngestLink.receive` keeps retrying with back-off."""
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+class Received(msgspec.Struct, frozen=True, gc=False):
     """One PUBLISH from the broker.
 
     :ivar generation: the connection it arrived on (see :meth:`IngestLink.ack`)
@@ -114,6 +115,8 @@ class Received:
     qos: int
     packet_id: int
     generation: int
+    #: Where it came from, as :class:`collector.ingest.Message` has it.
+    source: ClassVar[str] = "mqtt"
 
 
 def _varint(value: int) -> bytes:
@@ -543,6 +546,15 @@ class IngestLink:
         messages of an earlier connection."""
         if message.qos and message.generation == self.generation and self.connected:
             self._out.append(b"\x40\x02" + struct.pack("!H", message.packet_id))
+
+    def ack_all(self, messages: Sequence[Received]) -> None:
+        """:meth:`ack` for each of ``messages``, built as one buffer."""
+        if not self.connected:
+            return
+        generation = self.generation
+        ids = [m.packet_id for m in messages if m.qos and m.generation == generation]
+        if ids:
+            self._out.append(struct.pack(f"!{len(ids)}I", *[0x40020000 | i for i in ids]))
 
     def flush(self) -> bool:
         """Send everything queued in one write; False if the link dropped."""

@@ -40,7 +40,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from collector.ingest import (
-    IncomingMessage,
     Keyring,
     Refused,
     Verified,
@@ -202,15 +201,13 @@ class IngestWorker:
         link = self.link
         for agent_id, items in group_acks(acks):
             link.publish(ack_topic(agent_id), encode_acks(agent_id, items), qos=1)
-        for message in batch:
-            link.ack(message)
+        link.ack_all(batch)
         link.flush()
         self.processed += len(batch)
         return len(batch)
 
     def _verify(self, batch: list[Received]) -> list[Verified | Refused]:
-        return verify_messages([IncomingMessage(m.topic, m.payload) for m in batch], self.keyring,
-                               before_signatures=self._hand_over)  # fmt: skip
+        return verify_messages(batch, self.keyring, before_signatures=self._hand_over)
 
     def _hand_over(self) -> None:
         """Give the verified batch we hold to the writer (waits while it has one queued)."""

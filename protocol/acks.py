@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import msgspec
@@ -52,8 +51,7 @@ class AckError(RemoteProtocolError):
     """An ack payload is malformed. ``offset`` is a byte offset when known."""
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(msgspec.Struct, frozen=True, gc=False):
     """The collector's verdict on one record, identified by the agent's ``seq``."""
 
     seq: int

@@ -144,8 +144,7 @@ def test_unacked_messages_come_back_and_acked_ones_do_not(tmp_path: Path, v5: bo
             again = _receive_until(link, 2)
             assert [m.payload for m in again] == [b"payload-1", b"payload-2"]
             assert _receive_until(link, 1, timeout=0.5) == []
-            for m in again:
-                link.ack(m)
+            link.ack_all(again)
             link.close()
             link.connect(5)
             assert _receive_until(link, 1, timeout=0.5) == []
@@ -202,4 +201,23 @@ def test_a_pubacks_for_an_old_connection_is_not_sent(tmp_path: Path) -> None:
         stale = Received("t", b"", 1, 3, generation=link.generation - 1)
         link.ack(stale)
         assert link._out == []
+        link.close()
+
+
+@pytest.mark.mosquitto
+def test_ack_all_writes_what_ack_writes_one_by_one(tmp_path: Path) -> None:
+    with running_broker(tmp_path / "b") as running:
+        link = _collector_link(running.port, running.collector[1])
+        link.connect(5)
+        now = link.generation
+        batch = [Received("t", b"", 1, 1, now), Received("t", b"", 0, 0, now),
+                 Received("t", b"", 1, 65535, now), Received("t", b"", 1, 7, now - 1),
+                 Received("t", b"", 1, 258, now)]  # fmt: skip
+        for message in batch:
+            link.ack(message)
+        one_by_one = b"".join(link._out)
+        link._out.clear()
+        link.ack_all(batch)
+        assert b"".join(link._out) == one_by_one == bytes.fromhex("400200014002ffff40020102")
+        link._out.clear()
         link.close()
