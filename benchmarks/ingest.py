@@ -10,12 +10,12 @@ worker processes' rate over one's. The publishing agents, the broker and the wor
 this machine's cores, so the figures are a floor for a collector host of its own.
 
 ``--repeat`` pairs (default 3) of a one-worker and a two-worker round are run. The ceiling is
-sampled before, between and after a pair's rounds (twice each, both ways each time, the faster
-way counts), and a pair's ceiling is the median of those six samples: this shared machine's
-single-core speed moves by up to a third within seconds, so the median of samples around the
-rounds compares like with like, where the best of them would compare the workers' average
-moment with the machine's best one (and fall with every extra sample taken). The best is
-printed too. Lost and duplicated are sums over all rounds, the rest medians over the pairs.
+sampled right before and right after the one-worker round (twice each, both ways each time, the
+faster way counts) and a pair's ceiling is the median of those four samples: this shared
+machine's single-core speed moves by up to a third within seconds, so samples next to the
+round compare like with like, where the best of them would compare the worker's average moment
+with the machine's best one (and fall with every extra sample taken). The best is printed too.
+Lost and duplicated are sums over all rounds, the rest medians over the pairs.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     batches = sum(c.value for c in counters)
     return {
         "rate": acked / wall, "lost": total - stored, "duplicated": duplicated,
-        "payloads": [x for v in payloads.values() for x in v], "wall": wall,
+        "wall": wall,
         "cores": {k: v / wall for k, v in cpu.items()},
         "worker_cpu_per_record_us": cpu["workers"] / max(acked, 1) * 1e6,
         "mean_batch": stored / batches if batches else 0.0,
@@ -313,6 +313,19 @@ def verify_ceiling(payloads: list[bytes]) -> tuple[float, float, str]:
     return best
 
 
+def ceiling_payloads(count: int) -> list[bytes]:
+    """``count`` envelopes shaped like a round's (batch summaries sealed by a bench agent)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from protocol.envelope import seal_envelope
+
+    key = Ed25519PrivateKey.generate()
+    return [seal_envelope(key, record_type="batch_summary", agent_id="bench-q1-000", seq=s,
+                          created_at="2026-03-01T10:00:00.000Z",
+                          body=batch(terminal_id="T000", batch_no=s).to_body())
+            for s in range(1, count + 1)]  # fmt: skip
+
+
 def ceiling_samples(payloads: list[bytes], count: int = 2) -> list[tuple[float, float, str]]:
     """``count`` back-to-back :func:`verify_ceiling` samples."""
     return [verify_ceiling(payloads) for _ in range(count)]
@@ -337,29 +350,28 @@ def main() -> None:
     proc, port, files = start_broker(tmp / "broker")
     pairs: list[dict[str, float]] = []
     lost = duplicated = 0
+    sample = ceiling_payloads(CEILING_SAMPLE)
     try:
         for rep in range(args.repeat):
             modes = ["queued", "live"] if args.live and rep == 0 else ["queued"]
             results: dict[tuple[str, int], dict[str, Any]] = {}
-            ceilings: list[tuple[float, float, str]] = []
+            ceilings = ceiling_samples(sample)  # right before the one-worker round
             for mode in modes:
                 for workers in (1, 2):
                     r = results[mode, workers] = run_round(args, workers, port, files, proc, tmp,
                                                            mode)  # fmt: skip
                     print(describe(f"{mode:6} {workers} worker(s)", r), flush=True)
                     lost, duplicated = lost + r["lost"], duplicated + r["duplicated"]
-                    if mode == "queued":  # sampled around each round: the machine drifts
-                        if not ceilings:  # before the first round (same payload shape)
-                            ceilings += ceiling_samples(r["payloads"])
-                        ceilings += ceiling_samples(r["payloads"])
+                    if (mode, workers) == ("queued", 1):  # and right after it
+                        ceilings += ceiling_samples(sample)
             ceiling = statistics.median(c[0] for c in ceilings)
             ceiling_cpu = statistics.median(c[1] for c in ceilings)
             ways = sorted({c[2] for c in ceilings})
             print(f"bare Ed25519 verify, one core: median {ceiling:.0f}/s wall, {ceiling_cpu:.0f}/s"
-                  f" CPU of {len(ceilings)} samples before, between and after the rounds"
-                  f" ({min(c[0] for c in ceilings):.0f}-{max(c[0] for c in ceilings):.0f}/s;"
+                  f" CPU of {len(ceilings)} samples right before and right after the one-worker"
+                  f" round ({min(c[0] for c in ceilings):.0f}-{max(c[0] for c in ceilings):.0f}/s;"
                   f" each the faster of a cryptography loop and verify_many over"
-                  f" {min(CEILING_SAMPLE, len(r['payloads']))} signatures: {', '.join(ways)})")  # fmt: skip
+                  f" {len(sample)} signatures: {', '.join(ways)})")  # fmt: skip
             one, two = results["queued", 1], results["queued", 2]
             pair = {"rate": one["rate"], "ceiling": ceiling, "ratio": one["rate"] / ceiling,
                     "scale2": two["rate"] / one["rate"],
