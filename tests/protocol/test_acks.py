@@ -168,3 +168,11 @@ def test_the_shortcut_never_accepts_what_the_strict_path_decides_otherwise(
 )
 def test_the_shortcut_leaves_non_canonical_payloads_to_the_strict_path(payload: bytes) -> None:
     assert _decode_canonical(payload) is None
+
+
+@pytest.mark.parametrize("reason", ["\u2028", "\u2029", "/", "é", "\U0001f600", "<>&", 'a"b\\c'])
+def test_encoding_of_characters_json_encoders_disagree_on_is_rfc8785(reason: str) -> None:
+    items = [Ack(1, "rejected", reason)]
+    expected = canonical_dumps({"agent_id": "shop-0001", "acks": [a.to_json() for a in items]})
+    assert encode_acks("shop-0001", items) == expected
+    assert decode_acks(expected) == ("shop-0001", items)
