@@ -544,11 +544,10 @@ class IngestLink:
     def ack(self, message: Received) -> None:
         """Queue the PUBACK for ``message`` (sent by :meth:`flush`); skipped for QoS 0 and for
         messages of an earlier connection."""
-        if message.qos and message.generation == self.generation and self.connected:
-            self._out.append(b"\x40\x02" + struct.pack("!H", message.packet_id))
+        self.ack_all([message])
 
     def ack_all(self, messages: Sequence[Received]) -> None:
-        """:meth:`ack` for each of ``messages``, built as one buffer."""
+        """:meth:`ack` for each of ``messages``, built as one buffer (PUBACK ``40 02 <id>``)."""
         if not self.connected:
             return
         generation = self.generation
