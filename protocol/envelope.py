@@ -75,7 +75,6 @@ from protocol.records import (
 
 __all__ = [
     "AGENT_ID_RE",
-    "CREATED_AT_RE",
     "DOMAIN",
     "ENVELOPE_VERSION",
     "MAX_ENVELOPE_BYTES",
@@ -100,9 +99,8 @@ ENVELOPE_VERSION = 1
 DOMAIN = b"settleguard/v1\n"
 MAX_ENVELOPE_BYTES = 65536
 AGENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{2,63}\Z")  # \Z: "$" would allow a final "\n"
-#: ``created_at``: UTC with exactly three fraction digits, e.g. ``2026-11-26T12:00:00.000Z``
-#: (the shape; :func:`protocol.record_fields.valid_envelope_time` also checks the calendar).
-CREATED_AT_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z")
+# ``created_at`` is a real UTC time with exactly three fraction digits, e.g.
+# ``2026-11-26T12:00:00.000Z``: protocol.record_fields.valid_envelope_time.
 
 _MAGIC = b"SG1 "
 _KEY_ID_RE = re.compile(r"k[0-9a-f]{16}\Z")
@@ -352,8 +350,10 @@ def verify_header_and_parse(
 ) -> Envelope:
     """:func:`verify_and_parse` for a caller that already split the header and knows the key id.
 
-    A verifier that looks keys up by id (the collector) has read the header and computed each
-    key's id once when it cached the key; this skips doing both again for every message.
+    A verifier that looks keys up by id has read the header and computed each key's id once
+    when it cached the key; this skips doing both again for every message. (The collector
+    goes further: it checks a batch's signatures in one call and then uses
+    :func:`parse_verified`.)
 
     :param header: from :func:`read_header` of the received bytes (size already checked)
     :param public_key: the key registered for ``header.key_id``

@@ -185,11 +185,6 @@ def _valid_datetime(match: re.Match[str]) -> bool:
     return True
 
 
-_ENVELOPE_TIME_RE = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{3}Z"
-)
-
-
 def valid_envelope_time(value: Any) -> bool:
     """True for an envelope ``created_at``: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` naming a real time
     (year 0001 on, leap days only in leap years)."""
@@ -197,8 +192,8 @@ def valid_envelope_time(value: Any) -> bool:
         return False
     if is_envelope_time(value) is not None:
         return True
-    match = _ENVELOPE_TIME_RE.fullmatch(value)
-    return match is not None and _valid_datetime(match)
+    match = _UTC_RE.fullmatch(value)  # its 7th group is the fraction with its dot
+    return match is not None and len(match.group(7) or "") == 4 and _valid_datetime(match)
 
 
 def check_utc_time(name: str, value: Any, *, optional: bool = False) -> None:
