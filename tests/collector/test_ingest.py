@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -11,7 +9,7 @@ from collector import enrollment
 from collector.ingest import IncomingMessage, Keyring, Refused, ingest_batch, verify_messages
 from collector.keys import init_keys
 from collector.store import Store
-from protocol.envelope import DOMAIN, key_id_for
+from protocol.envelope import key_id_for
 from protocol.records import CardChange
 from protocol.sealed import card_change_context, seal
 from tests.helpers.records import TestAgent, batch, heartbeat, make_agent
@@ -111,12 +109,11 @@ def test_a_signed_created_at_that_is_no_real_time_is_refused_not_fatal(store: St
     # The shape matches, the calendar does not: before, the skew check raised inside the
     # transaction and the worker retried the batch for ever.
     agent = make_agent(store, "agent-a")
-    key_id = key_id_for(agent.key.public_key())
     body = rfc8785.dumps({"agent_id": "agent-a", "body": batch().to_body(),
-                          "created_at": "2026-13-45T99:99:99.999Z", "key_id": key_id,
+                          "created_at": "2026-13-45T99:99:99.999Z",
+                          "key_id": key_id_for(agent.key.public_key()),
                           "seq": 1, "type": "batch_summary", "v": 1})  # fmt: skip
-    signature = base64.urlsafe_b64encode(agent.key.sign(DOMAIN + body)).rstrip(b"=")
-    payload = b"SG1 " + key_id.encode() + b" " + signature + b"\n" + body
+    payload = agent.sign_raw(body)
     good = agent.seal(batch(batch_no=2), seq=2)
     acks = ingest_batch(store, Keyring(store), [IncomingMessage(agent.topic, payload),
                                                 IncomingMessage(agent.topic, good)])  # fmt: skip

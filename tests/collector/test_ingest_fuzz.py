@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import random
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 from collector.bundle_import import import_bundle
 from collector.ingest import IncomingMessage, Keyring, ingest_batch, verify_message
 from collector.store import Store, open_store
-from protocol.envelope import DOMAIN, BundleError, encode_bundle, key_id_for
+from protocol.envelope import BundleError, encode_bundle
 from tests.helpers.records import TestAgent, batch, make_agent
 
 
@@ -63,12 +62,6 @@ def own_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, TestAgen
     return store, make_agent(store, "agent-a")
 
 
-def _resigned(agent: TestAgent, signed: bytes) -> bytes:
-    """``signed`` (the bytes after the header) under a valid signature of ``agent``."""
-    signature = base64.urlsafe_b64encode(agent.key.sign(DOMAIN + signed)).rstrip(b"=")
-    return b"SG1 " + key_id_for(agent.key.public_key()).encode() + b" " + signature + b"\n" + signed
-
-
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -89,7 +82,7 @@ def test_signed_envelopes_with_any_digits_are_decided_and_stored_or_refused(
     for at, digit in changes:
         mutated[at] = 0x30 + digit
     acks = ingest_batch(
-        store, Keyring(store), [IncomingMessage(a.topic, _resigned(a, bytes(mutated)))]
+        store, Keyring(store), [IncomingMessage(a.topic, a.sign_raw(bytes(mutated)))]
     )
     assert len(acks) <= 1 and all(ack.status in ("accepted", "duplicate", "conflict", "rejected")
                                   for _, ack in acks)  # fmt: skip

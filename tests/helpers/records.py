@@ -6,6 +6,7 @@ returns a :class:`TestAgent` that can ``seal(record, seq)`` payloads for it.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector import enrollment
 from collector.store import Store
-from protocol.envelope import seal_envelope
+from protocol.envelope import DOMAIN, key_id_for, seal_envelope
 from protocol.records import BatchSummary, Bucket, Heartbeat, Record
 from protocol.topics import hb_topic, rec_topic
 
@@ -74,6 +75,13 @@ class TestAgent:
         return self.key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
+
+    def sign_raw(self, signed_bytes: bytes) -> bytes:
+        """A payload of any ``signed_bytes`` under a valid signature of this agent (to reach
+        the checks after the signature with bytes ``seal`` would not make)."""
+        key_id = key_id_for(self.key.public_key())
+        signature = base64.urlsafe_b64encode(self.key.sign(DOMAIN + signed_bytes)).rstrip(b"=")
+        return b"SG1 " + key_id.encode() + b" " + signature + b"\n" + signed_bytes
 
     def seal(self, record: Record, seq: int, *, agent_id: str | None = None) -> bytes:
         """Sign ``record`` as envelope number ``seq``."""
