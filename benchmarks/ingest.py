@@ -4,8 +4,8 @@
     python benchmarks/ingest.py --store postgresql # full size, fresh PostgreSQL database
 
 Last line: ``RESULT ingest_per_s=… verify_ceiling_per_s=… ratio=… scale2=… lost=… duplicated=…
-store=…`` where ``verify_ceiling_per_s`` is bare Ed25519 verification of the same payloads on one
-core in this run, ``ratio`` = one worker's ingest rate over that ceiling and ``scale2`` = two
+store=…`` where ``verify_ceiling_per_s`` is bare Ed25519 verification of payloads shaped like the
+rounds' on one core in this run, ``ratio`` = one worker's ingest rate over that ceiling and ``scale2`` = two
 worker processes' rate over one's. The publishing agents, the broker and the workers all share
 this machine's cores, so the figures are a floor for a collector host of its own.
 
@@ -283,8 +283,8 @@ CEILING_SAMPLE = 2000  # signatures per ceiling sample (about a quarter of a sec
 
 
 def verify_ceiling(payloads: list[bytes]) -> tuple[float, float, str]:
-    """One sample of bare Ed25519 verification of (up to :data:`CEILING_SAMPLE` of) the same
-    payloads on one core: (per wall s, per CPU s, which way), the faster of two ways timed back
+    """One sample of bare Ed25519 verification of (up to :data:`CEILING_SAMPLE` of) ``payloads``
+    on one core: (per wall s, per CPU s, which way), the faster of two ways timed back
     to back: a Python loop over ``cryptography``'s verify, and one
     :func:`protocol.ed25519.verify_many` call (the C loop the workers use, when it is built).
     The workers must not beat the ceiling merely by verifying with a faster loop than the one
