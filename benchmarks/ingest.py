@@ -16,6 +16,10 @@ machine's single-core speed moves by up to a third within seconds, so samples ne
 round compare like with like, where the best of them would compare the worker's average moment
 with the machine's best one (and fall with every extra sample taken). The best is printed too.
 Lost and duplicated are sums over all rounds, the rest medians over the pairs.
+
+Each round also prints the workers' CPU per record split into their main threads (MQTT,
+checks, signatures) and their writer threads (the store): the writer is what a one-worker
+round gets from the otherwise idle second core and a two-worker round has to share.
 """
 
 from __future__ import annotations
@@ -142,6 +146,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_split_seconds(pid: int) -> tuple[float, float]:
+    """CPU time of a process's main thread and of all its other threads, from /proc.
+
+    A worker's main thread reads MQTT and verifies; its other threads (the writer) store. In
+    the one-worker round the writer runs on the otherwise idle second core; in the two-worker
+    round it competes with the other worker, so this split explains much of ``scale2``. A
+    thread that has ended is no longer listed; the writer lives as long as its worker.
+    """
+    main = others = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended while we listed them
+            continue
+        ticks = int(fields[11]) + int(fields[12])
+        if int(task.name) == pid:
+            main += ticks
+        else:
+            others += ticks
+    tick = os.sysconf("SC_CLK_TCK")
+    return main / tick, others / tick
+
+
 def machine_busy_seconds() -> float:
     """CPU time all cores spent busy since boot (every process on the machine)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -217,6 +244,7 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     total = per_agent * len(agents)
     pids = {"broker": [proc.pid], "workers": [p.pid for p in procs], "agents": [os.getpid()]}
     cpu0 = {k: sum(cpu_seconds(pid) for pid in v) for k, v in pids.items()}
+    split0 = [thread_split_seconds(pid) for pid in pids["workers"]]
     busy0 = machine_busy_seconds()
     spy = None
     if args.profile and workers == 1:  # sample the worker for the whole timed phase
@@ -241,6 +269,7 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     if acked < total:
         print(f"TIMEOUT: {total - acked} of {total} records not acked within {args.timeout} s")
     cpu1 = {k: sum(cpu_seconds(pid) for pid in v) for k, v in pids.items()}
+    split1 = [thread_split_seconds(pid) for pid in pids["workers"]]
     busy = machine_busy_seconds() - busy0
     if spy is not None:
         spy.send_signal(signal.SIGINT)
@@ -268,6 +297,10 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
         "wall": wall,
         "cores": {k: v / wall for k, v in cpu.items()},
         "worker_cpu_per_record_us": cpu["workers"] / max(acked, 1) * 1e6,
+        "worker_main_us": sum(b[0] - a[0] for a, b in zip(split0, split1, strict=True))
+        / max(acked, 1) * 1e6,
+        "worker_others_us": sum(b[1] - a[1] for a, b in zip(split0, split1, strict=True))
+        / max(acked, 1) * 1e6,
         "mean_batch": stored / batches if batches else 0.0,
     }  # fmt: skip
 
@@ -276,6 +309,7 @@ def describe(label: str, r: dict[str, Any]) -> str:
     cores = " ".join(f"{k}={v:.2f}" for k, v in r["cores"].items())
     return (f"{label}: {r['rate']:7.0f} records/s  lost={r['lost']} duplicated={r['duplicated']}"
             f"  cores used: {cores}  worker CPU/record={r['worker_cpu_per_record_us']:.0f} us"
+            f" (main threads {r['worker_main_us']:.0f}, writers {r['worker_others_us']:.0f})"
             f"  mean batch={r['mean_batch']:.0f}")  # fmt: skip
 
 

@@ -1,0 +1,50 @@
+"""The ingest benchmark's CPU accounting (``benchmarks/ingest.py``): the per-thread split it
+prints for the worker processes must put a thread's CPU on the right side."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "sg_bench_ingest", ROOT / "benchmarks" / "ingest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sg_bench_ingest"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_thread_split_counts_another_threads_cpu_as_others() -> None:
+    bench = _bench_module()
+    main0, others0 = bench.thread_split_seconds(os.getpid())
+
+    burnt, release = threading.Event(), threading.Event()
+
+    def burn() -> None:  # 0.2 s of this thread's own CPU, however long the machine takes
+        start = time.thread_time()
+        while time.thread_time() - start < 0.2:
+            sum(range(1000))
+        burnt.set()
+        release.wait(60)  # a thread's CPU leaves /proc with it: stay until we have read it
+
+    worker = threading.Thread(target=burn)
+    worker.start()
+    try:
+        assert burnt.wait(60)
+        main1, others1 = bench.thread_split_seconds(os.getpid())
+    finally:
+        release.set()
+        worker.join(60)
+    # /proc counts in clock ticks (10 ms here); the waiting main thread spends next to nothing
+    assert others1 - others0 >= 0.15
+    assert main1 - main0 < others1 - others0
