@@ -177,8 +177,12 @@ def machine_busy_seconds() -> float:
 
 
 def bench_worker(config: dict[str, object], client_id: str, session_s: int, ready: Any,
-                 go: Any, stop: Any, batches: Any) -> None:  # fmt: skip
-    """One worker process: set up everything, then connect when ``go`` is set."""
+                 go: Any, stop: Any, batches: Any, answered: Any, last: Any) -> None:  # fmt: skip
+    """One worker process: set up everything, then connect when ``go`` is set.
+
+    Reports its number of batches, of records answered, and the ``time.perf_counter()`` of its
+    last answer (the system-wide monotonic clock on Linux, so comparable between processes).
+    """
     store = open_store(str(config["DATABASE_URL"]))
     worker = IngestWorker(store, worker_settings(config), batch_size=256, batch_wait_s=0.01,
                           client_id=client_id, session_expiry_s=session_s)  # fmt: skip
@@ -186,14 +190,19 @@ def bench_worker(config: dict[str, object], client_id: str, session_s: int, read
     ready.set()
     go.wait()
     worker.start()
-    count = 0
+    count = records = 0
     try:
         while not stop.is_set():
-            count += 1 if worker.run_once(0.1) else 0
+            done = worker.run_once(0.1)
+            if done:
+                count += 1
+                records += done
+                last.value = time.perf_counter()
     finally:
         worker.stop()
         store.close()
         batches.value = count
+        answered.value = records
 
 
 def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.BrokerFiles,
@@ -235,8 +244,11 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     stop, go = ctx.Event(), ctx.Event()
     readies = [ctx.Event() for _ in range(workers)]
     counters = [ctx.Value("i", 0) for _ in range(workers)]
-    procs = [ctx.Process(target=bench_worker, args=(config, c, session_s, r, go, stop, n))
-             for c, r, n in zip(client_ids, readies, counters, strict=True)]  # fmt: skip
+    answered = [ctx.Value("i", 0) for _ in range(workers)]
+    lasts = [ctx.Value("d", 0.0) for _ in range(workers)]
+    procs = [ctx.Process(target=bench_worker, args=(config, c, session_s, r, go, stop, n, a, t))
+             for c, r, n, a, t in zip(client_ids, readies, counters, answered, lasts,
+                                      strict=True)]  # fmt: skip
     for p in procs:
         p.start()
     for r in readies:
@@ -302,6 +314,7 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
         "worker_others_us": sum(b[1] - a[1] for a, b in zip(split0, split1, strict=True))
         / max(acked, 1) * 1e6,
         "mean_batch": stored / batches if batches else 0.0,
+        "finished": [(a.value, t.value - start) for a, t in zip(answered, lasts, strict=True)],
     }  # fmt: skip
 
 
@@ -310,7 +323,22 @@ def describe(label: str, r: dict[str, Any]) -> str:
     return (f"{label}: {r['rate']:7.0f} records/s  lost={r['lost']} duplicated={r['duplicated']}"
             f"  cores used: {cores}  worker CPU/record={r['worker_cpu_per_record_us']:.0f} us"
             f" (main threads {r['worker_main_us']:.0f}, writers {r['worker_others_us']:.0f})"
-            f"  mean batch={r['mean_batch']:.0f}")  # fmt: skip
+            f"  mean batch={r['mean_batch']:.0f}{finishing(r['finished'])}")  # fmt: skip
+
+
+def finishing(finished: list[tuple[int, float]]) -> str:
+    """With several workers: how many records each answered and when it answered its last.
+
+    Mosquitto gives each message of a shared subscription to one session as it arrives, so
+    each worker's share is fixed before the round starts; the one that finishes first then
+    idles while the other still works (the tail), which ``scale2`` pays for.
+    """
+    if len(finished) < 2:
+        return ""
+    ends = [t for _, t in finished]
+    parts = ", ".join(f"{n} records by {t:.2f} s" for n, t in finished)
+    tail = (max(ends) - min(ends)) / max(ends) if max(ends) > 0 else 0.0
+    return f"  workers: {parts} (tail {tail:.0%} of the round)"
 
 
 CEILING_SAMPLE = 2000  # signatures per ceiling sample (about a quarter of a second each way)

@@ -48,3 +48,11 @@ def test_thread_split_counts_another_threads_cpu_as_others() -> None:
     # /proc counts in clock ticks (10 ms here); the waiting main thread spends next to nothing
     assert others1 - others0 >= 0.15
     assert main1 - main0 < others1 - others0
+
+
+def test_finishing_reports_each_workers_share_and_the_idle_tail() -> None:
+    bench = _bench_module()
+    assert bench.finishing([(6000, 2.0)]) == ""  # one worker: no tail to speak of
+    line = bench.finishing([(3000, 2.0), (2990, 1.8)])
+    assert "3000 records by 2.00 s" in line and "2990 records by 1.80 s" in line
+    assert "tail 10% of the round" in line
