@@ -140,10 +140,15 @@ class Publisher:
         self.client.loop_stop()
 
 
+def _cpu_ticks(stat: Path) -> int:
+    """User + system clock ticks from a ``/proc/…/stat`` file (a process's or a thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads) from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _cpu_ticks(Path(f"/proc/{pid}/stat")) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_split_seconds(pid: int) -> tuple[float, float]:
@@ -157,10 +162,9 @@ def thread_split_seconds(pid: int) -> tuple[float, float]:
     main = others = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            ticks = _cpu_ticks(task / "stat")
         except FileNotFoundError:  # the thread ended while we listed them
             continue
-        ticks = int(fields[11]) + int(fields[12])
         if int(task.name) == pid:
             main += ticks
         else:
@@ -304,15 +308,14 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
     cpu["other"] = max(busy - sum(cpu.values()), 0.0)  # everything else on this shared machine
     batches = sum(c.value for c in counters)
+    per_us = max(acked, 1) / 1e6  # seconds / per_us = µs per record
     return {
         "rate": acked / wall, "lost": total - stored, "duplicated": duplicated,
         "wall": wall,
         "cores": {k: v / wall for k, v in cpu.items()},
-        "worker_cpu_per_record_us": cpu["workers"] / max(acked, 1) * 1e6,
-        "worker_main_us": sum(b[0] - a[0] for a, b in zip(split0, split1, strict=True))
-        / max(acked, 1) * 1e6,
-        "worker_others_us": sum(b[1] - a[1] for a, b in zip(split0, split1, strict=True))
-        / max(acked, 1) * 1e6,
+        "worker_cpu_per_record_us": cpu["workers"] / per_us,
+        "worker_main_us": (sum(b[0] for b in split1) - sum(a[0] for a in split0)) / per_us,
+        "worker_others_us": (sum(b[1] for b in split1) - sum(a[1] for a in split0)) / per_us,
         "mean_batch": stored / batches if batches else 0.0,
         "finished": [(a.value, t.value - start) for a, t in zip(answered, lasts, strict=True)],
     }  # fmt: skip
