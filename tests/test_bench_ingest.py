@@ -3,25 +3,15 @@ prints for the worker processes must put a thread's CPU on the right side."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.benchmarks import load_benchmark
 
 
 def _bench_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "sg_bench_ingest", ROOT / "benchmarks" / "ingest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sg_bench_ingest"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("ingest.py", "sg_bench_ingest")
 
 
 def test_thread_split_counts_another_threads_cpu_as_others() -> None:

@@ -8,24 +8,16 @@ the broker's queue limit while the workers are frozen. See the benchmark's docst
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from collector.broker import mosquitto_binary
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.benchmarks import load_benchmark
 
 
 def _chaos_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("sg_chaos", ROOT / "benchmarks" / "chaos.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sg_chaos"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("chaos.py", "sg_chaos")
 
 
 @pytest.mark.slow
