@@ -162,7 +162,7 @@ def reconcile_merchant(
     explained: set[str] = set()
     if outcome.open_batches:
         today = now.astimezone(ZoneInfo(merchant.timezone)).date()
-        ctx = build_context(mid, today, config, payouts, inputs.coverage, leftovers)
+        ctx = build_context(mid, today, config, payouts, inputs.coverage, leftovers, calendar)
         for exp in outcome.open_batches.values():
             gap = classify_open(exp, ctx)
             explained.update(gap.credit_ids)

@@ -14,6 +14,10 @@ Theory of operation (DESIGN.md §5 Reconciliation; docs/reconciliation.md "Gaps"
 * Credits: a second credit for batches already paid (by reference, or the same account, amount
   and reference text as a matched credit) is ``DUPLICATE_CREDIT`` for its full amount. Others
   left over are reported as unexplained credit notes.
+* A gap of an open batch whose business or due date lies outside the working calendar's range
+  carries ``calendar_covers: False`` and the range in its evidence: its due date counted
+  weekends only, so public holidays there are unknown and it may be judged late too early
+  (the alert planner holds such gaps' SMS; docs/reconciliation.md, "Working days").
 * ``BATCH_NOT_UPLOADED``: holes in a terminal's batch numbers (up to ``max_batch_hole`` wide;
   wider jumps are counter resets) and replaced terminals whose final batch never arrived. The
   amount at risk is unknown and reported as 0 with ``amount_known: False`` in the evidence.
@@ -31,6 +35,7 @@ from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector.reconcile.calendar import WorkingCalendar
 from collector.reconcile.matching import Pairing
 from collector.reconcile.model import (
     Batch,
@@ -46,6 +51,11 @@ from collector.reconcile.model import (
     batch_key,
 )
 
+#: Open-batch categories that exist only because the due date has passed; the others (returned,
+#: held, paid short or to the old card, duplicated, not uploaded) stand whatever the calendar says.
+LATE_BY_DUE_DATE = frozenset(
+    {"MISSING", "CHANGE_PENDING", "AGGREGATED_UNRESOLVED", "STATEMENT_GAP"}
+)
 _due_order = attrgetter("due_date", "batch_key")
 #: A Match from a complete tuple of its fields, skipping the generated ``__new__`` (half the cost).
 _new_match = partial(tuple.__new__, Match)
@@ -178,6 +188,8 @@ class GapContext:
     payouts_by_day: dict[date, PayoutRecord]
     coverage: dict[str, list[StatementCoverage]]
     leftovers: dict[str, tuple[list[date], list[Credit]]]
+    #: the calendar the due dates came from; ``None``: do not check its range
+    calendar: WorkingCalendar | None = None
 
 
 def build_context(
@@ -187,8 +199,12 @@ def build_context(
     payouts: Sequence[PayoutRecord],
     coverage: Sequence[StatementCoverage],
     leftovers: Sequence[Credit],
+    calendar: WorkingCalendar | None = None,
 ) -> GapContext:
-    """Index payouts (problem statuses win), coverage per account and leftover credits by date."""
+    """Index payouts (problem statuses win), coverage per account and leftover credits by date.
+
+    With ``calendar``, gaps whose business or due date it does not cover say so in their evidence.
+    """
     by_ref: dict[str, PayoutRecord] = {}
     by_day: dict[date, PayoutRecord] = {}
     ranked = sorted(
@@ -206,7 +222,7 @@ def build_context(
     for credit in sorted(leftovers, key=lambda c: (c.booking_date, c.credit_id)):
         lists.setdefault(credit.account_key, []).append(credit)
     left = {k: ([c.booking_date for c in v], v) for k, v in lists.items()}
-    return GapContext(merchant_id, today, config, by_ref, by_day, cover, left)
+    return GapContext(merchant_id, today, config, by_ref, by_day, cover, left, calendar)
 
 
 def _payout_for(exp: ExpectedCredit, ctx: GapContext) -> PayoutRecord | None:
@@ -262,8 +278,19 @@ def classify_open(exp: ExpectedCredit, ctx: GapContext) -> Gap:
         }
     )
 
+    calendar = ctx.calendar
+    if calendar is not None and not (
+        calendar.covers(exp.business_date) and calendar.covers(exp.due_date)
+    ):
+        uncovered = {
+            "calendar_covers": False,
+            "calendar_valid": f"{calendar.valid_from.isoformat()}..{calendar.valid_to.isoformat()}",
+        }
+    else:
+        uncovered = {}
+
     def gap(category: Any, since: date, reason: str | None, rule: str, **extra: Any) -> Gap:
-        evidence = _evidence(exp, rule, seen=0, payout=payout_seen, **extra)
+        evidence = _evidence(exp, rule, seen=0, payout=payout_seen, **extra, **uncovered)
         credit_ids = tuple(extra.get("credit_ids", ()))
         return Gap(
             category,

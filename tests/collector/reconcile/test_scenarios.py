@@ -267,6 +267,22 @@ def test_cutoff_and_holiday_due_dates() -> None:
     assert due_of((2025, 3, 12, 12, 0), cycle="D0") == date(2025, 3, 12)
 
 
+def test_gap_past_the_calendar_says_so_in_its_evidence() -> None:
+    end = CALENDAR.valid_to
+    closed = local(end.year, end.month, end.day, 20)  # business day = last covered day
+    later = local(end.year, end.month, end.day, 20) + timedelta(days=20)
+    cover = covered(OLD, end - timedelta(days=5), end + timedelta(days=15))
+    past = run(batches=(batch(1, closed, 100_000),), coverage=(cover,), now=later)
+    (gap,) = past.gaps
+    assert gap.category == "MISSING" and gap.due_date is not None
+    assert not CALENDAR.covers(gap.due_date)
+    assert gap.evidence["calendar_covers"] is False
+    assert gap.evidence["calendar_valid"] == f"{CALENDAR.valid_from}..{end}"
+    inside = run(batches=(batch(1, MONDAY, 100_000),))  # March 2025: covered
+    assert categories(inside) == ["MISSING"]
+    assert "calendar_covers" not in inside.gaps[0].evidence
+
+
 def test_calendar_is_the_shipped_one() -> None:
     assert CALENDAR.name == "cn" and CALENDAR.covers(date(2026, 10, 10))
 
