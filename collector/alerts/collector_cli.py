@@ -88,10 +88,12 @@ def _show(report: PassReport) -> None:
     d = report.dispatch
     queued = len(report.plan.queued) if report.plan else 0
     skipped = len(report.plan.skipped) if report.plan else 0
+    held = len(report.plan.held) if report.plan else 0
     if queued or d.sent or d.escalated or d.finished or d.uncertain or d.failed:
         click.echo(
-            f"queued={queued} skipped={skipped} sent={len(d.sent)} deferred={len(d.deferred)} "
-            f"retry={len(d.retry)} failed={len(d.failed)} uncertain={len(d.uncertain)} "
+            f"queued={queued} skipped={skipped} held={held} sent={len(d.sent)} "
+            f"deferred={len(d.deferred)} retry={len(d.retry)} failed={len(d.failed)} "
+            f"uncertain={len(d.uncertain)} "
             f"finished={len(d.finished)} escalated={len(d.escalated)}"
         )
 
@@ -188,6 +190,8 @@ def preview_command(ctx: click.Context, gap_id: int, locale: str | None, as_json
     )
     stages = ", ".join(str(s) for s in shown["stages_queued"]) or "none"
     click.echo(f"stages queued: {stages}; due now: {shown['stage_due_now'] or 'nothing'}")
+    if shown["held"]:
+        click.echo(f"held: {shown['held']}")
     click.echo(str(shown["text"]))
 
 

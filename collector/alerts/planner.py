@@ -20,6 +20,13 @@ account -- only the masked form is read, never a full number); the due date. A g
 the end of its due date in the merchant's zone; the category's grace runs from there. A gap
 that cannot be rendered (no phone, no card on file, an amount beyond the checked templates) is
 skipped with a reason in the :class:`PlanReport`, and planned again on the next pass.
+
+A gap whose lateness rests on a due date the working calendar does not cover (evidence
+``calendar_covers: False``, a category in :data:`~collector.reconcile.gaps.LATE_BY_DUE_DATE`)
+is held (``PlanReport.held``) and planned again on the next pass: its due date counted weekends
+only, and a public holiday there would make the SMS a false alarm.
+Once the calendar is extended and the merchants reconciled again (``reconcile --all``), the
+evidence loses the mark and the gap is planned as usual.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from collector.reconcile.gaps import LATE_BY_DUE_DATE
 from collector.store import Row, Store
 
 from .collector_store import CollectorAlertStore, parse_time
@@ -38,7 +46,15 @@ from .outbox import plan_alert
 from .policy import ARRIVED, AlertPolicy, GapState, stage_due
 from .templates import DEFAULT_LOCALE, LOCALES, GapInfo, Kind, TemplateError, preview
 
-__all__ = ["GapContext", "PlanReport", "PlannerError", "gap_context", "plan_alerts", "preview_gap"]
+__all__ = [
+    "GapContext",
+    "PlanReport",
+    "PlannerError",
+    "calendar_hold",
+    "gap_context",
+    "plan_alerts",
+    "preview_gap",
+]
 
 OPEN_STATUSES = ("open", "acknowledged")
 DEFAULT_TZ = "Asia/Shanghai"
@@ -54,6 +70,8 @@ class PlanReport:
 
     queued: list[int] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
+    #: gaps held because their due date lies outside the working calendar (gap id -> why)
+    held: dict[int, str] = field(default_factory=dict)
     considered: int = 0
 
 
@@ -99,6 +117,23 @@ def _due(row: Row, tz: str) -> tuple[datetime, date]:
         return local_end.astimezone(UTC), day
     moment = parse_time(text) or datetime.fromtimestamp(0, UTC)
     return moment, moment.astimezone(ZoneInfo(tz)).date()
+
+
+def calendar_hold(row: Row) -> str | None:
+    """Why an unresolved gap's alert waits for the working calendar, or ``None``."""
+    if row["status"] not in OPEN_STATUSES or row["category"] not in LATE_BY_DUE_DATE:
+        return None
+    try:
+        evidence = json.loads(row["evidence"] or "{}")
+    except ValueError:
+        return None
+    if not isinstance(evidence, dict) or evidence.get("calendar_covers") is not False:
+        return None
+    return (
+        f"gap {row['id']}: due date {evidence.get('due_date') or row['due_at']} lies outside the"
+        f" working calendar ({evidence.get('calendar_valid', 'unknown range')}); held until the"
+        " calendar is extended and the merchant reconciled again"
+    )
 
 
 def _card_tail(store: Store, row: Row) -> str | None:
@@ -164,10 +199,14 @@ def gap_context(store: Store, gap_id: int, locale: str | None = None) -> GapCont
 
     :raises PlannerError: no such gap, no phone or no card on file
     """
+    return _context(store, _gap_row(store, gap_id), locale)
+
+
+def _gap_row(store: Store, gap_id: int) -> Row:
     row = store.query_one(f"SELECT {_GAP_COLUMNS}{_FROM} WHERE g.id = ?", (gap_id,))
     if row is None:
         raise PlannerError(f"no gap with id {gap_id}")
-    return _context(store, row, locale)
+    return row
 
 
 def _candidates(store: Store, policy: AlertPolicy) -> list[Row]:
@@ -212,6 +251,10 @@ def plan_alerts(
     for row in _candidates(store, policy):
         report.considered += 1
         gap_id = int(row["id"])
+        held = calendar_hold(row)
+        if held is not None:
+            report.held[gap_id] = held
+            continue
         try:
             ctx = _context(store, row)
             alert_id = plan_alert(
@@ -237,7 +280,8 @@ def preview_gap(
     :raises PlannerError: no such gap, no phone or no card on file
     :raises TemplateError: the gap cannot be rendered (unknown category, amount too large)
     """
-    ctx = gap_context(store, gap_id, locale)
+    row = _gap_row(store, gap_id)
+    ctx = _context(store, row, locale)
     now = now or datetime.now(UTC)
     policy = policy or AlertPolicy()
     done = CollectorAlertStore(store).stages_for(ctx.gap.merchant_id, ctx.gap.gap_id)
@@ -253,5 +297,6 @@ def preview_gap(
         "kind": kind,
         "stages_queued": sorted(done),
         "stage_due_now": stage_due(ctx.gap, now, policy, done),
+        "held": calendar_hold(row),
         **shown,
     }

@@ -59,6 +59,26 @@ def test_acknowledged_gap_still_alerts_but_silent_categories_never(store):
     assert all(stages(store, g) == [] for g in silent)
 
 
+def test_gap_due_past_the_calendar_is_held_until_reconciled_again(store):
+    add_merchant(store)
+    past = {"calendar_covers": False, "calendar_valid": "2025-01-01..2026-12-31",
+            "due_date": "2026-11-20"}  # fmt: skip
+    held = add_gap(store, evidence=past)
+    returned = add_gap(store, category="RETURNED", evidence=past)  # stands whatever the calendar
+    report = plan_alerts(store, DAY1)
+    assert stages(store, held) == [] and stages(store, returned) == ["day1"]
+    assert "outside the working calendar (2025-01-01..2026-12-31)" in report.held[held]
+    assert report.skipped == {} and list(report.held) == [held]
+    assert preview_gap(store, held, now=DAY1)["held"] == report.held[held]
+    assert preview_gap(store, returned, now=DAY1)["held"] is None
+    with store.transaction() as tx:  # what a run after the calendar was extended writes
+        tx.execute(
+            "UPDATE gaps SET evidence = ? WHERE id = ?", ('{"due_date": "2026-11-20"}', held)
+        )
+    assert plan_alerts(store, DAY1 + timedelta(hours=1)).held == {}
+    assert stages(store, held) == ["day1"]
+
+
 def test_money_arrived_only_after_an_alert_and_only_when_matched(store):
     add_merchant(store)
     alerted, superseded, never = add_gap(store), add_gap(store), add_gap(store, due="2026-11-25")
