@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,12 @@ from collector.imports import ImportRejected, import_file
 from collector.keys import CollectorKeys, KeyFileError, load_keys
 from collector.merchants import MerchantFileError, import_merchants
 from collector.recon_store import list_gaps, reconcile
+from collector.reconcile import CalendarError, load_calendar
 from collector.statements import FORMATS
 from collector.store import Store
+
+#: ``reconcile`` warns this many days before the working calendar ends
+CALENDAR_WARN_DAYS = 45
 
 
 def _store_and_keys(ctx: click.Context) -> tuple[Store, CollectorKeys]:
@@ -114,15 +119,29 @@ def reconcile_cmd(
     ctx: click.Context, merchant_ids: tuple[str, ...], full: bool, as_json: bool
 ) -> None:
     """Reconcile merchants touched since the last run (or the ones named)."""
+    try:
+        calendar = load_calendar()
+    except CalendarError as exc:
+        _fail(f"working calendar: {exc}")
     store = get_store(_app(ctx))
     store.migrate()
-    report = reconcile(store, list(merchant_ids) or None, full=full)
+    now = datetime.now(UTC)
+    report = reconcile(store, list(merchant_ids) or None, full=full, now=now, calendar=calendar)
     if as_json:
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:
         click.echo(
             f"{report.merchants} merchants, {report.batches} batches: {report.matches} matches, "
             f"{report.gaps_open} gaps ({report.gaps_new} new, {report.gaps_resolved} resolved)"
+        )
+    left = (calendar.valid_to - now.date()).days
+    if report.gaps_outside_calendar or left < CALENDAR_WARN_DAYS:
+        click.echo(
+            f"warning: the working calendar {calendar.name!r} covers {calendar.valid_from} to "
+            f"{calendar.valid_to} ({left} days left); {report.gaps_outside_calendar} gaps were judged late "
+            "against a due date outside it and their SMS are held. Add the next year's public holidays (SETTLEGUARD_CALENDAR,"
+            " docs/reconciliation.md) and run `reconcile --all`.",
+            err=True,
         )
     for mid, error in sorted(report.errors.items()):
         click.echo(f"error: merchant {mid}: {error}", err=True)

@@ -62,6 +62,7 @@ from collector.reconcile import (
     load_calendar,
     reconcile_merchant,
 )
+from collector.reconcile.gaps import LATE_BY_DUE_DATE
 from collector.store import Store, Tx
 from collector.store.sqlite import SqliteStore, SqliteTx
 
@@ -98,6 +99,9 @@ class ReconcileReport:
     gaps_open: int = 0
     gaps_new: int = 0
     gaps_resolved: int = 0
+    #: gaps judged late against a business or due date outside the working calendar's range
+    #: (:data:`~collector.reconcile.gaps.LATE_BY_DUE_DATE`; the alert planner holds their SMS)
+    gaps_outside_calendar: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     #: wall seconds spent in each phase, summed over the worker processes: ``load`` (queries
@@ -117,6 +121,7 @@ class ReconcileReport:
         self.gaps_open += part.gaps_open
         self.gaps_new += part.gaps_new
         self.gaps_resolved += part.gaps_resolved
+        self.gaps_outside_calendar += part.gaps_outside_calendar
         self.errors.update(part.errors)
         for name, seconds in part.phases.items():
             self.phases[name] = self.phases.get(name, 0.0) + seconds
@@ -130,6 +135,7 @@ class ReconcileReport:
             "gaps_open": self.gaps_open,
             "gaps_new": self.gaps_new,
             "gaps_resolved": self.gaps_resolved,
+            "gaps_outside_calendar": self.gaps_outside_calendar,
             "errors": self.errors,
             "seconds": round(self.seconds, 3),
             "processes": self.processes,
@@ -577,6 +583,12 @@ def reconcile_chunk(
                 continue
             report.batches += len(inputs.batches)
         del loaded
+        report.gaps_outside_calendar += sum(
+            1
+            for r in results
+            for g in r.gaps
+            if g.category in LATE_BY_DUE_DATE and g.evidence.get("calendar_covers") is False
+        )
         prepared = recon_write.prepare(results)
         del results
         tick = clock.perf_counter()

@@ -174,6 +174,10 @@ def test_merchants_import_reconcile_and_gaps_json(
             "errors", "seconds", "phases"} <= set(report)  # fmt: skip
     assert (report["merchants"], report["batches"], report["gaps_open"]) == (2, 1, 1)
     assert report["gaps_new"] == 1 and report["errors"] == {}
+    # the shipped calendar starts in 2025: a 2024 due date is outside it, and the CLI says so
+    assert report["gaps_outside_calendar"] == 1
+    assert "warning: the working calendar 'cn' covers 2025-01-01 to" in result.stderr
+    assert "1 gaps were judged late" in result.stderr
     result = run(cli, "gaps", "--json")
     assert result.exit_code == 0
     (gap,) = json.loads(result.stdout)
@@ -185,6 +189,7 @@ def test_merchants_import_reconcile_and_gaps_json(
     assert gap["category"] == "AGGREGATED_UNRESOLVED" and gap["reason"]
     assert gap["due_at"] == "2024-03-05" and len(gap["credit_ids"]) == 1
     assert gap["evidence"]["credit_amounts"] == [100_000]
+    assert gap["evidence"]["calendar_covers"] is False
     # nothing new since: an incremental run does nothing and the gap keeps its id
     again = json.loads(run(cli, "reconcile", "--json").stdout)
     assert (again["merchants"], again["gaps_new"]) == (0, 0)
@@ -192,3 +197,21 @@ def test_merchants_import_reconcile_and_gaps_json(
     assert json.loads(run(cli, "gaps", "--status", "resolved", "--json").stdout) == []
     text = run(cli, "gaps")
     assert gap["category"] in text.stdout and "MCLI1" in text.stdout
+
+
+def test_reconcile_with_a_calendar_that_covers_the_due_dates_does_not_warn(
+    cli: FlaskCliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calendar = tmp_path / "cal.toml"
+    calendar.write_text(
+        '[calendar]\nname = "wide"\nvalid_from = 2000-01-01\nvalid_to = 2099-12-31\n'
+        "weekend = [6, 7]\n"
+    )
+    monkeypatch.setenv("SETTLEGUARD_CALENDAR", str(calendar))
+    result = run(cli, "reconcile", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["gaps_outside_calendar"] == 0 and result.stderr == ""
+    calendar.write_text('[calendar]\nname = "broken"\n')
+    broken = run(cli, "reconcile")
+    assert broken.exit_code == 1 and broken.stdout == ""
+    assert broken.stderr.startswith(f"error: working calendar: {calendar}:")
