@@ -80,6 +80,8 @@ ZH: dict[str, str] = {
     "Terminal replaced": "终端更换",
     "SMS": "短信",
     "Rule": "规则",
+    "Due date outside the working calendar": "应到账日超出工作日历范围",
+    "public holidays there are unknown": "该期间的法定节假日未知",
     "none": "无",
     "Activate": "生效",
     "Reject": "驳回",

@@ -95,6 +95,24 @@ def test_overview_search_queue_and_languages(
     assert "***1234" in alerts and "13800001234" not in alerts
 
 
+def test_gap_outside_the_working_calendar_says_so(
+    db: Store, as_role: Callable[[str | None], FlaskClient]
+) -> None:
+    seed_world(db)
+    evidence = {"expected": 500, "due_date": "2027-02-08", "rule": "no_credit",
+                "calendar_covers": False, "calendar_valid": "2025-01-01..2026-12-31"}  # fmt: skip
+    with db.transaction() as tx:
+        tx.insert("gaps", {"dedupe_key": "M100:MISSING:b9", "merchant_id": "M100",
+                           "category": "MISSING", "amount": 500, "currency": "156",
+                           "status": "open", "since": "2027-02-08",
+                           "evidence": json.dumps(evidence)})  # fmt: skip
+    client = as_role("viewer")
+    queue = client.get("/gaps").get_data(as_text=True)
+    assert "Due date outside the working calendar (2025-01-01..2026-12-31)" in queue
+    assert queue.count("outside the working calendar") == 1  # the seeded gap is not marked
+    assert "应到账日超出工作日历范围" in client.get("/gaps?lang=zh-CN").get_data(as_text=True)
+
+
 def test_merchant_pages_scale_by_key(
     db: Store, as_role: Callable[[str | None], FlaskClient]
 ) -> None:
