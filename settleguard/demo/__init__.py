@@ -83,6 +83,11 @@ def summary_table(result: DemoResult) -> str:
         f"false positives     {result.false_positives}",
         f"money at risk       ¥{yuan:,}.{fen:02d}",
         f"SMS sent            {result.sms_sent}",
+        *(
+            [f"SMS held            {result.sms_held} (due dates outside the working calendar)"]
+            if result.sms_held
+            else []
+        ),
         f"records synced      {result.records}",
         f"card numbers found  {result.privacy_hits} (in the demo folder, after the run)",
         f"broker              {result.broker}",

@@ -83,6 +83,8 @@ class DemoResult:
     broker: str
     seconds: float
     details: list[dict[str, Any]] = field(default_factory=list)
+    #: open, due gaps whose SMS wait because their due date lies outside the working calendar
+    sms_held: int = 0
     dashboard: str | None = None
     login: tuple[str, str] | None = None
 
@@ -93,6 +95,7 @@ class DemoResult:
             "detected": self.detected,
             "false_positives": self.false_positives,
             "sms_sent": self.sms_sent,
+            "sms_held": self.sms_held,
             "dashboard": self.dashboard,
             "money_at_risk": self.money_at_risk,
             "records": self.records,
@@ -521,13 +524,14 @@ def run_demo(
         injected, detected, false_positives, at_risk, details = findings(
             demo.store, world, outcome, lost
         )
-        sms = send_alerts(demo, progress)
+        sms, held = send_alerts(demo, progress)
         hits = scan_path(
             demo.workdir, known=[n for s in world.shops for n in (s.account, s.new_account)]
         )
         result = DemoResult(
             injected, detected, false_positives, sms, at_risk, records, len(hits),
             demo.broker.kind if demo.broker else "none", time.monotonic() - started, details,
+            sms_held=held,
         )  # fmt: skip
         if keep_running:
             result.dashboard = demo.web.url if demo.web else None
@@ -540,8 +544,11 @@ def run_demo(
         raise
 
 
-def send_alerts(demo: Demo, progress: Progress) -> int:
+def send_alerts(demo: Demo, progress: Progress) -> tuple[int, int]:
     """Plan the SMS the open gaps call for and send them through the ``file://`` gateway.
+
+    Returns the SMS sent and the gaps held because the working calendar does not cover their
+    due dates (the run then says so).
 
     Quiet hours (21:00-08:00 in the merchant's timezone) defer messages. When the demo runs
     during them, it dispatches at the next 08:00 instead, as the dispatcher service would.
@@ -578,7 +585,12 @@ def send_alerts(demo: Demo, progress: Progress) -> int:
         f"alerts: {len(planned.queued)} SMS queued for {planned.considered} open gaps, {sent} sent "
         f"to {demo.workdir / 'sms' / 'outbox.jsonl'}"
     )
-    return sent
+    if planned.held:
+        progress(
+            f"alerts: {len(planned.held)} gaps held: their due dates lie outside the working "
+            "calendar; add the next year's public holidays (docs/reconciliation.md)"
+        )
+    return sent, len(planned.held)
 
 
 def create_login(demo: Demo) -> tuple[str, str]:

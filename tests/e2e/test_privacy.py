@@ -40,6 +40,7 @@ from collector.worker import IngestWorker
 from settleguard.demo.run import DemoOptions, run_demo
 from settleguard.demo.world import build_world
 from settleguard.privacy import scan_path, scan_texts
+from tests.helpers.calendar import calendar_covers_demo
 from tests.helpers.mosquitto import running_broker
 from tests.helpers.mqtt import MqttProbe
 from tests.helpers.records import batch
@@ -140,9 +141,11 @@ def test_demo_artifacts_and_debug_logs_leak_nothing(tmp_path: Path) -> None:
     world = build_world(options.terminals, options.days, options.seed, demo.today)
     known = [n for shop in world.shops for n in (shop.account, shop.new_account)]
     assert known and all(scan_texts([("x", n)]) for n in known)  # positive control
-    assert result.sms_sent > 0 and result.records > 0, progress[-4:]
-    sms = list((tmp_path / "demo").rglob("*.jsonl"))
-    assert sms, "the demo's SMS outbox (file:// gateway) was written"
+    assert result.records > 0, progress[-4:]
+    if calendar_covers_demo(demo.today, options.days):  # else the SMS wait for the calendar
+        assert result.sms_sent > 0, progress[-4:]
+        sms = list((tmp_path / "demo").rglob("*.jsonl"))
+        assert sms, "the demo's SMS outbox (file:// gateway) was written"
     # the in-process demo emits few or no log records; whatever it wrote is scanned too
     assert log_path.exists()
     hits = scan_path(tmp_path, known=known)  # demo folder (DBs, SMS, bank files) + debug log
