@@ -23,15 +23,22 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-_COLUMN_TYPES: dict[tuple[str, str], dict[str, str]] = {}
+_COLUMN_TYPES: dict[tuple[str, int, str, str], dict[str, str]] = {}
 
 
-def _column_types(conn: psycopg.Connection[Any], table: str) -> dict[str, str]:
+def _column_types(
+    conn: psycopg.Connection[Any], table: str, columns: Sequence[str] = ()
+) -> dict[str, str]:
     """``table``'s column types as SQL type names (``bigint``, ``text``, …), read once per
-    database and table; the array casts in :meth:`PostgresTx.insert_many` use them."""
-    key = (conn.info.dbname, table)
+    server, database and table; the array casts in :meth:`PostgresTx.insert_many` use them.
+
+    Read again when one of ``columns`` is not known yet (a migration added it since). A column
+    whose type another process's migration changed keeps its cached cast until this process
+    restarts (a value that fits the old type still converts implicitly).
+    """
+    key = (conn.info.host, conn.info.port, conn.info.dbname, table)
     types = _COLUMN_TYPES.get(key)
-    if types is None:
+    if types is None or any(c not in types for c in columns):
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
@@ -102,7 +109,7 @@ class PostgresTx(Tx):
         # pipeline machinery; the arrays are dumped by its C adapters.
         if not rows:
             return 0
-        types = _column_types(self._conn, table)
+        types = _column_types(self._conn, table, columns)
         arrays = ", ".join(f"%b::{types[c]}[]" for c in columns)  # binary: no text escaping
         sql = (f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608 - names are ours
                f" SELECT * FROM unnest({arrays})")  # fmt: skip
@@ -140,6 +147,14 @@ class PostgresStore(Store):
     def transaction(self) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.transaction():
             yield PostgresTx(conn)
+
+    def migrate(self) -> list[int]:
+        """As :meth:`Store.migrate`; a migration applied here also drops the cached column types
+        of :meth:`PostgresTx.insert_many`, so a changed column type is read again."""
+        done = super().migrate()
+        if done:
+            _COLUMN_TYPES.clear()
+        return done
 
     def _table_names(self) -> set[str]:
         rows = self.query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")

@@ -101,6 +101,24 @@ def test_insert_many_counts_skips_clashes_and_keeps_every_value(store: Store) ->
     assert store.count("merchants") == 3
 
 
+def test_insert_many_sees_a_column_added_after_its_first_use(store: Store) -> None:
+    """PostgreSQL's bulk insert caches column types per table; a column added later (by a
+    migration in another process) is read again rather than failing until a restart."""
+    try:
+        with store.transaction() as tx:
+            tx.execute("CREATE TABLE scratch_columns (id INTEGER PRIMARY KEY, a BIGINT)")
+            assert tx.insert_many("scratch_columns", ("id", "a"), [(1, 2**40)]) == 1
+        with store.transaction() as tx:
+            tx.execute("ALTER TABLE scratch_columns ADD COLUMN b TEXT")
+        with store.transaction() as tx:
+            assert tx.insert_many("scratch_columns", ("id", "a", "b"), [(2, 7, "new")]) == 1
+        rows = store.query("SELECT id, a, b FROM scratch_columns ORDER BY id")
+        assert [(r["id"], r["a"], r["b"]) for r in rows] == [(1, 2**40, None), (2, 7, "new")]
+    finally:
+        with store.transaction() as tx:
+            tx.execute("DROP TABLE IF EXISTS scratch_columns")
+
+
 def test_upgrade_to_6_keeps_batch_summaries_and_drops_only_the_body_copy(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
