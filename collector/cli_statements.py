@@ -26,9 +26,6 @@ from collector.reconcile import CalendarError, load_calendar
 from collector.statements import FORMATS
 from collector.store import Store
 
-#: ``reconcile`` warns this many days before the working calendar ends
-CALENDAR_WARN_DAYS = 45
-
 
 def _store_and_keys(ctx: click.Context) -> tuple[Store, CollectorKeys]:
     app = _app(ctx)
@@ -135,7 +132,7 @@ def reconcile_cmd(
             f"{report.gaps_open} gaps ({report.gaps_new} new, {report.gaps_resolved} resolved)"
         )
     left = (calendar.valid_to - now.date()).days
-    if report.gaps_outside_calendar or left < CALENDAR_WARN_DAYS:
+    if report.gaps_outside_calendar or calendar.ending_soon(now.date()) is not None:
         click.echo(
             f"warning: the working calendar {calendar.name!r} covers {calendar.valid_from} to "
             f"{calendar.valid_to} ({left} days left); {report.gaps_outside_calendar} gaps were judged late "

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CALENDAR = Path(__file__).with_name("calendars") / "cn.toml"
+#: ``collector reconcile`` and the dashboard warn this many days before a calendar ends
+WARN_DAYS = 45
 _ONE_DAY = timedelta(days=1)
 
 
@@ -42,6 +44,11 @@ class WorkingCalendar:
     def covers(self, day: date) -> bool:
         """True when ``day`` lies in the range the file describes."""
         return self.valid_from <= day <= self.valid_to
+
+    def ending_soon(self, today: date) -> int | None:
+        """Days left until ``valid_to`` when fewer than :data:`WARN_DAYS` (or it has passed)."""
+        left = (self.valid_to - today).days
+        return left if left < WARN_DAYS else None
 
     def is_working_day(self, day: date) -> bool:
         """True when banks settle on ``day``."""

@@ -25,6 +25,7 @@ from flask import (
 
 from collector.alerts.collector_store import escalated_alerts, escalation_count
 from collector.app import get_db
+from collector.reconcile.calendar import CalendarError, load_calendar
 from collector.reconcile.model import GAP_CATEGORIES
 from collector.web import actions, read_models
 from collector.web.auth import actor, can, role_required
@@ -53,7 +54,24 @@ def overview() -> str:
         silent_after_s=int(current_app.config["AGENT_SILENT_AFTER_S"]),
     )
     data["escalations"] = escalation_count(get_db())
-    return render_template("overview.html", data=data, bars=bars(data["trend"]))
+    return render_template(
+        "overview.html", data=data, bars=bars(data["trend"]), calendar=_calendar_notice()
+    )
+
+
+def _calendar_notice() -> dict[str, Any] | None:
+    """The working calendar's name, end and days left when it ends soon, or why it is unusable."""
+    found = current_app.extensions.get("settleguard.calendar")
+    if found is None:
+        try:
+            found = load_calendar()
+        except CalendarError as exc:
+            return {"error": str(exc)}
+        current_app.extensions["settleguard.calendar"] = found
+    left = found.ending_soon(datetime.now(UTC).date())
+    if left is None:
+        return None
+    return {"name": found.name, "valid_to": found.valid_to.isoformat(), "days_left": left}
 
 
 @bp.get("/merchants")

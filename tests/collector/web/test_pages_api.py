@@ -6,8 +6,10 @@ import csv
 import io
 import json
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -111,6 +113,38 @@ def test_gap_outside_the_working_calendar_says_so(
     assert "Due date outside the working calendar (2025-01-01..2026-12-31)" in queue
     assert queue.count("outside the working calendar") == 1  # the seeded gap is not marked
     assert "应到账日超出工作日历范围" in client.get("/gaps?lang=zh-CN").get_data(as_text=True)
+
+
+def _calendar_file(path: Path, valid_to: date) -> Path:
+    path.write_text(
+        f'[calendar]\nname = "test"\nvalid_from = 2020-01-01\nvalid_to = {valid_to}\n'
+        "weekend = [6, 7]\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(("days", "shown"), [(10, True), (-3, True), (200, False)])
+def test_overview_warns_before_the_working_calendar_ends(
+    web_app: Flask, db: Store, as_role: Callable[[str | None], FlaskClient], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, days: int, shown: bool,
+) -> None:  # fmt: skip
+    end = datetime.now(UTC).date() + timedelta(days=days)
+    monkeypatch.setenv("SETTLEGUARD_CALENDAR", str(_calendar_file(tmp_path / "c.toml", end)))
+    page = as_role("viewer").get("/").get_data(as_text=True)
+    assert ('id="calendar-warning"' in page) is shown
+    if shown:
+        assert f"The working calendar ends on {end.isoformat()} (test, {days} days left)" in page
+
+
+def test_overview_says_when_the_working_calendar_cannot_be_read(
+    web_app: Flask, db: Store, as_role: Callable[[str | None], FlaskClient], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[calendar\n")
+    monkeypatch.setenv("SETTLEGUARD_CALENDAR", str(broken))
+    page = as_role("viewer").get("/?lang=zh-CN").get_data(as_text=True)
+    assert "无法读取工作日历" in page and "broken.toml: not valid TOML" in page
 
 
 def test_merchant_pages_scale_by_key(
