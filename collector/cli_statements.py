@@ -136,7 +136,7 @@ def reconcile_cmd(
         click.echo(
             f"warning: the working calendar {calendar.name!r} covers {calendar.valid_from} to "
             f"{calendar.valid_to} ({left} days left); {report.gaps_outside_calendar} gaps were judged late "
-            "against a due date outside it and their SMS are held. Add the next year's public holidays (SETTLEGUARD_CALENDAR,"
+            "against a due date outside it; their SMS wait up to 14 days. Add the next year's public holidays (SETTLEGUARD_CALENDAR,"
             " docs/reconciliation.md) and run `reconcile --all`.",
             err=True,
         )

@@ -100,7 +100,8 @@ class ReconcileReport:
     gaps_new: int = 0
     gaps_resolved: int = 0
     #: gaps judged late against a business or due date outside the working calendar's range
-    #: (:data:`~collector.reconcile.gaps.LATE_BY_DUE_DATE`; the alert planner holds their SMS)
+    #: (:data:`~collector.reconcile.gaps.LATE_BY_DUE_DATE`; the alert planner holds their SMS
+    #: up to 14 days)
     gaps_outside_calendar: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0

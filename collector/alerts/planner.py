@@ -24,7 +24,9 @@ skipped with a reason in the :class:`PlanReport`, and planned again on the next 
 A gap whose lateness rests on a due date the working calendar does not cover (evidence
 ``calendar_covers: False``, a category in :data:`~collector.reconcile.gaps.LATE_BY_DUE_DATE`)
 is held (``PlanReport.held``) and planned again on the next pass: its due date counted weekends
-only, and a public holiday there would make the SMS a false alarm.
+only, and a public holiday there would make the SMS a false alarm. The hold ends
+:data:`CALENDAR_SLACK` (14 days) after the due day, when the money is late by any calendar;
+the planner then sends the latest stage due, as after any pause.
 Once the calendar is extended and the merchants reconciled again (``reconcile --all``), the
 evidence loses the mark and the gap is planned as usual.
 """
@@ -47,6 +49,7 @@ from .policy import ARRIVED, AlertPolicy, GapState, stage_due
 from .templates import DEFAULT_LOCALE, LOCALES, GapInfo, Kind, TemplateError, preview
 
 __all__ = [
+    "CALENDAR_SLACK",
     "GapContext",
     "PlanReport",
     "PlannerError",
@@ -57,6 +60,9 @@ __all__ = [
 ]
 
 OPEN_STATUSES = ("open", "acknowledged")
+#: How long past its (weekends-only) due day a gap outside the working calendar waits: longer
+#: than any public-holiday break with its weekend (the longest in ``cn.toml`` is 9 days).
+CALENDAR_SLACK = timedelta(days=14)
 DEFAULT_TZ = "Asia/Shanghai"
 
 
@@ -119,8 +125,12 @@ def _due(row: Row, tz: str) -> tuple[datetime, date]:
     return moment, moment.astimezone(ZoneInfo(tz)).date()
 
 
-def calendar_hold(row: Row) -> str | None:
-    """Why an unresolved gap's alert waits for the working calendar, or ``None``."""
+def calendar_hold(row: Row, now: datetime) -> str | None:
+    """Why an unresolved gap's alert waits for the working calendar, or ``None``.
+
+    The wait ends :data:`CALENDAR_SLACK` after the end of the (weekends-only) due day: by then
+    the money is late whatever public holidays the calendar lacks.
+    """
     if row["status"] not in OPEN_STATUSES or row["category"] not in LATE_BY_DUE_DATE:
         return None
     try:
@@ -129,10 +139,14 @@ def calendar_hold(row: Row) -> str | None:
         return None
     if not isinstance(evidence, dict) or evidence.get("calendar_covers") is not False:
         return None
+    until = _due(row, _zone(row["timezone"]))[0] + CALENDAR_SLACK
+    if now >= until:
+        return None
     return (
         f"gap {row['id']}: due date {evidence.get('due_date') or row['due_at']} lies outside the"
         f" working calendar ({evidence.get('calendar_valid', 'unknown range')}); held until the"
-        " calendar is extended and the merchant reconciled again"
+        f" calendar is extended and the merchant reconciled again, or until"
+        f" {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     )
 
 
@@ -251,7 +265,7 @@ def plan_alerts(
     for row in _candidates(store, policy):
         report.considered += 1
         gap_id = int(row["id"])
-        held = calendar_hold(row)
+        held = calendar_hold(row, now)
         if held is not None:
             report.held[gap_id] = held
             continue
@@ -297,6 +311,6 @@ def preview_gap(
         "kind": kind,
         "stages_queued": sorted(done),
         "stage_due_now": stage_due(ctx.gap, now, policy, done),
-        "held": calendar_hold(row),
+        "held": calendar_hold(row, now),
         **shown,
     }

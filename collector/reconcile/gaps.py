@@ -17,7 +17,8 @@ Theory of operation (DESIGN.md §5 Reconciliation; docs/reconciliation.md "Gaps"
 * A gap of an open batch whose business or due date lies outside the working calendar's range
   carries ``calendar_covers: False`` and the range in its evidence: its due date counted
   weekends only, so public holidays there are unknown and it may be judged late too early
-  (the alert planner holds such gaps' SMS; docs/reconciliation.md, "Working days").
+  (the alert planner holds such gaps' SMS up to 14 days; docs/reconciliation.md, "Working
+  days").
 * ``BATCH_NOT_UPLOADED``: holes in a terminal's batch numbers (up to ``max_batch_hole`` wide;
   wider jumps are counter resets) and replaced terminals whose final batch never arrived. The
   amount at risk is unknown and reported as 0 with ``amount_known: False`` in the evidence.

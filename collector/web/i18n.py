@@ -84,7 +84,7 @@ ZH: dict[str, str] = {
     "The working calendar cannot be read": "无法读取工作日历",
     "The working calendar ends on": "工作日历截止于",
     "days left": "天后到期",
-    "Gaps due after it count weekends only and their SMS are held: add the next year's public holidays, then reconcile all merchants.": "此后到期的差异只按周末计算，相关短信暂缓发送：请补充下一年的法定节假日，然后对全部商户重新对账。",
+    "Gaps due after it count weekends only and their SMS wait up to 14 days: add the next year's public holidays, then reconcile all merchants.": "此后到期的差异只按周末计算，相关短信最多暂缓 14 天：请补充下一年的法定节假日，然后对全部商户重新对账。",
     "public holidays there are unknown": "该期间的法定节假日未知",
     "none": "无",
     "Activate": "生效",

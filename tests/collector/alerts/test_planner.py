@@ -11,7 +11,7 @@ import pytest
 from collector.alerts.collector_cli import run_pass
 from collector.alerts.collector_store import CollectorAlertStore, escalated_alerts
 from collector.alerts.outbox import recover_interrupted
-from collector.alerts.planner import PlannerError, plan_alerts, preview_gap
+from collector.alerts.planner import CALENDAR_SLACK, PlannerError, plan_alerts, preview_gap
 from collector.alerts.policy import AlertState
 from collector.alerts.smpp_gateway import SmppGateway
 from collector.store import Store, open_store
@@ -77,6 +77,19 @@ def test_gap_due_past_the_calendar_is_held_until_reconciled_again(store):
         )
     assert plan_alerts(store, DAY1 + timedelta(hours=1)).held == {}
     assert stages(store, held) == ["day1"]
+
+
+def test_a_gap_outside_the_calendar_alerts_once_late_by_any_calendar(store):
+    add_merchant(store)
+    past = {"calendar_covers": False, "calendar_valid": "2025-01-01..2026-12-31"}
+    gap = add_gap(store, evidence=past)  # due 2026-11-20: late from 11-20 16:00 UTC
+    end = datetime(2026, 11, 20, 16, 0, tzinfo=UTC) + CALENDAR_SLACK
+    assert (
+        "or until 2026-12-04 16:00 UTC" in plan_alerts(store, end - timedelta(minutes=1)).held[gap]
+    )
+    report = plan_alerts(store, end)
+    assert report.held == {}
+    assert stages(store, gap) == ["day7"]  # the latest stage due, as after any pause
 
 
 def test_money_arrived_only_after_an_alert_and_only_when_matched(store):
