@@ -95,13 +95,19 @@ def add_working_days(calendar: WorkingCalendar, day: date, count: int) -> date:
     return calendar.add_working_days(day, count)
 
 
+def calendar_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The file :func:`load_calendar` reads: ``path``, else ``$SETTLEGUARD_CALENDAR``, else the
+    shipped China one."""
+    return Path(path or os.environ.get("SETTLEGUARD_CALENDAR") or DEFAULT_CALENDAR)
+
+
 def load_calendar(path: str | os.PathLike[str] | None = None) -> WorkingCalendar:
     """Load a calendar file: ``path``, else ``$SETTLEGUARD_CALENDAR``, else the shipped China one.
 
     :param path: a TOML file in the format of ``calendars/cn.toml``
     :raises CalendarError: when the file cannot be read or an entry is malformed
     """
-    chosen = Path(path or os.environ.get("SETTLEGUARD_CALENDAR") or DEFAULT_CALENDAR)
+    chosen = calendar_path(path)
     try:
         document = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except OSError as exc:

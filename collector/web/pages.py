@@ -25,7 +25,7 @@ from flask import (
 
 from collector.alerts.collector_store import escalated_alerts, escalation_count
 from collector.app import get_db
-from collector.reconcile.calendar import CalendarError, load_calendar
+from collector.reconcile.calendar import CalendarError, calendar_path, load_calendar
 from collector.reconcile.model import GAP_CATEGORIES
 from collector.web import actions, read_models
 from collector.web.auth import actor, can, role_required
@@ -60,14 +60,25 @@ def overview() -> str:
 
 
 def _calendar_notice() -> dict[str, Any] | None:
-    """The working calendar's name, end and days left when it ends soon, or why it is unusable."""
-    found = current_app.extensions.get("settleguard.calendar")
-    if found is None:
+    """The working calendar's name, end and days left when it ends soon, or why it is unusable.
+
+    The parsed file is kept while its modification time stays the same, so the banner goes
+    away as soon as an operator adds the next year, without a restart.
+    """
+    path = calendar_path()
+    try:
+        stamp = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        stamp = (str(path), None)  # load_calendar says why, with the file's name
+    cached = current_app.extensions.get("settleguard.calendar")
+    if cached is not None and cached[0] == stamp:
+        found = cached[1]
+    else:
         try:
-            found = load_calendar()
+            found = load_calendar(path)
         except CalendarError as exc:
             return {"error": str(exc)}
-        current_app.extensions["settleguard.calendar"] = found
+        current_app.extensions["settleguard.calendar"] = (stamp, found)
     left = found.ending_soon(datetime.now(UTC).date())
     if left is None:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -134,6 +135,20 @@ def test_overview_warns_before_the_working_calendar_ends(
     assert ('id="calendar-warning"' in page) is shown
     if shown:
         assert f"The working calendar ends on {end.isoformat()} (test, {days} days left)" in page
+
+
+def test_overview_banner_goes_once_the_calendar_file_is_extended(
+    web_app: Flask, db: Store, as_role: Callable[[str | None], FlaskClient], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    today = datetime.now(UTC).date()
+    path = _calendar_file(tmp_path / "c.toml", today + timedelta(days=5))
+    monkeypatch.setenv("SETTLEGUARD_CALENDAR", str(path))
+    client = as_role("viewer")
+    assert 'id="calendar-warning"' in client.get("/").get_data(as_text=True)
+    _calendar_file(path, today + timedelta(days=400))  # the operator adds next year
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    assert 'id="calendar-warning"' not in client.get("/").get_data(as_text=True)  # no restart
 
 
 def test_overview_says_when_the_working_calendar_cannot_be_read(
