@@ -131,13 +131,15 @@ def reconcile_cmd(
             f"{report.merchants} merchants, {report.batches} batches: {report.matches} matches, "
             f"{report.gaps_open} gaps ({report.gaps_new} new, {report.gaps_resolved} resolved)"
         )
-    left = (calendar.valid_to - now.date()).days
-    if report.gaps_outside_calendar or calendar.ending_soon(now.date()) is not None:
+    left = calendar.ending_soon(now.date())
+    if report.gaps_outside_calendar or left is not None:
+        ends = f" ({left} days left)" if left is not None else ""
         click.echo(
             f"warning: the working calendar {calendar.name!r} covers {calendar.valid_from} to "
-            f"{calendar.valid_to} ({left} days left); {report.gaps_outside_calendar} gaps were judged late "
-            "against a due date outside it; their SMS wait up to 14 days. Add the next year's public holidays (SETTLEGUARD_CALENDAR,"
-            " docs/reconciliation.md) and run `reconcile --all`.",
+            f"{calendar.valid_to}{ends}; {report.gaps_outside_calendar} gaps were judged late "
+            "against a due date outside it; their SMS wait up to 14 days. Add the next year's "
+            "public holidays (SETTLEGUARD_CALENDAR, docs/reconciliation.md) and run "
+            "`reconcile --all`.",
             err=True,
         )
     for mid, error in sorted(report.errors.items()):

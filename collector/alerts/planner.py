@@ -133,11 +133,8 @@ def calendar_hold(row: Row, now: datetime) -> str | None:
     """
     if row["status"] not in OPEN_STATUSES or row["category"] not in LATE_BY_DUE_DATE:
         return None
-    try:
-        evidence = json.loads(row["evidence"] or "{}")
-    except ValueError:
-        return None
-    if not isinstance(evidence, dict) or evidence.get("calendar_covers") is not False:
+    evidence = _evidence(row)
+    if evidence.get("calendar_covers") is not False:
         return None
     until = _due(row, _zone(row["timezone"]))[0] + CALENDAR_SLACK
     if now >= until:
@@ -150,13 +147,18 @@ def calendar_hold(row: Row, now: datetime) -> str | None:
     )
 
 
-def _card_tail(store: Store, row: Row) -> str | None:
-    """Last 4 digits of the settlement card the gap is about (masked data only)."""
+def _evidence(row: Row) -> dict[str, Any]:
+    """The gap's evidence object; ``{}`` when it is missing or not a JSON object."""
     try:
         evidence = json.loads(row["evidence"] or "{}")
     except ValueError:
-        evidence = {}
-    masked = evidence.get("account_in_force") if isinstance(evidence, dict) else None
+        return {}
+    return evidence if isinstance(evidence, dict) else {}
+
+
+def _card_tail(store: Store, row: Row) -> str | None:
+    """Last 4 digits of the settlement card the gap is about (masked data only)."""
+    masked = _evidence(row).get("account_in_force")
     if not isinstance(masked, str) or not re.search(r"[0-9]{4}$", masked):
         account = store.query_one(
             "SELECT account_masked FROM settlement_accounts WHERE merchant_id = ?"
