@@ -6,8 +6,9 @@
 Last line: ``RESULT ingest_per_s=… verify_ceiling_per_s=… ratio=… scale2=… lost=… duplicated=…
 store=…`` where ``verify_ceiling_per_s`` is bare Ed25519 verification of payloads shaped like the
 rounds' on one core in this run, ``ratio`` = one worker's ingest rate over that ceiling and
-``scale2`` = two worker processes' rate over one's. The publishing agents, the broker and the workers all share
-this machine's cores, so the figures are a floor for a collector host of its own.
+``scale2`` = two worker processes' rate over one's. The publishing agents, the broker and the
+workers all share this machine's cores, so the figures are a floor for a collector host of its
+own.
 
 ``--repeat`` pairs (default 3) of a one-worker and a two-worker round are run. The ceiling is
 sampled right before and right after the one-worker round (twice each, both ways each time, the
