@@ -221,6 +221,17 @@ def run(
         daemon.close()
 
 
+def _enrollment_status(enrollment: dict[str, Any], last_accepted_at: str | None) -> str:
+    """The stored enrollment state, or ``approved`` once the collector accepted a record of
+    ours after we enrolled: it accepts records only from approved agents, so a ``pending``
+    that ``run`` has not polled away yet is out of date."""
+    stored = str(enrollment.get("status", "not_enrolled"))
+    enrolled_at = str(enrollment.get("enrolled_at") or "")
+    if stored == "pending" and last_accepted_at and last_accepted_at >= enrolled_at[:19]:
+        return "approved"
+    return stored
+
+
 def status(home: AgentHome, config: AgentConfig) -> dict[str, Any]:
     """Everything ``agent status --json`` shows. Reads only; never touches the network."""
     identity = identity_info(home) or {}
@@ -228,7 +239,8 @@ def status(home: AgentHome, config: AgentConfig) -> dict[str, Any]:
     with open_outbox(home, config) as outbox:
         stats = outbox.stats()
         rejected = outbox.rejected()
-        meta = {k: outbox.get_meta(k) for k in ("link_state", "last_error", "last_sync_at")}
+        names = ("link_state", "last_error", "last_sync_at", "last_accepted_at")
+        meta = {k: outbox.get_meta(k) for k in names}
         terminal_id = outbox.get_meta("terminal_id")
     target = broker_target(home, config)
     return {
@@ -238,7 +250,7 @@ def status(home: AgentHome, config: AgentConfig) -> dict[str, Any]:
             "created_at": identity.get("key_created_at", identity.get("created_at")),
             "previous_keys": identity.get("previous_keys", []),
             "rotation_pending": bool(identity.get("pending_rotation")),
-            "enrollment": enrollment.get("status", "not_enrolled"),
+            "enrollment": _enrollment_status(enrollment, meta["last_accepted_at"]),
             "collector": enrollment.get("collector") or config.collector.url or None,
             "merchant_id": enrollment.get("merchant_id"),
         },

@@ -20,12 +20,20 @@ and ``run`` polls ``GET /api/v1/agents/{id}/status``.
 
 A pending key rotation (:func:`agent.keys.rotate_key`) is delivered with
 ``POST /api/v1/agents/{id}/rotate`` ``{"public_key", "signature"}``.
+
+The answer carries the broker password and the key card numbers are sealed to, so the
+collector is reached over https (plain http only on loopback), and the token carries the
+fingerprint of the collector's sealing key (:mod:`protocol.enroll_token`): an answer with
+another key is refused and nothing of it is kept.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +44,36 @@ from agent.home import AgentHome, write_private_file
 from agent.keys import clear_pending_rotation, identity_info, load_or_create_key
 from agent.recorder import AGENT_VERSION
 from agent.sync import BrokerTarget
+from protocol.enroll_token import is_loopback, key_fingerprint, token_fingerprint
+
+
+def check_collector_url(url: str) -> None:
+    """Refuse a collector URL the enrollment answer could be read or changed on.
+
+    :raises UsageError: not https (http is accepted for 127.0.0.0/8, ::1 and localhost only)
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return
+    raise UsageError(
+        f"collector URL {url!r} must start with https:// (http:// only for 127.0.0.1, ::1 or"
+        " localhost): the answer carries the broker password and the collector's sealing key"
+    )
+
+
+def _check_sealing_key(expected: str, answer: dict[str, Any]) -> None:
+    try:
+        received = base64.b64decode(str(answer.get("collector_public_key")), validate=True)
+    except (binascii.Error, ValueError):
+        received = b""
+    if len(received) != 32 or key_fingerprint(received) != expected:
+        raise EnrollmentError(
+            "the collector answered with a sealing key that does not match the token: something"
+            " between this agent and the collector may be answering in its place; nothing was"
+            " stored. Check the collector URL and network, then ask for a new token"
+        )
 
 
 def load_enrollment(home: AgentHome) -> dict[str, Any] | None:
@@ -57,8 +95,7 @@ def _save(home: AgentHome, state: dict[str, Any]) -> None:
 
 
 def _call(method: str, url: str, body: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"collector URL {url!r} must start with http:// or https://")
+    check_collector_url(url)
     data = None if body is None else json.dumps(body).encode("utf-8")
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
         url, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -108,6 +145,13 @@ def enroll(
     """
     key = load_or_create_key(home)
     base = collector_url.rstrip("/")
+    check_collector_url(base)
+    fingerprint = token_fingerprint(token)
+    if fingerprint is None:
+        raise UsageError(
+            "this enrollment token does not name the collector's key (no '.<fingerprint>' at"
+            " its end); copy the whole token, or ask the operator for a new one"
+        )
     previous = load_enrollment(home)
     if previous and previous.get("status") in ("pending", "approved"):
         raise EnrollmentError(f"already enrolled as {previous['agent_id']} ({previous['status']})")
@@ -130,6 +174,7 @@ def enroll(
         raise EnrollmentError(
             f"collector registered {answer.get('agent_id')!r}, not our id {key.agent_id}"
         )
+    _check_sealing_key(fingerprint, answer)
     mqtt = answer.get("mqtt") or answer.get("broker") or {}
     state = {
         "status": answer.get("status", "pending"),

@@ -390,7 +390,11 @@ class SyncLink:
         if not self._unwritten:
             return
         acks, self._unwritten = self._unwritten, []
-        changed = self.outbox.apply_acks(acks, meta={"last_sync_at": _utc_now()})
+        now = _utc_now()
+        meta: dict[str, str | None] = {"last_sync_at": now}
+        if any(ack.status in ("accepted", "duplicate") for ack in acks):
+            meta["last_accepted_at"] = now  # the collector accepts only an approved agent's
+        changed = self.outbox.apply_acks(acks, meta=meta)
         self.acked_total += changed
         self.rejected_total += sum(ack.status in ("rejected", "conflict") for ack in acks)
 

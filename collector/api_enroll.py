@@ -55,7 +55,11 @@ def enroll_agent() -> ResponseReturnValue:
         if agent_id is not None and not isinstance(agent_id, str):
             raise enrollment.EnrollmentError("field 'agent_id' must be a string")
         result = enrollment.enroll(
-            get_db(), token=token, public_key=_b64_field(payload, "public_key"), agent_id=agent_id
+            get_db(),
+            token=token,
+            public_key=_b64_field(payload, "public_key"),
+            agent_id=agent_id,
+            collector_user=current_app.config["MQTT_USERNAME"],
         )
     except enrollment.EnrollmentError as exc:
         return _error(str(exc))

@@ -13,6 +13,17 @@ Only *approved* agents appear in the password file; approving or revoking an age
 Mosquitto re-read it. A revoked agent's live connection is not dropped by the reload on every
 Mosquitto version, but its next CONNECT is refused and the worker rejects its records as
 ``revoked`` meanwhile, so nothing it sends after revocation is accepted.
+
+The password file keeps the owner, group and mode it had (or is given to the ``run_as`` user),
+because a Mosquitto started as root drops to that user before it reads the file again on a
+reload. The collector's line is written last and no agent line may carry its name, so no
+agent can take the collector's rights. With client certificates the broker still checks the
+user name and password, so revocation (a password-file rewrite) works in that mode too; the
+certificate-CN-as-user-name mode has no revocation without a CRL and is not offered.
+
+``max_packet_size`` caps every packet a client may send: :data:`MAX_PACKET_SIZE` is sized for
+the largest record an agent sends (see docs/deploy.md), and the broker disconnects a client
+that sends more.
 """
 
 from __future__ import annotations
@@ -20,13 +31,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import pwd
 import secrets
 import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.acks import MAX_ACK_BYTES
+from protocol.envelope import MAX_ENVELOPE_BYTES
+
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for the $7$ (PBKDF2-SHA512) format
+
+#: The broker's ``max_packet_size``: the largest payload on our topics (an ack message, larger
+#: than any record envelope) plus room for the fixed header, topic and v5 properties.
+MAX_PACKET_SIZE = max(MAX_ENVELOPE_BYTES, MAX_ACK_BYTES) + 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,25 +61,21 @@ class BrokerFiles:
 class TlsListener:
     """Make the listener TLS (``mqtts``): PEM files and the client-certificate policy.
 
-    With ``require_certificate`` a client must present a certificate signed by ``cafile``;
-    with ``use_identity_as_username`` as well, its subject CN becomes the MQTT username (no
-    password is checked), so the agent's certificate CN must be its ``agent_id`` for the ACL's
-    ``%u`` patterns to give it its own topics.
+    With ``require_certificate`` a client must present a certificate signed by ``cafile`` and
+    still log in with its user name and password from the password file, so approving and
+    revoking govern who connects in this mode too.
     """
 
     cafile: Path
     certfile: Path
     keyfile: Path
     require_certificate: bool = False
-    use_identity_as_username: bool = False
 
     def config_lines(self) -> list[str]:
         """The listener options, for ``mosquitto.conf`` (after the ``listener`` line)."""
         lines = [f"cafile {self.cafile}", f"certfile {self.certfile}", f"keyfile {self.keyfile}"]
         if self.require_certificate:
             lines.append("require_certificate true")
-        if self.use_identity_as_username:
-            lines.append("use_identity_as_username true")
         return lines
 
 
@@ -129,6 +144,7 @@ def render_config(
         "persistence false",
         "max_inflight_messages 100",
         "max_queued_messages 10000",
+        f"max_packet_size {MAX_PACKET_SIZE}",
         f"listener {port} {bind}",
         "protocol mqtt",
         # Nagle + delayed ACK on loopback cost ~30x throughput (DESIGN.md §7).
@@ -143,19 +159,78 @@ def render_config(
     if pid_file is not None:
         lines.insert(1, f"pid_file {pid_file}")
     if run_as is not None:
-        # Started as root, Mosquitto drops to this user; it must be able to read passwd (0600).
+        # Started as root, Mosquitto drops to this user; broker-config gives it passwd and acl.
         lines.insert(1, f"user {run_as}")
     return "\n".join(lines) + "\n"
 
 
-def write_password_file(path: Path, entries: dict[str, str]) -> None:
-    """Atomically replace the password file with ``username:hash`` lines (mode 0600)."""
-    text = "".join(f"{user}:{hashed}\n" for user, hashed in sorted(entries.items()))
+def owner_of(user: str) -> tuple[int, int]:
+    """``(uid, gid)`` of a system user (its primary group).
+
+    :raises ValueError: no such user
+    """
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError as exc:
+        raise ValueError(f"no system user {user!r}") from exc
+    return entry.pw_uid, entry.pw_gid
+
+
+def password_lines(collector_user: str, collector_hash: str, agents: dict[str, str]) -> str:
+    """The password file text: agents sorted, the collector's line last.
+
+    :raises ValueError: an agent entry carries the collector's user name
+    """
+    if collector_user in agents:
+        raise ValueError(f"agent id {collector_user!r} is the collector's broker user name")
+    lines = [f"{user}:{hashed}\n" for user, hashed in sorted(agents.items())]
+    return "".join(lines) + f"{collector_user}:{collector_hash}\n"
+
+
+def write_private_file(path: Path, text: str, *, owner: tuple[int, int] | None = None) -> None:
+    """Atomically replace ``path``; the new file keeps the old one's owner, group and mode.
+
+    A new file is mode 0600 owned by ``owner`` (else by us). Only root can give a file away;
+    then an ``owner`` wins over the old file's. Group and world write bits are never kept.
+
+    :param owner: ``(uid, gid)`` the broker runs as (``run_as``), or ``None``
+    """
+    mode, keep = 0o600, None
+    try:
+        old = path.stat()
+        mode, keep = old.st_mode & 0o640, (old.st_uid, old.st_gid)
+    except FileNotFoundError:
+        pass
+    owner = owner or keep
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(handle.fileno(), *owner)
+            os.fchmod(handle.fileno(), mode | 0o600)
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_password_file(
+    path: Path,
+    collector: tuple[str, str],
+    agents: dict[str, str],
+    *,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """Atomically replace the password file with ``username:hash`` lines.
+
+    :param collector: the collector's ``(user name, $7$ hash)``
+    :param agents: ``agent_id -> $7$ hash`` of every approved agent
+    :param owner: see :func:`write_private_file`
+    :raises ValueError: an agent id equals the collector's user name
+    """
+    write_private_file(path, password_lines(*collector, agents), owner=owner)
 
 
 def write_broker_config(
@@ -174,23 +249,40 @@ def write_broker_config(
 
     :param collector_password_hash: ``$7$`` hash of the collector's broker password
     :param agents: ``agent_id -> $7$ hash`` of every approved agent
-    :param run_as: the ``user`` Mosquitto drops to when started as root (it must own passwd)
+    :param run_as: the ``user`` Mosquitto drops to when started as root; passwd and acl are
+        given to that user (when we are root) so it can read them again on a reload
     :param tls: make the listener TLS (:class:`TlsListener`); default plain TCP
+    :raises ValueError: ``run_as`` is not a system user, or an agent id equals
+        ``collector_user``
     """
+    owner = owner_of(run_as) if run_as is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
     files = BrokerFiles(
         config=out_dir / "mosquitto.conf",
         password_file=(out_dir / "passwd").resolve(),
         acl_file=(out_dir / "acl").resolve(),
     )
-    files.acl_file.write_text(render_acl(collector_user))
+    write_private_file(files.acl_file, render_acl(collector_user), owner=owner)
     write_password_file(
-        files.password_file, {collector_user: collector_password_hash, **(agents or {})}
+        files.password_file, (collector_user, collector_password_hash), agents or {}, owner=owner
     )
     files.config.write_text(
         render_config(files, port=port, bind=bind, pid_file=pid_file, run_as=run_as, tls=tls)
     )
     return files
+
+
+def configured_pid_file(config: Path) -> Path | None:
+    """The ``pid_file`` a ``mosquitto.conf`` names, or ``None`` (no such file or line)."""
+    try:
+        text = config.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.strip().partition(" ")
+        if name == "pid_file" and value.strip():
+            return Path(value.strip())
+    return None
 
 
 def reload_broker(pid_file: Path | None = None, pid: int | None = None) -> bool:

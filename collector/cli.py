@@ -22,6 +22,7 @@ from collector.cli_context import fail as _fail
 from collector.keys import CollectorKeys, KeyFileError, init_keys, load_keys
 from collector.store import StoreError
 from collector.worker import WorkerError, run_workers
+from protocol.enroll_token import is_loopback
 from protocol.envelope import BundleError
 
 
@@ -57,21 +58,37 @@ def agents_token(ctx: click.Context, merchant_id: str, ttl_s: int | None) -> Non
     app = _app(ctx)
     ttl = ttl_s if ttl_s is not None else int(app.config["ENROLL_TOKEN_TTL_S"])
     try:
-        click.echo(enrollment.issue_token(get_store(app), merchant_id, ttl_s=ttl))
-    except enrollment.EnrollmentError as exc:
+        keys, _ = init_keys(Path(app.config["KEYS_DIR"]))
+        token = enrollment.issue_token(
+            get_store(app), merchant_id, ttl_s=ttl, sealing_public=keys.sealing_public
+        )
+        click.echo(token)
+    except (enrollment.EnrollmentError, KeyFileError) as exc:
         _fail(str(exc))
 
 
-def _sync_broker(app: Flask) -> None:
-    password_file = Path(app.config["BROKER_DIR"]) / "passwd"
-    if password_file.exists():
-        pid = app.config.get("BROKER_PID_FILE")
-        enrollment.sync_broker_passwords(
-            get_store(app),
-            password_file,
-            collector_user=app.config["MQTT_USERNAME"],
-            pid_file=Path(pid) if pid else None,
-        )
+def _change_status(ctx: click.Context, agent_id: str, actor: str, *, approve: bool) -> None:
+    """Approve or revoke, update the broker, and say what was and was not done."""
+    app = _app(ctx)
+    store = get_store(app)
+    change = enrollment.approve if approve else enrollment.revoke
+    try:
+        change(store, agent_id, actor=actor)
+    except enrollment.EnrollmentError as exc:
+        _fail(str(exc))
+    done = "approved" if approve else "revoked"
+    update = enrollment.update_broker(store, app.config)
+    if update.missing is None:
+        click.echo(f"{done} {agent_id}; broker password file {update.password_file} updated "
+                   "and the broker reloaded")  # fmt: skip
+        return
+    if update.written:
+        click.echo(f"{done} {agent_id} in the database; broker password file "
+                   f"{update.password_file} updated")  # fmt: skip
+    else:
+        click.echo(f"{done} {agent_id} in the database only")
+    click.echo(f"error: broker not updated: {update.missing}", err=True)
+    ctx.exit(2)
 
 
 @agents.command("approve")
@@ -79,14 +96,12 @@ def _sync_broker(app: Flask) -> None:
 @click.option("--actor", default="cli", help="who approves (audit log)")
 @click.pass_context
 def agents_approve(ctx: click.Context, agent_id: str, actor: str) -> None:
-    """Approve an enrolled agent and add it to the broker password file."""
-    app = _app(ctx)
-    try:
-        enrollment.approve(get_store(app), agent_id, actor=actor)
-    except enrollment.EnrollmentError as exc:
-        _fail(str(exc))
-    _sync_broker(app)
-    click.echo(f"approved {agent_id}")
+    """Approve an enrolled agent and add it to the broker password file.
+
+    Exit 2 when the approval is stored but the broker could not be updated or reloaded (the
+    message says how to finish).
+    """
+    _change_status(ctx, agent_id, actor, approve=True)
 
 
 @agents.command("revoke")
@@ -94,14 +109,11 @@ def agents_approve(ctx: click.Context, agent_id: str, actor: str) -> None:
 @click.option("--actor", default="cli", help="who revokes (audit log)")
 @click.pass_context
 def agents_revoke(ctx: click.Context, agent_id: str, actor: str) -> None:
-    """Revoke an agent: remove its broker login, reject its records from now on."""
-    app = _app(ctx)
-    try:
-        enrollment.revoke(get_store(app), agent_id, actor=actor)
-    except enrollment.EnrollmentError as exc:
-        _fail(str(exc))
-    _sync_broker(app)
-    click.echo(f"revoked {agent_id}")
+    """Revoke an agent: remove its broker login, reject its records from now on.
+
+    Exit 2 when the revocation is stored but the broker could not be updated or reloaded.
+    """
+    _change_status(ctx, agent_id, actor, approve=False)
 
 
 @agents.command("list")
@@ -158,7 +170,14 @@ def keys_init(ctx: click.Context) -> None:
     help="the broker's private key (PEM)",
 )
 @click.option("--require-certificate", is_flag=True,
-              help="TLS: clients log in with a certificate whose CN is their user name")  # fmt: skip
+              help="TLS: clients also need a certificate from --tls-cafile (and still log in "
+                   "with user name and password)")  # fmt: skip
+@click.option("--run-as", default=None, metavar="USER",
+              help="the user Mosquitto drops to when started as root (Debian: mosquitto); "
+                   "passwd and acl are given to it")  # fmt: skip
+@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="where the broker writes its pid (default: mosquitto.pid in --out); "
+                   "approve and revoke signal the pid found there")  # fmt: skip
 @click.pass_context
 def broker_config(
     ctx: click.Context,
@@ -170,12 +189,15 @@ def broker_config(
     tls_certfile: Path | None,
     tls_keyfile: Path | None,
     require_certificate: bool,
+    run_as: str | None,
+    pid_file: Path | None,
 ) -> None:
     """Write mosquitto.conf, acl and passwd (approved agents + the collector's user).
 
     With --tls-cafile/--tls-certfile/--tls-keyfile the listener speaks TLS; the collector then
-    needs SETTLEGUARD_MQTT_TLS_CA_FILE (and, with --require-certificate, a certificate with
-    CN = its MQTT user name in SETTLEGUARD_MQTT_TLS_CERT_FILE / _KEY_FILE).
+    needs SETTLEGUARD_MQTT_TLS_CA_FILE (and, with --require-certificate, its own certificate in
+    SETTLEGUARD_MQTT_TLS_CERT_FILE / _KEY_FILE). A plain-TCP listener on an address other than
+    loopback is written with a warning: passwords and records would cross the network in clear.
     """
     tls_files = (tls_cafile, tls_certfile, tls_keyfile)
     if any(tls_files) and not all(tls_files):
@@ -189,9 +211,9 @@ def broker_config(
         tls = broker.TlsListener(
             cafile=tls_cafile.resolve(), certfile=tls_certfile.resolve(),
             keyfile=tls_keyfile.resolve(), require_certificate=require_certificate,
-            use_identity_as_username=require_certificate,
         )  # fmt: skip
     app = _app(ctx)
+    collector_user = app.config["MQTT_USERNAME"]
     password = collector_password or app.config.get("MQTT_PASSWORD")
     generated = password is None
     password = password or broker.new_password()
@@ -202,17 +224,23 @@ def broker_config(
         )
     except Exception:
         rows = []
-    files = broker.write_broker_config(
-        out_dir,
-        port=port,
-        bind=bind,
-        collector_user=app.config["MQTT_USERNAME"],
-        collector_password_hash=broker.hash_password(password),
-        agents={r["agent_id"]: r["broker_password"] for r in rows if r["broker_password"]},
-        pid_file=(out_dir / "mosquitto.pid").resolve(),
-        tls=tls,
-    )
+    agents = {r["agent_id"]: r["broker_password"] for r in rows if r["broker_password"]}
+    if agents.pop(collector_user, None) is not None:
+        click.echo(f"warning: agent {collector_user!r} has the collector's broker user name; "
+                   "it is left out of passwd (revoke it)", err=True)  # fmt: skip
+    try:
+        files = broker.write_broker_config(
+            out_dir, port=port, bind=bind, collector_user=collector_user,
+            collector_password_hash=broker.hash_password(password), agents=agents,
+            pid_file=(pid_file or out_dir / "mosquitto.pid").resolve(), run_as=run_as, tls=tls,
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
     click.echo(f"wrote {files.config}, {files.acl_file}, {files.password_file}")
+    if tls is None and not is_loopback(bind):
+        click.echo(f"warning: plain-TCP listener on {bind}:{port}: broker passwords and records "
+                   "cross the network unencrypted; use --tls-cafile/--tls-certfile/--tls-keyfile "
+                   "or bind to 127.0.0.1", err=True)  # fmt: skip
     if generated:
         click.echo(f"collector broker password (set SETTLEGUARD_MQTT_PASSWORD): {password}")
 

@@ -15,15 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector import broker
 from collector.store import Row, Store
+from protocol.enroll_token import bind_token
 from protocol.envelope import AGENT_ID_RE, key_id_for
 
 ROTATION_DOMAIN = b"settleguard/v1 rotate\n"
@@ -64,15 +67,28 @@ def key_id_of(public_key: bytes) -> str:
     return key_id_for(public_key)
 
 
-def issue_token(store: Store, merchant_id: str, *, ttl_s: int, now: datetime | None = None) -> str:
+def issue_token(
+    store: Store,
+    merchant_id: str,
+    *,
+    ttl_s: int,
+    sealing_public: bytes | None = None,
+    now: datetime | None = None,
+) -> str:
     """Create a one-time enrollment token for ``merchant_id``; only its hash is stored.
 
     :param ttl_s: seconds until the token expires
+    :param sealing_public: the collector's X25519 sealing public key; its fingerprint goes into
+        the token (:mod:`protocol.enroll_token`) and ``agent enroll`` refuses a collector that
+        answers with another key, or a token without one. ``None`` only for callers that
+        enroll in-process, without the agent.
     """
     if not merchant_id or len(merchant_id) > 64:
         raise EnrollmentError("merchant id must be 1-64 characters")
     now = now or utc_now()
     token = secrets.token_urlsafe(24)
+    if sealing_public is not None:
+        token = bind_token(token, sealing_public)
     with store.transaction() as tx:
         tx.insert(
             "merchants", {"merchant_id": merchant_id}, ignore_conflict=True, returning="merchant_id"
@@ -97,18 +113,23 @@ def enroll(
     token: str,
     public_key: bytes,
     agent_id: str | None = None,
+    collector_user: str = "collector",
     now: datetime | None = None,
 ) -> Enrollment:
     """Register an agent's public key with a one-time token; the agent starts ``pending``.
 
     :param agent_id: the id the agent already signs with (it may have queued records before
         enrolling); a random one is assigned when ``None``
+    :param collector_user: the collector's broker user name (``MQTT_USERNAME``), reserved: an
+        agent of that name would share the collector's broker login and rights
     :raises EnrollmentError: bad key or id, or a token that is unknown, used or expired
     """
     _load_public_key(public_key)
     agent_id = agent_id or f"ag-{secrets.token_hex(8)}"
-    if not AGENT_ID_RE.match(agent_id) or agent_id in RESERVED_AGENT_IDS:
+    if not AGENT_ID_RE.match(agent_id):
         raise EnrollmentError(f"agent id {agent_id!r} is not allowed ([a-z0-9_-], 3-64)")
+    if agent_id in RESERVED_AGENT_IDS or agent_id == collector_user:
+        raise EnrollmentError(f"agent id {agent_id!r} is not allowed (a reserved name)")
     key_id = key_id_of(public_key)
     password = broker.new_password()
     now_iso = _iso(now or utc_now())
@@ -228,26 +249,68 @@ def rotate_key(store: Store, agent_id: str, new_public_key: bytes, signature: by
     return new_key_id
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerUpdate:
+    """What an approval or revocation did to the broker, for the operator to read.
+
+    :ivar written: the password file was rewritten
+    :ivar reloaded: the broker was sent SIGHUP
+    :ivar missing: what was not done and how to finish it (``None`` when all was done)
+    """
+
+    password_file: Path
+    agents: int
+    written: bool
+    reloaded: bool
+    missing: str | None = None
+
+
 def sync_broker_passwords(
     store: Store, password_file: Path, *, collector_user: str, pid_file: Path | None = None
-) -> int:
+) -> BrokerUpdate:
     """Rewrite the broker password file from the approved agents and reload the broker.
 
-    The collector's own line is kept as it is in the existing file.
+    The collector's line is kept as it is in the existing file and written last; an approved
+    agent whose id is the collector's user name is left out. The file keeps its owner, group
+    and mode, so a broker that dropped privileges can read it again. When ``pid_file`` is
+    ``None`` the ``pid_file`` named by ``mosquitto.conf`` beside the password file is used.
 
-    :returns: the number of agent entries written
+    :returns: what was done, and what was not with the step that finishes it
     """
-    entries: dict[str, str] = {}
+    collector_hash = None
     if password_file.exists():
         for line in password_file.read_text().splitlines():
             user, _, hashed = line.partition(":")
             if user == collector_user:
-                entries[user] = hashed
+                collector_hash = hashed
+    if collector_hash is None:
+        return BrokerUpdate(password_file, 0, written=False, reloaded=False, missing=(
+            f"no broker password file with the collector's user {collector_user!r} at "
+            f"{password_file}: run `settleguard collector broker-config --out DIR` and set "
+            "SETTLEGUARD_BROKER_DIR to that DIR, then approve or revoke again"))  # fmt: skip
     rows = store.query(
         "SELECT agent_id, broker_password FROM agents WHERE status = 'approved'"
         " AND broker_password IS NOT NULL"
     )
-    entries.update({r["agent_id"]: r["broker_password"] for r in rows})
-    broker.write_password_file(password_file, entries)
-    broker.reload_broker(pid_file=pid_file)
-    return len(rows)
+    agents = {r["agent_id"]: r["broker_password"] for r in rows if r["agent_id"] != collector_user}
+    broker.write_password_file(password_file, (collector_user, collector_hash), agents)
+    pid_file = pid_file or broker.configured_pid_file(password_file.with_name("mosquitto.conf"))
+    if broker.reload_broker(pid_file=pid_file):
+        return BrokerUpdate(password_file, len(agents), written=True, reloaded=True)
+    where = f"no running broker in pid file {pid_file}" if pid_file else "no pid file known"
+    return BrokerUpdate(password_file, len(agents), written=True, reloaded=False, missing=(
+        f"the broker was not reloaded ({where}): reload it (`systemctl reload mosquitto` or "
+        "`kill -HUP <broker pid>`), or set SETTLEGUARD_BROKER_PID_FILE"))  # fmt: skip
+
+
+def update_broker(store: Store, config: Mapping[str, Any]) -> BrokerUpdate:
+    """:func:`sync_broker_passwords` with the collector's settings (``BROKER_DIR``,
+    ``BROKER_PID_FILE``, ``MQTT_USERNAME``): what approve and revoke call, from the CLI and
+    the dashboard alike."""
+    pid = config.get("BROKER_PID_FILE")
+    return sync_broker_passwords(
+        store,
+        Path(config["BROKER_DIR"]) / "passwd",
+        collector_user=config["MQTT_USERNAME"],
+        pid_file=Path(pid) if pid else None,
+    )

@@ -161,18 +161,8 @@ def set_agent_status(
         raise ActionError(f"agent {agent_id} is revoked; it must enroll again")
     change = enrollment.approve if status == "approved" else enrollment.revoke
     change(store, agent_id, actor=actor)  # writes the audit line (before/after) with the change
-    _sync_broker(app, store)
+    enrollment.update_broker(store, app.config)
     return _agent(store, agent_id)
-
-
-def _sync_broker(app: Flask, store: Store) -> None:
-    password_file = Path(app.config["BROKER_DIR"]) / "passwd"
-    if password_file.exists():
-        pid = app.config.get("BROKER_PID_FILE")
-        enrollment.sync_broker_passwords(
-            store, password_file, collector_user=app.config["MQTT_USERNAME"],
-            pid_file=Path(pid) if pid else None,
-        )  # fmt: skip
 
 
 def upload_statement(

@@ -206,7 +206,9 @@ class Demo:
             self.sims[shop.merchant_id] = start_on_pty(shop.protocol, scenario)
             home = agent_home(self.workdir / "agents" / shop.merchant_id)
             self.homes[shop.merchant_id] = home
-            token = enrollment.issue_token(self.store, shop.merchant_id, ttl_s=3600)
+            token = enrollment.issue_token(
+                self.store, shop.merchant_id, ttl_s=3600, sealing_public=self.keys.sealing_public
+            )
             state = agent_enroll.enroll(home, self.web.url if self.web else "", token)
             enrollment.approve(self.store, state["agent_id"], actor="demo-operator")
         if self.broker and self.broker.password_file:

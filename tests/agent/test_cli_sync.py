@@ -21,6 +21,7 @@ from agent.errors import UsageError
 from agent.home import AgentHome
 from agent.keys import AgentKey, load_or_create_key, rotate_key
 from agent.recorder import record
+from protocol.enroll_token import bind_token
 from protocol.envelope import decode_bundle, verify_and_parse
 from tests.agent.ackdouble import AckDouble
 from tests.agent.conftest import AGENT_PASSWORD, sample_record
@@ -96,6 +97,10 @@ def test_export_to_an_unwritable_place_is_a_storage_error(home: AgentHome) -> No
     assert "cannot write bundle" in result.output
 
 
+SEALING_KEY = b"\x01" * 32
+GOOD_TOKEN = bind_token("good-token", SEALING_KEY)
+
+
 class CollectorDouble(BaseHTTPRequestHandler):
     """The collector's enrollment API contract (collector/api_enroll.py)."""
 
@@ -105,7 +110,7 @@ class CollectorDouble(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.requests.append((self.path, body))
-        if self.path == "/api/v1/enroll" and body["token"] != "good-token":
+        if self.path == "/api/v1/enroll" and body["token"] != GOOD_TOKEN:
             return self._send(400, {"error": "enrollment token unknown, already used or expired"})
         return self._send(201, {**self.answers, "agent_id": body.get("agent_id")})
 
@@ -138,7 +143,7 @@ def collector_url(broker: Broker, key: AgentKey) -> Iterator[str]:
             "password": AGENT_PASSWORD,
             "protocol": 5,
         },
-        "collector_public_key": base64.b64encode(b"\x01" * 32).decode(),
+        "collector_public_key": base64.b64encode(SEALING_KEY).decode(),
     }
     server = ThreadingHTTPServer(("127.0.0.1", 0), CollectorDouble)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -153,7 +158,7 @@ def test_enroll_offline_first_then_sync(
 ) -> None:
     record(home, sample_record(1))  # recorded before enrollment, under the fixed id
     away = f"http://127.0.0.1:{free_port()}"
-    result = invoke(home, "enroll", "--collector", away, "--token", "good-token")
+    result = invoke(home, "enroll", "--collector", away, "--token", GOOD_TOKEN)
     assert result.exit_code == 13 and "cannot reach collector" in result.output
     state = json.loads(home.enrollment_path.read_text())
     assert state["status"] == "queued"
@@ -179,9 +184,61 @@ def test_enroll_offline_first_then_sync(
 
 
 def test_enroll_refused_token_is_exit_12(home: AgentHome, collector_url: str) -> None:
-    result = invoke(home, "enroll", "--collector", collector_url, "--token", "bad")
+    result = invoke(
+        home, "enroll", "--collector", collector_url, "--token", bind_token("bad", SEALING_KEY)
+    )
     assert result.exit_code == 12
     assert "already used or expired" in result.output
+
+
+@pytest.mark.parametrize(
+    "url", ["http://192.0.2.10:5000", "http://collector.example", "ftp://127.0.0.1", "https://"]
+)
+def test_enroll_needs_https_off_loopback(home: AgentHome, url: str) -> None:
+    result = invoke(home, "enroll", "--collector", url, "--token", GOOD_TOKEN)
+    assert result.exit_code == 2, result.output
+    assert "must start with https://" in result.output
+    assert not home.enrollment_path.exists()  # not even queued for a later retry
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "[::1]", "localhost"])
+def test_plain_http_is_accepted_on_loopback(host: str) -> None:
+    from agent.enroll import check_collector_url
+
+    check_collector_url(f"http://{host}:5000")
+    check_collector_url("https://collector.example")
+
+
+def test_enroll_refuses_a_sealing_key_other_than_the_tokens(
+    home: AgentHome, collector_url: str
+) -> None:
+    CollectorDouble.answers["collector_public_key"] = base64.b64encode(b"\x02" * 32).decode()
+    result = invoke(home, "enroll", "--collector", collector_url, "--token", GOOD_TOKEN)
+    assert result.exit_code == 12, result.output
+    assert "sealing key that does not match the token" in result.output
+    assert not home.enrollment_path.exists()
+
+
+def test_enroll_refuses_a_token_without_the_collectors_fingerprint(
+    home: AgentHome, collector_url: str
+) -> None:
+    result = invoke(home, "enroll", "--collector", collector_url, "--token", "good-token")
+    assert result.exit_code == 2 and "does not name the collector's key" in result.output
+    assert CollectorDouble.requests == [] and not home.enrollment_path.exists()
+
+
+def test_status_says_approved_after_an_acked_sync(
+    home: AgentHome, key: AgentKey, collector_url: str, ack_double: AckDouble
+) -> None:
+    from agent.enroll import enroll
+
+    enroll(home, collector_url, GOOD_TOKEN)  # the collector answers "pending"
+    record(home, sample_record(1))
+    assert "enrollment pending" in invoke(home, "status").output
+    result = invoke(home, "sync", "--json")
+    assert json.loads(result.output) == {"acked": 1, "rejected": 0, "pending": 0}
+    text = invoke(home, "status").output
+    assert "enrollment approved" in text, text
 
 
 @pytest.mark.parametrize("on_demand", [False, True], ids=["persistent", "connect-on-demand"])
@@ -190,7 +247,7 @@ def test_daemon_syncs_heartbeats_and_follows_approval(
 ) -> None:
     from agent.enroll import enroll
 
-    enroll(home, collector_url, "good-token")
+    enroll(home, collector_url, GOOD_TOKEN)
     record(home, sample_record(1))
     config = AgentConfig(
         sync=SyncSettings(

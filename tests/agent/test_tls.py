@@ -73,7 +73,6 @@ def tls_broker(
         certfile=pki.server.cert,
         keyfile=pki.server.key,
         require_certificate=client_certs,
-        use_identity_as_username=client_certs,
     )
     agents = {key.agent_id: AGENT_PASSWORD}
     with running_broker(tmp_path / "broker", agents, tls=listener) as broker:
@@ -122,17 +121,18 @@ def test_agent_syncs_over_tls_with_username_and_password(
         assert info["broker"]["url"] == f"mqtts://127.0.0.1:{broker.port}"
 
 
-def test_agent_logs_in_with_its_client_certificate(
+def test_agent_logs_in_with_its_client_certificate_and_password(
     tmp_path: Path, home: AgentHome, key: AgentKey, pki: Pki
 ) -> None:
     with tls_broker(tmp_path, key, pki, client_certs=True) as (broker, double):
         for i in range(5):
             record(home, sample_record(i))
-        # no username or password: the broker takes the username (CN = agent_id) from the
-        # certificate, and the ACL's %u patterns give it its own rec/hb/ack topics
+        # the certificate opens the TLS listener; the password file still decides the login
         write_config(
             home,
             broker.port,
+            username=key.agent_id,
+            password=AGENT_PASSWORD,
             ca_file=str(pki.ca.cert),
             cert_file=str(pki.agent.cert),
             key_file=str(pki.agent.key),
@@ -268,18 +268,17 @@ def test_broker_config_tls_listener_lines(tmp_path: Path) -> None:
         Path("/etc/sg/broker.crt"),
         Path("/etc/sg/broker.key"),
         require_certificate=True,
-        use_identity_as_username=True,
     )
     lines = render_config(files, port=8883, tls=tls).splitlines()
     at = lines.index("listener 8883 127.0.0.1")
-    assert lines[at + 1 : at + 7] == [
+    assert lines[at + 1 : at + 6] == [
         "protocol mqtt",
         "cafile /etc/sg/ca.crt",
         "certfile /etc/sg/broker.crt",
         "keyfile /etc/sg/broker.key",
         "require_certificate true",
-        "use_identity_as_username true",
     ]
+    assert "use_identity_as_username" not in "\n".join(lines)  # no login without passwd
     plain = render_config(files, port=1883)
     assert "cafile" not in plain and "require_certificate" not in plain
     assert "set_tcp_nodelay true" in plain and "set_tcp_nodelay true" in "\n".join(lines)

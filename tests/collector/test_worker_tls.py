@@ -30,14 +30,13 @@ def test_worker_ingests_over_tls(tmp_path: Path, store: Store, client_certs: boo
     agent = make_agent(store, "agent-tls")
     agent_cert = ca.issue(agent.agent_id)
     listener = TlsListener(cafile=ca.cert, certfile=server.cert, keyfile=server.key,
-                           require_certificate=client_certs,
-                           use_identity_as_username=client_certs)  # fmt: skip
+                           require_certificate=client_certs)  # fmt: skip
     with running_broker(tmp_path / "b", {agent.agent_id: agent.password}, tls=listener) as b:
         settings = {"port": b.port, "username": b.collector[0], "password": b.collector[1],
                     "tls_ca_file": str(ca.cert)}  # fmt: skip
         if client_certs:
             settings |= {"tls_cert_file": str(collector_cert.cert),
-                         "tls_key_file": str(collector_cert.key), "password": None}  # fmt: skip
+                         "tls_key_file": str(collector_cert.key)}  # fmt: skip
         worker = IngestWorker(store, settings)
         worker.start()
         stop = threading.Event()
@@ -47,7 +46,7 @@ def test_worker_ingests_over_tls(tmp_path: Path, store: Store, client_certs: boo
                                                 if client_certs else ()))  # fmt: skip
         link = IngestLink("127.0.0.1", b.port, client_id=agent.agent_id,
                           filters=[ack_topic(agent.agent_id)], username=agent.agent_id,
-                          password=None if client_certs else agent.password, tls=agent_tls)  # fmt: skip
+                          password=agent.password, tls=agent_tls)  # fmt: skip
         try:
             link.connect(5)
             for seq in (1, 2):
@@ -69,7 +68,7 @@ def test_tls_refusals_are_clear(tmp_path: Path, store: Store) -> None:
     ca, rogue = (TestCA.create(tmp_path / "pki", n) for n in ("test CA", "rogue CA"))
     server = ca.issue("broker", server=True)
     listener = TlsListener(cafile=ca.cert, certfile=server.cert, keyfile=server.key,
-                           require_certificate=True, use_identity_as_username=True)  # fmt: skip
+                           require_certificate=True)  # fmt: skip
     with running_broker(tmp_path / "b", tls=listener) as b:
         wrong_ca = {"port": b.port, "username": "collector", "tls_ca_file": str(rogue.cert)}
         with pytest.raises(WorkerError, match=r"TLS handshake .* failed: .*certificate verify"):
@@ -95,7 +94,8 @@ def test_broker_config_tls_options(tmp_path: Path, runner: FlaskCliRunner) -> No
     assert result.exit_code == 0, result.output
     text = (out / "mosquitto.conf").read_text()
     for line in (f"cafile {ca.cert.resolve()}", f"certfile {server.cert.resolve()}",
-                 "require_certificate true", "use_identity_as_username true"):  # fmt: skip
+                 "require_certificate true"):  # fmt: skip
         assert line in text.splitlines()
+    assert "use_identity_as_username" not in text  # the broker keeps checking passwords
     partial = runner.invoke(collector_group, args[:7])
     assert partial.exit_code != 0 and "needs all three" in partial.output

@@ -64,9 +64,11 @@ class Broker:
         """Replace the agent credentials (``agent_id -> clear password``) and SIGHUP."""
         self.agents = dict(agents)
         user, password = self.collector
-        entries = {user: broker_config.hash_password(password)}
-        entries.update({a: broker_config.hash_password(p) for a, p in agents.items()})
-        broker_config.write_password_file(self.files.password_file, entries)
+        broker_config.write_password_file(
+            self.files.password_file,
+            (user, broker_config.hash_password(password)),
+            {a: broker_config.hash_password(p) for a, p in agents.items()},
+        )
         assert broker_config.reload_broker(pid=self.process.pid)
 
 
