@@ -249,6 +249,8 @@ def write_broker_config(
 
     :param collector_password_hash: ``$7$`` hash of the collector's broker password
     :param agents: ``agent_id -> $7$ hash`` of every approved agent
+    :param pid_file: where the broker writes its pid; a missing folder is created (and given
+        to ``run_as``, since Mosquitto writes the file after dropping privileges)
     :param run_as: the ``user`` Mosquitto drops to when started as root; passwd and acl are
         given to that user (when we are root) so it can read them again on a reload
     :param tls: make the listener TLS (:class:`TlsListener`); default plain TCP
@@ -262,6 +264,8 @@ def write_broker_config(
         password_file=(out_dir / "passwd").resolve(),
         acl_file=(out_dir / "acl").resolve(),
     )
+    if pid_file is not None:
+        _pid_folder(pid_file.parent, owner)
     write_private_file(files.acl_file, render_acl(collector_user), owner=owner)
     write_password_file(
         files.password_file, (collector_user, collector_password_hash), agents or {}, owner=owner
@@ -270,6 +274,16 @@ def write_broker_config(
         render_config(files, port=port, bind=bind, pid_file=pid_file, run_as=run_as, tls=tls)
     )
     return files
+
+
+def _pid_folder(folder: Path, owner: tuple[int, int] | None) -> None:
+    """Create the pid file's folder; one we create is given to the broker's user, because
+    Mosquitto writes its pid file after it has dropped privileges."""
+    if folder.exists():
+        return
+    folder.mkdir(parents=True, mode=0o755)
+    if owner is not None and os.geteuid() == 0:
+        os.chown(folder, *owner)
 
 
 def configured_pid_file(config: Path) -> Path | None:

@@ -176,8 +176,8 @@ def keys_init(ctx: click.Context) -> None:
               help="the user Mosquitto drops to when started as root (Debian: mosquitto); "
                    "passwd and acl are given to it")  # fmt: skip
 @click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="where the broker writes its pid (default: mosquitto.pid in --out); "
-                   "approve and revoke signal the pid found there")  # fmt: skip
+              help="where the broker writes its pid (default: run/mosquitto.pid in --out; a "
+                   "new folder is given to --run-as); approve and revoke signal that pid")  # fmt: skip
 @click.pass_context
 def broker_config(
     ctx: click.Context,
@@ -232,7 +232,7 @@ def broker_config(
         files = broker.write_broker_config(
             out_dir, port=port, bind=bind, collector_user=collector_user,
             collector_password_hash=broker.hash_password(password), agents=agents,
-            pid_file=(pid_file or out_dir / "mosquitto.pid").resolve(), run_as=run_as, tls=tls,
+            pid_file=(pid_file or out_dir / "run" / "mosquitto.pid").resolve(), run_as=run_as, tls=tls,
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         _fail(str(exc))

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
 
 from collector import broker
-from tests.helpers.mosquitto import Broker, running_broker
+from collector.app import close_store, create_app, get_store
+from collector.cli import collector as collector_group
+from collector.mqtt_link import IngestLink, LinkError, LinkRefused, tls_context
+from tests.helpers.mosquitto import (
+    Broker,
+    free_port,
+    mosquitto_process,
+    running_broker,
+    wait_until,
+)
 from tests.helpers.mqtt import MqttProbe
+from tests.helpers.records import make_agent
+from tests.helpers.tls import TestCA
 
 pytestmark = pytest.mark.mosquitto
 
@@ -98,3 +118,181 @@ def test_revoked_agent_cut_off(two_agents: Broker) -> None:
     still = MqttProbe.connect(two_agents.port, "agent-b", "pw-b")
     still.close()
     assert still.connected
+
+
+def _broker_config(runner: FlaskCliRunner, out: Path, port: int, *args: str):  # type: ignore[no-untyped-def]
+    base = ["broker-config", "--out", str(out), "--port", str(port),
+            "--collector-password", "collector-pw"]  # fmt: skip
+    return runner.invoke(collector_group, [*base, *args])
+
+
+@pytest.fixture
+def broker_app(tmp_path: Path, database_url: str) -> Iterator[Flask]:
+    """The collector app with BROKER_DIR in a folder any system user may traverse."""
+    shared = Path(tempfile.mkdtemp(prefix="sg-broker-"))
+    shared.chmod(0o755)
+    application = create_app({
+        "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": database_url, "BROKER_DIR": str(shared / "broker"),
+        "MQTT_PASSWORD": "collector-pw",
+    })  # fmt: skip
+    get_store(application).migrate()
+    yield application
+    close_store(application)
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_approval_reaches_a_broker_that_drops_privileges(broker_app: Flask) -> None:
+    """Started as root with ``user nobody``, Mosquitto re-reads passwd as nobody on SIGHUP:
+    the rewritten file must stay readable by it, and approve must find the broker's pid."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: only a broker started as root drops to its run_as user")
+    runner = broker_app.test_cli_runner()
+    out, port = Path(broker_app.config["BROKER_DIR"]), free_port()
+    pid_file = out / "run" / "mosquitto.pid"  # the default
+    made = _broker_config(runner, out, port, "--run-as", "nobody")
+    assert made.exit_code == 0, made.output
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for written in ("passwd", "acl", "run"):
+        assert (out / written).stat().st_uid == nobody
+    assert "user nobody" in (out / "mosquitto.conf").read_text().splitlines()
+    store = get_store(broker_app)
+    agent = make_agent(store, "agent-p", approve=False)
+    with mosquitto_process(out / "mosquitto.conf", port) as process:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="pid file")
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        assert f"Uid:\t{nobody}" in status  # it really dropped to nobody
+        approved = runner.invoke(collector_group, ["agents", "approve", "agent-p"])
+        assert approved.exit_code == 0, approved.output
+        assert "updated and the broker reloaded" in approved.output
+        assert (out / "passwd").stat().st_uid == nobody
+
+        def agent_in() -> bool:
+            probe = MqttProbe.connect(port, "agent-p", agent.password)
+            probe.close()
+            return probe.connected
+
+        wait_until(agent_in, what="the approved agent to log in")
+        own = MqttProbe.connect(port, "collector", "collector-pw")
+        own.close()
+        assert own.connected  # the collector's login survived the reload
+        log = (out / "mosquitto.log").read_text()
+        assert "Unable to open pwfile" not in log
+
+
+def test_approve_without_a_running_broker_says_how_to_finish(broker_app: Flask) -> None:
+    runner = broker_app.test_cli_runner()
+    out = Path(broker_app.config["BROKER_DIR"])
+    assert _broker_config(runner, out, free_port(), "--run-as", _me()).exit_code == 0
+    make_agent(get_store(broker_app), "agent-q", approve=False)
+    result = runner.invoke(collector_group, ["agents", "approve", "agent-q"])
+    assert result.exit_code == 2
+    assert f"broker password file {out.resolve() / 'passwd'} updated" in result.output
+    assert "the broker was not reloaded (no running broker in pid file" in result.output
+    assert "systemctl reload mosquitto" in result.output
+    assert "agent-q:" in (out / "passwd").read_text()
+
+
+def test_pid_file_goes_where_asked(tmp_path: Path, runner: FlaskCliRunner) -> None:
+    made = _broker_config(runner, tmp_path / "b", 1883, "--pid-file", "/run/mosquitto/sg.pid")
+    assert made.exit_code == 0, made.output
+    conf = (tmp_path / "b" / "mosquitto.conf").read_text().splitlines()
+    assert "pid_file /run/mosquitto/sg.pid" in conf
+    assert broker.configured_pid_file(tmp_path / "b" / "mosquitto.conf") == Path(
+        "/run/mosquitto/sg.pid"
+    )
+    unknown = _broker_config(runner, tmp_path / "c", 1883, "--run-as", "no-such-user-sg")
+    assert unknown.exit_code == 1 and "no system user 'no-such-user-sg'" in unknown.output
+
+
+def test_plain_tcp_on_a_public_address_is_warned(tmp_path: Path, runner: FlaskCliRunner) -> None:
+    public = _broker_config(runner, tmp_path / "a", 1883, "--bind", "0.0.0.0")
+    assert public.exit_code == 0
+    assert "warning: plain-TCP listener on 0.0.0.0:1883" in public.output
+    for bind in ("127.0.0.1", "::1", "localhost"):
+        local = _broker_config(runner, tmp_path / bind, 1883, "--bind", bind)
+        assert local.exit_code == 0 and "warning" not in local.output
+
+
+def test_password_file_keeps_its_owner_group_and_mode(tmp_path: Path) -> None:
+    path = tmp_path / "passwd"
+    broker.write_password_file(path, ("collector", broker.hash_password("c")), {})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.chmod(0o640)
+    if os.geteuid() == 0:
+        os.chown(path, 0, grp.getgrnam("nogroup").gr_gid)
+    before = path.stat()
+    broker.write_password_file(path, ("collector", broker.hash_password("c")), {"a-1": "$7$x"})
+    after = path.stat()
+    assert (after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode)) == (
+        before.st_uid, before.st_gid, 0o640)  # fmt: skip
+    assert after.st_ino != before.st_ino  # replaced atomically, not edited in place
+
+
+def test_broker_refuses_a_packet_over_max_packet_size(two_agents: Broker) -> None:
+    conf = two_agents.files.config.read_text().splitlines()
+    assert f"max_packet_size {broker.MAX_PACKET_SIZE}" in conf
+    collector = MqttProbe.connect(two_agents.port, *two_agents.collector)
+    agent_a = MqttProbe.connect(two_agents.port, "agent-a", "pw-a")
+    try:
+        assert not collector.subscribe("sg/v1/a/+/rec")[0].is_failure
+        agent_a.publish("sg/v1/a/agent-a/rec", b"x" * (broker.MAX_PACKET_SIZE + 1))
+        wait_until(lambda: not agent_a.client.is_connected(), what="the broker to hang up")
+        largest = b"y" * 65536  # the largest record envelope the collector accepts
+        other = MqttProbe.connect(two_agents.port, "agent-b", "pw-b")
+        other.publish("sg/v1/a/agent-b/rec", largest)
+        collector.wait_for(lambda msgs: ("sg/v1/a/agent-b/rec", largest) in msgs)
+        other.close()
+        assert all(len(payload) <= 65536 for _, payload in collector.messages)
+    finally:
+        collector.close()
+        agent_a.close()
+
+
+def test_revoked_agent_with_a_valid_certificate_cannot_connect(
+    tmp_path: Path, runner: FlaskCliRunner
+) -> None:
+    """broker-config --require-certificate: the certificate opens TLS, the password file
+    decides the login, so revoking (rewriting passwd + SIGHUP) shuts the agent out."""
+    ca = TestCA.create(tmp_path / "pki", "test CA")
+    server, agent_cert = ca.issue("broker", server=True), ca.issue("agent-c")
+    out, port = tmp_path / "b", free_port()
+    made = _broker_config(runner, out, port, "--tls-cafile", str(ca.cert), "--tls-certfile",
+                          str(server.cert), "--tls-keyfile", str(server.key),
+                          "--require-certificate", "--run-as", _me())  # fmt: skip
+    assert made.exit_code == 0, made.output
+    files = broker.BrokerFiles(out / "mosquitto.conf", out / "passwd", out / "acl")
+    collector_line = (out / "passwd").read_text().strip().split(":", 1)
+    agent_tls = tls_context(str(ca.cert), str(agent_cert.cert), str(agent_cert.key))
+
+    def connect(password: str | None) -> IngestLink:
+        link = IngestLink("127.0.0.1", port, client_id="agent-c", username="agent-c",
+                          password=password, filters=["sg/v1/a/agent-c/ack"], tls=agent_tls)  # fmt: skip
+        link.connect(5)
+        return link
+
+    with mosquitto_process(files.config, port) as process:
+        broker.write_password_file(files.password_file, (collector_line[0], collector_line[1]),
+                                   {"agent-c": broker.hash_password("pw-c")})  # fmt: skip
+        assert broker.reload_broker(pid=process.pid)
+        wait_until(lambda: _login(connect, "pw-c") == "in", what="the approved agent")
+        with pytest.raises(LinkRefused):
+            connect(None)  # a certificate alone is no login
+        broker.write_password_file(files.password_file, (collector_line[0], collector_line[1]), {})
+        assert broker.reload_broker(pid=process.pid)
+        wait_until(lambda: _login(connect, "pw-c") == "refused", what="the revoked agent refused")
+
+
+def _login(connect, password: str) -> str:  # type: ignore[no-untyped-def]
+    """``in``, ``refused`` (the broker said no) or ``unreachable`` (a reload may be under way)."""
+    try:
+        connect(password).close()
+    except LinkRefused:
+        return "refused"
+    except LinkError:
+        return "unreachable"
+    return "in"
+
+
+def _me() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
+from collector import broker, enrollment
 from collector.app import get_store
 from collector.cli import collector
 from collector.enrollment import rotation_message
 from collector.ingest import IncomingMessage, Keyring, ingest_batch
-from tests.helpers.records import TestAgent, batch
+from collector.keys import init_keys
+from protocol.enroll_token import key_fingerprint, token_fingerprint
+from tests.helpers.records import TestAgent, batch, make_agent
 
 
 def _raw(key: Ed25519PrivateKey) -> bytes:
@@ -46,11 +51,14 @@ def test_enroll_approve_list_revoke(client: FlaskClient, runner: FlaskCliRunner)
     assert len(base64.b64decode(body["collector_public_key"])) == 32
     again = _enroll(client, token, Ed25519PrivateKey.generate(), "agent-b")
     assert again.status_code == 400 and "already used" in again.get_json()["error"]
-    assert runner.invoke(collector, ["agents", "approve", "agent-a"]).exit_code == 0
+    approved = runner.invoke(collector, ["agents", "approve", "agent-a"])
+    assert approved.exit_code == 2  # no broker-config output: stored, broker not updated
+    assert "approved agent-a in the database only" in approved.output
+    assert "broker-config --out DIR" in approved.output
     listed = json.loads(runner.invoke(collector, ["agents", "list", "--json"]).output)
     assert [(r["agent_id"], r["status"]) for r in listed] == [("agent-a", "approved")]
     assert client.get("/api/v1/agents/agent-a/status").get_json()["status"] == "approved"
-    assert runner.invoke(collector, ["agents", "revoke", "agent-a"]).exit_code == 0
+    assert runner.invoke(collector, ["agents", "revoke", "agent-a"]).exit_code == 2
     assert client.get("/api/v1/agents/agent-a/status").get_json()["status"] == "revoked"
     missing = runner.invoke(collector, ["agents", "approve", "nobody"])
     assert missing.exit_code == 1 and "no agent" in missing.output
@@ -98,3 +106,40 @@ def test_rotation_needs_the_previous_key(
     )  # fmt: skip
     # records the old key signed before rotating (still in the outbox) remain valid
     assert [a.status for _, a in acks] == ["accepted", "accepted"]
+
+
+def test_collector_broker_user_name_is_reserved(app: Flask, client: FlaskClient) -> None:
+    app.config["MQTT_USERNAME"] = "ingest-svc"
+    store = get_store(app)
+    for name in ("ingest-svc", "collector"):
+        token = enrollment.issue_token(store, "M100", ttl_s=600)
+        answer = _enroll(client, token, Ed25519PrivateKey.generate(), name)
+        assert answer.status_code == 400 and "reserved" in answer.get_json()["error"]
+    assert store.query("SELECT agent_id FROM agents") == []
+
+
+def test_password_file_never_lets_an_agent_shadow_the_collector(tmp_path: Path, app: Flask) -> None:
+    """An approved agent stored under the collector's user name (e.g. enrolled before the
+    name was reserved) is left out; the collector's own line survives the rewrite."""
+    store = get_store(app)
+    files = broker.write_broker_config(
+        tmp_path / "b", collector_user="ingest-svc",
+        collector_password_hash=broker.hash_password("collector-pw"),
+    )  # fmt: skip
+    make_agent(store, "agent-a")
+    thief = make_agent(store, "ingest-svc")  # enrolled while the collector used another name
+    update = enrollment.sync_broker_passwords(
+        store, files.password_file, collector_user="ingest-svc"
+    )
+    lines = dict(line.split(":", 1) for line in files.password_file.read_text().splitlines())
+    assert sorted(lines) == ["agent-a", "ingest-svc"] and update.written
+    assert broker.verify_password("collector-pw", lines["ingest-svc"])
+    assert not broker.verify_password(thief.password, lines["ingest-svc"])
+    with pytest.raises(ValueError, match="collector's broker user name"):
+        broker.write_password_file(files.password_file, ("c", "$7$x"), {"c": "$7$y"})
+
+
+def test_cli_token_names_the_collectors_sealing_key(app: Flask, runner: FlaskCliRunner) -> None:
+    token = _token(runner)
+    keys, _ = init_keys(Path(app.config["KEYS_DIR"]))
+    assert token_fingerprint(token) == key_fingerprint(keys.sealing_public)

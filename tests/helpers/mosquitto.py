@@ -97,13 +97,25 @@ def running_broker(
         run_as=pwd.getpwuid(os.geteuid()).pw_name,  # keep our uid: passwd is 0600
         tls=tls,
     )
-    log = (directory / "mosquitto.log").open("wb")
-    process = subprocess.Popen([binary, "-c", str(files.config)], stdout=log, stderr=log)
+    with mosquitto_process(files.config, port) as process:
+        yield Broker(port=port, files=files, process=process, collector=collector, agents=agents)
+
+
+@contextmanager
+def mosquitto_process(config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``mosquitto -c config`` until the block ends; its log is ``mosquitto.log`` beside
+    the config. Skips if the binary is missing; fails with the log if it does not listen."""
+    binary = broker_config.mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto binary not installed (Debian: apt-get install mosquitto)")
+    log_path = config.parent / "mosquitto.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log)
     try:
         wait_until(lambda: _accepts(port) or process.poll() is not None, what="mosquitto")
         if process.poll() is not None:
-            raise AssertionError((directory / "mosquitto.log").read_text())
-        yield Broker(port=port, files=files, process=process, collector=collector, agents=agents)
+            raise AssertionError(log_path.read_text())
+        yield process
     finally:
         process.terminate()
         try:
