@@ -6,6 +6,7 @@ import grp
 import os
 import pwd
 import shutil
+import socket
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -160,6 +161,9 @@ def test_approval_reaches_a_broker_that_drops_privileges(broker_app: Flask) -> N
     agent = make_agent(store, "agent-p", approve=False)
     with mosquitto_process(out / "mosquitto.conf", port) as process:
         wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="pid file")
+        own = MqttProbe.connect(port, "collector", "collector-pw")  # ready for SIGHUP
+        own.close()
+        assert own.connected
         status = Path(f"/proc/{process.pid}/status").read_text()
         assert f"Uid:\t{nobody}" in status  # it really dropped to nobody
         approved = runner.invoke(collector_group, ["agents", "approve", "agent-p"])
@@ -229,24 +233,47 @@ def test_password_file_keeps_its_owner_group_and_mode(tmp_path: Path) -> None:
     assert after.st_ino != before.st_ino  # replaced atomically, not edited in place
 
 
+def _frame(first: int, body: bytes) -> bytes:
+    size, length = len(body), b""
+    while True:
+        size, digit = divmod(size, 128)
+        length += bytes([digit | (0x80 if size else 0)])
+        if not size:
+            return bytes([first]) + length + body
+
+
+def _text(value: str) -> bytes:
+    return len(value.encode()).to_bytes(2, "big") + value.encode()
+
+
+def _raw_publish_is_cut_off(port: int, user: str, password: str, size: int) -> bool:
+    """Log in over a bare socket (MQTT 3.1.1), publish ``size`` bytes at QoS 0, and say whether
+    the broker hung up on us."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        connect = _text("MQTT") + b"\x04\xc2\x00\x3c" + _text(f"raw-{user}") + _text(user)
+        sock.sendall(_frame(0x10, connect + _text(password)))
+        assert sock.recv(4) == b"\x20\x02\x00\x00"  # CONNACK accepted
+        try:
+            sock.sendall(_frame(0x30, _text(f"sg/v1/a/{user}/rec") + b"x" * size))
+            sock.sendall(_frame(0xC0, b""))  # PINGREQ: an open link answers PINGRESP
+            return sock.recv(2) != b"\xd0\x00"
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+
 def test_broker_refuses_a_packet_over_max_packet_size(two_agents: Broker) -> None:
     conf = two_agents.files.config.read_text().splitlines()
     assert f"max_packet_size {broker.MAX_PACKET_SIZE}" in conf
     collector = MqttProbe.connect(two_agents.port, *two_agents.collector)
-    agent_a = MqttProbe.connect(two_agents.port, "agent-a", "pw-a")
     try:
         assert not collector.subscribe("sg/v1/a/+/rec")[0].is_failure
-        agent_a.publish("sg/v1/a/agent-a/rec", b"x" * (broker.MAX_PACKET_SIZE + 1))
-        wait_until(lambda: not agent_a.client.is_connected(), what="the broker to hang up")
-        largest = b"y" * 65536  # the largest record envelope the collector accepts
-        other = MqttProbe.connect(two_agents.port, "agent-b", "pw-b")
-        other.publish("sg/v1/a/agent-b/rec", largest)
-        collector.wait_for(lambda msgs: ("sg/v1/a/agent-b/rec", largest) in msgs)
-        other.close()
-        assert all(len(payload) <= 65536 for _, payload in collector.messages)
+        assert _raw_publish_is_cut_off(two_agents.port, "agent-a", "pw-a", broker.MAX_PACKET_SIZE)
+        largest = 65536  # the largest record envelope the collector accepts
+        assert not _raw_publish_is_cut_off(two_agents.port, "agent-b", "pw-b", largest)
+        collector.wait_for(lambda msgs: any(t == "sg/v1/a/agent-b/rec" for t, _ in msgs))
+        assert [(t, len(p)) for t, p in collector.messages] == [("sg/v1/a/agent-b/rec", largest)]
     finally:
         collector.close()
-        agent_a.close()
 
 
 def test_revoked_agent_with_a_valid_certificate_cannot_connect(
@@ -271,10 +298,10 @@ def test_revoked_agent_with_a_valid_certificate_cannot_connect(
         link.connect(5)
         return link
 
+    broker.write_password_file(files.password_file, (collector_line[0], collector_line[1]),
+                               {"agent-c": broker.hash_password("pw-c")})  # fmt: skip
     with mosquitto_process(files.config, port) as process:
-        broker.write_password_file(files.password_file, (collector_line[0], collector_line[1]),
-                                   {"agent-c": broker.hash_password("pw-c")})  # fmt: skip
-        assert broker.reload_broker(pid=process.pid)
+        # a login first: Mosquitto listens before it handles SIGHUP
         wait_until(lambda: _login(connect, "pw-c") == "in", what="the approved agent")
         with pytest.raises(LinkRefused):
             connect(None)  # a certificate alone is no login
