@@ -62,7 +62,7 @@ _PROP_FOUR = {0x02, 0x11, 0x18, 0x27}
 _PROP_VARINT = {0x0B}
 _PROP_STRING = {0x03, 0x08, 0x12, 0x15, 0x1A, 0x1C, 0x1F, 0x09, 0x16}  # strings and binary
 _PROP_PAIR = {0x26}
-RECEIVE_MAXIMUM, REASON_STRING = 0x21, 0x1F
+RECEIVE_MAXIMUM, REASON_STRING, MAXIMUM_PACKET_SIZE = 0x21, 0x1F, 0x27
 
 #: v5 CONNACK reason codes (§3.2.2.2) and v3.1.1 return codes (3.1.1 §3.2.2.3) we explain.
 CONNACK_REASONS = {
@@ -198,6 +198,11 @@ class IngestLink:
         :func:`tls_context`); the broker's certificate must name ``host``
     :param receive_maximum: at most this many unacknowledged QoS 1 messages in flight to us
         (v5 Receive Maximum); None leaves it to the broker's ``max_inflight_messages``
+    :param max_packet: the largest packet we take. On v5 it is sent as Maximum Packet Size
+        (§3.1.2.11.4), so the broker discards a larger message for us instead of sending it;
+        otherwise a resumed session would redeliver it on every reconnect and the link would
+        never come back. On 3.1.1 a larger packet drops the connection, and the clean session
+        forgets it.
     """
 
     def __init__(
@@ -214,8 +219,10 @@ class IngestLink:
         keepalive_s: int = 30,
         receive_maximum: int | None = None,
         tls: ssl.SSLContext | None = None,
+        max_packet: int = MAX_PACKET,
     ) -> None:
         self.host, self.port = host, port
+        self.max_packet = max_packet
         self.tls = tls
         self.client_id, self.filters = client_id, list(filters)
         self.username, self.password = username, password
@@ -298,6 +305,7 @@ class IngestLink:
                 props += struct.pack("!BH", RECEIVE_MAXIMUM, self.receive_maximum)
             if self.session_expiry_s:
                 props += struct.pack("!BI", 0x11, self.session_expiry_s)
+            props += struct.pack("!BI", MAXIMUM_PACKET_SIZE, self.max_packet)
             head += _varint(len(props)) + props
         payload = _string(self.client_id)
         if self.username:
@@ -479,8 +487,8 @@ class IngestLink:
                 size, body_at = _read_varint(buf, pos + 1, end)
                 if size < 0:
                     break
-                if size > MAX_PACKET:
-                    raise LinkError(f"MQTT packet of {size} bytes exceeds {MAX_PACKET}")
+                if size > self.max_packet:
+                    raise LinkError(f"MQTT packet of {size} bytes exceeds {self.max_packet}")
             stop = body_at + size
             if stop > end:
                 break

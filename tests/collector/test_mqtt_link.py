@@ -154,6 +154,30 @@ def test_unacked_messages_come_back_and_acked_ones_do_not(tmp_path: Path, v5: bo
 
 
 @pytest.mark.mosquitto
+def test_an_oversized_message_does_not_take_a_resumed_session_down(tmp_path: Path) -> None:
+    """A message above the link's limit waits in the worker's persistent session; the link
+    must still reconnect, resume and receive what comes after it."""
+    with running_broker(tmp_path / "b", agents={"agent-a": "pw-a"}) as running:
+        link = IngestLink("127.0.0.1", running.port, client_id="sg-ingest-big",
+                          filters=[SHARED_INGEST_FILTER], username="collector",
+                          password=running.collector[1], session_expiry_s=300,
+                          max_packet=70_000)  # fmt: skip
+        link.connect(5)
+        link.close()  # away; the broker keeps the session and queues for it
+        agent = MqttProbe.connect(running.port, "agent-a", "pw-a")
+        try:
+            agent.publish(rec_topic("agent-a"), b"x" * 100_000)  # under the broker's limit
+            agent.publish(rec_topic("agent-a"), b"after")
+            link.connect(5)
+            received = _receive_until(link, 1)
+            assert [m.payload for m in received] == [b"after"]
+            assert link.connected and link.last_error is None
+        finally:
+            agent.close()
+            link.close()
+
+
+@pytest.mark.mosquitto
 def test_link_reconnects_after_a_broker_restart(tmp_path: Path) -> None:
     with running_broker(tmp_path / "b", agents={"agent-a": "pw-a"}) as running:
         link = _collector_link(running.port, running.collector[1], keepalive_s=2)
