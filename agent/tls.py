@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 ``mqtts://`` brokers are verified against ``[broker] ca_file`` (empty: the system CAs), with
 hostname checking on (the certificate must name the host or IP address in the URL). A client
-certificate (``cert_file``/``key_file``) is presented when configured; the broker may then take
-the MQTT username from it (Mosquitto ``use_identity_as_username``: CN = ``agent_id``).
+certificate (``cert_file``/``key_file``) is presented when configured; the username and
+password from enrollment still log in (the broker's password file decides who connects).
 
 Failures surface in three places, and each gets a message that says what to fix:
 
