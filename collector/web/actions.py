@@ -154,6 +154,9 @@ def set_agent_status(
 ) -> dict[str, Any]:
     """Approve (``approved``) or revoke (``revoked``) an agent and refresh the broker logins.
 
+    The answer's ``broker`` says whether the password file was written and the broker reloaded,
+    and, when not, what is missing and how to finish.
+
     :raises ActionError: no such agent (404), approving a revoked agent (409)
     """
     before = _agent(store, agent_id)
@@ -161,8 +164,9 @@ def set_agent_status(
         raise ActionError(f"agent {agent_id} is revoked; it must enroll again")
     change = enrollment.approve if status == "approved" else enrollment.revoke
     change(store, agent_id, actor=actor)  # writes the audit line (before/after) with the change
-    enrollment.update_broker(store, app.config)
-    return _agent(store, agent_id)
+    update = enrollment.update_broker(store, app.config)
+    broker = {"written": update.written, "reloaded": update.reloaded, "missing": update.missing}
+    return {**_agent(store, agent_id), "broker": broker}
 
 
 def upload_statement(

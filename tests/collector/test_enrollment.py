@@ -143,3 +143,14 @@ def test_cli_token_names_the_collectors_sealing_key(app: Flask, runner: FlaskCli
     token = _token(runner)
     keys, _ = init_keys(Path(app.config["KEYS_DIR"]))
     assert token_fingerprint(token) == key_fingerprint(keys.sealing_public)
+
+
+def test_dashboard_approval_reports_the_broker_step(app: Flask) -> None:
+    from collector.web.actions import set_agent_status
+
+    store = get_store(app)
+    make_agent(store, "agent-w", approve=False)
+    answer = set_agent_status(app, store, "agent-w", "approved", actor="alice")
+    assert answer["status"] == "approved"
+    assert answer["broker"]["written"] is False and answer["broker"]["reloaded"] is False
+    assert "broker-config --out DIR" in answer["broker"]["missing"]
