@@ -8,6 +8,7 @@ Errors print one line and exit 1.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,10 @@ def broker_config(
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     click.echo(f"wrote {files.config}, {files.acl_file}, {files.password_file}")
+    if run_as and os.geteuid() != 0 and broker.owner_of(run_as)[0] != os.geteuid():
+        click.echo(f"warning: not root, so passwd and acl stay yours; the broker's user {run_as} "
+                   f"must be able to read them (as root: chown {run_as} {files.password_file} "
+                   f"{files.acl_file})", err=True)  # fmt: skip
     if tls is None and not is_loopback(bind):
         click.echo(f"warning: plain-TCP listener on {bind}:{port}: broker passwords and records "
                    "cross the network unencrypted; use --tls-cafile/--tls-certfile/--tls-keyfile "

@@ -323,3 +323,13 @@ def _login(connect, password: str) -> str:  # type: ignore[no-untyped-def]
 
 def _me() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_run_as_without_root_says_who_must_read_passwd(
+    tmp_path: Path, runner: FlaskCliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)  # not root, and not nobody
+    made = _broker_config(runner, tmp_path / "b", 1883, "--run-as", "nobody")
+    assert made.exit_code == 0, made.output
+    assert "warning: not root, so passwd and acl stay yours" in made.output
+    assert f"chown nobody {(tmp_path / 'b' / 'passwd').resolve()}" in made.output
