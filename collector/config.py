@@ -25,7 +25,8 @@ DEFAULTS: dict[str, Any] = {
     # Collector key pair (sealed card numbers) and HMAC key: directory, files mode 0600.
     "KEYS_DIR": None,
     # Where `broker-config` writes mosquitto.conf, passwd and acl; approve/revoke rewrite the
-    # password file there and SIGHUP the broker whose pid is in BROKER_PID_FILE (if set).
+    # password file there and SIGHUP the broker whose pid is in BROKER_PID_FILE (if unset: the
+    # pid_file named in BROKER_DIR/mosquitto.conf).
     "BROKER_DIR": None,
     "BROKER_PID_FILE": None,
     "MQTT_HOST": "127.0.0.1",
