@@ -21,8 +21,8 @@ agent can take the collector's rights. With client certificates the broker still
 user name and password, so revocation (a password-file rewrite) works in that mode too; the
 certificate-CN-as-user-name mode has no revocation without a CRL and is not offered.
 
-``max_packet_size`` caps every packet a client may send: :data:`MAX_PACKET_SIZE` is sized for
-the largest record an agent sends (see docs/deploy.md), and the broker disconnects a client
+``max_packet_size`` caps every packet: :data:`MAX_PACKET_SIZE` is sized for the largest
+payload on our topics, an ack message (see docs/deploy.md); the broker disconnects a client
 that sends more.
 """
 
@@ -190,8 +190,10 @@ def password_lines(collector_user: str, collector_hash: str, agents: dict[str, s
 def write_private_file(path: Path, text: str, *, owner: tuple[int, int] | None = None) -> None:
     """Atomically replace ``path``; the new file keeps the old one's owner, group and mode.
 
-    A new file is mode 0600 owned by ``owner`` (else by us). Only root can give a file away;
-    then an ``owner`` wins over the old file's. Group and world write bits are never kept.
+    A new file is mode 0600 owned by ``owner`` (else by us); an ``owner`` wins over the old
+    file's. Group write and every world bit are dropped. Only root can give a file to another
+    user; anyone else keeps at least the group when it is a member (e.g. a ``root:mosquitto``
+    0640 file rewritten by a collector user in group ``mosquitto``).
 
     :param owner: ``(uid, gid)`` the broker runs as (``run_as``), or ``None``
     """
@@ -206,14 +208,24 @@ def write_private_file(path: Path, text: str, *, owner: tuple[int, int] | None =
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w") as handle:
-            if owner is not None and os.geteuid() == 0:
-                os.fchown(handle.fileno(), *owner)
+            if owner is not None:
+                _give(handle.fileno(), *owner)
             os.fchmod(handle.fileno(), mode | 0o600)
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _give(fd: int, uid: int, gid: int) -> None:
+    try:
+        os.fchown(fd, uid, gid)
+    except PermissionError:
+        try:
+            os.fchown(fd, -1, gid)
+        except PermissionError:
+            pass
 
 
 def write_password_file(

@@ -333,3 +333,35 @@ def test_run_as_without_root_says_who_must_read_passwd(
     assert made.exit_code == 0, made.output
     assert "warning: not root, so passwd and acl stay yours" in made.output
     assert f"chown nobody {(tmp_path / 'b' / 'passwd').resolve()}" in made.output
+
+
+def test_a_rewrite_by_a_group_member_keeps_the_brokers_group(tmp_path: Path) -> None:
+    """A collector that is not root cannot keep the file's owner, but keeps its group, so a
+    ``root:<broker group>`` 0640 password file stays readable by the broker."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the test runs the rewrite as nobody in group daemon")
+    shared = Path(tempfile.mkdtemp(prefix="sg-passwd-"))
+    try:
+        shared.chmod(0o777)
+        path = shared / "passwd"
+        broker.write_password_file(path, ("collector", broker.hash_password("c")), {})
+        nogroup, daemon = grp.getgrnam("nogroup").gr_gid, grp.getgrnam("daemon").gr_gid
+        os.chown(path, 0, daemon)  # daemon stands for the broker's group
+        path.chmod(0o640)
+        child = os.fork()
+        if child == 0:  # the child drops to nobody:nogroup, member of daemon, and rewrites
+            status = 1
+            try:
+                os.setgroups([daemon])
+                os.setgid(nogroup)
+                os.setuid(pwd.getpwnam("nobody").pw_uid)
+                broker.write_password_file(path, ("collector", "$7$x"), {})
+                status = 0
+            finally:
+                os._exit(status)
+        assert os.waitpid(child, 0)[1] == 0
+        after = path.stat()
+        assert (after.st_gid, stat.S_IMODE(after.st_mode)) == (daemon, 0o640)
+        assert path.read_text() == "collector:$7$x\n"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
