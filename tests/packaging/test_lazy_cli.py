@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-COLLECTOR_SIDE = (
-    "collector",
+COLLECTOR_LIBRARIES = (
     "flask",
     "werkzeug",
     "psycopg",
@@ -34,7 +33,7 @@ try:
     main(sys.argv[1:], prog_name="settleguard")
 except SystemExit as exit:
     code = exit.code
-print("\\nMODULES " + json.dumps(sorted({m.split('.')[0] for m in sys.modules})))
+print("\\nMODULES " + json.dumps(sorted(sys.modules)))
 sys.exit(code)
 """
 
@@ -60,6 +59,15 @@ def _imported(
     return done.returncode, done.stdout + done.stderr, set(json.loads(modules_line[-1][8:]))
 
 
+def _collector_side(modules: set[str]) -> list[str]:
+    """The imported modules that belong to the collector or to its libraries."""
+    return sorted(
+        name
+        for name in modules
+        if name.split(".")[0] in COLLECTOR_LIBRARIES or "collector" in name.split(".")[:2]
+    )
+
+
 @pytest.mark.parametrize(
     "args",
     [["--help"], ["agent", "--help"], ["agent", "status", "--json"], ["sim", "--help"]],
@@ -68,17 +76,20 @@ def _imported(
 def test_agent_side_commands_never_import_the_collector(args: list[str], tmp_path: Path) -> None:
     code, output, modules = _imported(args, tmp_path)
     assert code == 0, output
-    assert not modules & set(COLLECTOR_SIDE), sorted(modules & set(COLLECTOR_SIDE))
+    assert not _collector_side(modules), _collector_side(modules)
 
 
 def test_the_collector_group_loads_when_asked(tmp_path: Path) -> None:
     code, output, modules = _imported(["collector", "--help"], tmp_path)
     assert code == 0, output
-    assert {"collector", "flask"} <= modules
+    assert "flask" in modules
+    assert any(name.endswith("collector.cli") for name in modules)
 
 
 def test_agent_commands_work_without_the_collector_libraries(tmp_path: Path) -> None:
-    code, output, _ = _imported(["agent", "status", "--json"], tmp_path, blocked=COLLECTOR_SIDE[1:])
+    code, output, _ = _imported(
+        ["agent", "status", "--json"], tmp_path, blocked=COLLECTOR_LIBRARIES
+    )
     assert code == 0, output
     assert json.loads(output.split("\nMODULES ")[0])["outbox"]["pending"] == 0
 
