@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# In the order of the pipeline: agent -> ingest -> reconciliation -> dashboard -> whole system.
+# In the order of the pipeline: agent install -> agent -> ingest -> reconciliation -> dashboard -> whole system.
 ORDER = (
+    "agent_footprint",
     "agent_backlog",
     "envelope_parse",
     "ingest_stages",

@@ -1,33 +1,85 @@
-"""The ``settleguard`` command: one entry point for agent, collector, simulator and demo."""
+"""The ``settleguard`` command: one entry point for agent, collector, simulator and demo.
+
+Each group is imported only when it runs, so ``settleguard agent …`` on a box with just the
+``[agent]`` extra never loads Flask, psycopg or anything of the collector, and ``--help`` stays
+quick. The lazy loading follows click's documented ``LazyGroup`` pattern.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from settleguard import __version__
 
+# command name -> (module, attribute, the extra that installs what it needs, one-line help)
+GROUPS: dict[str, tuple[str, str, str, str]] = {
+    "agent": ("agent.cli", "agent", "agent", "The agent beside a POS terminal: read, close, sync."),
+    "collector": (
+        "collector.cli",
+        "collector",
+        "collector",
+        "The collector: ingest, import, reconcile, alert, serve.",
+    ),
+    "sim": (
+        "simulator.cli",
+        "sim",
+        "agent",
+        "Simulated POS terminals on pseudo-terminals, for tests and demos.",
+    ),
+    "demo": (
+        "settleguard.demo",
+        "demo",
+        "demo",
+        "The whole system on embedded defaults, with a dashboard at the end.",
+    ),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class MissingExtra(click.ClickException):
+    """A command group whose optional dependencies are not installed."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class LazyGroup(click.Group):
+    """A group that imports each subcommand's module the first time it is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(GROUPS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in GROUPS:
+            return None
+        module_name, attribute, extra, _ = GROUPS[cmd_name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").split(".")[0]
+            if top in {"agent", "collector", "simulator", "settleguard"}:
+                raise
+            raise MissingExtra(
+                f"'settleguard {cmd_name}' needs the {extra} extra ({exc.name} is not installed): "
+                f"pip install 'settleguard[{extra}]'"
+            ) from exc
+        command: click.Command = getattr(module, attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing the groups must not import them: the short help comes from GROUPS.
+        rows = [(name, GROUPS[name][3]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="settleguard")
 def main() -> None:
     """settleguard: catch POS settlement money that never arrived."""
-
-
-def _register() -> None:
-    from agent.cli import agent
-    from simulator.cli import sim
-
-    main.add_command(agent)
-    main.add_command(sim)
-    from collector.cli import collector
-
-    main.add_command(collector)
-    from settleguard.demo import demo
-
-    main.add_command(demo)
-
-
-_register()
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m settleguard.cli`
