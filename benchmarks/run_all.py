@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = (
     "agent_footprint",
     "agent_backlog",
+    "agent_idle",
     "envelope_parse",
     "ingest_stages",
     "ingest",

@@ -1,12 +1,13 @@
-"""``settleguard agent run`` as a real process: connects, idles at near-zero CPU, stops on SIGTERM."""
+"""``settleguard agent run`` as a real process: connects, syncs, stops on SIGTERM.
+
+Its CPU use while idle is a figure of ``benchmarks/agent_idle.py``, not a timed test.
+"""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from agent.config import AgentConfig
@@ -21,12 +22,7 @@ from tests.helpers.mosquitto import Broker, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def test_run_syncs_idles_quietly_and_stops_on_sigterm(
+def test_run_syncs_and_stops_on_sigterm(
     home: AgentHome, key: AgentKey, broker: Broker, ack_double: AckDouble
 ) -> None:
     home.config_path.write_text(
@@ -51,11 +47,6 @@ def test_run_syncs_idles_quietly_and_stops_on_sigterm(
         config = AgentConfig()
         wait_until(lambda: ack_double.accepted[(key.agent_id, 1)] == 1, 20, what="record acked")
         wait_until(lambda: status(home, config)["broker"]["link_state"] == "connected")
-        # Measure CPU over a fixed window while idle (a measurement, not a wait for an event).
-        before, started = cpu_seconds(process.pid), time.monotonic()
-        time.sleep(3)
-        used = cpu_seconds(process.pid) - before
-        assert used / (time.monotonic() - started) < 0.05, f"{used:.2f} s CPU in 3 s idle"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
