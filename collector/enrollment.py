@@ -113,10 +113,14 @@ def enroll(
     password = broker.new_password()
     now_iso = _iso(now or utc_now())
     with store.transaction() as tx:
+        # Burn the token in the statement that reads it: of two enrollments racing for one
+        # token, the second UPDATE waits for the first to commit, then finds used_at set and
+        # changes nothing (PostgreSQL re-checks the WHERE on the row it waited for; SQLite
+        # runs one write transaction at a time). A refusal below rolls the burn back.
         token_row = tx.query_one(
-            "SELECT merchant_id FROM enrollment_tokens WHERE token_hash = ? AND used_at IS NULL"
-            " AND expires_at > ?",
-            (_token_hash(token), now_iso),
+            "UPDATE enrollment_tokens SET used_at = ?, agent_id = ? WHERE token_hash = ?"
+            " AND used_at IS NULL AND expires_at > ? RETURNING merchant_id",
+            (now_iso, agent_id, _token_hash(token), now_iso),
         )
         if token_row is None:
             raise EnrollmentError("enrollment token unknown, already used or expired")
@@ -124,10 +128,6 @@ def enroll(
             raise EnrollmentError(f"agent id {agent_id!r} is already enrolled")
         if tx.query_one("SELECT 1 AS x FROM agent_keys WHERE key_id = ?", (key_id,)):
             raise EnrollmentError("this public key is already enrolled")
-        tx.execute(
-            "UPDATE enrollment_tokens SET used_at = ?, agent_id = ? WHERE token_hash = ?",
-            (now_iso, agent_id, _token_hash(token)),
-        )
         merchant_id = token_row["merchant_id"]
         tx.execute(
             "INSERT INTO agents (agent_id, merchant_id, status, key_id, public_key,"
