@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector import broker
 from collector.store import Row, Store
+from protocol.ed25519 import public_key_problem
 from protocol.envelope import AGENT_ID_RE, key_id_for
 
 ROTATION_DOMAIN = b"settleguard/v1 rotate\n"
@@ -89,6 +90,9 @@ def _load_public_key(public_key: bytes) -> None:
         Ed25519PublicKey.from_public_bytes(public_key)
     except ValueError as exc:
         raise EnrollmentError("public key must be a raw 32-byte Ed25519 key") from exc
+    problem = public_key_problem(public_key)
+    if problem is not None:
+        raise EnrollmentError(f"public key refused: {problem}")
 
 
 def enroll(
