@@ -98,6 +98,7 @@ def rotate(agent_id: str) -> ResponseReturnValue:
             agent_id,
             _b64_field(payload, "public_key"),
             _b64_field(payload, "signature"),
+            grace_s=int(current_app.config["RETIRED_KEY_GRACE_S"]),
         )
     except enrollment.EnrollmentError as exc:
         return _error(str(exc))

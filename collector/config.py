@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import Flask
 
+from collector.enrollment import DEFAULT_RETIRED_KEY_GRACE_S
+
 INSTANCE_FILE = "collector.toml"
 
 DEFAULTS: dict[str, Any] = {
@@ -48,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     # flight to it. None: 6 x INGEST_BATCH_SIZE, so a batch is always waiting in the socket.
     "INGEST_RECEIVE_MAXIMUM": None,
     "ENROLL_TOKEN_TTL_S": 7 * 24 * 3600,
+    # After a key rotation the retired key still signs records beyond the last seq seen under
+    # it for this long (the agent's outbox may hold some); `agents revoke-key` ends it at once.
+    "RETIRED_KEY_GRACE_S": DEFAULT_RETIRED_KEY_GRACE_S,
 }
 
 

@@ -362,6 +362,16 @@ _V5 = (
 # ingest store stage. content_sha256 (the natural-key comparison) stays.
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 
+# Version 7: a retired agent key signs only what it could have signed before the rotation.
+# max_seq is the agent's last seq the collector had seen when the key was retired; after
+# grace_until (or once an operator revokes the key, revoked_at) the key verifies no record with
+# a higher seq (collector/ingest.py, Keyring).
+_V7 = (
+    "ALTER TABLE agent_keys ADD COLUMN max_seq {int}",
+    "ALTER TABLE agent_keys ADD COLUMN grace_until TEXT",
+    "ALTER TABLE agent_keys ADD COLUMN revoked_at TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -369,6 +379,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
     Migration(6, "batch summaries without the copy of the body", _V6),
+    Migration(7, "retired agent keys: seq ceiling, grace period, revocation", _V7),
 )
 
 

@@ -165,6 +165,29 @@ def set_agent_status(
     return _agent(store, agent_id)
 
 
+#: The agent actions of the dashboard and the API, by the name in their URL.
+AGENT_ACTIONS = ("approve", "revoke", "revoke-keys")
+
+
+def agent_action(
+    app: Flask, store: Store, agent_id: str, action: str, *, actor: str
+) -> dict[str, Any]:
+    """Run one of :data:`AGENT_ACTIONS` on an agent.
+
+    ``revoke-keys`` ends the grace period of the agent's retired keys
+    (:func:`collector.enrollment.revoke_retired_keys`): after a rotation away from a leaked key
+    the old key signs nothing beyond the last seq the collector had seen at the rotation.
+
+    :raises ActionError: no such agent (404), approving a revoked agent (409)
+    """
+    if action != "revoke-keys":
+        status = "approved" if action == "approve" else "revoked"
+        return set_agent_status(app, store, agent_id, status, actor=actor)
+    after = _agent(store, agent_id)
+    after["revoked_keys"] = enrollment.revoke_retired_keys(store, agent_id, actor=actor)
+    return after
+
+
 def _sync_broker(app: Flask, store: Store) -> None:
     password_file = Path(app.config["BROKER_DIR"]) / "passwd"
     if password_file.exists():
