@@ -216,7 +216,7 @@ def upload_statement(
     :raises ActionError: the collector has no keys yet (500)
     """
     try:
-        keys = load_keys(Path(app.config["KEYS_DIR"]))
+        keys = load_keys(Path(app.config["KEYS_DIR"]), sealing_private=False)
     except KeyFileError as exc:
         raise ActionError(
             f"collector keys missing ({exc}); run 'settleguard collector keys init'", 500
