@@ -108,7 +108,6 @@ def _seq_limit(row: dict[str, object], now_iso: str) -> int | None:
     if row["revoked_at"] is None and isinstance(grace, str) and grace > now_iso:
         return None
     ceiling = row["max_seq"]
-    # a key retired before seq ceilings existed has none: it signed what the agent sent so far
     return int(ceiling) if isinstance(ceiling, int) else 0
 
 

@@ -370,6 +370,9 @@ _V7 = (
     "ALTER TABLE agent_keys ADD COLUMN max_seq {int}",
     "ALTER TABLE agent_keys ADD COLUMN grace_until TEXT",
     "ALTER TABLE agent_keys ADD COLUMN revoked_at TEXT",
+    # keys retired before this version: capped at what the collector has from the agent now
+    "UPDATE agent_keys SET max_seq = (SELECT COALESCE(a.last_seq, 0) FROM agents a"
+    " WHERE a.agent_id = agent_keys.agent_id) WHERE status = 'retired'",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -147,3 +147,30 @@ def test_rotation_over_http_uses_the_configured_grace_period(
             "signature": _b64(old.sign(rotation_message("agent-a", _raw(new))))}  # fmt: skip
     assert client.post("/api/v1/agents/agent-a/rotate", json=body).status_code == 200
     assert [a[0] for a in _ingest(store, (old, 1), (new, 1))] == ["rejected", "accepted"]
+
+
+def test_upgrade_caps_keys_retired_before_at_the_agents_last_seq(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.store import open_store, schema
+
+    store = open_store(empty_database_url)
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:6])
+        store.migrate()
+        with store.transaction() as tx:
+            tx.insert("merchants", {"merchant_id": "M1"}, returning="merchant_id")
+            tx.insert("agents", {"agent_id": "agent-u", "merchant_id": "M1", "status": "approved",
+                                 "key_id": "k2", "public_key": b"2", "last_seq": 41},
+                      returning="agent_id")  # fmt: skip
+            for key_id, status in (("k1", "retired"), ("k2", "active")):
+                tx.insert("agent_keys", {"key_id": key_id, "agent_id": "agent-u",
+                                         "public_key": key_id.encode(), "status": status},
+                          returning="key_id")  # fmt: skip
+        monkeypatch.undo()
+        assert 7 in store.migrate()
+        rows = store.query("SELECT key_id, max_seq, grace_until FROM agent_keys ORDER BY key_id")
+        assert rows == [{"key_id": "k1", "max_seq": 41, "grace_until": None},
+                        {"key_id": "k2", "max_seq": None, "grace_until": None}]  # fmt: skip
+    finally:
+        store.close()
