@@ -178,14 +178,16 @@ def agent_action(
     (:func:`collector.enrollment.revoke_retired_keys`): after a rotation away from a leaked key
     the old key signs nothing beyond the last seq the collector had seen at the rotation.
 
-    :raises ActionError: no such agent (404), approving a revoked agent (409)
+    :raises ActionError: no such agent or action (404), approving a revoked agent (409)
     """
-    if action != "revoke-keys":
+    if action in ("approve", "revoke"):
         status = "approved" if action == "approve" else "revoked"
         return set_agent_status(app, store, agent_id, status, actor=actor)
-    after = _agent(store, agent_id)
-    after["revoked_keys"] = enrollment.revoke_retired_keys(store, agent_id, actor=actor)
-    return after
+    if action != "revoke-keys":
+        raise ActionError(f"no agent action {action!r}", 404)
+    row = _agent(store, agent_id)
+    row["revoked_keys"] = enrollment.revoke_retired_keys(store, agent_id, actor=actor)
+    return row
 
 
 def _sync_broker(app: Flask, store: Store) -> None:
