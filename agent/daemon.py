@@ -177,7 +177,9 @@ class Daemon:
             terminal_id=self.outbox.get_meta("terminal_id"),
             last_error=self._meta.get("last_error"),
         )
-        return seal_heartbeat(self.key, beat, self.outbox.stats().next_seq - 1)
+        # the current key, read again: after `agent rotate-key` the collector accepts the
+        # retired key only for a grace period, and a daemon runs for months
+        return seal_heartbeat(load_or_create_key(self.home), beat, self.outbox.stats().next_seq - 1)
 
     def _scheduled(self, now: float) -> None:
         if now >= self.next_prune:

@@ -16,7 +16,8 @@ Rotation (:func:`rotate_key`): a new key is generated and an announcement — th
 and key id, signed by the **old** key under its own domain prefix — is stored until the
 collector has taken it (:mod:`agent.enroll`). Old private keys are kept so that the status page
 can show which key signed what; records already in the outbox keep their old signature, which
-the collector still accepts under the old key id until an operator revokes it.
+the collector accepts under the old key id for a grace period after the rotation and, after it
+or once an operator revokes the old key, only up to the last seq it had seen at the rotation.
 
 A file lock (``.identity.lock``) makes first-use creation safe when the daemon and a technician
 command start at the same moment.

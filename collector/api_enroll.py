@@ -36,8 +36,9 @@ def _b64_field(payload: dict[str, Any], name: str) -> bytes:
 
 
 def collector_keys() -> CollectorKeys:
-    """The collector's keys for this app (created on first use, files 0600)."""
-    keys, _ = init_keys(Path(current_app.config["KEYS_DIR"]))
+    """The collector's public sealing key and HMAC key (created on first use, files 0600);
+    the web process never loads the private sealing key."""
+    keys, _ = init_keys(Path(current_app.config["KEYS_DIR"]), sealing_private=False)
     return keys
 
 
@@ -102,6 +103,7 @@ def rotate(agent_id: str) -> ResponseReturnValue:
             agent_id,
             _b64_field(payload, "public_key"),
             _b64_field(payload, "signature"),
+            grace_s=int(current_app.config["RETIRED_KEY_GRACE_S"]),
         )
     except enrollment.EnrollmentError as exc:
         return _error(str(exc))

@@ -29,7 +29,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "SETTLEGUARD_INSTANCE_PATH"
     )
     app = Flask("collector", instance_relative_config=True, instance_path=instance_path)
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    # 0700: the folder holds the database, the keys and the session secret
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True, mode=0o700)
     load_config(app, config)
 
     from collector.api_enroll import bp as enroll_bp

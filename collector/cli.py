@@ -117,6 +117,26 @@ def agents_revoke(ctx: click.Context, agent_id: str, actor: str) -> None:
     _change_status(ctx, agent_id, actor, approve=False)
 
 
+@agents.command("revoke-key")
+@click.argument("agent_id")
+@click.option("--actor", default="cli", help="who revokes (audit log)")
+@click.pass_context
+def agents_revoke_key(ctx: click.Context, agent_id: str, actor: str) -> None:
+    """Revoke the keys an agent retired by rotating: they sign no later record.
+
+    For a leaked key: run `settleguard agent rotate-key` on the agent, wait until the
+    collector shows the new key, then run this. Records the old key signed beyond the last seq
+    the collector had seen at the rotation are refused from now on (reason retired_key).
+    """
+    try:
+        revoked = enrollment.revoke_retired_keys(get_store(_app(ctx)), agent_id, actor=actor)
+    except enrollment.EnrollmentError as exc:
+        _fail(str(exc))
+    if not revoked:
+        _fail(f"agent {agent_id} has no retired key left to revoke; rotate its key first")
+    click.echo(f"revoked {', '.join(revoked)} of {agent_id}")
+
+
 @agents.command("list")
 @click.option("--json", "as_json", is_flag=True, help="one JSON array")
 @click.pass_context

@@ -32,7 +32,7 @@ def _store_and_keys(ctx: click.Context) -> tuple[Store, CollectorKeys]:
     store = get_store(app)
     store.migrate()
     try:
-        keys = load_keys(Path(app.config["KEYS_DIR"]))
+        keys = load_keys(Path(app.config["KEYS_DIR"]), sealing_private=False)
     except KeyFileError as exc:
         _fail(f"{exc} (account numbers are matched by the collector's HMAC key)")
     return store, keys

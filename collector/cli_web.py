@@ -10,6 +10,7 @@ from collector import tokens, users
 from collector.app import get_store
 from collector.cli_context import app_from_context as _app
 from collector.cli_context import fail as _fail
+from collector.config import MIN_SECRET_KEY_LENGTH, secret_key_problem
 from collector.store import Store
 
 
@@ -95,11 +96,13 @@ def serve_cmd(
     from collector.serve import serve
 
     app = _app(ctx)
-    get_store(app).migrate()
-    if app.config["SECRET_KEY"] == "dev":  # noqa: S105 - detecting the default
-        click.echo(
-            "warning: SECRET_KEY is the development default; set SETTLEGUARD_SECRET_KEY", err=True
+    problem = secret_key_problem(app.config["SECRET_KEY"])
+    if problem is not None:
+        _fail(
+            f"{problem}: unset SETTLEGUARD_SECRET_KEY (and SECRET_KEY in collector.toml) to use"
+            f" the instance's own random key, or set one of {MIN_SECRET_KEY_LENGTH}+ characters"
         )
+    get_store(app).migrate()
     click.echo(f"serving on http://{host}:{port}")
     serve(app, host=host, port=port, threads=threads, trusted_proxy=trusted_proxy)
 

@@ -15,11 +15,20 @@ from typing import Any
 
 from flask import Flask
 
+from collector.enrollment import DEFAULT_RETIRED_KEY_GRACE_S
+from collector.keys import load_or_create_secret_key
+
 INSTANCE_FILE = "collector.toml"
 
+#: ``collector serve`` refuses a SECRET_KEY shorter than this (characters or bytes).
+MIN_SECRET_KEY_LENGTH = 32
+#: The development default of earlier releases: public, so never accepted for serving.
+FORMER_DEFAULT_SECRET_KEY = "dev"  # noqa: S105 - refused, not used
+
 DEFAULTS: dict[str, Any] = {
-    # Flask session signing; production must set SETTLEGUARD_SECRET_KEY.
-    "SECRET_KEY": "dev",
+    # Flask session signing. None: the instance's own random key, <instance>/secret_key (0600),
+    # made on first use (collector/keys.py). SETTLEGUARD_SECRET_KEY overrides it.
+    "SECRET_KEY": None,
     # None -> sqlite:///<instance>/collector.db
     "DATABASE_URL": None,
     # Collector key pair (sealed card numbers) and HMAC key: directory, files mode 0600.
@@ -49,7 +58,25 @@ DEFAULTS: dict[str, Any] = {
     # flight to it. None: 6 x INGEST_BATCH_SIZE, so a batch is always waiting in the socket.
     "INGEST_RECEIVE_MAXIMUM": None,
     "ENROLL_TOKEN_TTL_S": 7 * 24 * 3600,
+    # After a key rotation the retired key still signs records beyond the last seq seen under
+    # it for this long (the agent's outbox may hold some); `agents revoke-key` ends it at once.
+    "RETIRED_KEY_GRACE_S": DEFAULT_RETIRED_KEY_GRACE_S,
 }
+
+
+def secret_key_problem(value: object) -> str | None:
+    """Why ``value`` must not sign sessions of a served dashboard, or ``None`` when it may.
+
+    Anyone who knows the key can sign a session cookie for any user id, admin included.
+    """
+    if not isinstance(value, str | bytes) or not value:
+        return "SECRET_KEY is not set"
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    if text.strip() == FORMER_DEFAULT_SECRET_KEY:
+        return "SECRET_KEY is the former development default 'dev'"
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        return f"SECRET_KEY is {len(value)} characters; use at least {MIN_SECRET_KEY_LENGTH}"
+    return None
 
 
 def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
@@ -73,4 +100,6 @@ def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
         app.config["KEYS_DIR"] = str(instance / "keys")
     if not app.config["BROKER_DIR"]:
         app.config["BROKER_DIR"] = str(instance / "broker")
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = load_or_create_secret_key(instance)
     app.config["MQTT_PROTOCOL"] = str(app.config["MQTT_PROTOCOL"])

@@ -8,6 +8,13 @@ to the broker's password file, so a pending or revoked agent cannot even connect
 worker rejects anything signed by a key whose agent is not approved. A rotation is accepted only
 when the previous key signs ``ROTATION_DOMAIN + agent_id + "\\n" + new_public_key``; the old key is
 kept as ``retired`` so records it signed before the rotation (still in the agent's outbox) verify.
+
+A retired key is bounded, so rotating away from a leaked key stops the leak: it verifies records
+up to ``max_seq`` (the agent's last seq the collector had seen at the rotation) and, during a
+grace period (``RETIRED_KEY_GRACE_S``, one hour by default), also later seqs, because the
+agent's outbox may still hold records it signed before rotating that have not arrived yet.
+:func:`revoke_retired_keys` (``collector agents revoke-key``, the dashboard and the API) ends
+the grace period at once. docs/security.md, "Fixes: keys, tokens and secrets", says why.
 """
 
 from __future__ import annotations
@@ -26,11 +33,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector import broker
 from collector.store import Row, Store
+from protocol.ed25519 import public_key_problem
 from protocol.enroll_token import bind_token
 from protocol.envelope import AGENT_ID_RE, key_id_for
 
 ROTATION_DOMAIN = b"settleguard/v1 rotate\n"
 RESERVED_AGENT_IDS = frozenset({"collector", "admin", "root", "unknown-key"})
+#: How long after a rotation a retired key still verifies records beyond its ``max_seq``.
+DEFAULT_RETIRED_KEY_GRACE_S = 3600
 
 
 class EnrollmentError(Exception):
@@ -105,6 +115,9 @@ def _load_public_key(public_key: bytes) -> None:
         Ed25519PublicKey.from_public_bytes(public_key)
     except ValueError as exc:
         raise EnrollmentError("public key must be a raw 32-byte Ed25519 key") from exc
+    problem = public_key_problem(public_key)
+    if problem is not None:
+        raise EnrollmentError(f"public key refused: {problem}")
 
 
 def enroll(
@@ -134,10 +147,14 @@ def enroll(
     password = broker.new_password()
     now_iso = _iso(now or utc_now())
     with store.transaction() as tx:
+        # Burn the token in the statement that reads it: of two enrollments racing for one
+        # token, the second UPDATE waits for the first to commit, then finds used_at set and
+        # changes nothing (PostgreSQL re-checks the WHERE on the row it waited for; SQLite
+        # runs one write transaction at a time). A refusal below rolls the burn back.
         token_row = tx.query_one(
-            "SELECT merchant_id FROM enrollment_tokens WHERE token_hash = ? AND used_at IS NULL"
-            " AND expires_at > ?",
-            (_token_hash(token), now_iso),
+            "UPDATE enrollment_tokens SET used_at = ?, agent_id = ? WHERE token_hash = ?"
+            " AND used_at IS NULL AND expires_at > ? RETURNING merchant_id",
+            (now_iso, agent_id, _token_hash(token), now_iso),
         )
         if token_row is None:
             raise EnrollmentError("enrollment token unknown, already used or expired")
@@ -145,10 +162,6 @@ def enroll(
             raise EnrollmentError(f"agent id {agent_id!r} is already enrolled")
         if tx.query_one("SELECT 1 AS x FROM agent_keys WHERE key_id = ?", (key_id,)):
             raise EnrollmentError("this public key is already enrolled")
-        tx.execute(
-            "UPDATE enrollment_tokens SET used_at = ?, agent_id = ? WHERE token_hash = ?",
-            (now_iso, agent_id, _token_hash(token)),
-        )
         merchant_id = token_row["merchant_id"]
         tx.execute(
             "INSERT INTO agents (agent_id, merchant_id, status, key_id, public_key,"
@@ -211,8 +224,18 @@ def rotation_message(agent_id: str, new_public_key: bytes) -> bytes:
     return ROTATION_DOMAIN + agent_id.encode() + b"\n" + new_public_key
 
 
-def rotate_key(store: Store, agent_id: str, new_public_key: bytes, signature: bytes) -> str:
+def rotate_key(
+    store: Store,
+    agent_id: str,
+    new_public_key: bytes,
+    signature: bytes,
+    *,
+    grace_s: int = DEFAULT_RETIRED_KEY_GRACE_S,
+) -> str:
     """Replace an agent's key when the current key signed the announcement.
+
+    The old key is retired with the agent's last seen seq as its ceiling and a grace period
+    of ``grace_s`` seconds (see the module's theory of operation).
 
     :returns: the new key id
     :raises EnrollmentError: unknown/revoked agent, bad new key or a signature that fails
@@ -230,11 +253,12 @@ def rotate_key(store: Store, agent_id: str, new_public_key: bytes, signature: by
             raise EnrollmentError("rotation not signed by the agent's current key") from exc
         if tx.query_one("SELECT 1 AS x FROM agent_keys WHERE key_id = ?", (new_key_id,)):
             raise EnrollmentError("this public key is already enrolled")
-        now_iso = _iso(utc_now())
+        now = utc_now()
+        now_iso = _iso(now)
         tx.execute(
-            "UPDATE agent_keys SET status = 'retired', retired_at = ? WHERE agent_id = ?"
-            " AND status = 'active'",
-            (now_iso, agent_id),
+            "UPDATE agent_keys SET status = 'retired', retired_at = ?, max_seq = ?,"
+            " grace_until = ? WHERE agent_id = ? AND status = 'active'",
+            (now_iso, agent["last_seq"] or 0, _iso(now + timedelta(seconds=grace_s)), agent_id),
         )
         tx.execute(
             "INSERT INTO agent_keys (key_id, agent_id, public_key, created_at, rotation_signature)"
@@ -263,6 +287,37 @@ class BrokerUpdate:
     written: bool
     reloaded: bool
     missing: str | None = None
+
+
+def revoke_retired_keys(store: Store, agent_id: str, *, actor: str) -> list[str]:
+    """End the grace period of the agent's retired keys now: each then verifies only records
+    up to its ``max_seq``. For a leaked key: rotate on the agent, then call this.
+
+    :returns: the key ids revoked now (empty when every retired key was revoked already)
+    :raises EnrollmentError: unknown agent
+    """
+    now_iso = _iso(utc_now())
+    with store.transaction() as tx:
+        if tx.query_one("SELECT 1 AS x FROM agents WHERE agent_id = ?", (agent_id,)) is None:
+            raise EnrollmentError(f"no agent {agent_id!r}")
+        rows = tx.query(
+            "UPDATE agent_keys SET revoked_at = ? WHERE agent_id = ? AND status = 'retired'"
+            " AND revoked_at IS NULL RETURNING key_id, max_seq",
+            (now_iso, agent_id),
+        )
+        revoked = sorted(r["key_id"] for r in rows)
+        detail = {
+            "before": [{"key_id": r["key_id"], "max_seq": r["max_seq"], "revoked_at": None}
+                       for r in rows],
+            "after": [{"key_id": r["key_id"], "max_seq": r["max_seq"], "revoked_at": now_iso}
+                      for r in rows],
+        }  # fmt: skip
+        tx.insert(
+            "audit_log",
+            {"actor": actor, "action": "agent.revoke_keys", "target": f"agent:{agent_id}",
+             "detail": json.dumps(detail)},
+        )  # fmt: skip
+    return revoked
 
 
 def sync_broker_passwords(

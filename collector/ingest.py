@@ -8,7 +8,9 @@ the acks it returns.
 1. Topic: must be ``sg/v1/a/<agent>/rec`` (or ``…/hb``). The broker's ACL already guarantees the
    topic agent is the MQTT username that published it.
 2. Size and header, then the key by the header's key id; the key must belong to an *approved*
-   agent and that agent must be the topic's agent (key owner = topic agent).
+   agent and that agent must be the topic's agent (key owner = topic agent). A retired key
+   (:mod:`collector.enrollment`) carries a ceiling: past its grace period it verifies no
+   ``seq`` above it (checked in step 4, where the ``seq`` is read).
 3. Ed25519 over the received bytes, for a whole batch in one call
    (:func:`protocol.ed25519.verify_many`); only then strict parsing
    (:func:`protocol.envelope.parse_verified`; the header is read once per message).
@@ -93,6 +95,20 @@ class KeyEntry:
     agent_status: str
     key_id: str  # key_id_for(public_key), computed once when the key is cached
     raw: bytes  # the 32 raw public key bytes (for protocol.ed25519.verify_many)
+    #: the highest seq this key may sign: ``None`` for the agent's current key and for a
+    #: retired key still in its grace period, else its ``max_seq`` (collector/enrollment.py)
+    seq_limit: int | None = None
+
+
+def _seq_limit(row: dict[str, object], now_iso: str) -> int | None:
+    """The ``seq_limit`` of a stored key row at ``now_iso`` (an ISO UTC text, like the row's)."""
+    if row["key_status"] == "active":
+        return None
+    grace = row["grace_until"]
+    if row["revoked_at"] is None and isinstance(grace, str) and grace > now_iso:
+        return None
+    ceiling = row["max_seq"]
+    return int(ceiling) if isinstance(ceiling, int) else 0
 
 
 class Keyring:
@@ -119,7 +135,8 @@ class Keyring:
         if hit is not None and now - hit[0] < self._ttl_s and hit[1] is not None:
             return hit[1]
         row = self._store.query_one(
-            "SELECT k.agent_id, k.public_key, a.status FROM agent_keys k"
+            "SELECT k.agent_id, k.public_key, a.status, k.status AS key_status, k.max_seq,"
+            " k.grace_until, k.revoked_at FROM agent_keys k"
             " JOIN agents a ON a.agent_id = k.agent_id WHERE k.key_id = ?",
             (key_id,),
         )
@@ -127,7 +144,8 @@ class Keyring:
         if row is not None:
             raw = bytes(row["public_key"])
             key = Ed25519PublicKey.from_public_bytes(raw)
-            entry = KeyEntry(row["agent_id"], key, row["status"], key_id_for(key), raw)
+            limit = _seq_limit(row, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            entry = KeyEntry(row["agent_id"], key, row["status"], key_id_for(key), raw, limit)
         with self._lock:
             if len(self._cache) > 100_000:
                 self._cache.clear()
@@ -280,12 +298,16 @@ def _before_signature(message: Message, keyring: Keyring, max_size: int) -> Refu
 
 def _after_signature(item: _Pending, signature_ok: bool) -> Verified | Refused:
     """Steps 3 (its outcome) and 4: strict parse, body agent = topic agent, record schema."""
-    message, topic_agent, kind, header, _ = item
+    message, topic_agent, kind, header, entry = item
     if not signature_ok:
         return _refused(message, "bad_signature", "Ed25519 signature does not verify",
                         topic_agent, header)  # fmt: skip
     try:
         envelope = parse_verified(header)
+        if entry.seq_limit is not None and envelope.seq > entry.seq_limit:
+            return _refused(message, "retired_key",
+                            f"key {entry.key_id} is retired and signs no seq above "
+                            f"{entry.seq_limit}", topic_agent, header)  # fmt: skip
         if envelope.agent_id != topic_agent:
             return _refused(message, "agent_mismatch",
                             f"body agent_id {envelope.agent_id!r} ≠ topic agent", topic_agent,

@@ -31,7 +31,7 @@ try:
 except ImportError:  # pragma: no cover - exercised by forcing the fallback in the tests
     _ed25519_batch = None
 
-__all__ = ["NATIVE", "verify_many", "verify_many_fallback"]
+__all__ = ["NATIVE", "public_key_problem", "verify_many", "verify_many_fallback"]
 
 #: True when the C extension is built and :func:`verify_many` uses it.
 NATIVE: bool = _ed25519_batch is not None
@@ -80,3 +80,45 @@ def verify_many(
     if _ed25519_batch is not None:
         return _ed25519_batch.verify_many(keys, signatures, messages)  # type: ignore[no-any-return]
     return verify_many_fallback(keys, signatures, messages)
+
+
+#: The field prime of Curve25519/Ed25519, 2^255 - 19 (RFC 8032 §5.1).
+_P = 2**255 - 19
+
+#: The y coordinates of the eight points of small order (1, 2, 4 and 8) on edwards25519: the
+#: identity (y = 1), the point of order 2 (y = -1), the two points of order 4 (y = 0, x = ±√-1)
+#: and the four points of order 8 (two values of y, each with both signs of x). The same eight
+#: points are listed in Chalkias, Garillot and Nikolaenko, "Taming the many EdDSAs" (SSR 2020)
+#: and refused by libsodium's ``ge25519_has_small_order``; each y below was checked to give a
+#: point whose multiple by its order is the identity (tests/protocol/test_ed25519_keys.py).
+_SMALL_ORDER_Y = frozenset(
+    {
+        1,
+        _P - 1,
+        0,
+        0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7,
+        _P - 0x7A03AC9277FDC74EC6CC392CFA53202A0F67100D760B3CBA4FD84D3D706A17C7,
+    }
+)
+
+
+def public_key_problem(raw: bytes) -> str | None:
+    """Why a raw Ed25519 public key must not be registered, or ``None`` when it is fine.
+
+    Refused: a length other than 32, a non-canonical encoding (y >= p, which RFC 8032 §5.1.3
+    step 1 rejects but some verifiers reduce mod p) and any encoding of a point of small order.
+    Under a small-order key ``[S]B = R + [k]A`` holds for forged signatures whatever the
+    message: with the identity as key, ``R`` = identity and ``S`` = 0 verify for every message.
+    Both signs of x are refused for each small-order y (x = 0 with the sign bit set is itself
+    a non-canonical encoding).
+
+    :param raw: the 32 bytes as the agent sent them
+    """
+    if len(raw) != 32:
+        return f"must be 32 bytes, not {len(raw)}"
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= _P:
+        return "non-canonical encoding (y >= 2^255 - 19)"
+    if y in _SMALL_ORDER_Y:
+        return "a point of small order (a signature under it can be forged)"
+    return None

@@ -362,6 +362,19 @@ _V5 = (
 # ingest store stage. content_sha256 (the natural-key comparison) stays.
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 
+# Version 7: a retired agent key signs only what it could have signed before the rotation.
+# max_seq is the agent's last seq the collector had seen when the key was retired; after
+# grace_until (or once an operator revokes the key, revoked_at) the key verifies no record with
+# a higher seq (collector/ingest.py, Keyring).
+_V7 = (
+    "ALTER TABLE agent_keys ADD COLUMN max_seq {int}",
+    "ALTER TABLE agent_keys ADD COLUMN grace_until TEXT",
+    "ALTER TABLE agent_keys ADD COLUMN revoked_at TEXT",
+    # keys retired before this version: capped at what the collector has from the agent now
+    "UPDATE agent_keys SET max_seq = (SELECT COALESCE(a.last_seq, 0) FROM agents a"
+    " WHERE a.agent_id = agent_keys.agent_id) WHERE status = 'retired'",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -369,6 +382,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
     Migration(6, "batch summaries without the copy of the body", _V6),
+    Migration(7, "retired agent keys: seq ceiling, grace period, revocation", _V7),
 )
 
 

@@ -7,6 +7,7 @@ half-way through a batch with ``SQLITE_BUSY`` on upgrade.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -83,6 +84,21 @@ class SqliteTx(Tx):
         return list(range(top + 1, top + 1 + count))
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file (and its folder) readable by its owner only, whatever the umask.
+
+    It holds password and token hashes, phone numbers and sealed card numbers. SQLite gives the
+    ``-wal`` and ``-shm`` files it creates later the permissions of the database file. An
+    existing file keeps its mode: a deployment that shares it with a group chose so.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    os.chmod(path, 0o600)  # O_CREAT's mode is masked by the umask; never wider, but exact
+
+
 class SqliteStore(Store):
     """A collector database in one SQLite file.
 
@@ -100,7 +116,7 @@ class SqliteStore(Store):
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(self.path))
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

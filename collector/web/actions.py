@@ -169,6 +169,31 @@ def set_agent_status(
     return {**_agent(store, agent_id), "broker": broker}
 
 
+#: The agent actions of the dashboard and the API, by the name in their URL.
+AGENT_ACTIONS = ("approve", "revoke", "revoke-keys")
+
+
+def agent_action(
+    app: Flask, store: Store, agent_id: str, action: str, *, actor: str
+) -> dict[str, Any]:
+    """Run one of :data:`AGENT_ACTIONS` on an agent.
+
+    ``revoke-keys`` ends the grace period of the agent's retired keys
+    (:func:`collector.enrollment.revoke_retired_keys`): after a rotation away from a leaked key
+    the old key signs nothing beyond the last seq the collector had seen at the rotation.
+
+    :raises ActionError: no such agent or action (404), approving a revoked agent (409)
+    """
+    if action in ("approve", "revoke"):
+        status = "approved" if action == "approve" else "revoked"
+        return set_agent_status(app, store, agent_id, status, actor=actor)
+    if action != "revoke-keys":
+        raise ActionError(f"no agent action {action!r}", 404)
+    row = _agent(store, agent_id)
+    row["revoked_keys"] = enrollment.revoke_retired_keys(store, agent_id, actor=actor)
+    return row
+
+
 def upload_statement(
     app: Flask,
     store: Store,
@@ -187,7 +212,7 @@ def upload_statement(
     :raises ActionError: the collector has no keys yet (500)
     """
     try:
-        keys = load_keys(Path(app.config["KEYS_DIR"]))
+        keys = load_keys(Path(app.config["KEYS_DIR"]), sealing_private=False)
     except KeyFileError as exc:
         raise ActionError(
             f"collector keys missing ({exc}); run 'settleguard collector keys init'", 500

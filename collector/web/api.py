@@ -224,11 +224,10 @@ def agents() -> Any:
 @role_required("operator")
 def agent_action(agent_id: str, action: str) -> Any:
     require_csrf()
-    status = {"approve": "approved", "revoke": "revoked"}.get(action)
-    if status is None:
+    if action not in actions.AGENT_ACTIONS:
         abort(404)
     return _run(
-        lambda: actions.set_agent_status(current_app, get_db(), agent_id, status, actor=actor())
+        lambda: actions.agent_action(current_app, get_db(), agent_id, action, actor=actor())
     )
 
 

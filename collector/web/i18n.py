@@ -51,6 +51,7 @@ ZH: dict[str, str] = {
     "Re-send alert": "重发提醒",
     "Approve": "批准",
     "Revoke": "吊销",
+    "Revoke retired keys": "吊销旧密钥",
     "Last seen": "最近上报",
     "Outbox depth": "待发队列",
     "Key": "密钥",

@@ -123,6 +123,8 @@ def openapi_document() -> dict[str, Any]:
         "/agents": _read("Agents with enrollment and key state", _items(), []),
         "/agents/{agent_id}/approve": _action("Approve an enrolled agent", [agent_id]),
         "/agents/{agent_id}/revoke": _action("Revoke an agent", [agent_id]),
+        "/agents/{agent_id}/revoke-keys": _action(
+            "End the grace period of an agent's retired keys (after a rotation)", [agent_id]),
         "/alerts": _read("The SMS log, newest first", _items(_NULLABLE_INT), [_AFTER_ID, _LIMIT]),
         "/escalations": _read("SMS waiting for an operator's decision, oldest first",
                               {**_items(), "properties": {**_items()["properties"], "count": {"type": "integer"}}},

@@ -175,11 +175,10 @@ def agents() -> str:
 @bp.post("/agents/<agent_id>/<action>")
 @role_required("operator")
 def agent_action(agent_id: str, action: str) -> Any:
-    status = {"approve": "approved", "revoke": "revoked"}.get(action)
-    if status is None:
+    if action not in actions.AGENT_ACTIONS:
         abort(404)
     return _act(
-        lambda: actions.set_agent_status(current_app, get_db(), agent_id, status, actor=actor()),
+        lambda: actions.agent_action(current_app, get_db(), agent_id, action, actor=actor()),
         url_for("pages.agents"),
     )
 

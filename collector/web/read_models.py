@@ -351,6 +351,8 @@ def agents(store: Store) -> list[dict[str, Any]]:
         "SELECT a.agent_id, a.merchant_id, a.status, a.key_id, a.enrolled_at, a.approved_at,"
         " a.revoked_at, a.last_seen, a.last_seq, a.outbox_depth, COALESCE(k.status, 'unknown')"
         " AS key_status, (SELECT COUNT(*) FROM agent_keys r WHERE r.agent_id = a.agent_id"
-        " AND r.status = 'retired') AS retired_keys FROM agents a LEFT JOIN agent_keys k"
+        " AND r.status = 'retired') AS retired_keys, (SELECT COUNT(*) FROM agent_keys r"
+        " WHERE r.agent_id = a.agent_id AND r.status = 'retired' AND r.revoked_at IS NULL)"
+        " AS unrevoked_keys FROM agents a LEFT JOIN agent_keys k"
         " ON k.key_id = a.key_id ORDER BY (a.status = 'pending') DESC, a.agent_id LIMIT 1000"
     )

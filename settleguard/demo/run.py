@@ -148,7 +148,6 @@ class Demo:
             {
                 "INSTANCE_PATH": str(instance),
                 "DATABASE_URL": f"sqlite:///{instance / 'collector.db'}",
-                "SECRET_KEY": secrets.token_hex(32),
                 "SMS_URL": f"file://{self.workdir / 'sms' / 'outbox.jsonl'}",
             }
         )

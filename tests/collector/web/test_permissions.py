@@ -20,6 +20,7 @@ PAGE_ACTIONS = [
     ("alert.resend", "/gaps/{gap_id}/resend", {}),
     ("agent.approve", "/agents/ag-1/approve", {}),
     ("agent.revoke", "/agents/ag-1/revoke", {}),
+    ("agent.revoke_keys", "/agents/ag-1/revoke-keys", {}),
     ("account.status", "/merchants/M100/accounts/{account_id}", {"status": "active"}),
     ("import.upload", "/imports", {"file": "statement"}),
 ]
@@ -29,6 +30,7 @@ API_ACTIONS = [
     ("alert.resend", "/api/v1/gaps/{gap_id}/resend", {}),
     ("agent.approve", "/api/v1/agents/ag-1/approve", {}),
     ("agent.revoke", "/api/v1/agents/ag-1/revoke", {}),
+    ("agent.revoke_keys", "/api/v1/agents/ag-1/revoke-keys", {}),
     ("import.upload", "/api/v1/imports", {"file": "statement"}),
 ]
 CSV = b"date,amount,reference\n"  # rejected by the importer: still an audited attempt
