@@ -166,8 +166,8 @@ class Store(abc.ABC):
                 )
             done = []
             for migration in schema.pending(applied):
-                for statement in migration.statements:
-                    tx.execute(schema.render(statement, self.dialect))
+                for statement in migration.rendered(self.dialect):
+                    tx.execute(statement)
                 tx.execute(
                     "INSERT INTO schema_migrations (version, description) VALUES (?, ?)",
                     (migration.version, migration.description),

@@ -14,6 +14,7 @@ stored in clear: masked form + keyed HMAC + sealed ciphertext (DESIGN.md §6).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 DIALECTS: dict[str, dict[str, str]] = {
@@ -35,13 +36,29 @@ ACCOUNT_STATUSES = ("requested", "under_review", "active", "rejected", "retired"
 AGENT_STATUSES = ("pending", "approved", "revoked")
 
 
+#: A statement that differs per backend: the statements to run for each dialect.
+PerDialect = Mapping[str, tuple[str, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """One schema step: a version number, a one-line purpose and its statements."""
+    """One schema step: a version number, a one-line purpose and its statements.
+
+    A statement is portable SQL, or a :data:`PerDialect` mapping where the backends need
+    different steps (SQLite cannot drop a table's constraint; it rebuilds the table).
+    """
 
     version: int
     description: str
-    statements: tuple[str, ...]
+    statements: tuple[str | PerDialect, ...]
+
+    def rendered(self, dialect: str) -> list[str]:
+        """The statements to run on ``dialect``, placeholders rendered."""
+        out: list[str] = []
+        for statement in self.statements:
+            steps = (statement,) if isinstance(statement, str) else statement[dialect]
+            out.extend(render(step, dialect) for step in steps)
+        return out
 
 
 _V1 = (
@@ -362,6 +379,74 @@ _V5 = (
 # ingest store stage. content_sha256 (the natural-key comparison) stays.
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 
+# Version 7: a record's merchant is the merchant its agent was enrolled for, so batches and
+# terminals are keyed within that merchant. The batch natural key becomes (merchant_id,
+# terminal_id, batch_no, closed_at): one agent can no longer pre-empt another merchant's batch
+# by sending it first. Terminals are keyed (merchant_id, terminal_id): a replacement reported
+# for one merchant never marks another merchant's terminal. Rows written before this version
+# without a merchant take their agent's.
+_BATCH_COLUMNS = (
+    "id, received_record_id, agent_id, terminal_id, merchant_id, batch_no, closed_at,"
+    " closed_at_local, currency, total_amount, receipt_start, receipt_end, host_reconciled,"
+    " content_sha256"
+)
+_TERMINAL_COLUMNS = "terminal_id, merchant_id, agent_id, protocol, status, replaced_by, first_seen"
+_V7 = (
+    "UPDATE batch_summaries SET merchant_id = (SELECT a.merchant_id FROM agents a"
+    " WHERE a.agent_id = batch_summaries.agent_id) WHERE merchant_id IS NULL",
+    "UPDATE terminals SET merchant_id = COALESCE((SELECT a.merchant_id FROM agents a"
+    " WHERE a.agent_id = terminals.agent_id), '') WHERE merchant_id IS NULL",
+    {
+        # the table rebuild SQLite documents for constraint changes; the store turns foreign
+        # key enforcement off while migrating (batch_buckets references batch_summaries)
+        "sqlite": (
+            """CREATE TABLE batch_summaries_v7 (
+                id {pk},
+                received_record_id {int} NOT NULL REFERENCES received_records(id),
+                agent_id TEXT NOT NULL,
+                terminal_id TEXT NOT NULL,
+                merchant_id TEXT,
+                batch_no {int} NOT NULL,
+                closed_at TEXT NOT NULL,
+                closed_at_local TEXT,
+                currency TEXT,
+                total_amount {int} NOT NULL,
+                receipt_start {int},
+                receipt_end {int},
+                host_reconciled {int},
+                content_sha256 TEXT NOT NULL,
+                UNIQUE (merchant_id, terminal_id, batch_no, closed_at))""",
+            f"INSERT INTO batch_summaries_v7 ({_BATCH_COLUMNS})"  # noqa: S608 - our names
+            f" SELECT {_BATCH_COLUMNS} FROM batch_summaries",
+            "DROP TABLE batch_summaries",
+            "ALTER TABLE batch_summaries_v7 RENAME TO batch_summaries",
+            "CREATE INDEX batch_summaries_merchant ON batch_summaries (merchant_id, closed_at)",
+            """CREATE TABLE terminals_v7 (
+                terminal_id TEXT NOT NULL,
+                merchant_id TEXT NOT NULL,
+                agent_id TEXT,
+                protocol TEXT,
+                status TEXT NOT NULL DEFAULT 'active',
+                replaced_by TEXT,
+                first_seen TEXT NOT NULL DEFAULT {now},
+                PRIMARY KEY (merchant_id, terminal_id))""",
+            f"INSERT INTO terminals_v7 ({_TERMINAL_COLUMNS})"  # noqa: S608 - our names
+            f" SELECT {_TERMINAL_COLUMNS} FROM terminals",
+            "DROP TABLE terminals",
+            "ALTER TABLE terminals_v7 RENAME TO terminals",
+            "CREATE INDEX terminals_merchant ON terminals (merchant_id, first_seen)",
+        ),
+        "postgresql": (
+            "ALTER TABLE batch_summaries"
+            " DROP CONSTRAINT batch_summaries_terminal_id_batch_no_closed_at_key",
+            "ALTER TABLE batch_summaries ADD CONSTRAINT batch_summaries_natural_key"
+            " UNIQUE (merchant_id, terminal_id, batch_no, closed_at)",
+            "ALTER TABLE terminals DROP CONSTRAINT terminals_pkey",
+            "ALTER TABLE terminals ADD PRIMARY KEY (merchant_id, terminal_id)",
+        ),
+    },
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -369,6 +454,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
     Migration(6, "batch summaries without the copy of the body", _V6),
+    Migration(7, "batches and terminals keyed within their agent's merchant", _V7),
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from collector.store.base import Row, Store, Tx
+from collector.store.base import Row, Store, StoreError, Tx
 
 _ROWS_PER_INSERT = 200  # rows per multi-row INSERT in SqliteTx.insert_many
 
@@ -138,6 +138,28 @@ class SqliteStore(Store):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def migrate(self) -> list[int]:
+        """:meth:`Store.migrate` with foreign key enforcement off while it runs.
+
+        A constraint change rebuilds a table (create the new one, copy, drop the old one,
+        rename), and dropping a table that others reference would fail with enforcement on.
+        The pragma has no effect inside a transaction, so it is set around the migration; a
+        foreign key check then runs before enforcement is back on.
+
+        :raises StoreError: as :meth:`Store.migrate`, or when the migrated data breaks a
+            foreign key
+        """
+        conn = self._connection()
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            done = super().migrate()
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StoreError(f"foreign keys broken after migrating: {broken[:5]}")
+            return done
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
 
     def _table_names(self) -> set[str]:
         rows = self._connection().execute("SELECT name FROM sqlite_master WHERE type = 'table'")
