@@ -187,7 +187,7 @@ def test_upgrade_to_7_scopes_batches_and_terminals_to_their_merchant(
                 "total_amount": 1, "content_sha256": "d"})  # fmt: skip
             tx.insert("terminals", {"terminal_id": "T1", "merchant_id": "M2", "agent_id": "ag-2"},
                       returning="terminal_id")  # fmt: skip
-        with pytest.raises(Exception, match="(?i)unique|duplicate"), store.transaction() as tx:
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"), store.transaction() as tx:
             tx.insert("batch_summaries", {
                 "received_record_id": rid, "agent_id": "ag-1", "terminal_id": "T1",
                 "merchant_id": "M1", "batch_no": 7, "closed_at": "2026-11-27T09:00:00Z",
