@@ -338,17 +338,16 @@ def implausible_amounts(record: BatchSummary | TurnoverReading) -> str | None:
     The message names the field and the limit, never the value (a hostile amount may be
     chosen to look like a card number).
     """
-    if len(record.buckets) > MAX_BUCKETS:
-        return f"{len(record.buckets)} buckets; a batch has at most {MAX_BUCKETS}"
-    gross = 0
-    for i, bucket in enumerate(record.buckets):
-        for name in ("sale_amount", "refund_amount", "void_amount"):
-            amount = getattr(bucket, name)
-            if amount > MAX_BUCKET_AMOUNT:
-                return (f"buckets[{i}].{name} is above the ceiling of"
-                        f" {_yuan(MAX_BUCKET_AMOUNT)} per bucket amount")  # fmt: skip
-            gross += amount
-    if gross > MAX_BATCH_AMOUNT:
+    buckets = record.buckets
+    if len(buckets) > MAX_BUCKETS:
+        return f"{len(buckets)} buckets; a batch has at most {MAX_BUCKETS}"
+    for i, bucket in enumerate(buckets):
+        if max(bucket.sale_amount, bucket.refund_amount, bucket.void_amount) > MAX_BUCKET_AMOUNT:
+            name = next(n for n in ("sale_amount", "refund_amount", "void_amount")
+                        if getattr(bucket, n) > MAX_BUCKET_AMOUNT)  # fmt: skip
+            return (f"buckets[{i}].{name} is above the ceiling of"
+                    f" {_yuan(MAX_BUCKET_AMOUNT)} per bucket amount")  # fmt: skip
+    if sum(b.sale_amount + b.refund_amount + b.void_amount for b in buckets) > MAX_BATCH_AMOUNT:
         return (f"sale, refund and void amounts add up to more than {_yuan(MAX_BATCH_AMOUNT)},"
                 " the ceiling per batch")  # fmt: skip
     return None

@@ -536,7 +536,7 @@ def _write_card_change(
         "body": _body_json(envelope),
     }
     change_row_id = tx.insert("card_changes", row)
-    if merchant_id is None or account_hmac is None:
+    if merchant_id is None or account_hmac is None or _change_known(tx, merchant_id, change):
         return
     tx.insert("merchants", {"merchant_id": merchant_id}, ignore_conflict=True,
               returning="merchant_id")  # fmt: skip
@@ -560,6 +560,19 @@ def _write_card_change(
         {"account_id": account_id, "status": status, "actor": envelope.agent_id,
          "note": f"card change {change.change_id}"},
     )  # fmt: skip
+
+
+def _change_known(tx: Tx, merchant_id: str, change: CardChange) -> bool:
+    """True when ``change`` already has a settlement account: a report sent again (under a new
+    seq, after the agent re-sealed) adds none, so it cannot undo an operator's decision."""
+    return (
+        tx.query_one(
+            "SELECT a.id FROM settlement_accounts a JOIN card_changes c ON c.id = a.card_change_id"
+            " WHERE a.merchant_id = ? AND c.change_id = ?",
+            (merchant_id, change.change_id),
+        )
+        is not None
+    )
 
 
 def _write_replacement(

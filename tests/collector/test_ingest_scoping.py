@@ -216,3 +216,23 @@ def test_no_payload_head_is_kept_for_a_payload_with_a_card_number(store: Store) 
     assert rows[1]["payload_head"]  # an ordinary refusal keeps its head for the operator
     for row in store.iter_rows("rejected_messages"):
         assert NUMBER not in repr(row)
+
+
+def test_a_change_reported_again_cannot_undo_the_operator_s_decision(
+    store: Store, keys: CollectorKeys
+) -> None:
+    from collector.merchants import set_account_status
+
+    agent = make_agent(store, "shop-1", merchant="M1")
+    change = _card_change(keys, "M1")
+    assert _send(store, agent, [change], keys=keys) == ["accepted"]
+    account = store.query_one("SELECT id FROM settlement_accounts")
+    assert account is not None
+    set_account_status(store, account["id"], "active", actor="operator")
+    # the agent lost its outbox, re-sealed the same change and sent it under a new seq
+    resent = IncomingMessage(agent.topic, agent.seal(change, 9))
+    [(_, ack)] = ingest_batch(store, Keyring(store), [resent], keys=keys)
+    assert ack.status == "accepted"
+    rows = store.query("SELECT status FROM settlement_accounts")
+    assert [r["status"] for r in rows] == ["active"]
+    assert store.count("card_changes") == 2  # the report itself is kept
