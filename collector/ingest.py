@@ -354,12 +354,16 @@ def implausible_amounts(record: BatchSummary | TurnoverReading) -> str | None:
 
 
 def _payload_head(refused: Refused) -> bytes | None:
-    """The first bytes of a refused payload for the operator, or ``None`` when the payload
-    holds something that looks like a card number (then none of it is kept)."""
-    payload = bytes(refused.message.payload)
-    if "card number" in refused.detail or contains_pan(payload.decode("utf-8", "replace")):
+    """The first bytes of a refused payload for the operator, or ``None`` when it was refused
+    for holding a card number or its first bytes hold something that looks like one (then
+    none of it is kept). The check reads a little past the head, so a number the cut would
+    split is still seen whole."""
+    if "card number" in refused.detail:
         return None
-    return payload[:PAYLOAD_HEAD_BYTES]
+    head = bytes(refused.message.payload[: PAYLOAD_HEAD_BYTES + 32])
+    if contains_pan(head.decode("utf-8", "replace")):
+        return None
+    return head[:PAYLOAD_HEAD_BYTES]
 
 
 def _store_refusal(tx_insert: Callable[..., object], refused: Refused) -> None:
@@ -455,6 +459,8 @@ def store_decided(
                 refused = Refused(item.message, reason, STORE_REFUSALS[reason],
                                   item.envelope.agent_id, item.envelope.seq)  # fmt: skip
                 _store_refusal(tx.insert, refused)
+                acks.append((item.envelope.agent_id, Ack(item.envelope.seq, "rejected", reason)))
+                continue
             acks.append((item.envelope.agent_id, Ack(item.envelope.seq, status, reason)))  # type: ignore[arg-type]
             skew = clock_skew(item.envelope.record_type, item.envelope.created_at, now)
             if skew is not None:
