@@ -36,8 +36,24 @@ ACCOUNT_STATUSES = ("requested", "under_review", "active", "rejected", "retired"
 AGENT_STATUSES = ("pending", "approved", "revoked")
 
 
-#: A statement that differs per backend: the statements to run for each dialect.
-PerDialect = Mapping[str, tuple[str, ...]]
+@dataclass(frozen=True, slots=True)
+class Rebuild:
+    """A SQLite table rebuild for a constraint change (SQLite cannot alter constraints).
+
+    The store creates a copy of the table from its current definition with ``replace`` applied
+    (``(old, new)`` texts, each of which must occur) and ``append`` added as a table
+    constraint, copies the rows, drops the table, renames the copy and recreates the table's
+    indexes. Working from the current definition keeps columns and indexes that other
+    migrations added, in whatever order the migrations ran.
+    """
+
+    table: str
+    replace: tuple[tuple[str, str], ...] = ()
+    append: str = ""
+
+
+#: A step that differs per backend: the steps to run for each dialect.
+PerDialect = Mapping[str, tuple["str | Rebuild", ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +61,19 @@ class Migration:
     """One schema step: a version number, a one-line purpose and its statements.
 
     A statement is portable SQL, or a :data:`PerDialect` mapping where the backends need
-    different steps (SQLite cannot drop a table's constraint; it rebuilds the table).
+    different steps (SQLite rebuilds a table to change a constraint: :class:`Rebuild`).
     """
 
     version: int
     description: str
     statements: tuple[str | PerDialect, ...]
 
-    def rendered(self, dialect: str) -> list[str]:
-        """The statements to run on ``dialect``, placeholders rendered."""
-        out: list[str] = []
+    def rendered(self, dialect: str) -> list[str | Rebuild]:
+        """The steps to run on ``dialect``, placeholders rendered."""
+        out: list[str | Rebuild] = []
         for statement in self.statements:
             steps = (statement,) if isinstance(statement, str) else statement[dialect]
-            out.extend(render(step, dialect) for step in steps)
+            out.extend(render(step, dialect) if isinstance(step, str) else step for step in steps)
         return out
 
 
@@ -384,57 +400,32 @@ _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 # terminal_id, batch_no, closed_at): one agent can no longer pre-empt another merchant's batch
 # by sending it first. Terminals are keyed (merchant_id, terminal_id): a replacement reported
 # for one merchant never marks another merchant's terminal. Rows written before this version
-# without a merchant take their agent's.
-_BATCH_COLUMNS = (
-    "id, received_record_id, agent_id, terminal_id, merchant_id, batch_no, closed_at,"
-    " closed_at_local, currency, total_amount, receipt_start, receipt_end, host_reconciled,"
-    " content_sha256"
-)
-_TERMINAL_COLUMNS = "terminal_id, merchant_id, agent_id, protocol, status, replaced_by, first_seen"
+# without a merchant take their agent's. SQLite cannot drop a constraint, so it rebuilds both
+# tables (keeping whatever columns and indexes they have by then); PostgreSQL swaps them.
 _V7 = (
     "UPDATE batch_summaries SET merchant_id = (SELECT a.merchant_id FROM agents a"
     " WHERE a.agent_id = batch_summaries.agent_id) WHERE merchant_id IS NULL",
     "UPDATE terminals SET merchant_id = COALESCE((SELECT a.merchant_id FROM agents a"
     " WHERE a.agent_id = terminals.agent_id), '') WHERE merchant_id IS NULL",
     {
-        # the table rebuild SQLite documents for constraint changes; the store turns foreign
-        # key enforcement off while migrating (batch_buckets references batch_summaries)
         "sqlite": (
-            """CREATE TABLE batch_summaries_v7 (
-                id {pk},
-                received_record_id {int} NOT NULL REFERENCES received_records(id),
-                agent_id TEXT NOT NULL,
-                terminal_id TEXT NOT NULL,
-                merchant_id TEXT,
-                batch_no {int} NOT NULL,
-                closed_at TEXT NOT NULL,
-                closed_at_local TEXT,
-                currency TEXT,
-                total_amount {int} NOT NULL,
-                receipt_start {int},
-                receipt_end {int},
-                host_reconciled {int},
-                content_sha256 TEXT NOT NULL,
-                UNIQUE (merchant_id, terminal_id, batch_no, closed_at))""",
-            f"INSERT INTO batch_summaries_v7 ({_BATCH_COLUMNS})"  # noqa: S608 - our names
-            f" SELECT {_BATCH_COLUMNS} FROM batch_summaries",
-            "DROP TABLE batch_summaries",
-            "ALTER TABLE batch_summaries_v7 RENAME TO batch_summaries",
-            "CREATE INDEX batch_summaries_merchant ON batch_summaries (merchant_id, closed_at)",
-            """CREATE TABLE terminals_v7 (
-                terminal_id TEXT NOT NULL,
-                merchant_id TEXT NOT NULL,
-                agent_id TEXT,
-                protocol TEXT,
-                status TEXT NOT NULL DEFAULT 'active',
-                replaced_by TEXT,
-                first_seen TEXT NOT NULL DEFAULT {now},
-                PRIMARY KEY (merchant_id, terminal_id))""",
-            f"INSERT INTO terminals_v7 ({_TERMINAL_COLUMNS})"  # noqa: S608 - our names
-            f" SELECT {_TERMINAL_COLUMNS} FROM terminals",
-            "DROP TABLE terminals",
-            "ALTER TABLE terminals_v7 RENAME TO terminals",
-            "CREATE INDEX terminals_merchant ON terminals (merchant_id, first_seen)",
+            Rebuild(
+                "batch_summaries",
+                replace=(
+                    (
+                        "UNIQUE (terminal_id, batch_no, closed_at)",
+                        "UNIQUE (merchant_id, terminal_id, batch_no, closed_at)",
+                    ),
+                ),
+            ),
+            Rebuild(
+                "terminals",
+                replace=(
+                    ("terminal_id TEXT PRIMARY KEY,", "terminal_id TEXT NOT NULL,"),
+                    ("merchant_id TEXT,", "merchant_id TEXT NOT NULL,"),
+                ),
+                append="PRIMARY KEY (merchant_id, terminal_id)",
+            ),
         ),
         "postgresql": (
             "ALTER TABLE batch_summaries"

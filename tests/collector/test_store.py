@@ -176,10 +176,22 @@ def test_upgrade_to_7_scopes_batches_and_terminals_to_their_merchant(
                       returning="batch_id")  # fmt: skip
             tx.insert("terminals", {"terminal_id": "T1", "merchant_id": None, "agent_id": "ag-1"},
                       returning="terminal_id")  # fmt: skip
+            # what another feature's migration may have added before this one ran
+            tx.execute("ALTER TABLE batch_summaries ADD COLUMN source TEXT DEFAULT 'terminal'")
+            tx.execute("UPDATE batch_summaries SET source = 'slip'")
+            tx.execute("CREATE INDEX terminals_agent ON terminals (agent_id)")
         monkeypatch.undo()
         assert store.migrate() == [7]
         [row] = store.query("SELECT * FROM batch_summaries")
         assert (row["id"], row["merchant_id"], row["total_amount"]) == (bid, "M1", 12345)
+        assert row["source"] == "slip"
+        indexes = (  # every index is still there (SQLite rebuilt the tables)
+            "SELECT name FROM sqlite_master WHERE type = 'index'"
+            if store.dialect == "sqlite"
+            else "SELECT indexname AS name FROM pg_indexes"
+        )
+        names = {r["name"] for r in store.query(indexes)}
+        assert {"terminals_agent", "terminals_merchant", "batch_summaries_merchant"} <= names
         with store.transaction() as tx:  # the same batch and terminal for another merchant
             tx.insert("batch_summaries", {
                 "received_record_id": rid, "agent_id": "ag-2", "terminal_id": "T1",
