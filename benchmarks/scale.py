@@ -158,7 +158,7 @@ def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop
             number = int(self.agent_id[-4:])
             record = BatchSummary(
                 terminal_id=f"T{self.agent_id[-6:]}",
-                merchant_id=f"M{(number * 7919 + self.seq // 50) % merchants:05d}",
+                merchant_id=f"M{number % merchants:05d}",  # the agent's own (see make_agent)
                 batch_no=self.seq, closed_at=f"2026-03-{1 + self.seq % 28:02d}T22:00:00Z",
                 terminal_local_time=None,
                 currency="156", buckets=(Bucket("other", sale_count=3, sale_amount=1000 + self.seq),),

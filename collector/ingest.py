@@ -14,8 +14,13 @@ the acks it returns.
 3. Ed25519 over the received bytes, for a whole batch in one call
    (:func:`protocol.ed25519.verify_many`); only then strict parsing
    (:func:`protocol.envelope.parse_verified`; the header is read once per message).
-4. The envelope's ``agent_id`` must be the topic's agent (body = topic = key owner).
-5. Idempotent write (:func:`collector.store.records.write_envelope`).
+4. The envelope's ``agent_id`` must be the topic's agent (body = topic = key owner), and a
+   ``merchant_id`` in the body must be the merchant the agent was enrolled for. Batch and
+   turnover amounts must be plausible (:func:`implausible_amounts`): a ceiling per bucket
+   amount and per batch, and a limit on buckets, so no agent can break a sum downstream.
+5. Idempotent write (:func:`collector.store.records.write_envelope`); the store may still
+   refuse a record it can only judge with the collector's keys (a card change whose masked
+   number does not match the sealed one), and that refusal is kept like the others.
 
 Every refusal is stored in ``rejected_messages`` with its reason and answered with a negative
 ack *to the topic's agent* when a ``seq`` can be read. For a message that failed verification the
@@ -39,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector.keys import CollectorKeys
 from collector.store import Store
-from collector.store.records import WriteBatch, write_envelopes
+from collector.store.records import REJECTED, STORE_REFUSALS, WriteBatch, write_envelopes
 from protocol.acks import Ack
 from protocol.canonical import strict_json_loads
 from protocol.ed25519 import verify_many
@@ -54,12 +59,21 @@ from protocol.envelope import (
     read_header,
 )
 from protocol.errors import ProtocolError
-from protocol.records import Record
+from protocol.record_fields import contains_pan
+from protocol.records import BatchSummary, Record, TurnoverReading
 from protocol.topics import agent_id_from_topic
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_HEAD_BYTES = 512  # how much of a refused payload is kept for the operator
+
+#: Plausibility limits for batch and turnover totals (minor units). A terminal batch of a
+#: billion yuan is a broken parser or a hostile agent, not trade. With these ceilings the
+#: dashboard's 64-bit sums hold about 92 million such batches; its sums are also exact past
+#: that (collector/web/read_models.py).
+MAX_BUCKETS = 32
+MAX_BUCKET_AMOUNT = 100_000_000_000  # per sale/refund/void amount of one bucket: ¥1,000,000,000.00
+MAX_BATCH_AMOUNT = 100_000_000_000  # Σ sale + refund + void amounts of one batch
 
 
 class Message(Protocol):
@@ -98,6 +112,7 @@ class KeyEntry:
     #: the highest seq this key may sign: ``None`` for the agent's current key and for a
     #: retired key still in its grace period, else its ``max_seq`` (collector/enrollment.py)
     seq_limit: int | None = None
+    merchant_id: str | None = None  # the merchant the agent was enrolled for
 
 
 def _seq_limit(row: dict[str, object], now_iso: str) -> int | None:
@@ -135,8 +150,8 @@ class Keyring:
         if hit is not None and now - hit[0] < self._ttl_s and hit[1] is not None:
             return hit[1]
         row = self._store.query_one(
-            "SELECT k.agent_id, k.public_key, a.status, k.status AS key_status, k.max_seq,"
-            " k.grace_until, k.revoked_at FROM agent_keys k"
+            "SELECT k.agent_id, k.public_key, a.status, a.merchant_id, k.status AS key_status,"
+            " k.max_seq, k.grace_until, k.revoked_at FROM agent_keys k"
             " JOIN agents a ON a.agent_id = k.agent_id WHERE k.key_id = ?",
             (key_id,),
         )
@@ -145,7 +160,9 @@ class Keyring:
             raw = bytes(row["public_key"])
             key = Ed25519PublicKey.from_public_bytes(raw)
             limit = _seq_limit(row, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-            entry = KeyEntry(row["agent_id"], key, row["status"], key_id_for(key), raw, limit)
+            entry = KeyEntry(
+                row["agent_id"], key, row["status"], key_id_for(key), raw, limit, row["merchant_id"]
+            )
         with self._lock:
             if len(self._cache) > 100_000:
                 self._cache.clear()
@@ -297,7 +314,8 @@ def _before_signature(message: Message, keyring: Keyring, max_size: int) -> Refu
 
 
 def _after_signature(item: _Pending, signature_ok: bool) -> Verified | Refused:
-    """Steps 3 (its outcome) and 4: strict parse, body agent = topic agent, record schema."""
+    """Steps 3 (its outcome) and 4: strict parse, body agent = topic agent, record schema,
+    body merchant = the agent's merchant, plausible amounts."""
     message, topic_agent, kind, header, entry = item
     if not signature_ok:
         return _refused(message, "bad_signature", "Ed25519 signature does not verify",
@@ -321,7 +339,54 @@ def _after_signature(item: _Pending, signature_ok: bool) -> Verified | Refused:
         return _refused(message, exc.reason, exc.message, topic_agent, header)
     except ProtocolError as exc:
         return _refused(message, "bad_field", exc.message, topic_agent, header)
+    named = getattr(record, "merchant_id", None)
+    if named is not None and named != entry.merchant_id:
+        return _refused(message, "wrong_merchant",
+                        f"the body names another merchant than {entry.merchant_id!r}, the one"
+                        f" agent {topic_agent} was enrolled for", topic_agent, header)  # fmt: skip
+    if isinstance(record, BatchSummary | TurnoverReading):
+        problem = implausible_amounts(record)
+        if problem is not None:
+            return _refused(message, "implausible_amount", problem, topic_agent, header)
     return Verified(message, envelope, record)
+
+
+def _yuan(fen: int) -> str:
+    return f"¥{fen // 100:,}.{fen % 100:02d}"
+
+
+def implausible_amounts(record: BatchSummary | TurnoverReading) -> str | None:
+    """Why ``record``'s totals cannot be real (which limit, which field), or ``None``.
+
+    The message names the field and the limit, never the value (a hostile amount may be
+    chosen to look like a card number).
+    """
+    buckets = record.buckets
+    if len(buckets) > MAX_BUCKETS:
+        return f"{len(buckets)} buckets; a batch has at most {MAX_BUCKETS}"
+    for i, bucket in enumerate(buckets):
+        if max(bucket.sale_amount, bucket.refund_amount, bucket.void_amount) > MAX_BUCKET_AMOUNT:
+            name = next(n for n in ("sale_amount", "refund_amount", "void_amount")
+                        if getattr(bucket, n) > MAX_BUCKET_AMOUNT)  # fmt: skip
+            return (f"buckets[{i}].{name} is above the ceiling of"
+                    f" {_yuan(MAX_BUCKET_AMOUNT)} per bucket amount")  # fmt: skip
+    if sum(b.sale_amount + b.refund_amount + b.void_amount for b in buckets) > MAX_BATCH_AMOUNT:
+        return (f"sale, refund and void amounts add up to more than {_yuan(MAX_BATCH_AMOUNT)},"
+                " the ceiling per batch")  # fmt: skip
+    return None
+
+
+def _payload_head(refused: Refused) -> bytes | None:
+    """The first bytes of a refused payload for the operator, or ``None`` when it was refused
+    for holding a card number or its first bytes hold something that looks like one (then
+    none of it is kept). The check reads a little past the head, so a number the cut would
+    split is still seen whole."""
+    if "card number" in refused.detail:
+        return None
+    head = bytes(refused.message.payload[: PAYLOAD_HEAD_BYTES + 32])
+    if contains_pan(head.decode("utf-8", "replace")):
+        return None
+    return head[:PAYLOAD_HEAD_BYTES]
 
 
 def _store_refusal(tx_insert: Callable[..., object], refused: Refused) -> None:
@@ -333,7 +398,7 @@ def _store_refusal(tx_insert: Callable[..., object], refused: Refused) -> None:
             "reason": refused.reason,
             "detail": refused.detail[:1000],
             "payload_size": len(refused.message.payload),
-            "payload_head": bytes(refused.message.payload[:PAYLOAD_HEAD_BYTES]),
+            "payload_head": _payload_head(refused),
         },
     )
 
@@ -412,6 +477,13 @@ def store_decided(
                     acks.append((item.topic_agent, Ack(item.seq_hint, "rejected", item.reason)))
                 continue
             status, reason = next(results)
+            if status == REJECTED:
+                assert reason is not None
+                refused = Refused(item.message, reason, STORE_REFUSALS[reason],
+                                  item.envelope.agent_id, item.envelope.seq)  # fmt: skip
+                _store_refusal(tx.insert, refused)
+                acks.append((item.envelope.agent_id, Ack(item.envelope.seq, "rejected", reason)))
+                continue
             acks.append((item.envelope.agent_id, Ack(item.envelope.seq, status, reason)))  # type: ignore[arg-type]
             skew = clock_skew(item.envelope.record_type, item.envelope.created_at, now)
             if skew is not None:

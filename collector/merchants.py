@@ -14,8 +14,8 @@ Theory of operation (DESIGN.md §5 "Reconciliation", issue 5 "Merchants and acco
 * An ``account`` is an operator edit of the settlement-account history: when it differs from
   the merchant's active account, a new ``active`` account is added (masked + keyed HMAC only,
   never the clear number) and the previous one retired, both with history rows.
-  Agents' ``card_change`` records arrive through ingest as ``requested``/``under_review``
-  accounts; :func:`set_account_status` is the operator's decision on them. A change under
+  Agents' ``card_change`` records arrive through ingest as ``requested`` accounts (an agent
+  only reports a change); :func:`set_account_status` is the operator's decision on them. A change under
   review or rejected leaves the old account in force (the engine's rule).
 * Every change marks the merchant dirty for incremental reconciliation.
 """

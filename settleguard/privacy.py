@@ -11,8 +11,12 @@ work folder.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +127,30 @@ def scan_path(root: Path, known: Iterable[str] = ()) -> list[Hit]:
     """Scan every file below ``root``: SQLite databases row by row, other files as text.
 
     Files are also read raw, so a SQLite WAL or a binary log cannot hide a number.
+
+    The scan runs in a child process. Reading a file opens and closes a descriptor, and closing
+    any descriptor of a file drops every POSIX lock the process holds on it -- SQLite's locks
+    included. Scanning a database that this process keeps open (the demo's server) would leave
+    it unlocked, and the next process to close the database would take itself for the last
+    user, checkpoint and delete the WAL this process still writes into (docs/security.md).
+    The child holds no connection, so its reads cost nobody a lock. The known numbers travel
+    on its standard input, never on its command line.
     """
+    request = json.dumps({"root": str(root), "known": list(known)})
+    package_parent = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(
+        [sys.executable, "-m", "settleguard.privacy"],
+        input=request, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"privacy scan of {root} failed: {done.stderr.strip()[-500:]}")
+    return [Hit(where, masked) for where, masked in json.loads(done.stdout)]
+
+
+def _scan_here(root: Path, known: Iterable[str] = ()) -> list[Hit]:
+    """:func:`scan_path`'s work, in the calling process (the child's side)."""
     known = tuple(known)
     hits: list[Hit] = []
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
@@ -140,3 +167,14 @@ def scan_path(root: Path, known: Iterable[str] = ()) -> list[Hit]:
             except sqlite3.DatabaseError:
                 pass
     return hits
+
+
+def main() -> None:
+    """The child of :func:`scan_path`: a JSON request on stdin, the hits as JSON on stdout."""
+    request = json.load(sys.stdin)
+    hits = _scan_here(Path(request["root"]), request["known"])
+    json.dump([[hit.where, hit.masked] for hit in hits], sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -166,14 +166,20 @@ class Store(abc.ABC):
                 )
             done = []
             for migration in schema.pending(applied):
-                for statement in migration.statements:
-                    tx.execute(schema.render(statement, self.dialect))
+                for step in migration.rendered(self.dialect):
+                    self._apply(tx, step)
                 tx.execute(
                     "INSERT INTO schema_migrations (version, description) VALUES (?, ?)",
                     (migration.version, migration.description),
                 )
                 done.append(migration.version)
             return done
+
+    def _apply(self, tx: Tx, step: str | schema.Rebuild) -> None:
+        """Run one migration step (backends that rebuild tables override this)."""
+        if not isinstance(step, str):
+            raise StoreError(f"{self.dialect} cannot run a table rebuild ({step.table})")
+        tx.execute(step)
 
     def audit(self, actor: str, action: str, target: str | None, detail: str = "{}") -> None:
         """Append one line to the audit log."""

@@ -7,9 +7,18 @@ Theory of operation: an accepted envelope is written in the caller's transaction
    byte-identical) the message is a **duplicate**: nothing changes. Different bytes under a used
    ``seq`` is a **conflict**: the new envelope is kept in ``conflicts`` and never overwrites.
 2. The typed row. A batch summary is also unique by its natural key
-   ``(terminal_id, batch_no, closed_at)``: the same batch under a new ``seq`` (an agent that
-   re-sealed after losing its outbox) is a duplicate when its content matches and a conflict
-   when it does not.
+   ``(merchant_id, terminal_id, batch_no, closed_at)``: the same batch under a new ``seq`` (an
+   agent that re-sealed after losing its outbox) is a duplicate when its content matches and a
+   conflict when it does not.
+
+Every row belongs to the merchant the agent was enrolled for (``agents.merchant_id``), never
+to a merchant a body names: :mod:`collector.ingest` refuses a body that names another one,
+and the keys above, terminals and terminal replacements are all scoped to that merchant, so
+an agent cannot write, pre-empt or retire another merchant's batches and terminals. An agent
+only *reports* a card change: its settlement account starts ``requested`` whatever status the
+body claims (the claim is flagged in ``ingest_flags``); operators and acquirer files decide
+the rest (:mod:`collector.merchants`). A card change whose masked number does not show the
+sealed number's last digits is refused (:data:`REJECTED`) before anything is written.
 
 Because all of this happens in one transaction that commits before any ack is published, a crash
 between commit and ack makes the agent resend, and the resend lands in case 1: a no-op.
@@ -31,6 +40,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.account_numbers import account_key_text
 from collector.keys import CollectorKeys
 from collector.store.base import Tx
 from protocol.envelope import Envelope, LazyBody
@@ -46,7 +56,14 @@ from protocol.sealed import SealedError
 
 log = logging.getLogger(__name__)
 
-ACCEPTED, DUPLICATE, CONFLICT = "accepted", "duplicate", "conflict"
+ACCEPTED, DUPLICATE, CONFLICT, REJECTED = "accepted", "duplicate", "conflict", "rejected"
+
+#: Why the store refuses a record (the ``reason`` of a :data:`REJECTED` write) and what
+#: operators read about it in ``rejected_messages.detail``.
+STORE_REFUSALS = {
+    "account_mask_mismatch": "card change: new_account_masked does not show the last digits"
+    " of the sealed account number",
+}
 
 
 def sha256_hex(data: bytes) -> str:
@@ -95,11 +112,14 @@ class WriteBatch:
     """What the writes of one transaction share; call :meth:`flush` before it commits.
 
     :ivar agents: per agent, the ``created_at`` of its last accepted envelope and its highest seq
-    :ivar terminals: terminal ids already inserted (or found) in this transaction
+    :ivar terminals: ``(merchant_id, terminal_id)`` already inserted (or found) in this
+        transaction
+    :ivar merchants: per agent, the merchant it was enrolled for (read once per transaction)
     """
 
     agents: dict[str, tuple[str, int]] = field(default_factory=dict)
-    terminals: set[str] = field(default_factory=set)
+    terminals: set[tuple[str | None, str]] = field(default_factory=set)
+    merchants: dict[str, str | None] = field(default_factory=dict)
 
     def touch(self, envelope: Envelope) -> None:
         """Remember that ``envelope``'s agent was seen (written by :meth:`flush`)."""
@@ -168,6 +188,13 @@ def write_envelope(
         result = write_envelope(tx, envelope, payload, source, keys, record, own)
         own.flush(tx)
         return result
+    record = record if record is not None else envelope.record()
+    account_hmac = None
+    if isinstance(record, CardChange) and keys is not None:
+        opened = _open_new_account(keys, record)
+        if opened is not None and not mask_matches(record.new_account_masked, opened):
+            return REJECTED, "account_mask_mismatch"
+        account_hmac = None if opened is None else keys.account_hmac(opened)
     digest = sha256_hex(payload)
     record_id = _returned_id(
         tx.query(
@@ -187,15 +214,15 @@ def write_envelope(
     if record_id is None:
         return _seq_taken(tx, envelope, payload, digest)
     batch.touch(envelope)
-    record = record if record is not None else envelope.record()
+    merchant_id = _merchant_of(tx, envelope, batch)
     if isinstance(record, BatchSummary):
-        return _write_batch(tx, record_id, envelope, record, payload, digest, batch)
+        return _write_batch(tx, record_id, envelope, record, payload, digest, batch, merchant_id)
     if isinstance(record, TurnoverReading):
-        _write_turnover(tx, record_id, envelope, record)
+        _write_turnover(tx, record_id, envelope, record, batch, merchant_id)
     elif isinstance(record, CardChange):
-        _write_card_change(tx, record_id, envelope, record, keys)
+        _write_card_change(tx, record_id, envelope, record, account_hmac, merchant_id)
     elif isinstance(record, TerminalReplaced):
-        _write_replacement(tx, record_id, envelope, record)
+        _write_replacement(tx, record_id, envelope, record, batch, merchant_id)
     elif isinstance(record, Heartbeat):
         tx.insert(
             "heartbeats",
@@ -253,13 +280,12 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
     """Insert the batch summaries ``items[i] for i in which`` in bulk; False (and nothing
     written) unless every one of them is new."""
     seqs = {(e.agent_id, e.seq) for e, _, _, _ in items}
-    natural = {items[i][3].natural_key() for i in which}  # type: ignore[union-attr]
+    natural = {(items[i][0].agent_id, *items[i][3].natural_key()) for i in which}  # type: ignore[union-attr]
     if len(seqs) != len(items) or len(natural) != len(which):
         return False  # the same key twice in one transaction: let the slow path decide
     tx.execute("SAVEPOINT sg_bulk")
     ids = tx.reserve_ids("received_records", len(which))
     received, summaries, buckets, terminals = [], [], [], []
-    merchants: dict[str, str | None] = {}
     for record_id, i in zip(ids, which, strict=True):
         envelope, payload, source, record = items[i]
         batch: BatchSummary = record  # type: ignore[assignment]
@@ -275,11 +301,7 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
     for batch_id, record_id, i in zip(batch_ids, ids, which, strict=True):
         envelope, payload, _, record = items[i]
         batch = record  # type: ignore[assignment]
-        merchant_id = batch.merchant_id
-        if not merchant_id:
-            if envelope.agent_id not in merchants:
-                merchants[envelope.agent_id] = _merchant_of(tx, envelope, None)
-            merchant_id = merchants[envelope.agent_id]
+        merchant_id = _merchant_of(tx, envelope, shared)
         reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
         content = sha256_hex(_body_bytes(envelope, payload))
         summaries.append((batch_id, record_id, envelope.agent_id, batch.terminal_id, merchant_id,
@@ -288,13 +310,13 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
                           batch.receipt_end, reconciled, content))  # fmt: skip
         buckets.extend((batch_id, b.name, b.sale_count, b.sale_amount, b.refund_count,
                         b.refund_amount, b.void_count, b.void_amount) for b in batch.buckets)  # fmt: skip
-        if batch.terminal_id and batch.terminal_id not in shared.terminals:
+        if (merchant_id, batch.terminal_id) not in shared.terminals:
             terminals.append((batch.terminal_id, merchant_id, envelope.agent_id))
-            shared.terminals.add(batch.terminal_id)
+            shared.terminals.add((merchant_id, batch.terminal_id))
     if tx.insert_many("batch_summaries", _BATCH_COLUMNS, summaries,
                       ignore_conflict=True) != len(which):  # fmt: skip
         for terminal in terminals:
-            shared.terminals.discard(terminal[0])
+            shared.terminals.discard((terminal[1], terminal[0]))
         tx.execute("ROLLBACK TO SAVEPOINT sg_bulk")
         tx.execute("RELEASE SAVEPOINT sg_bulk")
         return False
@@ -353,21 +375,46 @@ def _conflict(
     )
 
 
-def _merchant_of(tx: Tx, envelope: Envelope, merchant_id: str | None) -> str | None:
-    if merchant_id:
-        return merchant_id
-    row = tx.query_one("SELECT merchant_id FROM agents WHERE agent_id = ?", (envelope.agent_id,))
-    return row["merchant_id"] if row else None
+def _merchant_of(tx: Tx, envelope: Envelope, shared: WriteBatch) -> str | None:
+    """The merchant ``envelope``'s agent was enrolled for: the merchant of all it sends."""
+    agent_id = envelope.agent_id
+    if agent_id not in shared.merchants:
+        row = tx.query_one("SELECT merchant_id FROM agents WHERE agent_id = ?", (agent_id,))
+        shared.merchants[agent_id] = row["merchant_id"] if row else None
+    return shared.merchants[agent_id]
 
 
-def _terminal(tx: Tx, terminal_id: str | None, merchant_id: str | None, agent_id: str) -> None:
-    if terminal_id:
-        tx.insert(
-            "terminals",
-            {"terminal_id": terminal_id, "merchant_id": merchant_id, "agent_id": agent_id},
-            ignore_conflict=True,
-            returning="terminal_id",
-        )
+def _open_new_account(keys: CollectorKeys, change: CardChange) -> str | None:
+    """The card change's new account number, in memory only (``None`` if not openable)."""
+    try:
+        return keys.open_card_change(change.change_id, change.new_account_sealed)
+    except (SealedError, UnicodeDecodeError):
+        log.warning("card change %s: sealed account not openable", change.change_id)
+        return None
+
+
+def mask_matches(masked: str, number: str) -> bool:
+    """True when every digit ``masked`` shows is the sealed ``number``'s digit there.
+
+    Digits before the mask characters must begin the number, digits after them must end it
+    (``****7894``, ``622202******7894``); the comparison uses the account's key text (digits,
+    or an IBAN's characters), as the matching HMAC does.
+    """
+    text = account_key_text(number)
+    stripped = masked.strip()
+    head = len(stripped) - len(stripped.lstrip("0123456789"))
+    tail = len(stripped) - len(stripped.rstrip("0123456789"))
+    if head + tail > len(text) or head == len(stripped):
+        return False
+    return text.startswith(stripped[:head]) and text.endswith(stripped[len(stripped) - tail :])
+
+
+def _terminal(
+    tx: Tx, shared: WriteBatch, terminal_id: str | None, merchant_id: str | None, agent_id: str
+) -> None:
+    if terminal_id and (merchant_id, terminal_id) not in shared.terminals:
+        tx.execute(_INSERT_TERMINAL_SQL, (terminal_id, merchant_id, agent_id))
+        shared.terminals.add((merchant_id, terminal_id))
 
 
 def _write_batch(
@@ -378,9 +425,9 @@ def _write_batch(
     payload: bytes,
     digest: str,
     shared: WriteBatch,
+    merchant_id: str | None,
 ) -> tuple[str, str | None]:
     content = sha256_hex(_body_bytes(envelope, payload))
-    merchant_id = _merchant_of(tx, envelope, batch.merchant_id)
     reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
     batch_id = _returned_id(
         tx.query(
@@ -405,13 +452,13 @@ def _write_batch(
     if batch_id is None:
         existing = tx.query_one(
             "SELECT id, received_record_id, content_sha256 FROM batch_summaries"
-            " WHERE terminal_id = ? AND batch_no = ? AND closed_at = ?",
-            batch.natural_key(),
+            " WHERE merchant_id = ? AND terminal_id = ? AND batch_no = ? AND closed_at = ?",
+            (merchant_id, *batch.natural_key()),
         )
         assert existing is not None
         if existing["content_sha256"] == content:
             return DUPLICATE, None
-        key = json.dumps(list(batch.natural_key()))
+        key = json.dumps([merchant_id, *batch.natural_key()])
         _conflict(tx, "natural_key", envelope, payload, digest, existing["received_record_id"], key)
         return CONFLICT, f"batch {batch.batch_no} of {batch.terminal_id} already stored differently"
     for bucket in batch.buckets:
@@ -428,14 +475,18 @@ def _write_batch(
                 bucket.void_amount,
             ),
         )
-    if batch.terminal_id and batch.terminal_id not in shared.terminals:
-        tx.execute(_INSERT_TERMINAL_SQL, (batch.terminal_id, merchant_id, envelope.agent_id))
-        shared.terminals.add(batch.terminal_id)
+    _terminal(tx, shared, batch.terminal_id, merchant_id, envelope.agent_id)
     return ACCEPTED, None
 
 
-def _write_turnover(tx: Tx, record_id: int, envelope: Envelope, reading: TurnoverReading) -> None:
-    merchant_id = _merchant_of(tx, envelope, reading.merchant_id)
+def _write_turnover(
+    tx: Tx,
+    record_id: int,
+    envelope: Envelope,
+    reading: TurnoverReading,
+    shared: WriteBatch,
+    merchant_id: str | None,
+) -> None:
     tx.insert(
         "turnover_readings",
         {
@@ -448,21 +499,25 @@ def _write_turnover(tx: Tx, record_id: int, envelope: Envelope, reading: Turnove
             "body": _body_json(envelope),
         },
     )
-    _terminal(tx, reading.terminal_id, merchant_id, envelope.agent_id)
+    _terminal(tx, shared, reading.terminal_id, merchant_id, envelope.agent_id)
 
 
 def _write_card_change(
-    tx: Tx, record_id: int, envelope: Envelope, change: CardChange, keys: CollectorKeys | None
+    tx: Tx,
+    record_id: int,
+    envelope: Envelope,
+    change: CardChange,
+    account_hmac: str | None,
+    merchant_id: str | None,
 ) -> None:
-    merchant_id = _merchant_of(tx, envelope, change.merchant_id)
-    account_hmac = None
-    if keys is not None:
-        try:  # the full number exists only inside this block, never in a row or a log line
-            account_hmac = keys.account_hmac(
-                keys.open_card_change(change.change_id, change.new_account_sealed)
-            )
-        except (SealedError, UnicodeDecodeError):
-            log.warning("card change %s: sealed account not openable", change.change_id)
+    if change.review_status not in (None, "requested"):
+        detail = (
+            f"card change {change.change_id} claimed review status {change.review_status!r};"
+            " stored as requested: only an operator or an acquirer file decides a review"
+        )
+        log.warning("agent %s: %s", envelope.agent_id, detail)
+        tx.insert("ingest_flags", {"agent_id": envelope.agent_id, "seq": envelope.seq,
+                                   "kind": "review_status_claim", "detail": detail})  # fmt: skip
     row: dict[str, Any] = {
         "received_record_id": record_id,
         "agent_id": envelope.agent_id,
@@ -476,16 +531,16 @@ def _write_card_change(
         "bank": change.bank,
         "requested_at": change.requested_at,
         "effective_at": change.effective_at,
-        "review_status": change.review_status,
+        "review_status": "requested",
         "acquirer_ref": change.acquirer_ref,
         "body": _body_json(envelope),
     }
     change_row_id = tx.insert("card_changes", row)
-    if merchant_id is None or account_hmac is None:
+    if merchant_id is None or account_hmac is None or _change_known(tx, merchant_id, change):
         return
     tx.insert("merchants", {"merchant_id": merchant_id}, ignore_conflict=True,
               returning="merchant_id")  # fmt: skip
-    status = change.review_status or "requested"
+    status = "requested"
     account_id = tx.insert(
         "settlement_accounts",
         {
@@ -507,10 +562,27 @@ def _write_card_change(
     )  # fmt: skip
 
 
+def _change_known(tx: Tx, merchant_id: str, change: CardChange) -> bool:
+    """True when ``change`` already has a settlement account: a report sent again (under a new
+    seq, after the agent re-sealed) adds none, so it cannot undo an operator's decision."""
+    return (
+        tx.query_one(
+            "SELECT a.id FROM settlement_accounts a JOIN card_changes c ON c.id = a.card_change_id"
+            " WHERE a.merchant_id = ? AND c.change_id = ?",
+            (merchant_id, change.change_id),
+        )
+        is not None
+    )
+
+
 def _write_replacement(
-    tx: Tx, record_id: int, envelope: Envelope, replaced: TerminalReplaced
+    tx: Tx,
+    record_id: int,
+    envelope: Envelope,
+    replaced: TerminalReplaced,
+    shared: WriteBatch,
+    merchant_id: str | None,
 ) -> None:
-    merchant_id = _merchant_of(tx, envelope, replaced.merchant_id)
     tx.insert(
         "terminal_replacements",
         {
@@ -525,9 +597,10 @@ def _write_replacement(
             "body": _body_json(envelope),
         },
     )
-    _terminal(tx, replaced.old_terminal_id, merchant_id, envelope.agent_id)
-    _terminal(tx, replaced.new_terminal_id, merchant_id, envelope.agent_id)
+    _terminal(tx, shared, replaced.old_terminal_id, merchant_id, envelope.agent_id)
+    _terminal(tx, shared, replaced.new_terminal_id, merchant_id, envelope.agent_id)
     tx.execute(
-        "UPDATE terminals SET status = 'replaced', replaced_by = ? WHERE terminal_id = ?",
-        (replaced.new_terminal_id, replaced.old_terminal_id),
+        "UPDATE terminals SET status = 'replaced', replaced_by = ?"
+        " WHERE merchant_id = ? AND terminal_id = ?",
+        (replaced.new_terminal_id, merchant_id, replaced.old_terminal_id),
     )

@@ -14,6 +14,7 @@ stored in clear: masked form + keyed HMAC + sealed ciphertext (DESIGN.md §6).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 DIALECTS: dict[str, dict[str, str]] = {
@@ -36,12 +37,44 @@ AGENT_STATUSES = ("pending", "approved", "revoked")
 
 
 @dataclass(frozen=True, slots=True)
+class Rebuild:
+    """A SQLite table rebuild for a constraint change (SQLite cannot alter constraints).
+
+    The store creates a copy of the table from its current definition with ``replace`` applied
+    (``(old, new)`` texts, each of which must occur) and ``append`` added as a table
+    constraint, copies the rows, drops the table, renames the copy and recreates the table's
+    indexes. Working from the current definition keeps columns and indexes that other
+    migrations added, in whatever order the migrations ran.
+    """
+
+    table: str
+    replace: tuple[tuple[str, str], ...] = ()
+    append: str = ""
+
+
+#: A step that differs per backend: the steps to run for each dialect.
+PerDialect = Mapping[str, tuple["str | Rebuild", ...]]
+
+
+@dataclass(frozen=True, slots=True)
 class Migration:
-    """One schema step: a version number, a one-line purpose and its statements."""
+    """One schema step: a version number, a one-line purpose and its statements.
+
+    A statement is portable SQL, or a :data:`PerDialect` mapping where the backends need
+    different steps (SQLite rebuilds a table to change a constraint: :class:`Rebuild`).
+    """
 
     version: int
     description: str
-    statements: tuple[str, ...]
+    statements: tuple[str | PerDialect, ...]
+
+    def rendered(self, dialect: str) -> list[str | Rebuild]:
+        """The steps to run on ``dialect``, placeholders rendered."""
+        out: list[str | Rebuild] = []
+        for statement in self.statements:
+            steps = (statement,) if isinstance(statement, str) else statement[dialect]
+            out.extend(render(step, dialect) if isinstance(step, str) else step for step in steps)
+        return out
 
 
 _V1 = (
@@ -375,6 +408,49 @@ _V7 = (
     " WHERE a.agent_id = agent_keys.agent_id) WHERE status = 'retired'",
 )
 
+# Version 8: a record's merchant is the merchant its agent was enrolled for, so batches and
+# terminals are keyed within that merchant. The batch natural key becomes (merchant_id,
+# terminal_id, batch_no, closed_at): one agent can no longer pre-empt another merchant's batch
+# by sending it first. Terminals are keyed (merchant_id, terminal_id): a replacement reported
+# for one merchant never marks another merchant's terminal. Rows written before this version
+# without a merchant take their agent's. SQLite cannot drop a constraint, so it rebuilds both
+# tables (keeping whatever columns and indexes they have by then); PostgreSQL swaps them.
+_V8 = (
+    "UPDATE batch_summaries SET merchant_id = (SELECT a.merchant_id FROM agents a"
+    " WHERE a.agent_id = batch_summaries.agent_id) WHERE merchant_id IS NULL",
+    "UPDATE terminals SET merchant_id = COALESCE((SELECT a.merchant_id FROM agents a"
+    " WHERE a.agent_id = terminals.agent_id), '') WHERE merchant_id IS NULL",
+    {
+        "sqlite": (
+            Rebuild(
+                "batch_summaries",
+                replace=(
+                    (
+                        "UNIQUE (terminal_id, batch_no, closed_at)",
+                        "UNIQUE (merchant_id, terminal_id, batch_no, closed_at)",
+                    ),
+                ),
+            ),
+            Rebuild(
+                "terminals",
+                replace=(
+                    ("terminal_id TEXT PRIMARY KEY,", "terminal_id TEXT NOT NULL,"),
+                    ("merchant_id TEXT,", "merchant_id TEXT NOT NULL,"),
+                ),
+                append="PRIMARY KEY (merchant_id, terminal_id)",
+            ),
+        ),
+        "postgresql": (
+            "ALTER TABLE batch_summaries"
+            " DROP CONSTRAINT batch_summaries_terminal_id_batch_no_closed_at_key",
+            "ALTER TABLE batch_summaries ADD CONSTRAINT batch_summaries_natural_key"
+            " UNIQUE (merchant_id, terminal_id, batch_no, closed_at)",
+            "ALTER TABLE terminals DROP CONSTRAINT terminals_pkey",
+            "ALTER TABLE terminals ADD PRIMARY KEY (merchant_id, terminal_id)",
+        ),
+    },
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -383,6 +459,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
     Migration(6, "batch summaries without the copy of the body", _V6),
     Migration(7, "retired agent keys: seq ceiling, grace period, revocation", _V7),
+    Migration(8, "batches and terminals keyed within their agent's merchant", _V8),
 )
 
 

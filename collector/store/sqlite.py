@@ -8,6 +8,7 @@ half-way through a batch with ``SQLITE_BUSY`` on upgrade.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,7 +18,8 @@ from typing import Any
 
 import sqlite_utils
 
-from collector.store.base import Row, Store, Tx
+from collector.store import schema
+from collector.store.base import Row, Store, StoreError, Tx
 
 _ROWS_PER_INSERT = 200  # rows per multi-row INSERT in SqliteTx.insert_many
 
@@ -155,6 +157,34 @@ class SqliteStore(Store):
             raise
         conn.execute("COMMIT")
 
+    def migrate(self) -> list[int]:
+        """:meth:`Store.migrate` with foreign key enforcement off while it runs.
+
+        A constraint change rebuilds a table (create the new one, copy, drop the old one,
+        rename), and dropping a table that others reference would fail with enforcement on.
+        The pragma has no effect inside a transaction, so it is set around the migration; a
+        foreign key check then runs before enforcement is back on.
+
+        :raises StoreError: as :meth:`Store.migrate`, or when the migrated data breaks a
+            foreign key
+        """
+        conn = self._connection()
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            done = super().migrate()
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StoreError(f"foreign keys broken after migrating: {broken[:5]}")
+            return done
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
+
+    def _apply(self, tx: Tx, step: str | schema.Rebuild) -> None:
+        if isinstance(step, str):
+            tx.execute(step)
+        else:
+            rebuild_table(tx, step)
+
     def _table_names(self) -> set[str]:
         rows = self._connection().execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         return {r[0] for r in rows}
@@ -165,3 +195,41 @@ class SqliteStore(Store):
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def rebuild_table(tx: Tx, rebuild: schema.Rebuild) -> None:
+    """Rebuild a table with a changed constraint, the way SQLite documents it ("Making Other
+    Kinds Of Table Schema Changes"): new table, copy, drop, rename, indexes again. Foreign
+    key enforcement must be off (:meth:`SqliteStore.migrate` sees to it).
+
+    :raises StoreError: when the table or a text to replace is not in its definition
+    """
+    table = rebuild.table
+    row = tx.query_one("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+    if row is None:
+        raise StoreError(f"cannot rebuild {table}: no such table")
+    create = str(row["sql"])
+    for old, new in rebuild.replace:
+        if old not in create:
+            raise StoreError(f"cannot rebuild {table}: {old!r} is not in its definition")
+        create = create.replace(old, new, 1)
+    if rebuild.append:
+        create = f"{create[: create.rstrip().rindex(')')]}, {rebuild.append})"
+    copy = f"{table}_rebuilt"
+    create, found = re.subn(rf'^CREATE TABLE\s+"?{table}"?', f"CREATE TABLE {copy}", create)
+    if not found:
+        raise StoreError(f"cannot rebuild {table}: unexpected definition")
+    indexes = [
+        str(r["sql"])
+        for r in tx.query(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+            " AND sql IS NOT NULL",
+            (table,),
+        )
+    ]
+    tx.execute(create)
+    tx.execute(f"INSERT INTO {copy} SELECT * FROM {table}")  # noqa: S608 - our names
+    tx.execute(f"DROP TABLE {table}")
+    tx.execute(f"ALTER TABLE {copy} RENAME TO {table}")
+    for index in indexes:
+        tx.execute(index)

@@ -31,22 +31,42 @@ def _json(text: str | None, default: Any) -> Any:
         return default
 
 
+# Money sums in two parts that cannot overflow a 64-bit integer (SQLite's SUM raises on
+# overflow): whole billions of fen and the rest, joined exactly in Python. Both stores divide
+# integers toward zero, so hi * 10**9 + lo == amount for negative amounts too.
+_SPLIT = 1_000_000_000
+_SAFE_SUM = (
+    f"COALESCE(SUM(amount / {_SPLIT}), 0) AS amount_hi,"
+    f" COALESCE(SUM(amount - amount / {_SPLIT} * {_SPLIT}), 0) AS amount_lo"
+)
+
+
+def _join_sum(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with ``amount`` from its :data:`_SAFE_SUM` parts (and without them)."""
+    hi, lo = int(row.pop("amount_hi")), int(row.pop("amount_lo"))
+    row["amount"] = hi * _SPLIT + lo
+    return row
+
+
 def overview(store: Store, *, now: datetime, silent_after_s: int) -> dict[str, Any]:
     """Money at risk, open gaps by category, a 30-day trend, silent agents, last imports."""
-    categories = store.query(
-        "SELECT category, COUNT(*) AS gaps, COALESCE(SUM(amount), 0) AS amount FROM gaps"
-        " WHERE status IN ('open', 'acknowledged') GROUP BY category ORDER BY amount DESC"
-    )
+    categories = [
+        _join_sum(row)
+        for row in store.query(
+            f"SELECT category, COUNT(*) AS gaps, {_SAFE_SUM} FROM gaps"  # noqa: S608 - our SQL
+            " WHERE status IN ('open', 'acknowledged') GROUP BY category"
+        )
+    ]
+    categories.sort(key=lambda c: c["amount"], reverse=True)
     at_risk = sum(int(c["amount"]) for c in categories if c["category"] not in NOT_AT_RISK)
     not_due = sum(int(c["amount"]) for c in categories if c["category"] in NOT_AT_RISK)
     start = (now - timedelta(days=29)).date()
     rows = store.query(
-        "SELECT substr(detected_at, 1, 10) AS day, COUNT(*) AS gaps,"
-        " COALESCE(SUM(amount), 0) AS amount FROM gaps WHERE detected_at >= ?"
-        " GROUP BY substr(detected_at, 1, 10)",
+        f"SELECT substr(detected_at, 1, 10) AS day, COUNT(*) AS gaps, {_SAFE_SUM}"  # noqa: S608
+        " FROM gaps WHERE detected_at >= ? GROUP BY substr(detected_at, 1, 10)",
         (start.isoformat(),),
     )
-    by_day = {r["day"]: r for r in rows}
+    by_day = {r["day"]: _join_sum(r) for r in rows}
     trend = []
     for offset in range(30):
         day = (start + timedelta(days=offset)).isoformat()

@@ -145,3 +145,77 @@ def test_upgrade_to_6_keeps_batch_summaries_and_drops_only_the_body_copy(
         assert (row["terminal_id"], row["batch_no"], row["total_amount"]) == ("T1", 7, 12345)
     finally:
         store.close()
+
+
+def test_upgrade_to_8_scopes_batches_and_terminals_to_their_merchant(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a collector at schema 7: a batch without a merchant (its agent's is taken), buckets that
+    # reference it, and a terminal; after the upgrade the same batch and terminal ids may exist
+    # once per merchant, and nothing referenced was lost
+    from collector.store import schema
+
+    store = open_store(empty_database_url)
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:7])
+        assert store.migrate() == [1, 2, 3, 4, 5, 6, 7]
+        with store.transaction() as tx:
+            tx.insert("agents", {"agent_id": "ag-1", "merchant_id": "M1", "status": "approved",
+                                 "key_id": "k", "public_key": b"k" * 32}, returning="agent_id")  # fmt: skip
+            rid = tx.insert("received_records", {
+                "agent_id": "ag-1", "seq": 1, "key_id": "k", "record_type": "batch_summary",
+                "created_at": "2026-11-27T10:00:00Z", "source": "test",
+                "payload_sha256": "s", "envelope": b"x"})  # fmt: skip
+            bid = tx.insert("batch_summaries", {
+                "received_record_id": rid, "agent_id": "ag-1", "terminal_id": "T1",
+                "merchant_id": None, "batch_no": 7, "closed_at": "2026-11-27T09:00:00Z",
+                "total_amount": 12345, "content_sha256": "c"})  # fmt: skip
+            tx.insert("batch_buckets", {"batch_id": bid, "name": "visa", "sale_count": 1,
+                                        "sale_amount": 12345, "refund_count": 0,
+                                        "refund_amount": 0, "void_count": 0, "void_amount": 0},
+                      returning="batch_id")  # fmt: skip
+            tx.insert("terminals", {"terminal_id": "T1", "merchant_id": None, "agent_id": "ag-1"},
+                      returning="terminal_id")  # fmt: skip
+            # what another feature's migration may have added before this one ran
+            tx.execute("ALTER TABLE batch_summaries ADD COLUMN source TEXT DEFAULT 'terminal'")
+            tx.execute("UPDATE batch_summaries SET source = 'slip'")
+            tx.execute("CREATE INDEX terminals_agent ON terminals (agent_id)")
+        monkeypatch.undo()
+        assert store.migrate() == [8]
+        [row] = store.query("SELECT * FROM batch_summaries")
+        assert (row["id"], row["merchant_id"], row["total_amount"]) == (bid, "M1", 12345)
+        assert row["source"] == "slip"
+        indexes = (  # every index is still there (SQLite rebuilt the tables)
+            "SELECT name FROM sqlite_master WHERE type = 'index'"
+            if store.dialect == "sqlite"
+            else "SELECT indexname AS name FROM pg_indexes"
+        )
+        names = {r["name"] for r in store.query(indexes)}
+        assert {"terminals_agent", "terminals_merchant", "batch_summaries_merchant"} <= names
+        with store.transaction() as tx:  # the same batch and terminal for another merchant
+            tx.insert("batch_summaries", {
+                "received_record_id": rid, "agent_id": "ag-2", "terminal_id": "T1",
+                "merchant_id": "M2", "batch_no": 7, "closed_at": "2026-11-27T09:00:00Z",
+                "total_amount": 1, "content_sha256": "d"})  # fmt: skip
+            tx.insert("terminals", {"terminal_id": "T1", "merchant_id": "M2", "agent_id": "ag-2"},
+                      returning="terminal_id")  # fmt: skip
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"), store.transaction() as tx:
+            tx.insert("batch_summaries", {
+                "received_record_id": rid, "agent_id": "ag-1", "terminal_id": "T1",
+                "merchant_id": "M1", "batch_no": 7, "closed_at": "2026-11-27T09:00:00Z",
+                "total_amount": 2, "content_sha256": "e"})  # fmt: skip
+        joined = store.query(
+            "SELECT b.merchant_id, k.sale_amount FROM batch_buckets k"
+            " JOIN batch_summaries b ON b.id = k.batch_id"
+        )
+        assert [(r["merchant_id"], r["sale_amount"]) for r in joined] == [("M1", 12345)]
+        terminals = store.query("SELECT merchant_id FROM terminals ORDER BY merchant_id")
+        assert [r["merchant_id"] for r in terminals] == ["M1", "M2"]
+        with store.transaction() as tx:  # new ids continue after the copied ones
+            new_id = tx.insert("batch_summaries", {
+                "received_record_id": rid, "agent_id": "ag-1", "terminal_id": "T1",
+                "merchant_id": "M1", "batch_no": 8, "closed_at": "2026-11-28T09:00:00Z",
+                "total_amount": 3, "content_sha256": "f"})  # fmt: skip
+        assert new_id > bid + 1
+    finally:
+        store.close()

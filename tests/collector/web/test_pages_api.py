@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from collector.keys import load_keys
 from collector.store import Store
 from collector.tokens import create_token
+from collector.web.read_models import overview
 from tests.collector.web.conftest import csrf_token, seed_world
 from tests.collector.web.scenario import ACCOUNT, MERCHANT, build_world
 
@@ -234,3 +235,31 @@ def test_api_reads_and_actions_with_a_token(web_app: Flask, db: Store) -> None:
     assert approvals[0]["target"] == "agent:ag-1"
     assert change["before"]["status"] != "approved" and change["after"]["status"] == "approved"
     assert client.get("/api/v1/gaps/424242", headers=viewer).status_code == 404
+
+
+def test_overview_sums_money_past_the_64_bit_range(
+    db: Store, as_role: Callable[[str | None], FlaskClient]
+) -> None:
+    # gaps stored before ingest refused implausible amounts: three near the 64-bit limit
+    amount = 460 * (2**53 - 1)
+    with db.transaction() as tx:
+        for i in range(3):
+            tx.insert("gaps", {"dedupe_key": f"M100:MISSING:huge{i}", "merchant_id": "M100",
+                               "category": "MISSING", "amount": amount, "currency": "156",
+                               "status": "open"})  # fmt: skip
+        tx.insert("gaps", {"dedupe_key": "M100:SHORT_PAID:neg", "merchant_id": "M100",
+                           "category": "SHORT_PAID", "amount": -1_500_000_001, "currency": "156",
+                           "status": "open"})  # fmt: skip
+    client = as_role("viewer")
+    response = client.get("/")
+    assert response.status_code == 200
+    total = 3 * amount - 1_500_000_001
+    assert f'id="money-at-risk">{total // 100:,}.{total % 100:02d}' in response.get_data(
+        as_text=True
+    )
+    data = overview(db, now=datetime.now(UTC), silent_after_s=3600)
+    assert data["money_at_risk"] == total
+    assert [(c["category"], c["amount"]) for c in data["by_category"]] == [
+        ("MISSING", 3 * amount), ("SHORT_PAID", -1_500_000_001)
+    ]  # fmt: skip
+    assert sum(day["amount"] for day in data["trend"]) == total
