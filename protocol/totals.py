@@ -17,7 +17,7 @@ from typing import Literal
 ZVT_BUCKETS: tuple[str, ...] = ("girocard", "jcb", "eurocard", "amex", "visa", "diners", "other")
 
 TotalsKind = Literal["turnover_totals", "end_of_day"]
-ProtocolName = Literal["zvt", "poslink"]
+ProtocolName = Literal["zvt", "poslink", "mispos", "slip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,7 @@ class TerminalTotals:
     host_reconciled: bool | None = None
     total_amount_reported: int | None = None  # a grand total, when the terminal sends one
     print_lines: tuple[str, ...] = field(default=())
+    merchant_id: str | None = None  # the merchant number, when the terminal reports it
 
     @property
     def total_amount(self) -> int:
