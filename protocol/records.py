@@ -49,11 +49,11 @@ from protocol.record_fields import (
 )
 
 __all__ = [
+    "CHINA_BUCKETS",
     "RECORD_CLASSES",
     "RECORD_TYPES",
-    "ZVT_BUCKETS",
-    "CHINA_BUCKETS",
     "SOURCES",
+    "ZVT_BUCKETS",
     "BatchSummary",
     "Bucket",
     "CardChange",
@@ -621,7 +621,7 @@ def _build_valid(cls: type[Any], body: Any) -> Any:
     problem and names its field.
     """
     names, nested = _SHAPES[cls]
-    if type(body) is not dict or body.keys() != names and body.keys() | _added(cls) != names:
+    if type(body) is not dict or (body.keys() != names and body.keys() | _added(cls) != names):
         return None
     try:
         if nested:
