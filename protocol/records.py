@@ -211,8 +211,11 @@ def _bucket_name_ok(protocol: Any, bucket: Bucket) -> bool:
     """China bucket names everywhere; only older ZVT records name a ZVT bucket, unmapped."""
     if bucket.name in CHINA_BUCKETS:
         return protocol != "zvt" or bucket.scheme is None or bucket.scheme in ZVT_BUCKETS
-    return protocol in ("zvt", "poslink") and bucket.scheme is None and (
-        protocol != "zvt" or bucket.name in ZVT_BUCKETS)
+    return (
+        protocol in ("zvt", "poslink")
+        and bucket.scheme is None
+        and (protocol != "zvt" or bucket.name in ZVT_BUCKETS)
+    )
 
 
 def _buckets_ok(protocol: Any, buckets: Any) -> bool:

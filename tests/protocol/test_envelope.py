@@ -141,8 +141,11 @@ REFUSALS: list[tuple[str, bytes, str]] = [
     ("oversized", GOOD + b" " * MAX_ENVELOPE_BYTES, "too_large"),
     ("other key signed", seal(key=OTHER), "unknown_key"),
     # another base64url character (a bit flip can leave the alphabet: 'Z' ^ 1 is '[')
-    ("signature changed", GOOD[:30] + (b"B" if GOOD[30:31] == b"A" else b"A") + GOOD[31:],
-     "bad_signature"),
+    (
+        "signature changed",
+        GOOD[:30] + (b"B" if GOOD[30:31] == b"A" else b"A") + GOOD[31:],
+        "bad_signature",
+    ),
     ("body bit flip", _flip(GOOD, HEADER_LEN + 40), "bad_signature"),
     ("truncated body", GOOD[:-1], "bad_signature"),
     ("appended byte", GOOD + b"\n", "bad_signature"),
