@@ -17,7 +17,7 @@ from typing import Any
 from agent import terminal_link
 from agent.batch_records import batch_summary
 from agent.config import AgentConfig, load_config
-from agent.errors import StorageError, UsageError
+from agent.errors import StorageError, TerminalProtocolError, UsageError
 from agent.home import AgentHome
 from agent.recorder import open_outbox, record, utc_ms
 from protocol.envelope import read_header
@@ -89,18 +89,22 @@ def close_and_store(
     merchant_id: str | None,
     progress: Progress | None = None,
     closed_at: str | None = None,
+    save_raw: Path | None = None,
 ) -> ClosedBatch:
     """Close the terminal's batch and commit the signed batch record before returning.
 
     :param closed_at: the close time to record (default: now; the demo passes its own clock)
+    :param save_raw: write the terminal's raw reply bytes here (MIS-POS)
     :raises agent.errors.AgentError: terminal or storage failure
     :raises BatchNotStored: the terminal closed the batch but the outbox refused it; the
         exception carries the totals so they can still be shown and written down
     """
     totals = terminal_link.close_batch(
-        url, protocol, password=password, baud=baud, progress=progress
+        url, protocol, password=password, baud=baud, progress=progress, save_raw=save_raw
     )
     tid = totals.terminal_id or terminal_id
+    if totals.recovered and tid and totals.batch_no is not None:
+        _refuse_known_batch(home, tid, totals)
     batch_no = None
     if totals.batch_no is None and tid:
         batch_no = reserve_batch_no(home, tid)
@@ -115,7 +119,30 @@ def close_and_store(
         seq = record(home, summary, config=agent_config(home))
     except StorageError as exc:
         raise BatchNotStored(exc.message, totals) from exc
+    _remember_batch(home, summary)
     return ClosedBatch(totals, summary, seq)
+
+
+def _last_batch_key(terminal_id: str) -> str:
+    return f"last_closed_batch:{terminal_id}"
+
+
+def _remember_batch(home: AgentHome, summary: BatchSummary) -> None:
+    with open_outbox(home) as outbox:
+        outbox.set_meta({_last_batch_key(summary.terminal_id): str(summary.batch_no)})
+
+
+def _refuse_known_batch(home: AgentHome, terminal_id: str, totals: TerminalTotals) -> None:
+    """After a lost settlement reply the reprint shows the terminal's last settlement; if that
+    is a batch this agent already stored, the close never happened and nothing is stored."""
+    with open_outbox(home) as outbox:
+        known = outbox.get_meta(_last_batch_key(terminal_id))
+    if known is not None and int(known) == totals.batch_no:
+        raise TerminalProtocolError(
+            f"the settlement reply was lost and the reprint (19) shows batch {totals.batch_no}, "
+            "which is already stored: the batch was NOT closed. Check the terminal's screen, "
+            "then close again"
+        )
 
 
 def reserve_batch_no(home: AgentHome, terminal_id: str) -> int:

@@ -68,6 +68,7 @@ class TerminalTotals:
     total_amount_reported: int | None = None  # a grand total, when the terminal sends one
     print_lines: tuple[str, ...] = field(default=())
     merchant_id: str | None = None  # the merchant number, when the terminal reports it
+    recovered: bool = False  # the figures came from a reprint after the close's reply was lost
 
     @property
     def total_amount(self) -> int:
