@@ -146,7 +146,7 @@ class MisposClient:
             if lost.silent:
                 raise NoAnswer(
                     f"no answer to the reprint (19) within {self._timeout:.0f} s; {HINT}"
-                )
+                ) from None
             raise TerminalProtocolError(f"the reprint (19) reply {lost.reason}") from None
         return self._settlement(reply, closed=after_loss is not None)
 

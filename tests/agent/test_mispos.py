@@ -146,7 +146,7 @@ def test_cli_says_the_figures_came_from_the_reprint(home: Path, sims) -> None:  
 
 
 def test_silence_past_60_s_on_a_simulated_clock(sims) -> None:  # type: ignore[no-untyped-def]
-    sim, port = sims(scenario(eod_silence_s=3600.0))
+    _sim, port = sims(scenario(eod_silence_s=3600.0))
     clock = SteppingClock(5.0)
     recording = RecordingPort(port)
     client = MisposClient(recording, clock=clock)  # type: ignore[arg-type]
@@ -161,7 +161,7 @@ def test_silence_past_60_s_on_a_simulated_clock(sims) -> None:  # type: ignore[n
 def test_error_code_is_shown_with_its_9f19_text(home: Path, sims) -> None:  # type: ignore[no-untyped-def]
     sim, port = sims(scenario(result_code="97", result_text="终端未登记，请联系通联"))
     port.close()
-    code, out, err = invoke("agent", "close", "--protocol", "mispos", "--port", sim.path)
+    code, _out, err = invoke("agent", "close", "--protocol", "mispos", "--port", sim.path)
     assert code == TerminalAborted.exit_code
     assert "97 终端未登记，请联系通联" in err
     assert stored(home) == [] and sim.scenario.batch_no == 123
@@ -238,7 +238,7 @@ def test_damaged_slip_tells_the_technician_to_save_the_raw_reply(
         return (SlipRow("storedvalue", 1, 100),)
 
     monkeypatch.setattr(mispos_terminal, "scenario_rows", bad_rows)
-    sim, port = sims(scenario())
+    _sim, port = sims(scenario())
     with pytest.raises(TerminalProtocolError) as info:
         MisposClient(port).close_batch()
     assert "CLOSED on the terminal" in info.value.message and "--save-raw" in info.value.message
