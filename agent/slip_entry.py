@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from agent.errors import UsageError
@@ -57,7 +57,7 @@ class SlipEntry:
     @property
     def closed_at(self) -> str:
         """The slip's time in UTC, RFC 3339 with ``Z``."""
-        utc = self.local_time.replace(tzinfo=CHINA_TIME).astimezone(timezone.utc)
+        utc = self.local_time.replace(tzinfo=CHINA_TIME).astimezone(UTC)
         return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def totals(self) -> TerminalTotals:
