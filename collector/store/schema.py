@@ -362,6 +362,10 @@ _V5 = (
 # ingest store stage. content_sha256 (the natural-key comparison) stays.
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 
+# Version 7: where a batch's figures come from -- the terminal link or a slip typed by hand
+# (docs/envelope.md §5.3). Batches stored before it came from terminals.
+_V7 = ("ALTER TABLE batch_summaries ADD COLUMN source TEXT NOT NULL DEFAULT 'terminal'",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -369,6 +373,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
     Migration(6, "batch summaries without the copy of the body", _V6),
+    Migration(7, "batch source: terminal link or typed slip", _V7),
 )
 
 
