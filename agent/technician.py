@@ -184,7 +184,16 @@ class OutboxAdapter:
 
     def store(self, item: BatchSummary | TerminalReplaced) -> int:
         """Sign and commit; return the seq."""
-        return record(self.home, item, config=agent_config(self.home))
+        seq = record(self.home, item, config=agent_config(self.home))
+        if isinstance(item, BatchSummary):
+            _remember_batch(self.home, item)
+        return seq
+
+    def last_closed_batch_no(self, terminal_id: str) -> int | None:
+        """The batch number of the last batch this agent stored for ``terminal_id``."""
+        with open_outbox(self.home) as outbox:
+            known = outbox.get_meta(_last_batch_key(terminal_id))
+        return None if known is None else int(known)
 
     def _bodies(self, record_type: str, after_seq: int) -> list[tuple[int, dict[str, Any]]]:
         with open_outbox(self.home) as outbox:
@@ -242,10 +251,23 @@ class LinkTerminals:
         return replace(totals, terminal_id=self.terminal_id_fallback[url])
 
     def read_totals(self, url: str, protocol: str) -> TerminalTotals:
-        """Read totals, filling in a technician-given TID where the protocol has none."""
-        totals = terminal_link.read_totals(
-            url, protocol, password=self.password, baud=self.baud, progress=self.progress
-        )
+        """Read totals, filling in a technician-given TID where the protocol has none.
+
+        MIS-POS has no totals query: the port probe names the terminal, and the open batch
+        is reported empty (its figures come with the close).
+        """
+        if protocol == "mispos":
+            terminal_id = terminal_link.identify(url, protocol, baud=self.baud)
+            totals = TerminalTotals("mispos", "turnover_totals", terminal_id, "156", ())
+        else:
+            totals = terminal_link.read_totals(
+                url, protocol, password=self.password, baud=self.baud, progress=self.progress
+            )
+        return self._with_tid(url, totals)
+
+    def read_last(self, url: str, protocol: str) -> TerminalTotals:
+        """The last closed batch again (MIS-POS reprint, 19); closes nothing."""
+        totals = terminal_link.read_last(url, protocol, baud=self.baud, progress=self.progress)
         return self._with_tid(url, totals)
 
     def close_batch(self, url: str, protocol: str) -> TerminalTotals:

@@ -132,6 +132,14 @@ def read_last(
         return client.read_last()
 
 
+def identify(url: str, protocol: str, *, baud: int | None = None) -> str | None:
+    """Ask the terminal who it is with its cheapest request (MIS-POS: the port probe)."""
+    from agent.probe import _identify
+
+    with open_port(url, default_settings(protocol, baud)) as port:
+        return _identify(protocol, port, is_network_url(url))
+
+
 @contextmanager
 def _client(
     url: str, protocol: str, baud: int | None, progress: Progress | None, save_raw: Path | None
