@@ -269,9 +269,7 @@ class Demo:
         )  # fmt: skip
         self.batches[shop.merchant_id].append(closed.summary)
 
-    def _typed_slip(
-        self, world: World, shop: Shop, home: AgentHome, index: int, day: date
-    ) -> None:
+    def _typed_slip(self, world: World, shop: Shop, home: AgentHome, index: int, day: date) -> None:
         """The merchant types the day's printed settlement slip (``agent slip``)."""
         sales = world.sales(shop, day)
         entry = SlipEntry(
