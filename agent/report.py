@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from protocol.buckets import CHINA_BUCKETS, china_bucket
 from protocol.totals import TerminalTotals
 
 # ISO 4217 numeric -> (alpha code, minor-unit exponent) for the currencies terminals report.
@@ -37,11 +38,27 @@ def totals_to_json(totals: TerminalTotals, read_at: str) -> dict[str, Any]:
         "total_amount": totals.total_amount,
         "receipt_start": totals.receipt_start,
         "receipt_end": totals.receipt_end,
-        "buckets": [{"name": b.name, "count": b.count, "amount": b.amount} for b in totals.buckets],
+        "buckets": china_buckets(totals),
         "read_at": read_at,
         "batch_no": totals.batch_no,
         "host_reconciled": totals.host_reconciled,
     }
+
+
+def china_buckets(totals: TerminalTotals) -> list[dict[str, Any]]:
+    """``[{name, count, amount}]`` per China bucket, whatever the protocol: schemes that share
+    a bucket (ZVT ``visa`` and ``amex`` are both ``foreign``) are added up. The signed record
+    keeps each scheme (``docs/envelope.md`` §5.1)."""
+    sums: dict[str, list[int]] = {}
+    for bucket in totals.buckets:
+        figures = sums.setdefault(china_bucket(totals.protocol, bucket.name), [0, 0])
+        figures[0] += bucket.count
+        figures[1] += bucket.amount
+    order = list(CHINA_BUCKETS)
+    return [
+        {"name": name, "count": sums[name][0], "amount": sums[name][1]}
+        for name in sorted(sums, key=order.index)
+    ]
 
 
 def format_amount(amount: int, currency: str | None) -> str:
@@ -70,15 +87,16 @@ def totals_table(totals: TerminalTotals, read_at: str) -> str:
         f"  receipts     {totals.receipt_start or '-'} .. {totals.receipt_end or '-'}",
         f"  read at      {read_at}",
         "",
-        f"  {'bucket':<16}{'count':>7}{'amount':>18}",
+        f"  {'bucket':<24}{'count':>7}{'amount':>18}",
     ]
     for bucket in totals.buckets:
+        name = china_bucket(totals.protocol, bucket.name)
+        label = name if name == bucket.name else f"{name} ({bucket.name})"
         lines.append(
-            f"  {bucket.name:<16}{bucket.count:>7}"
-            f"{format_amount(bucket.amount, totals.currency):>18}"
+            f"  {label:<24}{bucket.count:>7}{format_amount(bucket.amount, totals.currency):>18}"
         )
     lines.append(
-        f"  {'total':<16}{totals.total_count:>7}"
+        f"  {'total':<24}{totals.total_count:>7}"
         f"{format_amount(totals.total_amount, totals.currency):>18}"
     )
     return "\n".join(lines)
