@@ -242,3 +242,54 @@ def test_damaged_slip_tells_the_technician_to_save_the_raw_reply(
     with pytest.raises(TerminalProtocolError) as info:
         MisposClient(port).close_batch()
     assert "CLOSED on the terminal" in info.value.message and "--save-raw" in info.value.message
+
+
+def _replacement(home: Path, old: RunningSimulator, new: RunningSimulator):  # type: ignore[no-untyped-def]
+    from agent.home import agent_home
+    from agent.replace import Replacement
+    from agent.technician import LinkTerminals, OutboxAdapter
+
+    agent = agent_home(home)
+    return Replacement(
+        home=agent.root,
+        terminals=LinkTerminals(None, None, {}),
+        outbox=OutboxAdapter(agent),
+        now=lambda: "2026-11-26T13:30:05Z",
+        say=lambda message: None,
+        confirm_swap=lambda state: new.path,
+    )
+
+
+def _interrupted_close(merchant: str, port: str) -> object:
+    from agent.replace import ReplaceState
+
+    return ReplaceState(
+        merchant_id=merchant, old_port=port, old_protocol="mispos", step="closing",
+        old_terminal_id="10060001", close_attempted_at="2026-11-26T13:30:00Z",
+    )  # fmt: skip
+
+
+def test_replace_resumed_after_an_interrupted_settlement_uses_the_reprint(home: Path) -> None:
+    with (
+        start_on_pty("mispos", scenario()) as old,
+        start_on_pty("mispos", Scenario(terminal_id="10060009", buckets=[])) as new,
+    ):
+        with serial.serial_for_url(old.path, timeout=0.02) as port:
+            MisposClient(port).close_batch()  # the terminal settled; the agent died before storing
+        state = _replacement(home, old, new).run(_interrupted_close("M1", old.path))  # type: ignore[arg-type]
+        assert old.scenario.batch_no == 124  # settled once: the resume did not send 14 again
+    assert (state.final_batch_no, state.new_terminal_id) == (123, "10060009")
+    assert [b.get("batch_no") for b in stored(home)][0] == 123
+
+
+def test_replace_resumed_before_the_settlement_happened_settles_once(home: Path) -> None:
+    with (
+        start_on_pty("mispos", scenario()) as old,
+        start_on_pty("mispos", Scenario(terminal_id="10060009", buckets=[])) as new,
+    ):
+        assert invoke("agent", "close", "--protocol", "mispos", "--port", old.path)[0] == 0
+        old.scenario.add_sale("wechat", 1500)  # batch 124 is open; its close never started
+        state = _replacement(home, old, new).run(_interrupted_close("M1", old.path))  # type: ignore[arg-type]
+        assert old.scenario.batch_no == 125  # the reprint showed 123 (stored): 124 closed now
+    assert state.final_batch_no == 124
+    assert [b.get("batch_no") for b in stored(home) if "batch_no" in b] == [123, 124]
