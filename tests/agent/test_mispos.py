@@ -279,7 +279,7 @@ def test_replace_resumed_after_an_interrupted_settlement_uses_the_reprint(home: 
         state = _replacement(home, old, new).run(_interrupted_close("M1", old.path))  # type: ignore[arg-type]
         assert old.scenario.batch_no == 124  # settled once: the resume did not send 14 again
     assert (state.final_batch_no, state.new_terminal_id) == (123, "10060009")
-    assert [b.get("batch_no") for b in stored(home)][0] == 123
+    assert [b.get("batch_no") for b in stored(home) if "batch_no" in b] == [123]
 
 
 def test_replace_resumed_before_the_settlement_happened_settles_once(home: Path) -> None:
