@@ -90,7 +90,7 @@ def test_mispos_terminal_from_the_cli_with_faults_is_closed_and_recovered(
     scenario = tmp_path / "faults.toml"
     scenario.write_text(
         'terminal_id = "10060001"\nmerchant_id = "898310048160001"\ncurrency = "156"\n'
-        "batch_no = 7\n[[buckets]]\nname = \"wechat\"\ncount = 3\namount = 4200\n"
+        'batch_no = 7\n[[buckets]]\nname = "wechat"\ncount = 3\namount = 4200\n'
         "[misbehaviour]\neod_silence_s = 0.5\nsplit_writes = true\ncorrupt_replies = 1\n",
         encoding="utf-8",
     )
