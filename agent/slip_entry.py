@@ -179,7 +179,8 @@ def entry_from_json(data: Any, *, default_merchant: str | None = None) -> SlipEn
         raise UsageError("slip JSON must be an object")
     unknown = sorted(set(data) - JSON_KEYS)
     if unknown:
-        raise UsageError(f"slip JSON: unknown key {unknown[0][:32]!r}")
+        shown = "".join("#" if ch.isdigit() else ch for ch in str(unknown[0])[:32])
+        raise UsageError(f"slip JSON: unknown key {shown!r}")
     for key in ("terminal_no", "batch_no", "date", "rows", "total"):
         if key not in data:
             raise UsageError(f"slip JSON: missing {key!r}")

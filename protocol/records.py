@@ -295,7 +295,8 @@ class _Totals:
 
 @dataclass(frozen=True, slots=True)
 class BatchSummary(_Totals):
-    """One closed batch (ZVT End-of-Day ``06 50``, POSLink BatchClose ``B00``)."""
+    """One closed batch (MIS-POS settlement 14, ZVT End-of-Day ``06 50``, POSLink BatchClose
+    ``B00``) or a settlement slip typed by hand (``protocol`` and ``source`` ``slip``)."""
 
     RECORD_TYPE: ClassVar[str] = "batch_summary"
 

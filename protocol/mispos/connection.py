@@ -151,11 +151,7 @@ class EcrConnection:
             self._move(EcrInput.BAD_REPLY)
             raise
         self._move(EcrInput.REPLY)
-        return ReplyReceived(reply, _frame_bytes(frame.body))
-
-
-def _frame_bytes(body: bytes) -> bytes:
-    return encode_frame(body)
+        return ReplyReceived(reply, frame.raw)
 
 
 class TerminalState(Enum):

@@ -66,9 +66,14 @@ def encode_frame(body: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One complete, checked frame; ``body`` is its TLV list."""
+    """One complete, checked frame: ``raw`` as received, ``body`` its TLV list."""
 
-    body: bytes
+    raw: bytes
+
+    @property
+    def body(self) -> bytes:
+        """The TLV list between LEN and ETX."""
+        return self.raw[3:-2]
 
 
 class FrameDecoder:
@@ -132,4 +137,4 @@ class FrameDecoder:
             raise RemoteProtocolError(
                 f"LRC 0x{frame[-1]:02X} does not match 0x{expected:02X}", total - 1
             )
-        return Frame(frame[3:-2])
+        return Frame(frame)

@@ -123,10 +123,11 @@ class Request:
         app, kind = values.get(TAG_APP), values.get(TAG_TYPE)
         if kind is None or len(kind) != 1:
             raise RemoteProtocolError("request has no one-byte 9F01 (transaction type)")
-        if not app:
+        app_text = text_value(app or b"")
+        if not app_text:
             raise RemoteProtocolError("request has no 9F00 (application key)")
         extra = tuple(item for item in items if item[0] not in (TAG_APP, TAG_TYPE))
-        return cls(kind[0], text_value(app) or "?", extra)
+        return cls(kind[0], app_text, extra)
 
     def text(self, tag: int) -> str | None:
         """A text field of :attr:`extra`, or ``None``."""

@@ -45,6 +45,7 @@ _ROW = re.compile(
 )
 _HEADER = re.compile(r"笔数|COUNT", re.IGNORECASE)
 _RULE = re.compile(r"\s*[-=_*]{8,}\s*")
+_LONG_DIGITS = re.compile(r"[0-9]{12,}")  # masked in messages: never echo a possible card number
 
 
 class SlipError(RemoteProtocolError):
@@ -131,7 +132,8 @@ def parse_slip(text: str) -> ParsedSlip:
             continue  # after the TOTAL row come status lines, never card rows
         bucket = bucket_of(label)
         if bucket is None:
-            raise SlipError(f"slip line {number}: unknown card type {label[:20]!r}")
+            shown = _LONG_DIGITS.sub(lambda m: "#" * len(m.group()), label[:20])
+            raise SlipError(f"slip line {number}: unknown card type {shown!r}")
         figures = sums.setdefault(bucket, [0, 0])
         figures[0] += count
         figures[1] += amount

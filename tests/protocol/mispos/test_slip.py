@@ -73,6 +73,13 @@ def test_unknown_row_label_fails_loudly_with_the_line() -> None:
         parse_slip(text)
 
 
+def test_refusal_never_echoes_a_long_digit_run() -> None:
+    text = SLIP.replace("外卡 ", "6222021234567894 ")
+    with pytest.raises(SlipError) as info:
+        parse_slip(text)
+    assert "6222021234567894"[:12] not in str(info.value) and "line 7" in str(info.value)
+
+
 def reply_with(slip: str | None, total: str | None, code: str = "00") -> Reply:
     items = [(TAG_TYPE, b"\x0e"), (TAG_RESULT, code.encode())]
     if slip is not None:
