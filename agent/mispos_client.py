@@ -171,7 +171,9 @@ class MisposClient:
 
     def _exchange(self, request: Request, timeout: float) -> Reply:
         conn = EcrConnection(timeout)
-        self._port.reset_input_buffer()
+        reset = getattr(self._port, "reset_input_buffer", None)
+        if reset is not None:
+            reset()  # a late reply to an earlier request must not pass for this one
         self._port.write(conn.send(request))
         started = self._clock()
         conn.tick(started)

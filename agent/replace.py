@@ -52,6 +52,10 @@ class Terminals(Protocol):
 
     def close_batch(self, url: str, protocol: str) -> TerminalTotals: ...
 
+    def read_last(self, url: str, protocol: str) -> TerminalTotals:
+        """The last closed batch again without closing anything (MIS-POS reprint, 19)."""
+        ...
+
 
 class Outbox(Protocol):
     """Where records go, and how to find a batch stored by an interrupted run."""
@@ -72,6 +76,10 @@ class Outbox(Protocol):
 
     def reserve_batch_no(self, terminal_id: str) -> int:
         """The agent's next batch number for a terminal that numbers no batches (ZVT)."""
+        ...
+
+    def last_closed_batch_no(self, terminal_id: str) -> int | None:
+        """The number of the last batch stored for ``terminal_id``, if any."""
         ...
 
 
@@ -220,8 +228,8 @@ class Replacement:
         tells what the interrupted close did. The batch stored last means it never closed."""
         assert state.old_terminal_id is not None
         self.say("  the earlier close was interrupted: asking for the reprint (19), not settling")
-        totals = self.terminals.read_last(state.old_port, state.old_protocol)  # type: ignore[attr-defined]
-        known = self.outbox.last_closed_batch_no(state.old_terminal_id)  # type: ignore[attr-defined]
+        totals = self.terminals.read_last(state.old_port, state.old_protocol)
+        known = self.outbox.last_closed_batch_no(state.old_terminal_id)
         if totals.batch_no is None or totals.batch_no == known:
             return False  # the terminal's last settlement is one we have: still open
         self._store_final(state, totals)
