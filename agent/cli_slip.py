@@ -66,7 +66,13 @@ def _read_json(source: str) -> Any:
 )
 @click.option("--merchant", "merchant_id", default=None, help="Merchant no. (default: enrollment).")
 @click.option("--home", "home_dir", default=None, help="Agent home directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON in and out: read the slip as JSON (from --from-json, else stdin), print one "
+    "JSON object.",
+)
 def slip(
     json_source: str | None, merchant_id: str | None, home_dir: str | None, as_json: bool
 ) -> None:
@@ -80,8 +86,9 @@ def slip(
     home = agent_home(home_dir)
     with _failures(as_json):
         merchant = merchant_of(home, merchant_id)
-        if json_source is not None:
-            entry = entry_from_json(_read_json(json_source), default_merchant=merchant)
+        if json_source is not None or as_json:
+            source = json_source or "-"
+            entry = entry_from_json(_read_json(source), default_merchant=merchant)
         else:
             entry = prompt_entry(merchant)
         entry.check()

@@ -74,6 +74,12 @@ def test_json_input_is_checked_signed_and_stored(home: Path) -> None:
     assert body["terminal_local_time"] == "2026-11-26T21:30:05"
 
 
+def test_json_flag_reads_the_slip_from_stdin(home: Path) -> None:
+    code, out, err = invoke("agent", "slip", "--json", input=json.dumps(SLIP, ensure_ascii=False))
+    assert code == 0, err
+    assert json.loads(out)["total_amount"] == 260530 and len(stored(home)) == 1
+
+
 def test_interactive_entry(home: Path) -> None:
     answers = [
         "898310048160001", "10060002", "45", "2026-11-26", "21:30:05",
