@@ -105,6 +105,8 @@ class MisposClient:
                 "next batch): asking the terminal to reprint the last settlement (19)"
             )
             self.recovered = True
+            if not lost.silent:
+                self._drain_line()
             settlement = self._reprint(after_loss=lost)
             self._say(f"recovered batch {settlement.batch_no} from the reprint (19)")
             return settlement.to_totals()
@@ -168,6 +170,19 @@ class MisposClient:
                 f"{state}the settlement reply is malformed: {exc}"
             ) from None
         return settlement
+
+    def _drain_line(self, quiet: float = 0.5, limit: float = 5.0) -> None:
+        """Let the rest of a damaged reply pass (kept for ``--save-raw``) before asking again,
+        so its tail cannot mix with the next reply: until ``quiet`` seconds without a byte."""
+        started = last = self._clock()
+        while True:
+            data = self._port.read(max(1, getattr(self._port, "in_waiting", 0)))
+            now = self._clock()
+            if data:
+                self.raw += data
+                last = now
+            if now - last >= quiet or now - started >= limit:
+                return
 
     def _exchange(self, request: Request, timeout: float) -> Reply:
         conn = EcrConnection(timeout)
