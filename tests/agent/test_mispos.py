@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,49 @@ def test_replace_resumed_before_the_settlement_happened_settles_once(home: Path)
         assert old.scenario.batch_no == 125  # the reprint showed 123 (stored): 124 closed now
     assert state.final_batch_no == 124
     assert [b.get("batch_no") for b in stored(home) if "batch_no" in b] == [123, 124]
+
+
+def test_tail_of_a_reply_damaged_at_its_start_does_not_spoil_the_reprint() -> None:
+    import threading
+
+    from protocol.mispos import Reply, TerminalConnection, settlement_reply
+    from protocol.mispos.slip import SlipRow
+    from simulator.transport import PtyTransport
+
+    pty = PtyTransport()
+    made = settlement_reply(
+        merchant_no="898310048160001", terminal_id="10060001", batch_no=123,
+        rows=(SlipRow("wechat", 2, 3000),), when=datetime(2026, 11, 26, 21, 30, 5),
+    )  # fmt: skip
+    # an unknown tag near the end whose value looks like the start of a frame (STX, LEN 0030)
+    good = Reply((*made.items, (0xDF01, b"\x02\x00\x30")))
+    stop = threading.Event()
+
+    def terminal() -> None:
+        conn, answered = TerminalConnection(), 0
+        while not stop.is_set():
+            conn.receive_data(pty.read(0.02))
+            event = conn.next_event()
+            if event is None:
+                continue
+            frame = conn.send(good)
+            if answered == 0:  # LEN is not BCD; the body (with STX bytes in it) still follows
+                damaged = frame[:1] + b"\x0a" + frame[2:]
+                for i in range(0, len(damaged), 40):
+                    pty.write(damaged[i : i + 40])
+                    stop.wait(0.05)
+            else:
+                pty.write(frame)
+            answered += 1
+
+    thread = threading.Thread(target=terminal, daemon=True)
+    thread.start()
+    try:
+        with serial.serial_for_url(pty.path, timeout=0.02) as port:
+            client = MisposClient(port, timeout=5.0)
+            totals = client.close_batch()
+    finally:
+        stop.set()
+        thread.join(5)
+        pty.close()
+    assert client.recovered and totals.batch_no == 123 and totals.total_amount == 3000
