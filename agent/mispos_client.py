@@ -33,6 +33,7 @@ from protocol.mispos import (
 )
 from protocol.mispos.connection import REPLY_TIMEOUT
 from protocol.mispos.messages import TAG_TERMINAL_NO
+from protocol.mispos.settlement import EMPTY_BATCH
 from protocol.totals import TerminalTotals
 
 Progress = Callable[[str], None]
@@ -110,7 +111,14 @@ class MisposClient:
             settlement = self._reprint(after_loss=lost)
             self._say(f"recovered batch {settlement.batch_no} from the reprint (19)")
             return settlement.to_totals()
-        return self._settlement(reply, closed=True).to_totals()
+        settlement = self._settlement(reply, closed=True)
+        if settlement.result_code == EMPTY_BATCH:
+            raise TerminalAborted(
+                f"terminal answered {EMPTY_BATCH} {settlement.result_text}: the batch has no "
+                "transactions, so nothing was closed and nothing is stored",
+                EMPTY_BATCH,
+            )
+        return settlement.to_totals()
 
     def read_last(self) -> TerminalTotals:
         """The last closed batch again (reprint of the settlement slip, 19); closes nothing.

@@ -31,6 +31,7 @@ from protocol.mispos.messages import (
     TAG_TOTAL,
     TAG_TYPE,
     TYPE_HOST_RELAY,
+    TYPE_REPRINT_SETTLEMENT,
     TYPE_SETTLEMENT,
     Reply,
     describe_result,
@@ -177,7 +178,7 @@ def settlement_from_reply(reply: Reply) -> Settlement:
         raise RemoteProtocolError("reply has no result code (9F14)")
     if code not in ("00", EMPTY_BATCH):
         raise SettlementRefused(code, reply.result_text)
-    if reply.trans_type not in (None, TYPE_SETTLEMENT):
+    if reply.trans_type not in (None, TYPE_SETTLEMENT, TYPE_REPRINT_SETTLEMENT):
         raise RemoteProtocolError(f"reply is for transaction type {reply.trans_type}, not 14")
     common = {
         "merchant_no": reply.text(TAG_MERCHANT_NO) or None,

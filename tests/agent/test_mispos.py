@@ -340,3 +340,11 @@ def test_tail_of_a_reply_damaged_at_its_start_does_not_spoil_the_reprint() -> No
         thread.join(5)
         pty.close()
     assert client.recovered and totals.batch_no == 123 and totals.total_amount == 3000
+
+
+def test_empty_batch_answered_x3_closes_and_stores_nothing(home: Path) -> None:
+    with start_on_pty("mispos", scenario(result_code="X3", result_text="无交易")) as sim:
+        code, _, err = invoke("agent", "close", "--protocol", "mispos", "--port", sim.path)
+    assert code == TerminalAborted.exit_code
+    assert "X3 无交易" in err and "nothing was closed" in err
+    assert not (home / "outbox.db").exists() or stored(home) == []

@@ -170,3 +170,8 @@ def test_bad_number_fields_are_remote_errors() -> None:
     reply = Reply(((TAG_TYPE, b"\x0e"), (TAG_RESULT, b"00"), (0x9F0D, b"12A")))
     with pytest.raises(RemoteProtocolError, match="batch number"):
         settlement_from_reply(reply)
+
+
+def test_a_reprint_answered_as_type_19_is_read_too() -> None:
+    reply = Reply(((TAG_TYPE, b"\x13"), *reply_with(SLIP, "000000277530").items[1:]))
+    assert settlement_from_reply(reply).total_amount == 277530
