@@ -89,7 +89,7 @@ def _serve_tcp(protocol: str, listen: str, scenario: Scenario) -> None:
     from simulator.zvt_terminal import serve_zvt_tcp
 
     if protocol != "zvt":
-        raise click.UsageError("--listen serves ZVT over TCP/IP; POSLink over TCP is not simulated")
+        raise click.UsageError("--listen serves ZVT over TCP/IP only")
     host, _, port = listen.rpartition(":")
     try:
         listener = socket.create_server((host or "127.0.0.1", int(port)))
