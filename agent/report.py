@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from protocol.buckets import CHINA_BUCKETS, china_bucket
+from protocol.buckets import add_up, china_bucket
 from protocol.totals import TerminalTotals
 
 # ISO 4217 numeric -> (alpha code, minor-unit exponent) for the currencies terminals report.
@@ -49,15 +49,11 @@ def china_buckets(totals: TerminalTotals) -> list[dict[str, Any]]:
     """``[{name, count, amount}]`` per China bucket, whatever the protocol: schemes that share
     a bucket (ZVT ``visa`` and ``amex`` are both ``foreign``) are added up. The signed record
     keeps each scheme (``docs/envelope.md`` §5.1)."""
-    sums: dict[str, list[int]] = {}
-    for bucket in totals.buckets:
-        figures = sums.setdefault(china_bucket(totals.protocol, bucket.name), [0, 0])
-        figures[0] += bucket.count
-        figures[1] += bucket.amount
-    order = list(CHINA_BUCKETS)
+    sums = add_up(
+        (china_bucket(totals.protocol, b.name), (b.count, b.amount)) for b in totals.buckets
+    )
     return [
-        {"name": name, "count": sums[name][0], "amount": sums[name][1]}
-        for name in sorted(sums, key=order.index)
+        {"name": name, "count": count, "amount": amount} for name, (count, amount) in sums.items()
     ]
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from agent.errors import UsageError
-from protocol.buckets import CHINA_BUCKETS
+from protocol.buckets import CHINA_BUCKETS, add_up
 from protocol.mispos.settlement import CNY, yuan
 from protocol.mispos.slip import bucket_of, yuan_to_fen
 from protocol.records import BatchSummary, Bucket, RecordValueError
@@ -157,17 +157,8 @@ def parse_time(date: str, clock: str | None) -> datetime:
 
 def merge_rows(rows: list[tuple[str, int, int]]) -> tuple[BucketTotal, ...]:
     """Rows per bucket in the order of :data:`CHINA_BUCKETS`; rows of one type add up."""
-    sums: dict[str, list[int]] = {}
-    for bucket, count, amount in rows:
-        figures = sums.setdefault(bucket, [0, 0])
-        figures[0] += count
-        figures[1] += amount
-    order = list(CHINA_BUCKETS)
-    return tuple(
-        BucketTotal(name, *sums[name])
-        for name in sorted(sums, key=order.index)
-        if sums[name] != [0, 0]
-    )
+    sums = add_up((bucket, (count, amount)) for bucket, count, amount in rows)
+    return tuple(BucketTotal(name, *figures) for name, figures in sums.items() if any(figures))
 
 
 def entry_from_json(data: Any, *, default_merchant: str | None = None) -> SlipEntry:

@@ -8,7 +8,7 @@ record keeps the protocol's own name beside the China bucket (``scheme``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 #: The buckets, in display order, with their Chinese names.
@@ -77,6 +77,18 @@ _FIGURES = (
 )
 
 
+def add_up(rows: Iterable[tuple[str, Sequence[int]]]) -> dict[str, list[int]]:
+    """Add figures per China bucket: ``[(bucket, (count, amount, …)), …]`` → ``{bucket:
+    [Σcount, Σamount, …]}`` in :data:`CHINA_BUCKETS` order (other names last)."""
+    sums: dict[str, list[int]] = {}
+    for name, figures in rows:
+        total = sums.setdefault(name, [0] * len(figures))
+        for i, value in enumerate(figures):
+            total[i] += value
+    order = {name: i for i, name in enumerate(CHINA_BUCKETS)}
+    return {name: sums[name] for name in sorted(sums, key=lambda n: order.get(n, len(order)))}
+
+
 def totals_by_china_bucket(protocol: str, buckets: Iterable[_Figures]) -> dict[str, list[int]]:
     """Sum record buckets per China bucket (several schemes may share one, e.g. ``foreign``).
 
@@ -85,10 +97,6 @@ def totals_by_china_bucket(protocol: str, buckets: Iterable[_Figures]) -> dict[s
     :returns: China bucket -> [sale_count, sale_amount, refund_count, refund_amount,
         void_count, void_amount], in :data:`CHINA_BUCKETS` order
     """
-    sums: dict[str, list[int]] = {}
-    for bucket in buckets:
-        figures = sums.setdefault(china_bucket(protocol, bucket.name), [0] * 6)
-        for i, field in enumerate(_FIGURES):
-            figures[i] += getattr(bucket, field)
-    order = list(CHINA_BUCKETS)
-    return {name: sums[name] for name in sorted(sums, key=order.index)}
+    return add_up(
+        (china_bucket(protocol, b.name), [getattr(b, field) for field in _FIGURES]) for b in buckets
+    )

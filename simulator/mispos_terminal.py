@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from protocol.buckets import china_bucket
+from protocol.buckets import add_up, china_bucket
 from protocol.errors import RemoteProtocolError
 from protocol.mispos import (
     PROBE_APP,
@@ -53,11 +53,10 @@ def china_scenario() -> Scenario:
 
 def scenario_rows(scenario: Scenario) -> tuple[SlipRow, ...]:
     """The open batch per China bucket (sales net of refunds, as the slip prints them)."""
-    sums: dict[str, list[int]] = {}
-    for bucket in scenario.buckets:
-        figures = sums.setdefault(china_bucket("zvt", bucket.name), [0, 0])
-        figures[0] += bucket.count + bucket.refund_count
-        figures[1] += bucket.amount - bucket.refund_amount
+    sums = add_up(
+        (china_bucket("zvt", b.name), (b.count + b.refund_count, b.amount - b.refund_amount))
+        for b in scenario.buckets
+    )
     return tuple(SlipRow(name, count, amount) for name, (count, amount) in sums.items() if count)
 
 

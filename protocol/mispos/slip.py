@@ -22,6 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from protocol.buckets import add_up
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 
 #: (label fragment, bucket), tried in order: 外卡借记卡 is a foreign card, not domestic debit.
@@ -109,7 +110,7 @@ def parse_slip(text: str) -> ParsedSlip:
     """
     lines = _lines(text)
     start = next((i + 1 for i, line in enumerate(lines) if _HEADER.search(line)), 0)
-    sums: dict[str, list[int]] = {}
+    found: list[tuple[str, tuple[int, int]]] = []
     total: tuple[int, int] | None = None
     for number, line in enumerate(lines[start:], start=start + 1):
         match = _ROW.fullmatch(line)
@@ -134,10 +135,10 @@ def parse_slip(text: str) -> ParsedSlip:
         if bucket is None:
             shown = _LONG_DIGITS.sub(lambda m: "#" * len(m.group()), label[:20])
             raise SlipError(f"slip line {number}: unknown card type {shown!r}")
-        figures = sums.setdefault(bucket, [0, 0])
-        figures[0] += count
-        figures[1] += amount
-    rows = tuple(SlipRow(bucket, count, amount) for bucket, (count, amount) in sums.items())
+        found.append((bucket, (count, amount)))
+    rows = tuple(
+        SlipRow(bucket, count, amount) for bucket, (count, amount) in add_up(found).items()
+    )
     flat = "".join(lines).upper()
     reconciled: bool | None = None
     if "不平" in flat:
