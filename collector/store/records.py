@@ -33,7 +33,7 @@ from typing import Any
 
 from collector.keys import CollectorKeys
 from collector.store.base import Tx
-from protocol.buckets import totals_by_china_bucket
+from protocol.buckets import CHINA_BUCKETS, totals_by_china_bucket
 from protocol.envelope import Envelope, LazyBody
 from protocol.records import (
     BatchSummary,
@@ -374,10 +374,18 @@ def _terminal(tx: Tx, terminal_id: str | None, merchant_id: str | None, agent_id
 def _bucket_rows(batch_id: int, batch: BatchSummary) -> list[tuple[int | str, ...]]:
     """One row per China bucket: schemes that share one (ZVT ``visa`` and ``amex`` are both
     ``foreign``) are added up, and older records' ZVT/POSLink names are mapped."""
+    buckets = batch.buckets
+    names = {b.name for b in buckets}
+    if len(names) == len(buckets) and names <= _CHINA_NAMES:  # the usual case: one row each
+        return [(batch_id, b.name, b.sale_count, b.sale_amount, b.refund_count, b.refund_amount,
+                 b.void_count, b.void_amount) for b in buckets]  # fmt: skip
     return [
         (batch_id, name, *figures)
-        for name, figures in totals_by_china_bucket(batch.protocol, batch.buckets).items()
+        for name, figures in totals_by_china_bucket(batch.protocol, buckets).items()
     ]
+
+
+_CHINA_NAMES = frozenset(CHINA_BUCKETS)
 
 
 def _write_batch(
