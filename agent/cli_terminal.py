@@ -133,6 +133,12 @@ def read(
 @_tid_option
 @_merchant_option
 @_save_raw_option
+@click.option(
+    "--recover",
+    is_flag=True,
+    help="MIS-POS: do not settle; store the batch of a close whose reply was lost, from the "
+    "reprint (19).",
+)
 @_home_option
 @_json_option
 def close(
@@ -143,6 +149,7 @@ def close(
     terminal_id: str | None,
     merchant_id: str | None,
     save_raw: Path | None,
+    recover: bool,
     home_dir: str | None,
     as_json: bool,
 ) -> None:
@@ -165,6 +172,7 @@ def close(
             merchant_id=merchant_of(home, merchant_id),
             progress=_progress(as_json),
             save_raw=save_raw,
+            recover=recover,
         )
     if as_json:
         payload = totals_to_json(closed.totals, closed.summary.closed_at)

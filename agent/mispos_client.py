@@ -120,6 +120,14 @@ class MisposClient:
             )
         return settlement.to_totals()
 
+    def recover_batch(self) -> TerminalTotals:
+        """The batch of a close whose reply was lost, from the reprint (19); settles nothing.
+
+        :raises agent.errors.AgentError: as :meth:`close_batch`
+        """
+        self.recovered = True
+        return self._reprint(after_loss=None).to_totals()
+
     def read_last(self) -> TerminalTotals:
         """The last closed batch again (reprint of the settlement slip, 19); closes nothing.
 
@@ -150,8 +158,8 @@ class MisposClient:
                 raise NoAnswer(
                     f"the settlement reply {after_loss.reason} and the reprint (19) reply "
                     f"{lost.reason}: the batch is probably CLOSED on the terminal. Do not "
-                    "close again; run `settleguard agent read --protocol mispos --last` "
-                    f"once the terminal answers ({HINT})"
+                    "close again; once the terminal answers, run `settleguard agent close "
+                    f"--protocol mispos --recover` (it only asks for the reprint) ({HINT})"
                 ) from None
             if lost.silent:
                 raise NoAnswer(

@@ -90,17 +90,26 @@ def close_and_store(
     progress: Progress | None = None,
     closed_at: str | None = None,
     save_raw: Path | None = None,
+    recover: bool = False,
 ) -> ClosedBatch:
     """Close the terminal's batch and commit the signed batch record before returning.
 
     :param closed_at: the close time to record (default: now; the demo passes its own clock)
     :param save_raw: write the terminal's raw reply bytes here (MIS-POS)
+    :param recover: MIS-POS: store the batch of an earlier close whose reply was lost, from
+        the reprint (19), without settling
     :raises agent.errors.AgentError: terminal or storage failure
     :raises BatchNotStored: the terminal closed the batch but the outbox refused it; the
         exception carries the totals so they can still be shown and written down
     """
     totals = terminal_link.close_batch(
-        url, protocol, password=password, baud=baud, progress=progress, save_raw=save_raw
+        url,
+        protocol,
+        password=password,
+        baud=baud,
+        progress=progress,
+        save_raw=save_raw,
+        recover=recover,
     )
     tid = totals.terminal_id or terminal_id
     if totals.recovered and tid and totals.batch_no is not None:
@@ -139,9 +148,9 @@ def _refuse_known_batch(home: AgentHome, terminal_id: str, totals: TerminalTotal
         known = outbox.get_meta(_last_batch_key(terminal_id))
     if known is not None and int(known) == totals.batch_no:
         raise TerminalProtocolError(
-            f"the settlement reply was lost and the reprint (19) shows batch {totals.batch_no}, "
-            "which is already stored: the batch was NOT closed. Check the terminal's screen, "
-            "then close again"
+            f"the terminal's last settlement (reprint, 19) is batch {totals.batch_no}, which is "
+            "already stored: the batch was NOT closed and nothing more is stored. Check the "
+            "terminal's screen; close again only if its batch is still open"
         )
 
 

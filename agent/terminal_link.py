@@ -95,15 +95,26 @@ def close_batch(
     baud: int | None = None,
     progress: Progress | None = None,
     save_raw: Path | None = None,
+    recover: bool = False,
 ) -> TerminalTotals:
     """Close the terminal's batch (MIS-POS 14, ZVT End-of-Day, POSLink BatchClose).
 
     :param save_raw: write every byte the terminal sent to this file (MIS-POS)
+    :param recover: MIS-POS only: do not settle; take the batch of an earlier close whose
+        reply was lost from the reprint (19)
 
     :raises agent.errors.AgentError: with a message and exit code for the technician
     """
+    if recover and protocol != "mispos":
+        raise UsageError("--recover is for MIS-POS terminals (reprint of the last settlement)")
     with _client(url, protocol, baud, progress, save_raw) as client:
-        totals = client.close_batch(password=password)
+        if recover:
+            from agent.mispos_client import MisposClient
+
+            assert isinstance(client, MisposClient)
+            totals = client.recover_batch()
+        else:
+            totals = client.close_batch(password=password)
         if getattr(client, "recovered", False):
             from dataclasses import replace
 

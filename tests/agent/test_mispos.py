@@ -348,3 +348,23 @@ def test_empty_batch_answered_x3_closes_and_stores_nothing(home: Path) -> None:
     assert code == TerminalAborted.exit_code
     assert "X3 无交易" in err and "nothing was closed" in err
     assert not (home / "outbox.db").exists() or stored(home) == []
+
+
+def test_both_replies_lost_then_close_recover_stores_the_batch_once(home: Path) -> None:
+    with start_on_pty("mispos", scenario(corrupt_replies=2)) as sim:
+        args = ("agent", "close", "--protocol", "mispos", "--port", sim.path)
+        code, _, err = invoke(*args)
+        assert code == NoAnswer.exit_code and "--recover" in err and "Do not close again" in err
+        assert stored(home) == [] and sim.scenario.batch_no == 124  # settled, nothing stored
+        code, out, err = invoke(*args, "--recover", "--json")
+        assert code == 0, err
+        assert json.loads(out)["batch_no"] == 123 and json.loads(out)["recovered_with_reprint"]
+        code, _, err = invoke(*args, "--recover")
+        assert code == TerminalProtocolError.exit_code and "already stored" in err
+        assert sim.scenario.batch_no == 124  # --recover never settled
+    assert [b["batch_no"] for b in stored(home)] == [123]
+
+
+def test_recover_is_only_for_mispos(home: Path) -> None:
+    code, _, err = invoke("agent", "close", "--protocol", "zvt", "--port", "/dev/null", "--recover")
+    assert code == UsageError.exit_code and "MIS-POS" in err
