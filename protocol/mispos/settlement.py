@@ -3,9 +3,10 @@
 Where the totals are (docs/mispos.md §Settlement): 9F14/9F19 the result, 9F04 the merchant
 number, 9F05 the terminal number, 9F0D the closed batch, 9F11/9F12 the terminal's date and
 time, 9F1D the net grand total (12 ASCII digits, fen) and 9F13 the slip whose rows give the
-per-card-type figures. Several of these are assumptions, so every reading the note allows is
+per-card-type figures. Several of these are assumptions, so every reading we know of is
 accepted: an empty batch answered ``00`` with no rows or ``X3``; 9F1D present or absent (then
-the slip's TOTAL row is the total). Whatever is present must agree -- rows, TOTAL row and 9F1D
+the slip's TOTAL row is the total); a reprint answered as type 14 (the original transaction)
+or 19. Whatever is present must agree -- rows, TOTAL row and 9F1D
 -- or :class:`SlipError` says by how much; the parser never guesses.
 """
 
