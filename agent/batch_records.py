@@ -7,15 +7,21 @@ the terminal's own local time travels beside it so a skewed clock on either side
 
 from __future__ import annotations
 
+from protocol.buckets import CHINA_BUCKETS, china_bucket
 from protocol.records import BatchSummary, Bucket, TurnoverReading
 from protocol.totals import TerminalTotals
 
 
 def buckets_of(totals: TerminalTotals) -> tuple[Bucket, ...]:
-    """Map protocol buckets to record buckets (a bucket's count/amount are its sales)."""
+    """Map protocol buckets to record buckets (a bucket's count/amount are its sales).
+
+    Every bucket is named by its China bucket; a protocol's own name (ZVT ``visa``, POSLink
+    ``credit``) stays beside it as ``scheme``.
+    """
     return tuple(
         Bucket(
-            name=b.name,
+            name=china_bucket(totals.protocol, b.name),
+            scheme=None if b.name in CHINA_BUCKETS else b.name,
             sale_count=b.count,
             sale_amount=b.amount,
             refund_count=b.refund_count,
@@ -46,6 +52,7 @@ def batch_summary(
     from agent.errors import UsageError
 
     tid = totals.terminal_id or terminal_id
+    merchant_id = merchant_id or totals.merchant_id
     number = totals.batch_no if totals.batch_no is not None else batch_no
     if not tid:
         raise UsageError("the terminal did not report its terminal id: pass --terminal-id")
@@ -63,6 +70,7 @@ def batch_summary(
         receipt_end=totals.receipt_end,
         host_reconciled=totals.host_reconciled,
         protocol=totals.protocol,
+        source="slip" if totals.protocol == "slip" else "terminal",
     )
 
 

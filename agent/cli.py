@@ -1,7 +1,8 @@
 """``settleguard agent …``: the technician's commands.
 
 Commands live in modules by area and are thin wrappers over library calls:
-:mod:`agent.cli_terminal` (read, close, probe, replace, card-change) and
+:mod:`agent.cli_terminal` (read, close, probe, replace, card-change), :mod:`agent.cli_slip`
+(slip) and
 :mod:`agent.cli_sync` (init, enroll, status, run, export).
 """
 
@@ -26,9 +27,10 @@ def agent() -> None:
 
 
 def _register() -> None:
-    from agent import cli_terminal
+    from agent import cli_slip, cli_terminal
 
     cli_terminal.register(agent)
+    cli_slip.register(agent)
     try:
         cli_sync = importlib.import_module("agent.cli_sync")
     except ModuleNotFoundError as exc:  # until the sync commands land

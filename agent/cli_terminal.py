@@ -26,7 +26,18 @@ _port_option = click.option(
     "--port", "port_url", required=True, help="Serial device or pyserial URL, e.g. /dev/ttyUSB0."
 )
 _protocol_option = click.option(
-    "--protocol", type=click.Choice(["zvt", "poslink"]), default="zvt", show_default=True
+    "--protocol",
+    type=click.Choice(["zvt", "poslink", "mispos"]),
+    default="zvt",
+    show_default=True,
+    help="mispos: 通联-style MIS-POS (收银机联动); zvt, poslink: international terminals.",
+)
+_save_raw_option = click.option(
+    "--save-raw",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="MIS-POS: save every byte the terminal sent to this file (for a slip the agent "
+    "cannot read).",
 )
 _password_option = click.option(
     "--password", default="123456", show_default=True, help="Terminal/merchant password (ZVT)."
@@ -78,13 +89,35 @@ def _failures(as_json: bool) -> Iterator[None]:
 @_protocol_option
 @_password_option
 @_baud_option
+@click.option(
+    "--last",
+    is_flag=True,
+    help="MIS-POS: reprint the last CLOSED batch (type 19); MIS-POS has no totals query.",
+)
+@_save_raw_option
 @_json_option
-def read(port_url: str, protocol: str, password: str, baud: int | None, as_json: bool) -> None:
-    """Read the terminal's current totals without closing the batch (ZVT 06 10, POSLink R00)."""
+def read(
+    port_url: str,
+    protocol: str,
+    password: str,
+    baud: int | None,
+    last: bool,
+    save_raw: Path | None,
+    as_json: bool,
+) -> None:
+    """Read the terminal's current totals without closing the batch (ZVT 06 10, POSLink R00).
+
+    MIS-POS terminals have no such query: ``--last`` shows the last closed batch instead.
+    """
     with _failures(as_json):
-        totals = terminal_link.read_totals(
-            port_url, protocol, password=password, baud=baud, progress=_progress(as_json)
-        )
+        if last:
+            totals = terminal_link.read_last(
+                port_url, protocol, baud=baud, progress=_progress(as_json), save_raw=save_raw
+            )
+        else:
+            totals = terminal_link.read_totals(
+                port_url, protocol, password=password, baud=baud, progress=_progress(as_json)
+            )
     read_at = utc_now_iso()
     if as_json:
         click.echo(json.dumps(totals_to_json(totals, read_at), ensure_ascii=False))
@@ -99,6 +132,13 @@ def read(port_url: str, protocol: str, password: str, baud: int | None, as_json:
 @_baud_option
 @_tid_option
 @_merchant_option
+@_save_raw_option
+@click.option(
+    "--recover",
+    is_flag=True,
+    help="MIS-POS: do not settle; store the batch of a close whose reply was lost, from the "
+    "reprint (19).",
+)
 @_home_option
 @_json_option
 def close(
@@ -108,10 +148,16 @@ def close(
     baud: int | None,
     terminal_id: str | None,
     merchant_id: str | None,
+    save_raw: Path | None,
+    recover: bool,
     home_dir: str | None,
     as_json: bool,
 ) -> None:
-    """Close the batch (ZVT End-of-Day 06 50, POSLink BatchClose B00) and store it, signed."""
+    """Close the batch (MIS-POS 14, ZVT End-of-Day 06 50, POSLink B00) and store it, signed.
+
+    MIS-POS: a lost or damaged settlement reply is recovered with the reprint (19), never by
+    settling again.
+    """
     from agent.technician import close_and_store, merchant_of
 
     home = agent_home(home_dir)
@@ -125,12 +171,23 @@ def close(
             terminal_id=terminal_id,
             merchant_id=merchant_of(home, merchant_id),
             progress=_progress(as_json),
+            save_raw=save_raw,
+            recover=recover,
         )
     if as_json:
         payload = totals_to_json(closed.totals, closed.summary.closed_at)
-        payload.update(stored_seq=closed.seq, batch_no=closed.summary.batch_no)
+        payload.update(
+            stored_seq=closed.seq,
+            batch_no=closed.summary.batch_no,
+            terminal_id=closed.summary.terminal_id,
+            merchant_no=closed.summary.merchant_id,
+            closed_at=closed.summary.closed_at,
+            recovered_with_reprint=closed.totals.recovered,
+        )
         click.echo(json.dumps(payload, ensure_ascii=False))
     else:
+        if closed.totals.recovered:
+            click.echo("the settlement reply was lost; these figures come from the reprint (19)")
         click.echo(totals_table(closed.totals, closed.summary.closed_at))
         click.echo(f"\nstored as record {closed.seq}; it is sent when the collector is reachable")
 
@@ -167,7 +224,7 @@ def probe(ports: tuple[str, ...], as_json: bool) -> None:
 @click.option("--old-port", required=False, help="Port of the old terminal.")
 @click.option("--new-port", default=None, help="Port of the new terminal (default: ask).")
 @_protocol_option
-@click.option("--new-protocol", type=click.Choice(["zvt", "poslink"]), default=None)
+@click.option("--new-protocol", type=click.Choice(["zvt", "poslink", "mispos"]), default=None)
 @_password_option
 @_baud_option
 @click.option("--old-terminal-id", default=None, help="For terminals that do not report a TID.")

@@ -97,7 +97,7 @@ DEFAULT_TOML = """\
 [terminal]
 # Serial port by pyserial URL: /dev/ttyUSB0, /dev/serial/by-path/..., socket://host:20007
 # port = ""
-# protocol = "zvt"          # zvt or poslink
+# protocol = "zvt"          # mispos, zvt or poslink
 # baud = 0                  # 0 = protocol default (9600)
 # password = ""             # ZVT password for the scheduled End-of-Day (empty = default)
 

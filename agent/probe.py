@@ -17,6 +17,7 @@ from agent.terminal_link import default_settings
 
 #: (protocol, baud) in the order tried: the factory defaults first.
 DEFAULT_ATTEMPTS: tuple[tuple[str, int], ...] = (
+    ("mispos", 9600),
     ("zvt", 9600),
     ("poslink", 9600),
     ("poslink", 115200),
@@ -103,6 +104,10 @@ def _identify(protocol: str, port: object, network: bool) -> str | None:
         from agent.zvt_client import ZvtClient
 
         return ZvtClient(port, network=network).status_enquiry()  # type: ignore[arg-type]
+    if protocol == "mispos":
+        from agent.mispos_client import MisposClient
+
+        return MisposClient(port).probe()  # type: ignore[arg-type]
     from agent.poslink_client import PosLinkClient
 
     PosLinkClient(port).probe()  # type: ignore[arg-type]

@@ -52,6 +52,10 @@ class Terminals(Protocol):
 
     def close_batch(self, url: str, protocol: str) -> TerminalTotals: ...
 
+    def read_last(self, url: str, protocol: str) -> TerminalTotals:
+        """The last closed batch again without closing anything (MIS-POS reprint, 19)."""
+        ...
+
 
 class Outbox(Protocol):
     """Where records go, and how to find a batch stored by an interrupted run."""
@@ -72,6 +76,10 @@ class Outbox(Protocol):
 
     def reserve_batch_no(self, terminal_id: str) -> int:
         """The agent's next batch number for a terminal that numbers no batches (ZVT)."""
+        ...
+
+    def last_closed_batch_no(self, terminal_id: str) -> int | None:
+        """The number of the last batch stored for ``terminal_id``, if any."""
         ...
 
 
@@ -178,7 +186,10 @@ class Replacement:
             state.final_batch_seq, state.final_batch_no, state.final_batch_closed_at = stored
             state.step = "closed"
             return
-        if state.close_attempted_at is not None and self._closed_behind_our_back(state):
+        if state.close_attempted_at is not None and state.old_protocol == "mispos":
+            if self._recovered_by_reprint(state):
+                return
+        elif state.close_attempted_at is not None and self._closed_behind_our_back(state):
             return
         self.say("step 2/4: closing the old terminal's batch (End-of-Day); this can take minutes")
         if state.open_batch_no is None:
@@ -197,6 +208,9 @@ class Replacement:
                 f"the terminal reported {totals.terminal_id} in its close response"
             )
             state.old_terminal_id = totals.terminal_id
+        self._store_final(state, totals)
+
+    def _store_final(self, state: ReplaceState, totals: TerminalTotals) -> None:
         summary = batch_summary(
             totals,
             closed_at=self.now(),
@@ -208,6 +222,18 @@ class Replacement:
         state.final_batch_no, state.final_batch_closed_at = summary.batch_no, summary.closed_at
         self.say(f"  stored batch {summary.batch_no}: {summary.total_count} transactions")
         state.step = "closed"
+
+    def _recovered_by_reprint(self, state: ReplaceState) -> bool:
+        """On resume, MIS-POS: settling again would close the next batch, so the reprint (19)
+        tells what the interrupted close did. The batch stored last means it never closed."""
+        assert state.old_terminal_id is not None
+        self.say("  the earlier close was interrupted: asking for the reprint (19), not settling")
+        totals = self.terminals.read_last(state.old_port, state.old_protocol)
+        known = self.outbox.last_closed_batch_no(state.old_terminal_id)
+        if totals.batch_no is None or totals.batch_no == known:
+            return False  # the terminal's last settlement is one we have: still open
+        self._store_final(state, totals)
+        return True
 
     def _closed_behind_our_back(self, state: ReplaceState) -> bool:
         """On resume: did the terminal close the batch although we never stored it?"""

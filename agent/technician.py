@@ -17,7 +17,7 @@ from typing import Any
 from agent import terminal_link
 from agent.batch_records import batch_summary
 from agent.config import AgentConfig, load_config
-from agent.errors import StorageError, UsageError
+from agent.errors import StorageError, TerminalProtocolError, UsageError
 from agent.home import AgentHome
 from agent.recorder import open_outbox, record, utc_ms
 from protocol.envelope import read_header
@@ -89,18 +89,31 @@ def close_and_store(
     merchant_id: str | None,
     progress: Progress | None = None,
     closed_at: str | None = None,
+    save_raw: Path | None = None,
+    recover: bool = False,
 ) -> ClosedBatch:
     """Close the terminal's batch and commit the signed batch record before returning.
 
     :param closed_at: the close time to record (default: now; the demo passes its own clock)
+    :param save_raw: write the terminal's raw reply bytes here (MIS-POS)
+    :param recover: MIS-POS: store the batch of an earlier close whose reply was lost, from
+        the reprint (19), without settling
     :raises agent.errors.AgentError: terminal or storage failure
     :raises BatchNotStored: the terminal closed the batch but the outbox refused it; the
         exception carries the totals so they can still be shown and written down
     """
     totals = terminal_link.close_batch(
-        url, protocol, password=password, baud=baud, progress=progress
+        url,
+        protocol,
+        password=password,
+        baud=baud,
+        progress=progress,
+        save_raw=save_raw,
+        recover=recover,
     )
     tid = totals.terminal_id or terminal_id
+    if totals.recovered and tid and totals.batch_no is not None:
+        _refuse_known_batch(home, tid, totals)
     batch_no = None
     if totals.batch_no is None and tid:
         batch_no = reserve_batch_no(home, tid)
@@ -115,7 +128,30 @@ def close_and_store(
         seq = record(home, summary, config=agent_config(home))
     except StorageError as exc:
         raise BatchNotStored(exc.message, totals) from exc
+    _remember_batch(home, summary)
     return ClosedBatch(totals, summary, seq)
+
+
+def _last_batch_key(terminal_id: str) -> str:
+    return f"last_closed_batch:{terminal_id}"
+
+
+def _remember_batch(home: AgentHome, summary: BatchSummary) -> None:
+    with open_outbox(home) as outbox:
+        outbox.set_meta({_last_batch_key(summary.terminal_id): str(summary.batch_no)})
+
+
+def _refuse_known_batch(home: AgentHome, terminal_id: str, totals: TerminalTotals) -> None:
+    """After a lost settlement reply the reprint shows the terminal's last settlement; if that
+    is a batch this agent already stored, the close never happened and nothing is stored."""
+    with open_outbox(home) as outbox:
+        known = outbox.get_meta(_last_batch_key(terminal_id))
+    if known is not None and int(known) == totals.batch_no:
+        raise TerminalProtocolError(
+            f"the terminal's last settlement (reprint, 19) is batch {totals.batch_no}, which is "
+            "already stored: the batch was NOT closed and nothing more is stored. Check the "
+            "terminal's screen; close again only if its batch is still open"
+        )
 
 
 def reserve_batch_no(home: AgentHome, terminal_id: str) -> int:
@@ -157,7 +193,16 @@ class OutboxAdapter:
 
     def store(self, item: BatchSummary | TerminalReplaced) -> int:
         """Sign and commit; return the seq."""
-        return record(self.home, item, config=agent_config(self.home))
+        seq = record(self.home, item, config=agent_config(self.home))
+        if isinstance(item, BatchSummary):
+            _remember_batch(self.home, item)
+        return seq
+
+    def last_closed_batch_no(self, terminal_id: str) -> int | None:
+        """The batch number of the last batch this agent stored for ``terminal_id``."""
+        with open_outbox(self.home) as outbox:
+            known = outbox.get_meta(_last_batch_key(terminal_id))
+        return None if known is None else int(known)
 
     def _bodies(self, record_type: str, after_seq: int) -> list[tuple[int, dict[str, Any]]]:
         with open_outbox(self.home) as outbox:
@@ -215,10 +260,23 @@ class LinkTerminals:
         return replace(totals, terminal_id=self.terminal_id_fallback[url])
 
     def read_totals(self, url: str, protocol: str) -> TerminalTotals:
-        """Read totals, filling in a technician-given TID where the protocol has none."""
-        totals = terminal_link.read_totals(
-            url, protocol, password=self.password, baud=self.baud, progress=self.progress
-        )
+        """Read totals, filling in a technician-given TID where the protocol has none.
+
+        MIS-POS has no totals query: the port probe names the terminal, and the open batch
+        is reported empty (its figures come with the close).
+        """
+        if protocol == "mispos":
+            terminal_id = terminal_link.identify(url, protocol, baud=self.baud)
+            totals = TerminalTotals("mispos", "turnover_totals", terminal_id, "156", ())
+        else:
+            totals = terminal_link.read_totals(
+                url, protocol, password=self.password, baud=self.baud, progress=self.progress
+            )
+        return self._with_tid(url, totals)
+
+    def read_last(self, url: str, protocol: str) -> TerminalTotals:
+        """The last closed batch again (MIS-POS reprint, 19); closes nothing."""
+        totals = terminal_link.read_last(url, protocol, baud=self.baud, progress=self.progress)
         return self._with_tid(url, totals)
 
     def close_batch(self, url: str, protocol: str) -> TerminalTotals:

@@ -37,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from protocol import record_fields as _f
+from protocol.buckets import CHINA_BUCKETS
 from protocol.canonical import CANONICAL_SCALAR, canonical_object_pattern
 from protocol.canonical import MAX_SAFE_INT as _MAX
 from protocol.errors import RemoteProtocolError
@@ -48,8 +49,10 @@ from protocol.record_fields import (
 )
 
 __all__ = [
+    "CHINA_BUCKETS",
     "RECORD_CLASSES",
     "RECORD_TYPES",
+    "SOURCES",
     "ZVT_BUCKETS",
     "BatchSummary",
     "Bucket",
@@ -70,7 +73,12 @@ __all__ = [
 
 #: ZVT bitmap 60 reports seven card-type totals in this order (PA00P015, bitmap 60).
 ZVT_BUCKETS = ("girocard", "jcb", "eurocard", "amex", "visa", "diners", "other")
-PROTOCOLS = ("zvt", "poslink")
+PROTOCOLS = ("zvt", "poslink", "mispos", "slip")
+#: Where a batch's figures come from: a terminal link, or a settlement slip typed by hand.
+SOURCES = ("terminal", "slip")
+#: Fields added after the first records were published: a body that omits one is an older
+#: agent's and reads as this default (docs/envelope.md §5).
+ADDED_FIELDS: dict[str, object] = {"scheme": None, "source": "terminal"}
 JOURNAL_KINDS = ("sale", "refund", "void")
 REVIEW_STATUSES = ("requested", "under_review", "active", "rejected")
 
@@ -98,6 +106,7 @@ class Bucket:
     refund_amount: int = 0
     void_count: int = 0
     void_amount: int = 0
+    scheme: str | None = None  # the protocol's own bucket name (ZVT, POSLink), for the record
 
     def __post_init__(self) -> None:
         if not self._plainly_valid():
@@ -108,6 +117,8 @@ class Bucket:
         return (
             type(self.name) is str
             and _f.is_card_type(self.name) is not None
+            and (self.scheme is None or (
+                type(self.scheme) is str and _f.is_card_type(self.scheme) is not None))
             and type(self.sale_count) is int
             and 0 <= self.sale_count <= _MAX
             and type(self.sale_amount) is int
@@ -120,10 +131,11 @@ class Bucket:
             and 0 <= self.void_count <= _MAX
             and type(self.void_amount) is int
             and 0 <= self.void_amount <= _MAX
-        )
+        )  # fmt: skip
 
     def _check(self) -> None:
         _f.check_text("name", self.name, pattern=_f.CARD_TYPE_RE)
+        _f.check_text("scheme", self.scheme, pattern=_f.CARD_TYPE_RE, optional=True)
         for name in ("sale_count", "refund_count", "void_count"):
             _f.check_integer(name, getattr(self, name), minimum=0)
         for name in ("sale_amount", "refund_amount", "void_amount"):
@@ -195,15 +207,26 @@ def _optional_local_time(value: Any) -> bool:
     return value is None or (type(value) is str and _f.is_local_time(value) is not None)
 
 
+def _bucket_name_ok(protocol: Any, bucket: Bucket) -> bool:
+    """China bucket names everywhere; only older ZVT records name a ZVT bucket, unmapped."""
+    if bucket.name in CHINA_BUCKETS:
+        return protocol != "zvt" or bucket.scheme is None or bucket.scheme in ZVT_BUCKETS
+    return (
+        protocol in ("zvt", "poslink")
+        and bucket.scheme is None
+        and (protocol != "zvt" or bucket.name in ZVT_BUCKETS)
+    )
+
+
 def _buckets_ok(protocol: Any, buckets: Any) -> bool:
     """True only if :func:`_check_buckets` accepts (the fast path of the valid case)."""
     if type(buckets) is not tuple:
         return False
     names = set()
     for bucket in buckets:
-        if type(bucket) is not Bucket or (protocol == "zvt" and bucket.name not in ZVT_BUCKETS):
+        if type(bucket) is not Bucket or not _bucket_name_ok(protocol, bucket):
             return False
-        names.add(bucket.name)
+        names.add((bucket.name, bucket.scheme))
     return len(names) == len(buckets)
 
 
@@ -219,15 +242,18 @@ def _journal_ok(journal: Any) -> bool:
 
 def _check_buckets(protocol: str, buckets: tuple[Bucket, ...]) -> None:
     _f.check_tuple_of("buckets", buckets, Bucket)
-    names = [b.name for b in buckets]
-    if len(set(names)) != len(names):
-        raise RecordValueError("bucket names must be unique", "buckets")
-    if protocol == "zvt":
-        for i, name in enumerate(names):
-            if name not in ZVT_BUCKETS:
+    keys = [(b.name, b.scheme) for b in buckets]
+    if len(set(keys)) != len(keys):
+        raise RecordValueError("bucket names (with their scheme) must be unique", "buckets")
+    for i, bucket in enumerate(buckets):
+        if not _bucket_name_ok(protocol, bucket):
+            if bucket.name in CHINA_BUCKETS:
                 raise RecordValueError(
-                    f"ZVT bucket must be one of {', '.join(ZVT_BUCKETS)}", f"buckets[{i}].name"
+                    f"ZVT scheme must be one of {', '.join(ZVT_BUCKETS)}", f"buckets[{i}].scheme"
                 )
+            raise RecordValueError(
+                f"must be one of {', '.join(CHINA_BUCKETS)}", f"buckets[{i}].name"
+            )
 
 
 def _receipts_ok(start: Any, end: Any) -> bool:
@@ -269,7 +295,8 @@ class _Totals:
 
 @dataclass(frozen=True, slots=True)
 class BatchSummary(_Totals):
-    """One closed batch (ZVT End-of-Day ``06 50``, POSLink BatchClose ``B00``)."""
+    """One closed batch (MIS-POS settlement 14, ZVT End-of-Day ``06 50``, POSLink BatchClose
+    ``B00``) or a settlement slip typed by hand (``protocol`` and ``source`` ``slip``)."""
 
     RECORD_TYPE: ClassVar[str] = "batch_summary"
 
@@ -285,6 +312,7 @@ class BatchSummary(_Totals):
     host_reconciled: bool | None
     protocol: str
     journal: tuple[JournalEntry, ...] = ()
+    source: str = "terminal"  # "slip": typed from the printed settlement slip
 
     def __post_init__(self) -> None:
         if not self._plainly_valid():
@@ -293,7 +321,10 @@ class BatchSummary(_Totals):
     def _plainly_valid(self) -> bool:
         # One expression for the valid case; True only where _check() passes (test_records_fast).
         return (
-            type(self.terminal_id) is str
+            type(self.source) is str
+            and self.source in SOURCES
+            and (self.source == "slip") == (self.protocol == "slip")
+            and type(self.terminal_id) is str
             and _f.is_identifier(self.terminal_id) is not None
             and (self.merchant_id is None or (
                 type(self.merchant_id) is str and _f.is_identifier(self.merchant_id) is not None))
@@ -327,6 +358,9 @@ class BatchSummary(_Totals):
         _check_receipts(self.receipt_start, self.receipt_end)
         _f.check_boolean("host_reconciled", self.host_reconciled, optional=True)
         _f.check_tuple_of("journal", self.journal, JournalEntry)
+        _f.check_choice("source", self.source, SOURCES)
+        if (self.source == "slip") != (self.protocol == "slip"):
+            raise RecordValueError("a typed slip has protocol and source 'slip'", "source")
 
     def natural_key(self) -> tuple[str, int, str]:
         """``(terminal_id, batch_no, closed_at)``: the same batch from any agent or resend."""
@@ -577,6 +611,11 @@ def _shape(cls: type[Any]) -> tuple[frozenset[str], tuple[tuple[str, type[Any]],
 _SHAPES = {cls: _shape(cls) for cls in (Bucket, JournalEntry, *_RECORD_CLASSES.values())}
 
 
+def _added(cls: type[Any]) -> frozenset[str]:
+    """The fields of ``cls`` an older body may omit (:data:`ADDED_FIELDS`)."""
+    return frozenset(n for n in _field_names(cls) if n in ADDED_FIELDS)
+
+
 def _build_valid(cls: type[Any], body: Any) -> Any:
     """:func:`_build` for the valid case: the same record, or ``None`` if anything is off.
 
@@ -586,7 +625,7 @@ def _build_valid(cls: type[Any], body: Any) -> Any:
     problem and names its field.
     """
     names, nested = _SHAPES[cls]
-    if type(body) is not dict or body.keys() != names:
+    if type(body) is not dict or (body.keys() != names and body.keys() | _added(cls) != names):
         return None
     try:
         if nested:
@@ -598,7 +637,9 @@ def _build_valid(cls: type[Any], body: Any) -> Any:
                 item_names = _SHAPES[item_cls][0]
                 built = []
                 for item in items:
-                    if type(item) is not dict or item.keys() != item_names:
+                    if type(item) is not dict or (
+                        item.keys() != item_names and item.keys() | _added(item_cls) != item_names
+                    ):
                         return None
                     built.append(item_cls(**item))
                 body[name] = tuple(built)
@@ -641,6 +682,8 @@ def _build(cls: type[Any], body: Any, path: str) -> Any:
     kwargs: dict[str, Any] = {}
     for name in expected:
         if name not in body:
+            if name in ADDED_FIELDS:
+                continue  # an older agent's body: the dataclass default applies
             raise RecordError("missing field", f"{prefix}{name}")
         value = body[name]
         if name == "buckets":

@@ -1,8 +1,10 @@
 """Protocol-neutral batch totals, as a terminal reports them.
 
-Both ECR protocols end a totals query (ZVT Send Turnover Totals / End-of-Day, PAX POSLink
-LocalTotalReport / BatchClose) with the same shape of information: per card-type bucket counts
-and amounts, a receipt range and, sometimes, a terminal id, currency and batch number. The
+Every terminal family ends a totals query or batch close (MIS-POS settlement, ZVT Send
+Turnover Totals / End-of-Day, PAX POSLink LocalTotalReport / BatchClose), and a typed
+settlement slip says, the same shape of information: per card-type bucket counts and amounts,
+a receipt range and, sometimes, a terminal id, merchant number, currency and batch number.
+Bucket names are the protocol's own; :mod:`protocol.buckets` maps them to China's buckets. The
 agent turns a :class:`TerminalTotals` into a signed record (:mod:`protocol.records`).
 
 Amounts are integers in minor units (cent, fen). Never floats.
@@ -17,7 +19,7 @@ from typing import Literal
 ZVT_BUCKETS: tuple[str, ...] = ("girocard", "jcb", "eurocard", "amex", "visa", "diners", "other")
 
 TotalsKind = Literal["turnover_totals", "end_of_day"]
-ProtocolName = Literal["zvt", "poslink"]
+ProtocolName = Literal["zvt", "poslink", "mispos", "slip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,8 @@ class TerminalTotals:
     host_reconciled: bool | None = None
     total_amount_reported: int | None = None  # a grand total, when the terminal sends one
     print_lines: tuple[str, ...] = field(default=())
+    merchant_id: str | None = None  # the merchant number, when the terminal reports it
+    recovered: bool = False  # the figures came from a reprint after the close's reply was lost
 
     @property
     def total_amount(self) -> int:

@@ -13,11 +13,16 @@ from simulator.transport import PtyTransport, SerialTransport, Transport
 
 @click.group()
 def sim() -> None:
-    """Simulated POS terminals (the terminal side of ZVT and PAX POSLink)."""
+    """Simulated POS terminals (the terminal side of MIS-POS, ZVT and PAX POSLink)."""
 
 
 @sim.command("terminal")
-@click.option("--protocol", type=click.Choice(["zvt", "poslink"]), default="zvt", show_default=True)
+@click.option(
+    "--protocol",
+    type=click.Choice(["zvt", "poslink", "mispos"]),
+    default="zvt",
+    show_default=True,
+)
 @click.option("--pty", "use_pty", is_flag=True, help="Serve on a new pseudo-terminal (default).")
 @click.option("--port", "port_url", help="Serve on this serial port or pyserial URL instead.")
 @click.option(
@@ -43,7 +48,7 @@ def terminal(
     if sum(map(bool, (use_pty, port_url, listen))) > 1:
         raise click.UsageError("--pty, --port and --listen exclude each other")
     try:
-        scenario = load_scenario(scenario_path) if scenario_path else Scenario()
+        scenario = load_scenario(scenario_path) if scenario_path else _default(protocol)
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from exc
     if listen:
@@ -58,7 +63,8 @@ def terminal(
         transport, path = pty, pty.path
     running = start(protocol, scenario, transport, path)
     click.echo(f"simulated {protocol} terminal {scenario.terminal_id} on {path}")
-    click.echo(f"try: settleguard agent read --protocol {protocol} --port {path}")
+    command = "close" if protocol == "mispos" else "read"
+    click.echo(f"try: settleguard agent {command} --protocol {protocol} --port {path}")
     sys.stdout.flush()
     try:
         running.thread.join()
@@ -68,6 +74,14 @@ def terminal(
         running.stop()
 
 
+def _default(protocol: str) -> Scenario:
+    if protocol == "mispos":
+        from simulator.mispos_terminal import china_scenario
+
+        return china_scenario()
+    return Scenario()
+
+
 def _serve_tcp(protocol: str, listen: str, scenario: Scenario) -> None:
     import socket
     import threading
@@ -75,7 +89,7 @@ def _serve_tcp(protocol: str, listen: str, scenario: Scenario) -> None:
     from simulator.zvt_terminal import serve_zvt_tcp
 
     if protocol != "zvt":
-        raise click.UsageError("--listen serves ZVT over TCP/IP; POSLink over TCP is not simulated")
+        raise click.UsageError("--listen serves ZVT over TCP/IP only")
     host, _, port = listen.rpartition(":")
     try:
         listener = socket.create_server((host or "127.0.0.1", int(port)))

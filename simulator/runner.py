@@ -22,7 +22,11 @@ def serve_function(protocol: str) -> ServeFunction:
         from simulator.poslink_terminal import serve_poslink
 
         return serve_poslink
-    raise ValueError(f"unknown protocol {protocol!r}; choose zvt or poslink")
+    if protocol == "mispos":
+        from simulator.mispos_terminal import serve_mispos
+
+        return serve_mispos
+    raise ValueError(f"unknown protocol {protocol!r}; choose mispos, zvt or poslink")
 
 
 @dataclass

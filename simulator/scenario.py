@@ -22,6 +22,9 @@ Example ``scenario.toml``::
     abort_code = 0x77     # abort the next command with this result code
     line_noise = 0.0      # probability of a garbage byte before each frame we send
     split_writes = false  # write frames in random-size pieces
+    corrupt_replies = 0   # MIS-POS: damage the next N replies (only a reprint, 19, recovers)
+    result_code = "97"    # MIS-POS: refuse the next request with this 9F14 code …
+    result_text = "终端未登记"  # … and this 9F19 text
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class Misbehaviour:
     line_noise: float = 0.0
     split_writes: bool = False
     seed: int = 0
+    corrupt_replies: int = 0
+    result_code: str | None = None
+    result_text: str | None = None
 
 
 @dataclass(slots=True)

@@ -43,6 +43,7 @@ from typing import Any
 from collector.account_numbers import account_key_text
 from collector.keys import CollectorKeys
 from collector.store.base import Tx
+from protocol.buckets import CHINA_BUCKETS, totals_by_china_bucket
 from protocol.envelope import Envelope, LazyBody
 from protocol.records import (
     BatchSummary,
@@ -148,7 +149,7 @@ _INSERT_RECEIVED_SQL = (
 _INSERT_BATCH_SQL = (
     "INSERT INTO batch_summaries (received_record_id, agent_id, terminal_id, merchant_id,"
     " batch_no, closed_at, closed_at_local, currency, total_amount, receipt_start, receipt_end,"
-    " host_reconciled, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " host_reconciled, content_sha256, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO NOTHING RETURNING id"
 )
 _INSERT_BUCKET_SQL = (
@@ -244,7 +245,8 @@ _RECEIVED_COLUMNS = ("id", "agent_id", "seq", "key_id", "record_type", "created_
                      "payload_sha256", "envelope")  # fmt: skip
 _BATCH_COLUMNS = ("id", "received_record_id", "agent_id", "terminal_id", "merchant_id",
                   "batch_no", "closed_at", "closed_at_local", "currency", "total_amount",
-                  "receipt_start", "receipt_end", "host_reconciled", "content_sha256")  # fmt: skip
+                  "receipt_start", "receipt_end", "host_reconciled", "content_sha256",
+                  "source")  # fmt: skip
 _BUCKET_COLUMNS = ("batch_id", "name", "sale_count", "sale_amount", "refund_count",
                    "refund_amount", "void_count", "void_amount")  # fmt: skip
 _TERMINAL_COLUMNS = ("terminal_id", "merchant_id", "agent_id")
@@ -307,10 +309,9 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
         summaries.append((batch_id, record_id, envelope.agent_id, batch.terminal_id, merchant_id,
                           batch.batch_no, batch.closed_at, batch.terminal_local_time,
                           batch.currency, batch.net_amount, batch.receipt_start,
-                          batch.receipt_end, reconciled, content))  # fmt: skip
-        buckets.extend((batch_id, b.name, b.sale_count, b.sale_amount, b.refund_count,
-                        b.refund_amount, b.void_count, b.void_amount) for b in batch.buckets)  # fmt: skip
-        if (merchant_id, batch.terminal_id) not in shared.terminals:
+                          batch.receipt_end, reconciled, content, batch.source))  # fmt: skip
+        buckets.extend(_bucket_rows(batch_id, batch))
+        if batch.terminal_id and (merchant_id, batch.terminal_id) not in shared.terminals:
             terminals.append((batch.terminal_id, merchant_id, envelope.agent_id))
             shared.terminals.add((merchant_id, batch.terminal_id))
     if tx.insert_many("batch_summaries", _BATCH_COLUMNS, summaries,
@@ -417,6 +418,23 @@ def _terminal(
         shared.terminals.add((merchant_id, terminal_id))
 
 
+def _bucket_rows(batch_id: int, batch: BatchSummary) -> list[tuple[int | str, ...]]:
+    """One row per China bucket: schemes that share one (ZVT ``visa`` and ``amex`` are both
+    ``foreign``) are added up, and older records' ZVT/POSLink names are mapped."""
+    buckets = batch.buckets
+    names = {b.name for b in buckets}
+    if len(names) == len(buckets) and names <= _CHINA_NAMES:  # the usual case: one row each
+        return [(batch_id, b.name, b.sale_count, b.sale_amount, b.refund_count, b.refund_amount,
+                 b.void_count, b.void_amount) for b in buckets]  # fmt: skip
+    return [
+        (batch_id, name, *figures)
+        for name, figures in totals_by_china_bucket(batch.protocol, buckets).items()
+    ]
+
+
+_CHINA_NAMES = frozenset(CHINA_BUCKETS)
+
+
 def _write_batch(
     tx: Tx,
     record_id: int,
@@ -446,6 +464,7 @@ def _write_batch(
                 batch.receipt_end,
                 reconciled,
                 content,
+                batch.source,
             ),
         )
     )
@@ -461,20 +480,8 @@ def _write_batch(
         key = json.dumps([merchant_id, *batch.natural_key()])
         _conflict(tx, "natural_key", envelope, payload, digest, existing["received_record_id"], key)
         return CONFLICT, f"batch {batch.batch_no} of {batch.terminal_id} already stored differently"
-    for bucket in batch.buckets:
-        tx.execute(
-            _INSERT_BUCKET_SQL,
-            (
-                batch_id,
-                bucket.name,
-                bucket.sale_count,
-                bucket.sale_amount,
-                bucket.refund_count,
-                bucket.refund_amount,
-                bucket.void_count,
-                bucket.void_amount,
-            ),
-        )
+    for row in _bucket_rows(batch_id, batch):
+        tx.execute(_INSERT_BUCKET_SQL, row)
     _terminal(tx, shared, batch.terminal_id, merchant_id, envelope.agent_id)
     return ACCEPTED, None
 

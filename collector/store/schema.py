@@ -450,6 +450,9 @@ _V8 = (
         ),
     },
 )
+# Version 9: where a batch's figures come from -- the terminal link or a slip typed by hand
+# (docs/envelope.md §5.3). Batches stored before it came from terminals.
+_V9 = ("ALTER TABLE batch_summaries ADD COLUMN source TEXT NOT NULL DEFAULT 'terminal'",)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
@@ -460,6 +463,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "batch summaries without the copy of the body", _V6),
     Migration(7, "retired agent keys: seq ceiling, grace period, revocation", _V7),
     Migration(8, "batches and terminals keyed within their agent's merchant", _V8),
+    Migration(9, "batch source: terminal link or typed slip", _V9),
 )
 
 

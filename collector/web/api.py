@@ -123,7 +123,7 @@ def batches() -> Any:
     limit, merchant_id = _limit(), _str_arg("merchant_id")
     sql = (
         "SELECT id, agent_id, terminal_id, merchant_id, batch_no, closed_at, currency,"  # noqa: S608 - fixed fragments, bound values
-        " total_amount, host_reconciled FROM batch_summaries WHERE "
+        " total_amount, host_reconciled, source FROM batch_summaries WHERE "
         + ("merchant_id = ?" if merchant_id else "1 = 1")
     )
     rows = read_models.page_by_id(

@@ -191,12 +191,14 @@ def timeline(store: Store, merchant_id: str) -> list[dict[str, Any]]:
     n, mid = TIMELINE_LIMIT, (merchant_id,)
     events: list[dict[str, Any]] = []
     for b in store.query(
-        "SELECT id, terminal_id, batch_no, closed_at, currency, total_amount, host_reconciled"
-        " FROM batch_summaries WHERE merchant_id = ? ORDER BY closed_at DESC LIMIT ?", (*mid, n)
+        "SELECT id, terminal_id, batch_no, closed_at, currency, total_amount, host_reconciled,"
+        " source FROM batch_summaries WHERE merchant_id = ? ORDER BY closed_at DESC LIMIT ?",
+        (*mid, n),
     ):  # fmt: skip
         events.append(_event(b["closed_at"], "batch", f"{b['terminal_id']} #{b['batch_no']}",
                              amount=b["total_amount"], currency=b["currency"], id=b["id"],
-                             terminal_id=b["terminal_id"], host_reconciled=b["host_reconciled"]))  # fmt: skip
+                             terminal_id=b["terminal_id"], host_reconciled=b["host_reconciled"],
+                             source=b["source"]))  # fmt: skip
     for r in store.query(
         "SELECT old_terminal_id, new_terminal_id, replaced_at, final_batch_no FROM"
         " terminal_replacements WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
@@ -344,7 +346,44 @@ def gap_queue(
         row["evidence"] = _json(row["evidence"], {})
         row["batch_ids"] = _json(row["batch_ids"], [])
         row["credit_ids"] = _json(row["credit_ids"], [])
+    _add_batch_sources(store, rows)
     return rows
+
+
+def _add_batch_sources(store: Store, gaps: list[dict[str, Any]]) -> None:
+    """Set each gap's ``batch_sources``: where its batches' figures came from (``terminal``
+    link or typed ``slip``), so an operator knows how far to trust them.
+
+    Batch keys are ``terminal#batch_no@time``; the terminal and number identify the batch.
+    """
+    wanted: set[tuple[str, int]] = set()
+    for row in gaps:
+        row["batch_sources"] = []
+        for key in row["batch_ids"]:
+            terminal, _, rest = str(key).partition("#")
+            number = rest.partition("@")[0]
+            if number.isdigit():
+                wanted.add((terminal, int(number)))
+    if not wanted:
+        return
+    terminals = sorted({t for t, _ in wanted})
+    marks = ", ".join("?" * len(terminals))
+    found = {
+        (r["terminal_id"], int(r["batch_no"])): r["source"]
+        for r in store.query(
+            "SELECT terminal_id, batch_no, source FROM batch_summaries"  # noqa: S608 - placeholders only
+            f" WHERE terminal_id IN ({marks})",
+            terminals,
+        )
+    }
+    for row in gaps:
+        sources = set()
+        for key in row["batch_ids"]:
+            terminal, _, rest = str(key).partition("#")
+            number = rest.partition("@")[0]
+            if number.isdigit() and (terminal, int(number)) in found:
+                sources.add(found[(terminal, int(number))])
+        row["batch_sources"] = sorted(sources)
 
 
 def gap(store: Store, gap_id: int) -> dict[str, Any] | None:
@@ -353,6 +392,7 @@ def gap(store: Store, gap_id: int) -> dict[str, Any] | None:
     if row is not None:
         for name, default in (("evidence", {}), ("batch_ids", []), ("credit_ids", [])):
             row[name] = _json(row[name], default)
+        _add_batch_sources(store, [row])
     return row
 
 

@@ -34,6 +34,7 @@ from agent.home import AgentHome, agent_home
 from agent.keys import load_or_create_key
 from agent.recorder import open_outbox
 from agent.replace import Replacement, ReplaceState
+from agent.slip_entry import SlipEntry, merge_rows
 from agent.sync import SyncLink
 from agent.technician import LinkTerminals, OutboxAdapter, close_and_store, store_record
 from collector import enrollment
@@ -196,13 +197,14 @@ class Demo:
 
     def start_terminals(self, world: World) -> None:
         for shop in world.shops:
-            scenario = Scenario(
-                terminal_id=shop.terminal_id,
-                merchant_id=shop.merchant_id,
-                currency="156",
-                buckets=[],
-            )
-            self.sims[shop.merchant_id] = start_on_pty(shop.protocol, scenario)
+            if shop.protocol != "slip":  # a slip shop's terminal has no link: nothing to run
+                scenario = Scenario(
+                    terminal_id=shop.terminal_id,
+                    merchant_id=shop.merchant_id,
+                    currency="156",
+                    buckets=[],
+                )
+                self.sims[shop.merchant_id] = start_on_pty(shop.protocol, scenario)
             home = agent_home(self.workdir / "agents" / shop.merchant_id)
             self.homes[shop.merchant_id] = home
             token = enrollment.issue_token(
@@ -217,7 +219,8 @@ class Demo:
             )  # fmt: skip
         kinds = Counter(s.protocol for s in world.shops)
         self.say(
-            f"terminals: {kinds['zvt']} ZVT and {kinds['poslink']} POSLink on real ptys; "
+            f"terminals: {kinds['mispos']} MIS-POS, {kinds['zvt']} ZVT and {kinds['poslink']} "
+            f"POSLink on real ptys, {kinds['slip']} without a link (typed slips); "
             f"{len(world.shops)} agents enrolled with one-time tokens and approved"
         )
 
@@ -242,8 +245,11 @@ class Demo:
             list(pool.map(shop_days, world.shops))
 
     def _trading_day(self, world: World, shop: Shop, index: int, day: date) -> None:
-        sim = self.sims[shop.merchant_id]
         home = self.homes[shop.merchant_id]
+        if shop.protocol == "slip":
+            self._typed_slip(world, shop, home, index, day)
+            return
+        sim = self.sims[shop.merchant_id]
         change_day = {"paid_to_old_account": 2, "change_pending_unpaid": 2, "change_rejected": 3,
                       "returned_name_mismatch": 4}.get(shop.fault or "")  # fmt: skip
         if change_day is not None and index == shop.fault_day - change_day:
@@ -263,6 +269,22 @@ class Demo:
             terminal_id=shop.terminal_id, merchant_id=shop.merchant_id, closed_at=closed_at,
         )  # fmt: skip
         self.batches[shop.merchant_id].append(closed.summary)
+
+    def _typed_slip(self, world: World, shop: Shop, home: AgentHome, index: int, day: date) -> None:
+        """The merchant types the day's printed settlement slip (``agent slip``)."""
+        sales = world.sales(shop, day)
+        entry = SlipEntry(
+            merchant_no=shop.merchant_id,
+            terminal_no=shop.terminal_id,
+            batch_no=index + 1,
+            local_time=world.close_at(day).replace(tzinfo=None),
+            rows=merge_rows([(bucket, 1, amount) for bucket, amount in sales]),
+            stated_total=sum(amount for _, amount in sales),
+        )
+        entry.check()
+        summary = entry.batch_summary()
+        store_record(home, summary)
+        self.batches[shop.merchant_id].append(summary)
 
     def _card_change(self, shop: Shop, home: AgentHome, day: date) -> None:
         requested = datetime.combine(day, dtime(10, 0), TZ)

@@ -29,6 +29,26 @@ FAULTS: dict[str, str | None] = {
     "aggregated": None,  # three days paid as one credit (合并到账): must still match
 }
 
+#: International shops: terminals of the international families for foreign visitors' cards.
+INTERNATIONAL = {2: ("zvt", "静安国际酒店"), 5: ("poslink", "浦东机场免税店")}
+#: Faults whose shops have no register link and type their settlement slips (结算单); none
+#: of them needs a terminal replacement.
+SLIP_FAULTS = ("held", "duplicate_credit")
+#: Where a small Shanghai shop's money comes in: (China bucket, share in percent, smallest and
+#: largest ticket in fen). QR codes are most of it; foreign cards are rare.
+CHINA_MIX: tuple[tuple[str, int, int, int], ...] = (
+    ("wechat", 36, 600, 12000),
+    ("alipay", 26, 600, 12000),
+    ("unionpay_qr", 8, 800, 15000),
+    ("domestic_debit", 16, 2000, 38000),
+    ("domestic_credit", 10, 3000, 38000),
+    ("ecny", 3, 800, 10000),
+    ("foreign", 1, 5000, 38000),
+)
+#: The international shops' own buckets (ZVT bitmap 60 schemes, POSLink EDC groups); they all
+#: land in ``foreign``.
+INTERNATIONAL_BUCKETS = {"zvt": ("visa", "eurocard", "jcb", "amex"), "poslink": ("credit", "debit")}
+
 _SHOPS = (
     "静安小笼包",
     "徐汇便利店",
@@ -65,7 +85,7 @@ class Shop:
     name: str
     holder: str
     phone: str
-    protocol: str
+    protocol: str  # "mispos", "slip" (typed settlement slips, no link), "zvt" or "poslink"
     terminal_id: str
     account: str  # the settlement card in force at the start (full number: demo bank side only)
     bank: str  # "camt" (bank A) or "ccb" (bank B)
@@ -95,12 +115,23 @@ class World:
         return datetime.combine(day, CLOSE_TIME, TZ)
 
     def sales(self, shop: Shop, day: date) -> list[tuple[str, int]]:
-        """The day's card sales of ``shop``: (bucket, amount in fen)."""
+        """The day's sales of ``shop``: (bucket, amount in fen).
+
+        Shanghai shops sell in the China buckets by :data:`CHINA_MIX`; the international shops
+        take foreign visitors' cards under their protocol's own bucket names.
+        """
         rng = random.Random(f"{self.seed}:{shop.merchant_id}:{day.isoformat()}")
-        buckets = (
-            ("girocard", "visa", "eurocard") if shop.protocol == "zvt" else ("credit", "debit")
-        )
-        return [(rng.choice(buckets), rng.randrange(800, 38000)) for _ in range(rng.randint(4, 12))]
+        count = rng.randint(4, 12)
+        if shop.protocol in INTERNATIONAL_BUCKETS:
+            names = INTERNATIONAL_BUCKETS[shop.protocol]
+            return [(rng.choice(names), rng.randrange(20000, 380000)) for _ in range(count)]
+        names = [name for name, _, _, _ in CHINA_MIX]
+        weights = [share for _, share, _, _ in CHINA_MIX]
+        ranges = {name: (low, high) for name, _, low, high in CHINA_MIX}
+        sales = []
+        for name in rng.choices(names, weights, k=count):
+            sales.append((name, rng.randrange(*ranges[name])))
+        return sales
 
 
 def build_world(terminals: int, days: int, seed: int, today: date) -> World:
@@ -116,10 +147,10 @@ def build_world(terminals: int, days: int, seed: int, today: date) -> World:
     kinds = list(FAULTS)
     shops = []
     for index in range(terminals):
-        protocol = "poslink" if index % 3 == 2 else "zvt"
+        protocol, name = INTERNATIONAL.get(index, ("mispos", _SHOPS[index % len(_SHOPS)]))
         shop = Shop(
             merchant_id=f"M{index + 1:04d}",
-            name=_SHOPS[index % len(_SHOPS)] + ("" if index < len(_SHOPS) else f"{index}"),
+            name=name + ("" if index < len(_SHOPS) else f"{index}"),
             holder=_SURNAMES[index % len(_SURNAMES)] + "小" + "明红军华"[index % 4],
             phone=f"1380000{index + 1:04d}",
             protocol=protocol,
@@ -129,24 +160,31 @@ def build_world(terminals: int, days: int, seed: int, today: date) -> World:
             new_account=luhn_complete(f"622202{seed % 1000:03d}{index:03d}2000" + "2"),
         )
         # Faults go to every shop but one (a clean control); the replacement fault needs a
-        # POSLink terminal, whose batch numbers come from the terminal itself.
+        # terminal that numbers its own batches (MIS-POS, POSLink).
         if index < min(len(kinds), terminals - 1):
             shop.fault = kinds[index]
             shop.fault_day = days // 2 + rng.randint(-1, 1)
+        if shop.fault in SLIP_FAULTS and index not in INTERNATIONAL:
+            shop.protocol = "slip"
         shops.append(shop)
-    _give_replacement_fault_to_poslink(shops)
+    _give_replacement_fault_to_numbering_terminal(shops)
     for shop in shops:
         if shop.fault is not None:
             shop.fault_date = trading[shop.fault_day]
     return World(seed, trading, shops, rng)
 
 
-def _give_replacement_fault_to_poslink(shops: list[Shop]) -> None:
+def _give_replacement_fault_to_numbering_terminal(shops: list[Shop]) -> None:
     holder = next((s for s in shops if s.fault == "final_batch_not_uploaded"), None)
-    if holder is None or holder.protocol == "poslink":
+    if holder is None or holder.protocol in ("mispos", "poslink"):
         return
     swap = next(
-        (s for s in shops if s.protocol == "poslink" and s.fault not in ("aggregated",)), None
+        (
+            s
+            for s in shops
+            if s.protocol in ("mispos", "poslink") and s.fault not in ("aggregated",)
+        ),
+        None,
     )
     if swap is not None:
         holder.fault, swap.fault = swap.fault, holder.fault

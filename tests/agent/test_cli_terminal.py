@@ -68,6 +68,9 @@ def test_close_stores_the_signed_batch_before_reporting(
     body = envelope["body"]
     assert body["merchant_id"] == "M1"
     assert sum(b["sale_amount"] for b in body["buckets"]) == result["total_amount"] > 0
+    # POSLink's card groups are foreign cards in China's buckets; the record keeps the group
+    assert {b["name"] for b in result["buckets"]} == {"foreign"}
+    assert {(b["name"], b["scheme"]) for b in body["buckets"]} == {("foreign", "credit")}
     assert poslink.scenario.buckets == []  # the simulator's batch really closed
 
 

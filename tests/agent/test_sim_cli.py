@@ -82,3 +82,33 @@ def test_conflicting_options_are_refused() -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "exclude each other" in result.stderr
+
+
+def test_mispos_terminal_from_the_cli_with_faults_is_closed_and_recovered(
+    processes: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    scenario = tmp_path / "faults.toml"
+    scenario.write_text(
+        'terminal_id = "10060001"\nmerchant_id = "898310048160001"\ncurrency = "156"\n'
+        'batch_no = 7\n[[buckets]]\nname = "wechat"\ncount = 3\namount = 4200\n'
+        "[misbehaviour]\neod_silence_s = 0.5\nsplit_writes = true\ncorrupt_replies = 1\n",
+        encoding="utf-8",
+    )
+    process = _start("--protocol", "mispos", "--scenario", str(scenario))
+    processes.append(process)
+    match = re.search(r" on (/dev/\S+)", _first_line(process))
+    assert match
+    result = subprocess.run(
+        [*SETTLEGUARD, "agent", "close", "--protocol", "mispos", "--port", match.group(1),
+         "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"SETTLEGUARD_AGENT_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    closed = json.loads(result.stdout)
+    assert closed["recovered_with_reprint"] is True and "(19)" in result.stderr
+    assert closed["batch_no"] == 7 and closed["buckets"] == [
+        {"name": "wechat", "count": 3, "amount": 4200}
+    ]

@@ -160,7 +160,7 @@ def _buckets(n: int, amount: int) -> tuple[Bucket, ...]:
 @pytest.mark.parametrize(
     ("buckets", "words"),
     [
-        (_buckets(460, 2**53 - 1), f"at most {MAX_BUCKETS}"),  # the overview-breaking batch
+        (_buckets(400, 2**53 - 1), f"at most {MAX_BUCKETS}"),  # an overview-breaking batch
         (_buckets(1, MAX_BUCKET_AMOUNT + 1), "buckets[0].sale_amount is above the ceiling"),
         (_buckets(3, MAX_BATCH_AMOUNT // 2), "the ceiling per batch"),
     ],
