@@ -1,11 +1,14 @@
-"""What a signed-in viewer or an export can learn: phone search and spreadsheet formulas."""
+"""What a signed-in viewer or an export can learn: phone search, spreadsheet formulas, and
+statement errors."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -14,8 +17,11 @@ from flask.testing import FlaskClient
 from collector.store import Store
 from collector.tokens import create_token
 from collector.web.export import escape_formula
+from tests.collector.web.conftest import csrf_token
 
 PHONE = "13912345678"
+ICBC = (Path(__file__).parents[1] / "statements/fixtures/icbc_bom.csv").read_bytes()
+CARD = "4111-1111-1111-1111"
 
 
 def _merchant_ids(client: FlaskClient, headers: dict[str, str], q: str) -> list[str]:
@@ -83,3 +89,33 @@ def test_exported_merchant_name_cannot_run_as_a_formula(
     text = as_role("viewer").get("/export/merchants.csv").get_data(as_text=True)
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert row["name"] == "'" + evil
+
+
+def test_rejected_upload_shows_no_card_number_anywhere(
+    db: Store, as_role: Callable[[str | None], FlaskClient]
+) -> None:
+    """The error lands in imports.error, the pages, the API, the CSV export and the audit log."""
+    client = as_role("admin")
+    response = client.post(
+        "/imports",
+        data={"csrf_token": csrf_token(client), "format": "csv",
+              "file": (io.BytesIO(ICBC.replace(b'"6,430.50"', CARD.encode(), 1)), "icbc.csv")},
+        content_type="multipart/form-data",
+    )  # fmt: skip
+    assert response.status_code == 422
+    [row] = db.query("SELECT error FROM imports")
+    assert "line 6 column 收入" in row["error"]
+    seen = {
+        "imports.error": row["error"],
+        "upload answer": response.get_data(as_text=True),
+        "imports page": client.get("/imports").get_data(as_text=True),
+        "api": client.get("/api/v1/imports").get_data(as_text=True),
+        "csv export": client.get("/export/imports.csv").get_data(as_text=True),
+        "audit export": client.get("/export/audit.csv").get_data(as_text=True),
+        "audit page": client.get("/audit").get_data(as_text=True),
+        "audit table": repr(db.query("SELECT * FROM audit_log")),
+    }
+    for where, text in seen.items():
+        assert "****-****-****-1111" in text, where  # the located error is there, masked
+        assert CARD not in text and "4111111111111111" not in text, where
+        assert not re.search(r"4111\D{0,3}1111\D{0,3}1111", text), where
