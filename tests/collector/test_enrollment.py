@@ -13,12 +13,18 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from collector.app import get_store
 from collector.cli import collector
 from collector.enrollment import rotation_message
+from collector.tokens import create_token
 from collector.ingest import IncomingMessage, Keyring, ingest_batch
 from tests.helpers.records import TestAgent, batch
 
 
 def _raw(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _basic(username: str, password: str) -> dict[str, str]:
+    pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
 
 
 def _token(runner: FlaskCliRunner) -> str:
@@ -49,9 +55,12 @@ def test_enroll_approve_list_revoke(client: FlaskClient, runner: FlaskCliRunner)
     assert runner.invoke(collector, ["agents", "approve", "agent-a"]).exit_code == 0
     listed = json.loads(runner.invoke(collector, ["agents", "list", "--json"]).output)
     assert [(r["agent_id"], r["status"]) for r in listed] == [("agent-a", "approved")]
-    assert client.get("/api/v1/agents/agent-a/status").get_json()["status"] == "approved"
+    own = _basic("agent-a", body["mqtt"]["password"])
+    status = client.get("/api/v1/agents/agent-a/status", headers=own)
+    assert status.get_json()["status"] == "approved"
     assert runner.invoke(collector, ["agents", "revoke", "agent-a"]).exit_code == 0
-    assert client.get("/api/v1/agents/agent-a/status").get_json()["status"] == "revoked"
+    status = client.get("/api/v1/agents/agent-a/status", headers=own)
+    assert status.get_json()["status"] == "revoked"
     missing = runner.invoke(collector, ["agents", "approve", "nobody"])
     assert missing.exit_code == 1 and "no agent" in missing.output
     lines = get_store(client.application).query(
@@ -98,3 +107,32 @@ def test_rotation_needs_the_previous_key(
     )  # fmt: skip
     # records the old key signed before rotating (still in the outbox) remain valid
     assert [a.status for _, a in acks] == ["accepted", "accepted"]
+
+
+def test_agent_status_is_shown_only_to_the_agent_and_signed_in_users(
+    client: FlaskClient, runner: FlaskCliRunner
+) -> None:
+    """Unknown ids and ids the caller may not see get the same answer: no enumeration."""
+    body_a = _enroll(client, _token(runner), Ed25519PrivateKey.generate(), "agent-a").get_json()
+    body_b = _enroll(client, _token(runner), Ed25519PrivateKey.generate(), "agent-b").get_json()
+    store = get_store(client.application)
+    viewer = {"Authorization": "Bearer " + create_token(store, "viewer", actor="t")}
+    allowed = [_basic("agent-a", body_a["mqtt"]["password"]), viewer]
+    for headers in allowed:
+        answer = client.get("/api/v1/agents/agent-a/status", headers=headers)
+        assert answer.status_code == 200 and answer.get_json()["status"] == "pending"
+    unknown = client.get("/api/v1/agents/agent-z/status", headers=allowed[0])
+    assert unknown.status_code == 404
+    refused = [
+        {},
+        _basic("agent-a", "wrong"),
+        _basic("agent-a", ""),
+        _basic("agent-b", body_b["mqtt"]["password"]),  # another agent's own credentials
+        _basic("agent-z", body_a["mqtt"]["password"]),
+        {"Authorization": "Bearer sgt_bad"},
+        {"Authorization": "Basic !!!"},
+    ]
+    for headers in refused:
+        for agent_id in ("agent-a", "agent-z"):
+            answer = client.get(f"/api/v1/agents/{agent_id}/status", headers=headers)
+            assert (answer.status_code, answer.get_data()) == (404, unknown.get_data()), headers
