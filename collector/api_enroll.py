@@ -16,9 +16,9 @@ from flask.typing import ResponseReturnValue
 
 from collector import broker, enrollment
 from collector.app import get_db
+from collector.keys import CollectorKeys, init_keys
 from collector.store import Row
 from collector.users import role_at_least
-from collector.keys import CollectorKeys, init_keys
 
 bp = Blueprint("enroll", __name__, url_prefix="/api/v1")
 

@@ -192,7 +192,10 @@ def test_pending_agent_polls_its_status_with_its_own_credentials(
     [(path, headers)] = CollectorDouble.requests
     assert path == f"/api/v1/agents/{key.agent_id}/status"
     scheme, _, pair = headers["authorization"].partition(" ")
-    assert (scheme, base64.b64decode(pair).decode()) == ("Basic", f"{key.agent_id}:{AGENT_PASSWORD}")
+    assert (scheme, base64.b64decode(pair).decode()) == (
+        "Basic",
+        f"{key.agent_id}:{AGENT_PASSWORD}",
+    )
 
 
 def test_enroll_refused_token_is_exit_12(home: AgentHome, collector_url: str) -> None:

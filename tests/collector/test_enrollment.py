@@ -13,8 +13,8 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from collector.app import get_store
 from collector.cli import collector
 from collector.enrollment import rotation_message
-from collector.tokens import create_token
 from collector.ingest import IncomingMessage, Keyring, ingest_batch
+from collector.tokens import create_token
 from tests.helpers.records import TestAgent, batch
 
 
