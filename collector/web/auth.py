@@ -103,6 +103,7 @@ def role_required(role: str) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
+        wrapped.required_role = role  # type: ignore[attr-defined]  # read by the route audit test
         return wrapped  # type: ignore[return-value]
 
     return decorate

@@ -6,6 +6,10 @@
 * The session cookie is ``HttpOnly`` and ``SameSite=Lax`` always, and ``Secure`` whenever the
   request came over TLS (directly, or through a proxy the WSGI server trusts), so one
   configuration works for ``http://127.0.0.1`` development and HTTPS production.
+* CSRF is checked for every state-changing request by one ``before_request``
+  (:func:`collector.web.check_csrf`); :data:`CSRF_EXEMPT` lists the endpoints that take no
+  token and what protects them instead, :data:`NO_ROLE` the state-changing endpoints that
+  need no role. A test walks the URL map against both lists.
 * :func:`same_site_path` vets every redirect target that came from the request (``next``):
   only a path on this site is followed, anything else goes to the default page.
 * :class:`LoginThrottle` counts failed logins in a sliding window per username and per client
@@ -25,6 +29,22 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSessionInterface
+
+#: Methods that change state: they need the CSRF token (unless exempt) and a role.
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: State-changing endpoints that take no CSRF token, and what protects them instead. These
+#: are machine callers with no session cookie for another site to ride on.
+CSRF_EXEMPT: dict[str, str] = {
+    "enroll.enroll_agent": "the one-time enrollment token in the body",
+    "enroll.rotate": "the new key signed by the agent's current key",
+    "sms_callbacks.twilio_status": "X-Twilio-Signature over the URL and the form",
+    "sms_callbacks.aliyun_report": "the shared SMS_CALLBACK_TOKEN in the URL",
+}
+#: State-changing endpoints without a role check, and why.
+NO_ROLE: dict[str, str] = {
+    "auth.login": "signing in is what an anonymous caller does (CSRF token, throttled)",
+    **{endpoint: f"a machine caller, proven by {proof}" for endpoint, proof in CSRF_EXEMPT.items()},
+}
 
 CSP = (
     "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
