@@ -192,7 +192,7 @@ def test_a_short_puback_drops_the_link_with_a_logged_reason_and_it_reconnects(
 def test_a_broker_that_never_acknowledges_cannot_hold_publish_for_ever() -> None:
     one_in_flight = _connack(struct.pack("!BH", 0x21, 1))
     with scripted((one_in_flight, GOOD_SUBACK, b"")) as broker:
-        link = IngestLink("127.0.0.1", broker.port, client_id="t", filters=["x"], keepalive_s=1)
+        link = IngestLink("127.0.0.1", broker.port, client_id="t", filters=["x"], keepalive_s=2)
         link.connect(5)
         link.publish("sg/v1/a/x/ack", b"first")  # the one the broker's quota allows
         assert link.connected
