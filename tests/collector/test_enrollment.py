@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -136,3 +137,24 @@ def test_agent_status_is_shown_only_to_the_agent_and_signed_in_users(
         for agent_id in ("agent-a", "agent-z"):
             answer = client.get(f"/api/v1/agents/{agent_id}/status", headers=headers)
             assert (answer.status_code, answer.get_data()) == (404, unknown.get_data()), headers
+
+
+def test_a_pending_agent_learns_its_approval_from_the_collector_over_http(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    """The agent's status poll, authenticated with its broker password, against the real app."""
+    from agent import enroll as agent_enroll
+    from agent.home import agent_home
+    from settleguard.demo.services import start_web
+
+    web = start_web(app)
+    try:
+        home = agent_home(tmp_path / "agent-home")
+        state = agent_enroll.enroll(home, web.url, _token(runner))
+        assert state["status"] == "pending"
+        assert agent_enroll.retry_pending(home)["status"] == "pending"  # type: ignore[index]
+        result = runner.invoke(collector, ["agents", "approve", state["agent_id"]])
+        assert result.exit_code == 0, result.output
+        assert agent_enroll.retry_pending(home)["status"] == "approved"  # type: ignore[index]
+    finally:
+        web.stop()
