@@ -16,7 +16,8 @@ If the collector cannot be reached, the token and URL are stored (state ``queued
 :class:`~agent.errors.CollectorUnreachable` is raised; the agent keeps signing and queueing
 records under its fixed id, and ``run`` (or ``enroll`` again) completes the enrollment later.
 An agent stays ``pending`` until an operator approves it; the broker refuses it until then,
-and ``run`` polls ``GET /api/v1/agents/{id}/status``.
+and ``run`` polls ``GET /api/v1/agents/{id}/status`` (HTTP Basic: agent id and the broker
+password from the answer; the collector shows an agent's state to nobody else).
 
 A pending key rotation (:func:`agent.keys.rotate_key`) is delivered with
 ``POST /api/v1/agents/{id}/rotate`` ``{"public_key", "signature"}``.
@@ -94,11 +95,21 @@ def _save(home: AgentHome, state: dict[str, Any]) -> None:
         raise StorageError(f"cannot write {home.enrollment_path}: {exc}") from exc
 
 
-def _call(method: str, url: str, body: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
+def _call(
+    method: str,
+    url: str,
+    body: dict[str, Any] | None,
+    timeout: float,
+    auth: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     check_collector_url(url)
     data = None if body is None else json.dumps(body).encode("utf-8")
+    headers = {"Content-Type": "application/json"}
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url, data=data, method=method, headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
@@ -209,8 +220,9 @@ def retry_pending(home: AgentHome, *, timeout: float = 15.0) -> dict[str, Any] |
         return enroll(home, state["collector"], state["token"], timeout=timeout)
     if state["status"] == "pending":
         answer = _call(
-            "GET", f"{state['collector']}/api/v1/agents/{state['agent_id']}/status", None, timeout
-        )
+            "GET", f"{state['collector']}/api/v1/agents/{state['agent_id']}/status", None,
+            timeout, auth=(state["agent_id"], state["broker"]["password"]),
+        )  # fmt: skip
         if answer.get("status") != state["status"]:
             state["status"] = str(answer.get("status"))
             _save(home, state)

@@ -11,12 +11,14 @@ import binascii
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from collector import enrollment
+from collector import broker, enrollment
 from collector.app import get_db
 from collector.keys import CollectorKeys, init_keys
+from collector.store import Row
+from collector.users import role_at_least
 
 bp = Blueprint("enroll", __name__, url_prefix="/api/v1")
 
@@ -82,12 +84,37 @@ def enroll_agent() -> ResponseReturnValue:
     return jsonify(body), 201
 
 
+# Checked when the agent is unknown, so an unknown id costs what a wrong password costs.
+_NO_AGENT_HASH = broker.hash_password(broker.new_password())
+
+
+def _may_see_agent(row: Row | None, agent_id: str) -> bool:
+    """A signed-in user or API token (viewer or above), or the agent itself: HTTP Basic with
+    its agent id and the broker password it was given at enrollment."""
+    user = g.get("user")
+    if user is not None and role_at_least(user["role"], "viewer"):
+        return row is not None
+    credentials = request.authorization
+    if credentials is None or credentials.type != "basic":
+        return False
+    hashed = row["broker_password"] if row is not None else None
+    matches = broker.verify_password(str(credentials.password or ""), hashed or _NO_AGENT_HASH)
+    return row is not None and hashed is not None and credentials.username == agent_id and matches
+
+
 @bp.get("/agents/<agent_id>/status")
 def agent_status(agent_id: str) -> ResponseReturnValue:
-    """Enrollment state an agent polls while waiting for approval."""
-    row = get_db().query_one("SELECT status, key_id FROM agents WHERE agent_id = ?", (agent_id,))
-    if row is None:
+    """Enrollment state an agent polls while waiting for approval.
+
+    Only for the agent itself (HTTP Basic: agent id and broker password) and signed-in users;
+    anyone else gets the answer an unknown id gets, so ids cannot be enumerated.
+    """
+    row = get_db().query_one(
+        "SELECT status, key_id, broker_password FROM agents WHERE agent_id = ?", (agent_id,)
+    )
+    if not _may_see_agent(row, agent_id):
         return _error("unknown agent", 404)
+    assert row is not None
     return jsonify({"agent_id": agent_id, "status": row["status"], "key_id": row["key_id"]})
 
 

@@ -27,6 +27,11 @@ Theory of operation (MQTT 3.1.1 and 5.0, OASIS; section numbers are v5's):
   a clean session. The broker redelivers what we did not PUBACK (persistent session) or the
   agent resends it after its ack timeout (clean session); the store answers a resend as a
   duplicate, so nothing is lost or counted twice.
+- A malformed packet from the broker (a PUBACK or SUBACK shorter than its packet id, properties
+  that run past their block, a Receive Maximum of 0, a QoS 3 PUBLISH) is a :class:`LinkError`:
+  during :meth:`connect` it is raised, afterwards the link is dropped with the reason logged
+  and reconnected like a lost one. Our publishes wait for the broker's quota at most one
+  keep-alive interval; a broker that stops acknowledging them loses the link the same way.
 - Keep-alive (§3.1.2.10): a PINGREQ when nothing was sent for half the keep-alive interval; a
   connection with no packet from the broker for 1.5 intervals is dropped and reconnected.
 """
@@ -170,7 +175,10 @@ def parse_properties(data: bytes) -> dict[int, object]:
             elif pid in _PROP_FOUR:
                 props[pid], pos = struct.unpack_from("!I", data, pos)[0], pos + 4
             elif pid in _PROP_VARINT:
-                props[pid], pos = _read_varint(data, pos, end)
+                value, pos = _read_varint(data, pos, end)
+                if value < 0:
+                    raise LinkError(f"truncated MQTT property 0x{pid:02x}")
+                props[pid] = value
             elif pid in _PROP_STRING:
                 (size,) = struct.unpack_from("!H", data, pos)
                 props[pid], pos = bytes(data[pos + 2 : pos + 2 + size]), pos + 2 + size
@@ -180,11 +188,32 @@ def parse_properties(data: bytes) -> dict[int, object]:
                     pos += 2 + size
             else:
                 raise LinkError(f"unknown MQTT property 0x{pid:02x} at byte {pos - 1}")
-    except struct.error as exc:
+    except (struct.error, IndexError) as exc:
         raise LinkError(f"truncated MQTT properties at byte {pos}") from exc
     if pos != end:
         raise LinkError("MQTT properties run past their block")
     return props
+
+
+def packet_id_of(kind: str, body: bytes) -> int:
+    """The packet identifier that opens a PUBACK or SUBACK body (§3.4.2, §3.9.2).
+
+    :raises LinkError: the body is shorter than two bytes
+    """
+    if len(body) < 2:
+        raise LinkError(f"malformed {kind} from the broker ({len(body)} bytes, needs 2)")
+    return (body[0] << 8) | body[1]
+
+
+def properties_at(kind: str, body: bytes, pos: int) -> tuple[dict[int, object], int]:
+    """The v5 properties block at ``pos`` of a packet body and the position after it.
+
+    :raises LinkError: the length is incomplete or runs past the body, or a property is bad
+    """
+    size, start = _read_varint(body, pos, len(body))
+    if size < 0 or start + size > len(body):
+        raise LinkError(f"malformed {kind} from the broker: properties run past the packet")
+    return parse_properties(body[start : start + size]), start + size
 
 
 class IngestLink:
@@ -279,7 +308,7 @@ class IngestLink:
             sock.sendall(self._subscribe_packet(sub_id))
             while True:
                 _, body = self._wait_packet(SUBACK, deadline)
-                if struct.unpack_from("!H", body)[0] == sub_id:
+                if packet_id_of("SUBACK", body) == sub_id:
                     break
             self._on_suback(body)
         except OSError as exc:
@@ -321,30 +350,34 @@ class IngestLink:
         return _packet((SUBSCRIBE << 4) | 0x02, body)
 
     def _on_connack(self, body: bytes) -> None:
+        """Check a CONNACK (§3.2) and take the broker's Receive Maximum.
+
+        :raises LinkRefused: the broker refused us (its reason in the message)
+        :raises LinkError: a malformed CONNACK, or a Receive Maximum of 0 (a protocol error,
+            §3.2.2.3.3: we could never publish)
+        """
         if len(body) < 2:
-            raise LinkError("malformed CONNACK")
+            raise LinkError(f"malformed CONNACK from the broker ({len(body)} bytes, needs 2)")
         code = body[1]
+        props: dict[int, object] = {}
+        if self.v5 and len(body) > 2:
+            props, _ = properties_at("CONNACK", body, 2)
         if code:
             table = CONNACK_REASONS if self.v5 else CONNACK_REASONS_311
             reason = table.get(code, f"reason code 0x{code:02x}")
-            detail = ""
-            if self.v5 and len(body) > 2:
-                size, pos = _read_varint(body, 2, len(body))
-                text = parse_properties(body[pos : pos + size]).get(REASON_STRING)
-                detail = f" ({text.decode(errors='replace')})" if isinstance(text, bytes) else ""
+            text = props.get(REASON_STRING)
+            detail = f" ({text.decode(errors='replace')})" if isinstance(text, bytes) else ""
             raise LinkRefused(f"broker refused the connection: {reason}{detail}")
-        if self.v5 and len(body) > 2:
-            size, pos = _read_varint(body, 2, len(body))
-            quota = parse_properties(body[pos : pos + size]).get(RECEIVE_MAXIMUM, 65535)
-            self._send_quota = int(quota)  # type: ignore[call-overload]
-        else:
-            self._send_quota = 65535
+        quota = props.get(RECEIVE_MAXIMUM, 65535)
+        if not isinstance(quota, int) or quota < 1:
+            raise LinkError(f"malformed CONNACK from the broker: Receive Maximum {quota}")
+        self._send_quota = quota
 
     def _on_suback(self, body: bytes) -> None:
+        packet_id_of("SUBACK", body)
         pos = 2
         if self.v5:
-            size, pos = _read_varint(body, 2, len(body))
-            pos += size
+            _, pos = properties_at("SUBACK", body, 2)
         codes = body[pos:]
         refused = [f for f, code in zip(self.filters, codes, strict=False) if code >= 0x80]
         if refused or len(codes) != len(self.filters):
@@ -463,7 +496,7 @@ class IngestLink:
             for first, body in self._cut_packets(queue_publishes=True):
                 kind = first >> 4
                 if kind == PUBACK:
-                    self._inflight.discard(struct.unpack_from("!H", body)[0])
+                    self._inflight.discard(packet_id_of("PUBACK", body))
                 elif kind == DISCONNECT:
                     self._drop(f"broker disconnected: {self._disconnect_reason(body)}")
                     return
@@ -495,6 +528,8 @@ class IngestLink:
             if first >> 4 == PUBLISH and queue_publishes:
                 try:
                     qos = (first >> 1) & 3
+                    if qos == 3:  # §3.3.1.2: a malformed packet
+                        raise LinkError(f"malformed PUBLISH from the broker (QoS 3, {size} bytes)")
                     tlen = (buf[body_at] << 8) | buf[body_at + 1]
                     at = body_at + 2 + tlen
                     topic = buf[body_at + 2 : at].decode("utf-8", "replace")
@@ -535,9 +570,8 @@ class IngestLink:
         if not self.connected:
             return
         if qos:
-            while len(self._inflight) >= self._send_quota and self.connected:
-                self.flush()
-                self._pump(1.0)
+            if not self._wait_for_quota():
+                return
             self._next_id = (self._next_id % 65535) + 1
             while self._next_id in self._inflight:
                 self._next_id = (self._next_id % 65535) + 1
@@ -548,6 +582,20 @@ class IngestLink:
         if self.v5:
             variable += b"\x00"
         self._out.append(_packet((PUBLISH << 4) | (qos << 1), variable + payload))
+
+    def _wait_for_quota(self) -> bool:
+        """Wait until the broker's Receive Maximum lets one more QoS 1 publish go; drop the
+        link if the broker acknowledges none of ours within a keep-alive interval (a broker
+        that stops sending PUBACKs would otherwise hold the worker here for ever)."""
+        deadline = time.monotonic() + self.keepalive_s
+        while len(self._inflight) >= self._send_quota and self.connected:
+            if time.monotonic() >= deadline:
+                self._drop(f"the broker acknowledged none of our {len(self._inflight)} "
+                           f"publishes within {self.keepalive_s} s")  # fmt: skip
+                break
+            self.flush()
+            self._pump(1.0)
+        return self.connected
 
     def ack(self, message: Received) -> None:
         """Queue the PUBACK for ``message`` (sent by :meth:`flush`); skipped for QoS 0 and for

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from collector.statements.errors import safe_reason
+
 Direction = Literal["credit", "debit"]
 EntryStatus = Literal["booked", "pending", "info"]
 PayoutStatus = Literal["paid", "failed", "returned", "held"]
@@ -35,6 +37,10 @@ class Reject:
 
     line_or_element: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # The reason may quote the row's cells; it is stored and shown like an error.
+        object.__setattr__(self, "reason", safe_reason(self.reason))
 
 
 @dataclass(frozen=True, slots=True)

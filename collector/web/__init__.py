@@ -1,6 +1,7 @@
 """The operator dashboard and JSON API (issue 7), attached to the collector app.
 
-``register_web(app)`` adds: settings defaults, Flask-WTF CSRF protection on every form, the
+``register_web(app)`` adds: settings defaults, Flask-WTF CSRF protection on every
+state-changing request (:func:`check_csrf`), the
 TLS-aware session cookie, security headers on every response, the user loader, template
 helpers (``_`` for zh-CN/en, ``money``, ``can``), and the blueprints: ``auth`` (sign-in),
 ``pages`` (dashboard), ``api`` (``/api/v1``).
@@ -11,13 +12,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from collector.web import api, auth, pages
 from collector.web.i18n import current_lang, translate
-from collector.web.security import TlsAwareSessionInterface, add_security_headers
+from collector.web.security import (
+    CSRF_EXEMPT,
+    STATE_CHANGING,
+    TlsAwareSessionInterface,
+    add_security_headers,
+)
 
 WEB_DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
@@ -25,7 +31,7 @@ WEB_DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_NAME": "sg_session",
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
     "WTF_CSRF_TIME_LIMIT": 8 * 3600,
-    # Checked by _check_csrf below for every non-API form instead (see its comment).
+    # Checked by check_csrf below for every state-changing request instead (see its comment).
     "WTF_CSRF_CHECK_DEFAULT": False,
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     "LOGIN_MAX_FAILURES_USER": 5,
@@ -49,15 +55,20 @@ def money(amount: int | None, currency: str | None = None) -> str:
     return f"{sign}{major:,}.{minor:02d}" + (f" {code}" if code else "")
 
 
-def _check_csrf() -> None:
-    """Every POST outside ``/api/`` needs the form's ``csrf_token`` (400 without).
+def check_csrf() -> None:
+    """``before_request`` for every view: a state-changing request needs the CSRF token, the
+    form's ``csrf_token`` field or the ``X-CSRFToken`` header (400 without).
 
-    ``/api/`` is left out: agents enroll there with their own proof, token callers carry no
-    ambient cookie, and session callers of the dashboard API are checked by
-    :func:`collector.web.api.require_csrf` (header ``X-CSRFToken``).
+    Exempt: the endpoints in :data:`~collector.web.security.CSRF_EXEMPT` (machine callers
+    with their own proof), and API calls not made with the session cookie: an API token
+    (``Authorization: Bearer``) is no ambient credential another site could ride on, and a
+    caller with neither is refused by the view's role check (401).
     """
-    if not request.path.startswith("/api/"):
-        csrf.protect()
+    if request.method not in STATE_CHANGING or request.endpoint in CSRF_EXEMPT:
+        return
+    if request.path.startswith("/api/") and g.get("auth") != "session":
+        return
+    csrf.protect()
 
 
 def register_web(app: Flask) -> None:
@@ -70,7 +81,7 @@ def register_web(app: Flask) -> None:
     app.session_interface = TlsAwareSessionInterface()
     csrf.init_app(app)
     app.before_request(auth.load_user)
-    app.before_request(_check_csrf)
+    app.before_request(check_csrf)
     app.after_request(add_security_headers)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)

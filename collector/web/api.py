@@ -2,8 +2,9 @@
 
 Authenticated by the dashboard session or ``Authorization: Bearer <API token>``; no
 credentials: 401, a role too low: 403. Reads need ``viewer``, actions ``operator``. A
-session caller's POST must carry the CSRF token in ``X-CSRFToken`` (a token caller has no
-cookie for another site to ride on, so it needs none). Lists page by key: pass the returned
+session caller's POST must carry the CSRF token in ``X-CSRFToken``, checked for every
+state-changing request by :func:`collector.web.check_csrf` (a token caller has no cookie
+for another site to ride on, so it needs none). Lists page by key: pass the returned
 ``next_after`` as ``after``.
 """
 
@@ -11,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, request
-from flask_wtf.csrf import CSRFError, validate_csrf
-from wtforms import ValidationError
+from flask import Blueprint, abort, current_app, jsonify, request
 
 from collector.app import get_db
 from collector.imports import list_imports
@@ -49,15 +48,6 @@ def _str_arg(name: str, limit: int = 64) -> str:
 def _id_in_range(value: int) -> None:
     if value > 2**62:  # beyond any id the store hands out (and beyond a 64-bit column)
         abort(404, "no such id")
-
-
-def require_csrf() -> None:
-    """Session callers must send the CSRF token in ``X-CSRFToken`` on POST."""
-    if g.get("auth") == "session":
-        try:
-            validate_csrf(request.headers.get("X-CSRFToken", ""))
-        except ValidationError as exc:
-            raise CSRFError(str(exc)) from exc
 
 
 def _body() -> dict[str, Any]:
@@ -175,7 +165,6 @@ def gap(gap_id: int) -> Any:
 @bp.post("/gaps/<int:gap_id>/<action>")
 @role_required("operator")
 def gap_action(gap_id: int, action: str) -> Any:
-    require_csrf()
     _id_in_range(gap_id)
     store, who = get_db(), actor()
     if action == "acknowledge":
@@ -198,7 +187,6 @@ def imports() -> Any:
 @bp.post("/imports")
 @role_required("operator")
 def upload() -> Any:
-    require_csrf()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         abort(400, "send the statement as multipart form field 'file'")
@@ -223,7 +211,6 @@ def agents() -> Any:
 @bp.post("/agents/<agent_id>/<action>")
 @role_required("operator")
 def agent_action(agent_id: str, action: str) -> Any:
-    require_csrf()
     if action not in actions.AGENT_ACTIONS:
         abort(404)
     return _run(
@@ -257,7 +244,6 @@ def escalations() -> Any:
 @bp.post("/alerts/<int:alert_id>/<decision>")
 @role_required("operator")
 def alert_decision(alert_id: int, decision: str) -> Any:
-    require_csrf()
     _id_in_range(alert_id)
     if decision not in actions.DECISIONS:
         abort(404)

@@ -2,13 +2,14 @@
 
 Columns holding secrets or key material (sealed account numbers, HMACs, password hashes,
 broker passwords, raw envelopes, public keys) are never exported. Cells that a spreadsheet
-would run as a formula (``=``, ``+``, ``-``, ``@`` first) are prefixed with ``'``.
+would run as a formula are prefixed with ``'`` (:func:`escape_formula`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterator
 
 from collector.store import Store
@@ -252,9 +253,30 @@ ADMIN_ONLY = frozenset({"users"})
 CHUNK = 5000
 
 
-def _cell(value: object) -> object:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+_FORMULA_START = frozenset("=+-@")
+_CONTROL_START = frozenset("\t\r\n")
+
+
+def escape_formula(value: object) -> object:
+    """``value`` with ``'`` in front when a spreadsheet would read it as a formula.
+
+    Spreadsheets skip leading spaces and read full-width ``＝＋－＠`` as ``=+-@``, so the first
+    character that is not whitespace or a control character is compared after Unicode
+    compatibility normalisation; a cell that starts with a tab, CR or LF is escaped as well.
+    Anything but text is returned unchanged.
+
+    :param value: one cell as the store returned it
+    """
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] in _CONTROL_START:
         return "'" + value
+    for char in value:
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+            continue
+        if unicodedata.normalize("NFKC", char)[:1] in _FORMULA_START:
+            return "'" + value
+        break
     return value
 
 
@@ -281,6 +303,6 @@ def export_csv(store: Store, name: str) -> Iterator[str]:
         buffer.seek(0)
         buffer.truncate()
         for row in rows:
-            writer.writerow([_cell(row[c]) for c in columns])
+            writer.writerow([escape_formula(row[c]) for c in columns])
         yield buffer.getvalue()
         last = rows[-1][key]

@@ -32,6 +32,7 @@ from collector.web.auth import actor, can, role_required
 from collector.web.chart import bars
 from collector.web.export import ADMIN_ONLY, TABLES, export_csv
 from collector.web.i18n import translate
+from collector.web.security import same_site_path
 
 bp = Blueprint("pages", __name__)
 
@@ -39,10 +40,7 @@ FORMATS = ("auto", "camt053", "camt054", "mt940", "csv", "payout")
 
 
 def _back(default: str) -> Any:
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return redirect(target)
-    return redirect(default)
+    return redirect(same_site_path(request.form.get("next")) or default)
 
 
 @bp.get("/")

@@ -18,6 +18,8 @@ OPEN_STATUSES = ("open", "acknowledged")
 NOT_AT_RISK = ("NOT_DUE_YET",)
 TIMELINE_LIMIT = 200
 PAGE_SIZE = 50
+#: Digits of a phone number a viewer sees (and may search by).
+PHONE_TAIL = 4
 
 
 def _iso(moment: datetime) -> str:
@@ -107,7 +109,8 @@ def search_merchants(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of merchants in id order and the ``after`` key of the next page (or None).
 
-    :param q: a merchant id prefix, part of the name, or the last digits of a phone number
+    :param q: a merchant id prefix, part of the name, or 3–4 trailing digits of a phone
+        number (only the last four digits are shown, so only they are searched)
     :param status: ``at_risk`` (has unresolved gaps), ``ok`` (none), or empty for all
     :param category: only merchants with an unresolved gap of this category
     :param after: the last merchant id of the previous page
@@ -117,7 +120,9 @@ def search_merchants(
     if q:
         clauses = ["m.merchant_id LIKE ? ESCAPE '\\'", "LOWER(m.name) LIKE ? ESCAPE '\\'"]
         params += [_like_prefix(q), f"%{_escape_like(q.lower())}%"]
-        if q.isdigit() and len(q) >= 3:
+        if q.isdigit() and 3 <= len(q) <= PHONE_TAIL:
+            # Only within the tail every viewer sees: a longer suffix would let a viewer
+            # recover a whole number one digit at a time.
             clauses.append("m.phones LIKE ?")
             params.append(f'%{q}"%')
         where.append("(" + " OR ".join(clauses) + ")")
@@ -140,7 +145,9 @@ def search_merchants(
     )
     rows = store.query(sql, [*params, limit + 1])
     for row in rows:
-        row["phone_tail"] = [p[-4:] for p in _json(row.pop("phones"), []) if isinstance(p, str)]
+        row["phone_tail"] = [
+            p[-PHONE_TAIL:] for p in _json(row.pop("phones"), []) if isinstance(p, str)
+        ]
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1]["merchant_id"] if more and rows else None)
@@ -163,7 +170,9 @@ def merchant(store: Store, merchant_id: str) -> dict[str, Any] | None:
     )
     if row is None:
         return None
-    row["phone_tail"] = [p[-4:] for p in _json(row.pop("phones"), []) if isinstance(p, str)]
+    row["phone_tail"] = [
+        p[-PHONE_TAIL:] for p in _json(row.pop("phones"), []) if isinstance(p, str)
+    ]
     row["accounts"] = store.query(
         "SELECT id, account_masked, holder_name, status, requested_at, effective_at, retired_at"
         " FROM settlement_accounts WHERE merchant_id = ? ORDER BY id",
@@ -262,7 +271,7 @@ def timeline(store: Store, merchant_id: str) -> list[dict[str, Any]]:
 
 
 def _mask_phone(phone: str | None) -> str:
-    return f"***{phone[-4:]}" if phone else ""
+    return f"***{phone[-PHONE_TAIL:]}" if phone else ""
 
 
 # Each sort is a total order (``id`` breaks ties), so a page can start after a key instead of

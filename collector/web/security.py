@@ -6,6 +6,12 @@
 * The session cookie is ``HttpOnly`` and ``SameSite=Lax`` always, and ``Secure`` whenever the
   request came over TLS (directly, or through a proxy the WSGI server trusts), so one
   configuration works for ``http://127.0.0.1`` development and HTTPS production.
+* CSRF is checked for every state-changing request by one ``before_request``
+  (:func:`collector.web.check_csrf`); :data:`CSRF_EXEMPT` lists the endpoints that take no
+  token and what protects them instead, :data:`NO_ROLE` the state-changing endpoints that
+  need no role. A test walks the URL map against both lists.
+* :func:`same_site_path` vets every redirect target that came from the request (``next``):
+  only a path on this site is followed, anything else goes to the default page.
 * :class:`LoginThrottle` counts failed logins in a sliding window per username and per client
   address; past the limit the login answers 429 until the window moves on. It lives in the
   process (one waitress process serves the dashboard); a multi-process deployment gets one
@@ -16,11 +22,29 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSessionInterface
+
+#: Methods that change state: they need the CSRF token (unless exempt) and a role.
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: State-changing endpoints that take no CSRF token, and what protects them instead. These
+#: are machine callers with no session cookie for another site to ride on.
+CSRF_EXEMPT: dict[str, str] = {
+    "enroll.enroll_agent": "the one-time enrollment token in the body",
+    "enroll.rotate": "the new key signed by the agent's current key",
+    "sms_callbacks.twilio_status": "X-Twilio-Signature over the URL and the form",
+    "sms_callbacks.aliyun_report": "the shared SMS_CALLBACK_TOKEN in the URL",
+}
+#: State-changing endpoints without a role check, and why.
+NO_ROLE: dict[str, str] = {
+    "auth.login": "signing in is what an anonymous caller does (CSRF token, throttled)",
+    **{endpoint: f"a machine caller, proven by {proof}" for endpoint, proof in CSRF_EXEMPT.items()},
+}
 
 CSP = (
     "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -109,3 +133,31 @@ class LoginThrottle:
 def client_address(req: Request) -> str:
     """The client's address as the WSGI server reports it (after trusted-proxy handling)."""
     return req.remote_addr or "unknown"
+
+
+def _invisible(char: str) -> bool:
+    # Browsers drop tabs and newlines anywhere in a URL and strip leading controls and spaces,
+    # so ``/\t/evil.example`` becomes ``//evil.example``; such characters are refused outright.
+    return char.isspace() or not char.isprintable() or unicodedata.category(char) == "Cf"
+
+
+def same_site_path(target: str | None) -> str | None:
+    """``target`` if it is a path on this site (``/gaps?status=open``), else None.
+
+    Refused: empty, anything with a scheme or host, a start other than a single ``/``
+    (``//host`` and ``/\\host`` are protocol-relative to browsers), any backslash, and any
+    whitespace, control or format character (browsers drop or strip them, which could turn
+    what we checked into ``//host``).
+
+    :param target: the requested redirect target, as the request sent it
+    """
+    if not target or len(target) > 2048:
+        return None
+    if "\\" in target or any(_invisible(char) for char in target):
+        return None
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target

@@ -115,6 +115,7 @@ class CollectorDouble(BaseHTTPRequestHandler):
         return self._send(201, {**self.answers, "agent_id": body.get("agent_id")})
 
     def do_GET(self) -> None:
+        self.requests.append((self.path, {"authorization": self.headers["Authorization"]}))
         self._send(200, {"status": "approved"})
 
     def _send(self, code: int, obj: dict[str, Any]) -> None:
@@ -181,6 +182,25 @@ def test_enroll_offline_first_then_sync(
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"acked": 1, "rejected": 0, "pending": 0}
     assert ack_double.accepted[(key.agent_id, 1)] == 1
+
+
+def test_pending_agent_polls_its_status_with_its_own_credentials(
+    home: AgentHome, key: AgentKey, collector_url: str
+) -> None:
+    from agent.enroll import retry_pending
+
+    result = invoke(home, "enroll", "--collector", collector_url, "--token", GOOD_TOKEN)
+    assert result.exit_code == 0, result.output
+    CollectorDouble.requests.clear()
+    state = retry_pending(home)
+    assert state is not None and state["status"] == "approved"
+    [(path, headers)] = CollectorDouble.requests
+    assert path == f"/api/v1/agents/{key.agent_id}/status"
+    scheme, _, pair = headers["authorization"].partition(" ")
+    assert (scheme, base64.b64decode(pair).decode()) == (
+        "Basic",
+        f"{key.agent_id}:{AGENT_PASSWORD}",
+    )
 
 
 def test_enroll_refused_token_is_exit_12(home: AgentHome, collector_url: str) -> None:

@@ -18,12 +18,18 @@ from collector.cli import collector
 from collector.enrollment import rotation_message
 from collector.ingest import IncomingMessage, Keyring, ingest_batch
 from collector.keys import init_keys
+from collector.tokens import create_token
 from protocol.enroll_token import key_fingerprint, token_fingerprint
 from tests.helpers.records import TestAgent, batch, make_agent
 
 
 def _raw(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _basic(username: str, password: str) -> dict[str, str]:
+    pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
 
 
 def _token(runner: FlaskCliRunner) -> str:
@@ -57,9 +63,12 @@ def test_enroll_approve_list_revoke(client: FlaskClient, runner: FlaskCliRunner)
     assert "broker-config --out DIR" in approved.output
     listed = json.loads(runner.invoke(collector, ["agents", "list", "--json"]).output)
     assert [(r["agent_id"], r["status"]) for r in listed] == [("agent-a", "approved")]
-    assert client.get("/api/v1/agents/agent-a/status").get_json()["status"] == "approved"
+    own = _basic("agent-a", body["mqtt"]["password"])
+    status = client.get("/api/v1/agents/agent-a/status", headers=own)
+    assert status.get_json()["status"] == "approved"
     assert runner.invoke(collector, ["agents", "revoke", "agent-a"]).exit_code == 2
-    assert client.get("/api/v1/agents/agent-a/status").get_json()["status"] == "revoked"
+    status = client.get("/api/v1/agents/agent-a/status", headers=own)
+    assert status.get_json()["status"] == "revoked"
     missing = runner.invoke(collector, ["agents", "approve", "nobody"])
     assert missing.exit_code == 1 and "no agent" in missing.output
     lines = get_store(client.application).query(
@@ -154,3 +163,53 @@ def test_dashboard_approval_reports_the_broker_step(app: Flask) -> None:
     assert answer["status"] == "approved"
     assert answer["broker"]["written"] is False and answer["broker"]["reloaded"] is False
     assert "broker-config --out DIR" in answer["broker"]["missing"]
+
+
+def test_agent_status_is_shown_only_to_the_agent_and_signed_in_users(
+    client: FlaskClient, runner: FlaskCliRunner
+) -> None:
+    """Unknown ids and ids the caller may not see get the same answer: no enumeration."""
+    body_a = _enroll(client, _token(runner), Ed25519PrivateKey.generate(), "agent-a").get_json()
+    body_b = _enroll(client, _token(runner), Ed25519PrivateKey.generate(), "agent-b").get_json()
+    store = get_store(client.application)
+    viewer = {"Authorization": "Bearer " + create_token(store, "viewer", actor="t")}
+    allowed = [_basic("agent-a", body_a["mqtt"]["password"]), viewer]
+    for headers in allowed:
+        answer = client.get("/api/v1/agents/agent-a/status", headers=headers)
+        assert answer.status_code == 200 and answer.get_json()["status"] == "pending"
+    unknown = client.get("/api/v1/agents/agent-z/status", headers=allowed[0])
+    assert unknown.status_code == 404
+    refused = [
+        {},
+        _basic("agent-a", "wrong"),
+        _basic("agent-a", ""),
+        _basic("agent-b", body_b["mqtt"]["password"]),  # another agent's own credentials
+        _basic("agent-z", body_a["mqtt"]["password"]),
+        {"Authorization": "Bearer sgt_bad"},
+        {"Authorization": "Basic !!!"},
+    ]
+    for headers in refused:
+        for agent_id in ("agent-a", "agent-z"):
+            answer = client.get(f"/api/v1/agents/{agent_id}/status", headers=headers)
+            assert (answer.status_code, answer.get_data()) == (404, unknown.get_data()), headers
+
+
+def test_a_pending_agent_learns_its_approval_from_the_collector_over_http(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    """The agent's status poll, authenticated with its broker password, against the real app."""
+    from agent import enroll as agent_enroll
+    from agent.home import agent_home
+    from settleguard.demo.services import start_web
+
+    web = start_web(app)
+    try:
+        home = agent_home(tmp_path / "agent-home")
+        state = agent_enroll.enroll(home, web.url, _token(runner))
+        assert state["status"] == "pending"
+        assert agent_enroll.retry_pending(home)["status"] == "pending"  # type: ignore[index]
+        result = runner.invoke(collector, ["agents", "approve", state["agent_id"]])
+        assert result.exit_code == 2, result.output  # approved; no broker files in this app
+        assert agent_enroll.retry_pending(home)["status"] == "approved"  # type: ignore[index]
+    finally:
+        web.stop()
