@@ -362,6 +362,23 @@ _V5 = (
 # ingest store stage. content_sha256 (the natural-key comparison) stays.
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 
+# Version 7: merchant SMS as provider templates and one message per merchant per day -- the
+# template name and its parameters on each alert (template providers send those, not the text),
+# and which gap reached which alert stage through which message (a digest covers several gaps;
+# a gap's stage is recorded once ever).
+_V7 = (
+    "ALTER TABLE alerts ADD COLUMN template TEXT",
+    "ALTER TABLE alerts ADD COLUMN params TEXT NOT NULL DEFAULT '[]'",
+    """CREATE TABLE alert_gaps (
+        gap_id {int} NOT NULL, stage TEXT NOT NULL,
+        alert_id {int} NOT NULL REFERENCES alerts(id),
+        PRIMARY KEY (gap_id, stage))""",
+    "CREATE INDEX alert_gaps_alert ON alert_gaps (alert_id)",
+    # rows written before version 7 carried one gap each, under their own stage
+    "INSERT INTO alert_gaps (gap_id, stage, alert_id) SELECT gap_id, stage, MIN(id) FROM alerts"
+    " WHERE gap_id IS NOT NULL AND stage IS NOT NULL GROUP BY gap_id, stage",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -369,6 +386,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
     Migration(6, "batch summaries without the copy of the body", _V6),
+    Migration(7, "alert templates and the gap stages each message covers", _V7),
 )
 
 

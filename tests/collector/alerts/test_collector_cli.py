@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from collector.alerts.collector_store import CollectorAlertStore
+from collector.alerts.store import AlertStore
 from collector.alerts.gateway import SendResult
 from collector.alerts.http_gateways import twilio_signature
 from collector.alerts.outbox import NewAlert
@@ -85,7 +85,7 @@ def test_run_once_plans_sends_and_tracks_then_is_idempotent(runner, db, sms_file
 def test_list_escalated_shows_the_operator_queue(runner, db):
     add_merchant(db)
     gap = add_gap(db)
-    alerts = CollectorAlertStore(db)
+    alerts = AlertStore(db)
     now = datetime.now(UTC)
     stuck = alerts.enqueue(NewAlert("M1", str(gap), "day1", "+8613800138000", "t"), now)
     fine = alerts.enqueue(NewAlert("M1", str(gap), "day3", "+8613800138000", "t"), now)
@@ -128,7 +128,7 @@ def test_run_without_gateway_says_why(runner, monkeypatch):
 def sent_alert(db: Store, message_id: str) -> int:
     add_merchant(db)
     gap = add_gap(db)
-    alerts = CollectorAlertStore(db)
+    alerts = AlertStore(db)
     now = datetime.now(UTC)
     alert_id = alerts.enqueue(NewAlert("M1", str(gap), "day1", "+8613800138000", "t"), now)
     alerts.claim(alert_id, now)
@@ -153,7 +153,7 @@ def test_twilio_status_callback_is_signature_checked_and_tracked(app, db):
         )
         assert ok.status_code == 204
     assert db.count("alert_receipts") == 1
-    alerts = CollectorAlertStore(db)
+    alerts = AlertStore(db)
     assert alerts.apply_receipts(datetime.now(UTC)) == [alert_id]
     assert alerts.get(alert_id).state.value == "delivered"
 
@@ -171,7 +171,7 @@ def test_aliyun_report_needs_the_shared_token(app, db):
     assert garbage.status_code == 400
     ok = client.post("/api/sms/aliyun/report?token=s3cret-token", data=body)
     assert ok.status_code == 200 and ok.get_json() == {"code": 0, "msg": "成功"}
-    alerts = CollectorAlertStore(db)
+    alerts = AlertStore(db)
     assert alerts.apply_receipts(datetime.now(UTC)) == [alert_id]
     row = db.query_one("SELECT state, last_error FROM alerts WHERE id = ?", (alert_id,))
     assert row == {"state": "failed", "last_error": "MOBILE_NOT_ON"}

@@ -1,4 +1,4 @@
-"""CollectorAlertStore: the AlertStore interface on the collector's database, both backends."""
+"""AlertStore: the AlertStore interface on the collector's database, both backends."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.alerts.collector_store import (
-    CollectorAlertStore,
+from collector.alerts.store import (
+    AlertStore,
     escalated_alerts,
     escalation_count,
 )
@@ -63,8 +63,8 @@ def gap(store: Store) -> int:
 
 
 @pytest.fixture
-def alerts(store: Store) -> CollectorAlertStore:
-    return CollectorAlertStore(store)
+def alerts(store: Store) -> AlertStore:
+    return AlertStore(store)
 
 
 def new(gap_id: int, stage: str = "day1", to: str = "+8613800138000") -> NewAlert:
@@ -98,8 +98,8 @@ def test_claim_is_committed_once(alerts, gap, store):
     # a second connection (another dispatcher process) sees the committed state
     other = open_store(store.url)
     try:
-        assert CollectorAlertStore(other).get(alert_id).state is AlertState.SENDING
-        assert CollectorAlertStore(other).claim(alert_id, NOON) is False
+        assert AlertStore(other).get(alert_id).state is AlertState.SENDING
+        assert AlertStore(other).claim(alert_id, NOON) is False
     finally:
         other.close()
     row = store.query_one("SELECT attempts, attempted_at FROM alerts WHERE id = ?", (alert_id,))
@@ -184,7 +184,7 @@ def test_crash_between_persist_and_send_is_escalated_not_resent(alerts, gap, sto
     """The dispatcher dies after committing ``sending``: a restart must not send it again."""
     alert_id = alerts.enqueue(new(gap), NOON)
     assert alerts.claim(alert_id, NOON)  # ... and the process dies here
-    restarted = CollectorAlertStore(open_store(store.url))
+    restarted = AlertStore(open_store(store.url))
     try:
         gateway = ScriptedGateway()
         assert recover_interrupted(restarted, gateway, NOON + timedelta(minutes=1)) == [alert_id]
@@ -267,7 +267,7 @@ def test_two_dispatchers_apply_the_same_receipt_once(alerts, gap, store):
     alerts.mark_sent(alert_id, SendResult(("C0FFEE",)), NOON)
     other = open_store(store.url)
     try:
-        second = CollectorAlertStore(other)
+        second = AlertStore(other)
         second.record_receipt(DeliveryReceipt("c0ffee", "delivered"), NOON)
         assert alerts.apply_receipts(NOON) == [alert_id]
         assert second.apply_receipts(NOON) == []
