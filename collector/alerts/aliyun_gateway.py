@@ -32,7 +32,7 @@ import secrets
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from .encoding import segment
 from .gateway import (
@@ -159,7 +159,8 @@ class AliyunGateway(_Receipts):
             f"ACS3-HMAC-SHA256 Credential={self.access_key_id},SignedHeaders={signed},"
             f"Signature={signature}"
         )
-        url = f"{self.base_url}/?{urlencode(query, quote_via=percent_encode)}"
+        encoded = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in query.items())
+        url = f"{self.base_url}/?{encoded}"
         return urllib.request.Request(url, data=b"", headers=headers, method="POST")  # noqa: S310
 
     def send(

@@ -357,7 +357,7 @@ def _candidates(store: Store, policy: AlertPolicy) -> list[Row]:
         " WHERE c.gap_id = p.id AND c.stage = ?)"
     )
     open_sql = (
-        f"SELECT {_GAP_COLUMNS}{_FROM} WHERE g.status IN ({statuses}) AND g.category IN ({cats})"  # noqa: S608
+        f"SELECT {_GAP_COLUMNS}{_FROM} WHERE g.status IN ({statuses}) AND g.category IN ({cats})"
         f" AND g.merchant_id IN ({pending})"
     )
     arrived_sql = (

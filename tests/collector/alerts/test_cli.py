@@ -4,9 +4,9 @@ import json
 from datetime import UTC, datetime
 
 from click.testing import CliRunner
+from collector.alerts.outbox import NewAlert, SqliteAlertStore
 
 from collector.alerts.cli import alerts
-from collector.alerts.outbox import NewAlert, SqliteAlertStore
 
 
 def test_alerts_test_over_smpp_prints_provider_ids(smsc):

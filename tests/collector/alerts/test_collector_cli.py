@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from collector.alerts.outbox import NewAlert
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from collector.alerts.store import AlertStore
 from collector.alerts.gateway import SendResult
 from collector.alerts.http_gateways import twilio_signature
-from collector.alerts.outbox import NewAlert
+from collector.alerts.store import AlertStore
 from collector.app import get_store
 from collector.cli import collector
 from collector.store import Store

@@ -5,20 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from collector.alerts.outbox import NewAlert, dispatch_due, recover_interrupted
 
-from collector.alerts.store import (
-    AlertStore,
-    escalated_alerts,
-    escalation_count,
-)
 from collector.alerts.gateway import (
     DeliveryReceipt,
     SendRejected,
     SendResult,
     SendUncertain,
 )
-from collector.alerts.outbox import NewAlert, dispatch_due, recover_interrupted
 from collector.alerts.policy import AlertState, InvalidTransition
+from collector.alerts.store import (
+    AlertStore,
+    escalated_alerts,
+    escalation_count,
+)
 from collector.store import Store, open_store
 
 from .collector_seed import add_gap, add_merchant

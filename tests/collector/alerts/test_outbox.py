@@ -7,6 +7,13 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from collector.alerts.outbox import (
+    NewAlert,
+    SqliteAlertStore,
+    dispatch_due,
+    plan_alert,
+    recover_interrupted,
+)
 
 from collector.alerts.file_gateway import FileGateway
 from collector.alerts.gateway import (
@@ -16,13 +23,6 @@ from collector.alerts.gateway import (
     SendResult,
     SendUncertain,
     gateway_from_url,
-)
-from collector.alerts.outbox import (
-    NewAlert,
-    SqliteAlertStore,
-    dispatch_due,
-    plan_alert,
-    recover_interrupted,
 )
 from collector.alerts.policy import AlertPolicy, AlertState, GapState
 from collector.alerts.templates import GapInfo

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from collector.alerts.cli import run_pass
-from collector.alerts.store import AlertStore, escalated_alerts
 from collector.alerts.dispatcher import recover_interrupted
 from collector.alerts.planner import CALENDAR_SLACK, PlannerError, plan_alerts, preview_gap
 from collector.alerts.policy import AlertState
 from collector.alerts.smpp_gateway import SmppGateway
+from collector.alerts.store import AlertStore, escalated_alerts
 from collector.store import Store, open_store
 from settleguard.privacy import find_card_numbers, luhn_ok
 
@@ -30,9 +30,7 @@ FULL_CARD = "4111111111111111"  # Luhn-valid test PAN: must never reach an SMS
 
 def stages(store: Store, gap_id: int) -> list[str]:
     """The stages a gap reached, in the order the messages carrying them were queued."""
-    rows = store.query(
-        "SELECT stage FROM alert_gaps WHERE gap_id = ? ORDER BY alert_id", (gap_id,)
-    )
+    rows = store.query("SELECT stage FROM alert_gaps WHERE gap_id = ? ORDER BY alert_id", (gap_id,))
     return [r["stage"] for r in rows]
 
 
