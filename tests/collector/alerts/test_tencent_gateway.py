@@ -84,7 +84,7 @@ def test_send_in_template_order_and_pull_receipts(tencent):
 
 def test_fake_refuses_what_tencent_would(tencent):
     fake, address = tencent
-    with pytest.raises(SendRejected, match="AuthFailure.SignatureFailure"):
+    with pytest.raises(SendRejected, match=r"AuthFailure\.SignatureFailure"):
         gateway(address, key="wrong").send("+8613800138000", "x", client_ref="a", template=ARRIVED)
     with pytest.raises(SendRejected, match="template or signature not approved"):
         gateway(address, codes={**CODES, "ARRIVED": "9999"}).send(

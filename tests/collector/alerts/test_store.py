@@ -1,21 +1,24 @@
-"""AlertStore: the AlertStore interface on the collector's database, both backends."""
+"""AlertStore on the collector's database, both backends."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from collector.alerts.outbox import NewAlert, dispatch_due, recover_interrupted
 
+from collector.alerts.dispatcher import dispatch_due, recover_interrupted
 from collector.alerts.gateway import (
     DeliveryReceipt,
     SendRejected,
     SendResult,
     SendUncertain,
+    TemplateCall,
 )
 from collector.alerts.policy import AlertState, InvalidTransition
 from collector.alerts.store import (
     AlertStore,
+    NewAlert,
     escalated_alerts,
     escalation_count,
 )
@@ -36,7 +39,9 @@ class ScriptedGateway:
         self.sent: list[tuple[str, str, str]] = []
         self.receipts: list[DeliveryReceipt] = []
 
-    def send(self, to: str, text: str, *, client_ref: str) -> SendResult:
+    def send(
+        self, to: str, text: str, *, client_ref: str, template: TemplateCall | None = None
+    ) -> SendResult:
         self.sent.append((to, text, client_ref))
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if isinstance(outcome, Exception):
@@ -67,18 +72,26 @@ def alerts(store: Store) -> AlertStore:
     return AlertStore(store)
 
 
-def new(gap_id: int, stage: str = "day1", to: str = "+8613800138000") -> NewAlert:
-    return NewAlert("M1", str(gap_id), stage, to, f"text for {stage}")
+def new(gap_id: int, stage: str = "day1", to: str = "+8613800138000", key: str = "") -> NewAlert:
+    return NewAlert(key or f"M1|{gap_id}|{stage}", "M1", str(gap_id), stage, to,
+                    f"text for {stage}", covers=((str(gap_id), stage),))  # fmt: skip
 
 
-def test_enqueue_dedupes_by_merchant_gap_stage(alerts, gap, store):
-    first = alerts.enqueue(new(gap), NOON)
+def test_enqueue_dedupes_by_key_and_by_each_gap_stage_it_covers(alerts, gap, store):
+    call = TemplateCall("MISSING", (("date", "11月20日"), ("amount", "1.00")))
+    first = alerts.enqueue(dataclasses.replace(new(gap), template=call), NOON)
     assert first is not None
     assert alerts.enqueue(new(gap), NOON + timedelta(hours=1)) is None
+    # another message carrying the same gap stage is refused whole: no row, no second SMS
+    other = add_gap(store)
+    both = NewAlert("M1|other", "M1", str(other), "day1", "+8613800138000", "x",
+                    covers=((str(other), "day1"), (str(gap), "day1")))  # fmt: skip
+    assert alerts.enqueue(both, NOON) is None
+    assert store.count("alerts") == 1 and alerts.stages_for("M1", str(other)) == set()
     assert alerts.enqueue(new(gap, "day3"), NOON) is not None
     assert alerts.stages_for("M1", str(gap)) == {"day1", "day3"}
     row = store.query_one("SELECT * FROM alerts WHERE id = ?", (first,))
-    assert row["dedupe_key"] == f"M1|{gap}|day1"
+    assert row["dedupe_key"] == f"M1|{gap}|day1" and alerts.get(first).template == call
     assert row["gap_id"] == gap and row["phone"] == "+8613800138000"
     assert row["locale"] == "zh-CN" and row["state"] == "queued"
     loaded = alerts.get(first)
