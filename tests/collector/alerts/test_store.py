@@ -287,3 +287,27 @@ def test_two_dispatchers_apply_the_same_receipt_once(alerts, gap, store):
         assert second.get(alert_id).state is AlertState.DELIVERED
     finally:
         other.close()
+
+
+def test_upgrade_to_7_records_the_stages_of_alerts_sent_before(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.store import schema
+
+    store = open_store(empty_database_url)
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:6])
+        store.migrate()
+        add_merchant(store)
+        gap = add_gap(store)
+        with store.transaction() as tx:
+            for key, stage in (("a", "day1"), ("b", "day3"), ("c", None)):
+                tx.insert("alerts", {"dedupe_key": key, "gap_id": gap, "merchant_id": "M1",
+                                     "phone": "+8613800138000", "text": "t", "stage": stage})  # fmt: skip
+        monkeypatch.undo()
+        assert 7 in store.migrate()
+        assert AlertStore(store).stages_for("M1", str(gap)) == {"day1", "day3"}
+        [row] = store.query("SELECT template, params FROM alerts WHERE dedupe_key = 'a'")
+        assert row == {"template": None, "params": "[]"}
+    finally:
+        store.close()
