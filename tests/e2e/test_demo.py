@@ -51,6 +51,9 @@ def test_every_injected_fault_is_found_and_nothing_else(tmp_path: Path, broker: 
     outbox = tmp_path / "demo" / "sms" / "outbox.jsonl"
     sms = outbox.read_text(encoding="utf-8").splitlines() if outbox.exists() else []
     assert result.sms_sent == len(sms)  # every open, due gap of a merchant with a phone ...
+    sent = [json.loads(line) for line in sms]
+    assert len({m["to"] for m in sent}) == len(sent)  # one SMS per merchant per day
+    assert all(m["parts"] == 1 and m["template"] for m in sent)  # approved, one segment
     assert result.sms_sent + result.sms_held > 0
     if calendar_covers_demo(demo.today, 14):  # ... unless the calendar ended before its due date
         assert result.sms_held == 0 and result.sms_sent > 0
