@@ -70,9 +70,13 @@ def percent_encode(value: str) -> str:
 
 
 def acs3_signature(
-    secret: str, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
+    secret: str,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
     body_sha256: str = EMPTY_SHA256,
-) -> tuple[str, str]:  # fmt: skip
+) -> tuple[str, str]:
     """The V3 signature over a request, and the signed header names.
 
     :param headers: every header to sign, any case (``host`` and the ``x-acs-*`` ones)
@@ -119,9 +123,13 @@ class AliyunGateway(_Receipts):
         """Build from the URL (credentials, endpoint, ``timeout``) and the SMS settings."""
         key, secret, base, query = _split(url, "aliyun")
         return cls(
-            key, secret, sign_name, template_codes, base_url=base,
+            key,
+            secret,
+            sign_name,
+            template_codes,
+            base_url=base,
             timeout=float(query.get("timeout", 10)),
-        )  # fmt: skip
+        )
 
     def signed_request(
         self,
@@ -204,9 +212,11 @@ class AliyunGateway(_Receipts):
             ok = item.get("success") in (True, "true")
             code = str(item.get("err_code", ""))
             receipt = DeliveryReceipt(
-                item["biz_id"], "delivered" if ok else "failed", None if ok else code,
+                item["biz_id"],
+                "delivered" if ok else "failed",
+                None if ok else code,
                 raw_state=code,
-            )  # fmt: skip
+            )
             self._add(receipt)
             receipts.append(receipt)
         return receipts

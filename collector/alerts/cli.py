@@ -89,8 +89,11 @@ def send_test(
         catalog = default_catalog()
         names = catalog.templates[ARRIVED].variables
         template = TemplateCall(ARRIVED, tuple((n, catalog.variables[n].sample) for n in names))
-        text = signed(catalog.templates[ARRIVED].texts["zh-CN"].format(**dict(template.params)),
-                      settings.sign_name, "zh-CN")  # fmt: skip
+        text = signed(
+            catalog.templates[ARRIVED].texts["zh-CN"].format(**dict(template.params)),
+            settings.sign_name,
+            "zh-CN",
+        )
     result = gateway.send(to, text, client_ref=ref, template=template)
     return {
         "to": mask_number(to),
@@ -142,8 +145,12 @@ def alerts() -> None:
 
 @alerts.command("test")
 @click.option("--to", "to", required=True, help="Destination number, e.g. +8613800138000.")
-@click.option("--text", default=DEFAULT_TEST_TEXT, show_default=True,
-              help="Message text (free-text gateways; template providers send ARRIVED).")  # fmt: skip
+@click.option(
+    "--text",
+    default=DEFAULT_TEST_TEXT,
+    show_default=True,
+    help="Message text (free-text gateways; template providers send ARRIVED).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def test_command(ctx: click.Context, to: str, text: str, as_json: bool) -> None:
@@ -186,8 +193,15 @@ def run_command(ctx: click.Context, interval: float, once: bool) -> None:
     if once:
         stop.set()
     try:
-        run_collector_alerts(store, gateway, stop, interval=interval, policy=policy,
-                             wording=settings.wording, on_report=_show)  # fmt: skip
+        run_collector_alerts(
+            store,
+            gateway,
+            stop,
+            interval=interval,
+            policy=policy,
+            wording=settings.wording,
+            on_report=_show,
+        )
     except KeyboardInterrupt:
         pass
     except GatewayError as exc:
@@ -250,8 +264,13 @@ def templates_group() -> None:
 
 
 @templates_group.command("export")
-@click.option("--provider", type=click.Choice(PROVIDERS), default="aliyun", show_default=True,
-              help="Variable syntax: ${name} for Aliyun, {1} for Tencent Cloud.")  # fmt: skip
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDERS),
+    default="aliyun",
+    show_default=True,
+    help="Variable syntax: ${name} for Aliyun, {1} for Tencent Cloud.",
+)
 @click.option("--json", "fmt", flag_value="json", help="A JSON array.")
 @click.option("--csv", "fmt", flag_value="csv", default=True, help="CSV (the default).")
 def export_command(provider: str, fmt: str) -> None:

@@ -381,9 +381,14 @@ class _MerchantDay:
 
 
 def _sort_merchant(
-    store: Store, rows: list[Row], alerts: AlertStore, now: datetime, policy: AlertPolicy,
-    wording: Wording, report: PlanReport,
-) -> _MerchantDay:  # fmt: skip
+    store: Store,
+    rows: list[Row],
+    alerts: AlertStore,
+    now: datetime,
+    policy: AlertPolicy,
+    wording: Wording,
+    report: PlanReport,
+) -> _MerchantDay:
     day = _MerchantDay()
     stages = alerts.stages_by_gap(rows[0]["merchant_id"]) if rows else {}
     for row in rows:

@@ -318,11 +318,12 @@ class AlertStore:
                 "not_before": iso(alert.not_before or now),
                 "created_at": iso(now),
                 "template": call.name if call else None,
-                "params": json.dumps([list(p) for p in call.params] if call else [],
-                                     ensure_ascii=False),
+                "params": json.dumps(
+                    [list(p) for p in call.params] if call else [], ensure_ascii=False
+                ),
             },
             ignore_conflict=True,
-        )  # fmt: skip
+        )
         return None if new_id is None else int(new_id)
 
     def _move(
@@ -370,9 +371,12 @@ class AlertStore:
         """``sending -> queued``: the gateway proved nothing left."""
         with self.store.transaction() as tx:
             self._move(
-                tx, alert_id, AlertState.QUEUED, "not_before = ?, last_error = ?",
+                tx,
+                alert_id,
+                AlertState.QUEUED,
+                "not_before = ?, last_error = ?",
                 (iso(not_before), error),
-            )  # fmt: skip
+            )
 
     def _add_aliases(self, tx: Tx, alert_id: int, message_ids: Sequence[str]) -> None:
         for message_id in message_ids:
@@ -389,21 +393,26 @@ class AlertStore:
         ids = list(result.message_ids)
         with self.store.transaction() as tx:
             self._move(
-                tx, alert_id, AlertState.SENT,
+                tx,
+                alert_id,
+                AlertState.SENT,
                 "sent_at = ?, message_ids = ?, provider_message_id = ?, parts = ?,"
                 " last_error = NULL",
                 (iso(now), json.dumps(ids), ",".join(ids) or None, result.parts),
                 expect=AlertState.SENDING,
-            )  # fmt: skip
+            )
             self._add_aliases(tx, alert_id, ids)
 
     def fail(self, alert_id: int, error: str, now: datetime) -> None:
         """``sending -> failed`` (the provider refused it for good)."""
         with self.store.transaction() as tx:
             self._move(
-                tx, alert_id, AlertState.FAILED, "last_error = ?, finished_at = ?",
+                tx,
+                alert_id,
+                AlertState.FAILED,
+                "last_error = ?, finished_at = ?",
                 (error, iso(now)),
-            )  # fmt: skip
+            )
 
     def escalate(
         self, alert_id: int, reason: str, now: datetime, message_ids: tuple[str, ...] = ()
@@ -435,16 +444,22 @@ class AlertStore:
             reason_sql = "escalation_reason = COALESCE(escalation_reason, '') || ?"
             if went_out:
                 self._move(
-                    tx, alert_id, AlertState.SENT,
+                    tx,
+                    alert_id,
+                    AlertState.SENT,
                     f"sent_at = ?, escalated_at = NULL, {reason_sql}",
-                    (iso(now), f" [{decision}]"), expect=AlertState.SENDING,
-                )  # fmt: skip
+                    (iso(now), f" [{decision}]"),
+                    expect=AlertState.SENDING,
+                )
             else:
                 self._move(
-                    tx, alert_id, AlertState.QUEUED,
+                    tx,
+                    alert_id,
+                    AlertState.QUEUED,
                     f"not_before = ?, escalated_at = NULL, {reason_sql}",
-                    (iso(now), f" [{decision}]"), expect=AlertState.SENDING,
-                )  # fmt: skip
+                    (iso(now), f" [{decision}]"),
+                    expect=AlertState.SENDING,
+                )
 
     # -- receipts ---------------------------------------------------------------------------
 

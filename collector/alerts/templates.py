@@ -211,8 +211,9 @@ def longest_sms(catalog: Catalog, name: str) -> str:
     """The zh-CN SMS of template *name* with every variable and the signature at full length."""
     template = catalog.templates[name]
     values = {v: "国" * catalog.variables[v].max_chars for v in template.variables}
-    return signed(template.texts["zh-CN"].format(**values), "签" * catalog.signature_max_chars,
-                  "zh-CN")  # fmt: skip
+    return signed(
+        template.texts["zh-CN"].format(**values), "签" * catalog.signature_max_chars, "zh-CN"
+    )
 
 
 _default: Catalog | None = None

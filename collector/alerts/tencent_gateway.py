@@ -76,8 +76,12 @@ _BAD_NUMBER = frozenset(
 
 
 def tc3_signature(
-    secret_key: str, service: str, timestamp: int, headers: Mapping[str, str], body: bytes,
-) -> tuple[str, str]:  # fmt: skip
+    secret_key: str,
+    service: str,
+    timestamp: int,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> tuple[str, str]:
     """The TC3 signature of a ``POST /`` request, and the signed header names.
 
     :param headers: the headers to sign (``content-type``, ``host``, ``x-tc-action``); names and
@@ -136,9 +140,15 @@ class TencentGateway:
         if "app_id" not in query:
             raise GatewayConfigError("tencent URL needs ?app_id=<SmsSdkAppId>")
         return cls(
-            secret_id, secret_key, query["app_id"], sign_name, template_codes, base_url=base,
-            region=query.get("region", "ap-guangzhou"), timeout=float(query.get("timeout", 10)),
-        )  # fmt: skip
+            secret_id,
+            secret_key,
+            query["app_id"],
+            sign_name,
+            template_codes,
+            base_url=base,
+            region=query.get("region", "ap-guangzhou"),
+            timeout=float(query.get("timeout", 10)),
+        )
 
     def signed_request(
         self, action: str, body: dict[str, Any], *, now: datetime | None = None
@@ -235,11 +245,12 @@ class TencentGateway:
             ok = item.get("ReportStatus") == "SUCCESS"
             receipts.append(
                 DeliveryReceipt(
-                    item["SerialNo"], "delivered" if ok else "failed",
+                    item["SerialNo"],
+                    "delivered" if ok else "failed",
                     None if ok else str(item.get("Description", "FAIL"))[:80],
                     raw_state=str(item.get("ReportStatus", "")),
                 )
-            )  # fmt: skip
+            )
         return receipts
 
     def lookup(self, client_ref: str) -> SendResult | None:

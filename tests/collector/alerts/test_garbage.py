@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collector.alerts.aliyun_gateway import AliyunGateway
 from collector.alerts.gateway import (
     GatewayConfigError,
     GatewayError,
@@ -15,7 +16,6 @@ from collector.alerts.gateway import (
     message_id_aliases,
     parse_receipt_text,
 )
-from collector.alerts.aliyun_gateway import AliyunGateway
 from collector.alerts.http_gateways import SignatureError, TwilioGateway
 from collector.alerts.templates import TemplateError, default_catalog, render
 
