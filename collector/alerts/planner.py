@@ -134,11 +134,14 @@ class Wording:
     :param sign_name: the registered signature (free-text gateways prefix it)
     :param acquirer: the acquirer's brand as merchants know it (at most 6 characters)
     :param sign_name_en: what English texts start with (GSM-7 letters keep them one SMS)
+    :param templates_only: the gateway sends approved templates only, which are Chinese:
+        every merchant gets the zh-CN text, whatever its locale
     """
 
     sign_name: str = DEFAULT_SIGN_NAME
     acquirer: str = DEFAULT_ACQUIRER
     sign_name_en: str = DEFAULT_SIGN_NAME_EN
+    templates_only: bool = False
 
     def sign(self, rendered: Rendered) -> str:
         """*rendered* as a free-text gateway sends it, with the signature for its locale."""
@@ -302,6 +305,10 @@ def gap_message(ctx: GapContext, wording: Wording) -> Rendered:
 
     :raises TemplateError: the category has no template, or a value does not fit it
     """
+    if ctx.gap.category not in default_catalog().templates:
+        raise TemplateError(
+            f"{ctx.gap.category} gaps send the merchant nothing (docs/operator.md): no template"
+        )
     values = {
         "date": format_day(ctx.trading_day, ctx.locale),
         "amount": format_amount(ctx.amount_minor),
@@ -399,7 +406,7 @@ def _sort_merchant(
             report.held[gap_id] = held
             continue
         try:
-            ctx = _context(store, row)
+            ctx = _context(store, row, DEFAULT_LOCALE if wording.templates_only else None)
         except PlannerError as exc:
             report.skipped[gap_id] = str(exc)
             continue

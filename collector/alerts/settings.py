@@ -79,7 +79,8 @@ class SmsSettings:
     @property
     def wording(self) -> Wording:
         """The signature and acquirer name the planner writes into texts."""
-        return Wording(self.sign_name, self.acquirer, self.sign_name_en)
+        templates_only = template_provider(self.url or "") is not None
+        return Wording(self.sign_name, self.acquirer, self.sign_name_en, templates_only)
 
     def template_codes(self) -> dict[str, str]:
         """Approved codes for the URL's provider; ``{}`` for free-text gateways.

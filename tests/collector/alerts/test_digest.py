@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from collector.alerts.planner import plan_alerts
+import pytest
+
+from collector.alerts.planner import Wording, plan_alerts, preview_gap
+from collector.alerts.templates import TemplateError
 from collector.store import Store
 
 from .collector_seed import add_gap, add_merchant, resolve_gap
@@ -100,3 +103,18 @@ def test_money_arrived_for_several_gaps_is_one_sms_with_the_total(store):
     text = store.query_one("SELECT text FROM alerts WHERE id = ?", (arrived,))["text"]
     assert text == f"【结算守护】您此前待处理的2笔结算款已到账，共¥350.50，参考号SG-{gaps[1]}。"
     assert plan_alerts(store, DAY1 + timedelta(days=2)).queued == []
+
+
+def test_through_a_template_provider_every_merchant_gets_the_chinese_template(store):
+    add_merchant(store, "EN", ("+4915112345678",), locale="en")
+    add_gap(store, "EN")
+    plan_alerts(store, DAY1, wording=Wording(templates_only=True))
+    [text] = texts(store)
+    assert text.startswith("【结算守护】11月20日交易的结算款") and "SettleGuard" not in text
+
+
+def test_preview_of_a_category_that_sends_nothing_says_so(store):
+    add_merchant(store)
+    gap = add_gap(store, "M1", "DUPLICATE_CREDIT")
+    with pytest.raises(TemplateError, match="DUPLICATE_CREDIT gaps send the merchant nothing"):
+        preview_gap(store, gap, now=DAY1)
