@@ -311,3 +311,13 @@ def test_upgrade_to_7_records_the_stages_of_alerts_sent_before(
         assert row == {"template": None, "params": "[]"}
     finally:
         store.close()
+
+
+def test_dashboard_resend_keeps_the_template_a_provider_needs(alerts, gap, store):
+    from collector.web.actions import resend_alert
+
+    call = TemplateCall("MISSING", (("date", "11月20日"), ("amount", "1,234.56")))
+    first = alerts.enqueue(dataclasses.replace(new(gap), template=call), NOON)
+    again = resend_alert(store, gap, actor="op")["alert_id"]
+    assert again != first and alerts.get(again).template == call
+    assert alerts.get(again).text == alerts.get(first).text
