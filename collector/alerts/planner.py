@@ -469,6 +469,7 @@ def _plan_merchant(
             head.tz,
             covers=tuple((c.gap.gap_id, s) for c, s in carried),
             template=TemplateCall(rendered.template, rendered.params),
+            locale=rendered.locale,
         ),
         now,
     )

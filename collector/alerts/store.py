@@ -54,6 +54,7 @@ class NewAlert:
     :param gap_id: the gap whose reference the text quotes
     :param covers: (gap id, stage) pairs this message carries; each pair is recorded once ever
     :param template: template name and parameters, for gateways that send templates
+    :param locale: the language of ``text`` (default: the merchant's)
     """
 
     dedupe_key: str
@@ -66,6 +67,7 @@ class NewAlert:
     not_before: datetime | None = None
     covers: tuple[tuple[str, str], ...] = ()
     template: TemplateCall | None = None
+    locale: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +279,8 @@ class AlertStore:
         :returns: the new id; None if its dedupe key exists or any (gap, stage) it covers was
             already recorded by another message (two planners racing: one wins)
 
-        The merchant's locale is copied onto the row for the dashboard (what language it went
-        out in); the text itself was rendered by the caller.
+        The text's locale (else the merchant's) is kept on the row for the dashboard: what
+        language it went out in. The text itself was rendered by the caller.
         """
         try:
             with self.store.transaction() as tx:
@@ -310,7 +312,7 @@ class AlertStore:
                 "gap_id": _gap_int(alert.gap_id),
                 "merchant_id": alert.merchant_id,
                 "phone": alert.to_number,
-                "locale": merchant["locale"] if merchant else None,
+                "locale": alert.locale or (merchant["locale"] if merchant else None),
                 "text": alert.text,
                 "state": AlertState.QUEUED.value,
                 "stage": alert.stage,

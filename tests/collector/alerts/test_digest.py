@@ -111,6 +111,7 @@ def test_through_a_template_provider_every_merchant_gets_the_chinese_template(st
     plan_alerts(store, DAY1, wording=Wording(templates_only=True))
     [text] = texts(store)
     assert text.startswith("【结算守护】11月20日交易的结算款") and "SettleGuard" not in text
+    assert store.query_one("SELECT locale FROM alerts")["locale"] == "zh-CN"
 
 
 def test_preview_of_a_category_that_sends_nothing_says_so(store):
