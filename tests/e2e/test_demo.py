@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,12 @@ def test_every_injected_fault_is_found_and_nothing_else(tmp_path: Path, broker: 
     assert result.sms_sent + result.sms_held > 0
     if calendar_covers_demo(demo.today, 14):  # ... unless the calendar ended before its due date
         assert result.sms_held == 0 and result.sms_sent > 0
+        db = sqlite3.connect(tmp_path / "demo" / "collector" / "collector.db")
+        try:
+            m0001 = db.execute("SELECT template FROM alerts WHERE merchant_id = 'M0001'")
+            assert m0001.fetchall() == [("DIGEST",)]  # several open gaps, one SMS
+        finally:
+            db.close()
 
 
 def test_demo_folder_holds_no_full_account_number(tmp_path: Path) -> None:
