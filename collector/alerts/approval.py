@@ -4,9 +4,9 @@ An operator registers a signature and every template with the SMS provider befor
 be sent (docs/alerts.md "Registering with Aliyun and Tencent Cloud"). :func:`approval_sheet`
 lists what the provider's console asks for: the template name, its type (通知短信), the text in
 the provider's variable syntax (Aliyun names variables, ``${amount}``; Tencent numbers them in
-order, ``{1}``), each variable's type and a sample, and the use case. The provider answers with
-a template code (Aliyun ``SMS_…``) or id (Tencent, digits); :func:`load_codes` reads them from a
-TOML file, one table per provider::
+order, ``{1}``), each variable's type and a sample, and the use case in Chinese. The provider
+answers with a template code (Aliyun ``SMS_…``) or id (Tencent, digits); :func:`load_codes`
+reads them from a TOML file, one table per provider::
 
     [aliyun]
     PAID_TO_OLD_ACCOUNT = "SMS_480000001"
@@ -71,7 +71,8 @@ def approval_sheet(provider: str, catalog: Catalog | None = None) -> list[dict[s
                 "type": TEMPLATE_TYPE,
                 "text": provider_text(catalog, name, provider),
                 "variables": variables,
-                "use_case": template.use,
+                "use_case": template.use_zh,
+                "use_case_en": template.use,
             }
         )
     return rows

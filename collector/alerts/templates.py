@@ -67,6 +67,7 @@ class Template:
 
     name: str
     use: str
+    use_zh: str
     texts: dict[str, str]
     variables: tuple[str, ...]
 
@@ -176,7 +177,10 @@ def _template(name: str, spec: object, variables: dict[str, Variable], path: Pat
         order += [n for n in names if n not in order]
     if set(_names(texts["en"], where)) != set(_names(texts["zh-CN"], where)):
         raise TemplateError(f"{where}: zh-CN and en use different variables")
-    return Template(name, str(spec.get("use", "")), texts, tuple(order))
+    use, use_zh = spec.get("use"), spec.get("use_zh")
+    if not isinstance(use, str) or not isinstance(use_zh, str) or not use or not use_zh:
+        raise TemplateError(f"{where} needs its use case in English (use) and Chinese (use_zh)")
+    return Template(name, use, use_zh, texts, tuple(order))
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

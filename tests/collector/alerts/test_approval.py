@@ -40,7 +40,8 @@ def test_sheet_rows_and_csv_parse_back(provider):
     rows = approval_sheet(provider)
     assert {r["template"] for r in rows} == set(default_catalog().templates)
     for row in rows:
-        assert row["type"] == "通知短信" and row["use_case"] and row["text"]
+        assert row["type"] == "通知短信" and row["text"] and row["use_case_en"]
+        assert "商户" in str(row["use_case"])  # the reviewer reads Chinese
         for var in row["variables"]:
             assert var["sample"] and var["type"] and var["max_chars"] <= 20
     parsed = list(csv.DictReader(io.StringIO(sheet_csv(rows))))

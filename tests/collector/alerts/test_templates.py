@@ -118,8 +118,9 @@ def write(tmp_path: Path, old: str, new: str) -> Path:
         ("参考号{reference}\"\nen = \"Your settlement of CNY {amount} for trades on {date} was paid",
          "参考号{ref}\"\nen = \"Your settlement of CNY {amount} for trades on {date} was paid",
          "unknown variable"),
-        ('use = "payouts we told the merchant about have now arrived"\n"zh-CN" = "您此前待处理的{count}笔结算款已到账，共¥{amount}，参考号{reference}。"',
-         'use = "x"\n"zh-CN" = "{count}{amount}{reference}"', "variables alone"),
+        ('"zh-CN" = "您此前待处理的{count}笔结算款已到账，共¥{amount}，参考号{reference}。"',
+         '"zh-CN" = "{count}{amount}{reference}"', "variables alone"),
+        ('use_zh = "此前通知的待处理结算款已到账，告知商户笔数与合计金额"\n', "", "Chinese \\(use_zh\\)"),
     ],
 )  # fmt: skip
 def test_a_catalog_that_breaks_a_rule_is_refused_at_load(tmp_path, old, new, message):
