@@ -31,6 +31,20 @@ DAY1 = datetime(2026, 11, 21, 4, 0, tzinfo=UTC)
 ARRIVED = TemplateCall("ARRIVED", (("count", "2"), ("amount", "350.50"), ("reference", "SG-12")))
 
 
+def test_tc3_signature_matches_tencent_clouds_own_sdk():
+    # The expected value was computed once with the signing code of Tencent Cloud's Python SDK
+    # (tencentcloud-sdk-python-common 3.1.195, AbstractClient._get_tc3_signature, which signs
+    # content-type and host) for this key, timestamp and body; the SDK is not a dependency.
+    body = (
+        '{"PhoneNumberSet":["+8613800138000"],"SmsSdkAppId":"1400000001","SignName":"结算守护",'
+        '"TemplateId":"2008","TemplateParamSet":["2","350.50","SG-12"],"SessionContext":"sg7"}'
+    )
+    headers = {"Content-Type": "application/json", "Host": "sms.tencentcloudapi.com"}
+    signature, signed = tc3_signature(SECRET_KEY, "sms", 1764216000, headers, body.encode())
+    assert signed == "content-type;host"
+    assert signature == "cd2ccfb860cf4b1eff2f9d6aa7290287e59dec33f5c7c2584098eaac90e58297"
+
+
 def test_tc3_signature_follows_the_documented_steps():
     headers = {"Content-Type": "application/json; charset=utf-8",
                "Host": "sms.tencentcloudapi.com", "X-TC-Action": "SendSms"}  # fmt: skip
