@@ -312,4 +312,4 @@ from collector.cli_statements import register as _register_statements  # noqa: E
 
 _register_statements(collector)
 __import__("collector.cli_web").cli_web.register(collector)  # users, tokens, serve (issue 7)
-__import__("collector.alerts.collector_cli").alerts.collector_cli.register(collector)  # issue 6
+__import__("collector.alerts.cli").alerts.cli.register(collector)

@@ -3,7 +3,7 @@
 Theory of operation (docs/alerts.md "Delivery callbacks"): an HTTP provider tells us about
 delivery by calling the collector's web app, which may be another process than the dispatcher.
 The endpoints therefore only *verify* the callback and store the receipt in the collector's
-``alert_receipts`` table (:meth:`CollectorAlertStore.record_receipt`: duplicates ignored,
+``alert_receipts`` table (:meth:`AlertStore.record_receipt`: duplicates ignored,
 receipts before the submit response kept); the dispatcher applies them on its next pass.
 
 - ``POST /api/sms/twilio/status``: form POST signed with ``X-Twilio-Signature`` over the URL
@@ -26,9 +26,10 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from .collector_store import CollectorAlertStore
+from .aliyun_gateway import AliyunGateway
 from .gateway import GatewayError, SmsGateway, gateway_from_url
-from .http_gateways import AliyunGateway, SignatureError, TwilioGateway
+from .http_gateways import SignatureError, TwilioGateway
+from .store import AlertStore
 
 bp = Blueprint("sms_callbacks", __name__, url_prefix="/api/sms")
 
@@ -51,10 +52,10 @@ def _gateway() -> SmsGateway | None:
     return cached[1]
 
 
-def _alerts() -> CollectorAlertStore:
+def _alerts() -> AlertStore:
     from collector.app import get_db
 
-    return CollectorAlertStore(get_db())
+    return AlertStore(get_db())
 
 
 @bp.post("/twilio/status")

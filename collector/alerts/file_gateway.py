@@ -10,7 +10,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .encoding import segment
-from .gateway import DeliveryReceipt, GatewayConfigError, GatewayUnavailable, SendResult
+from .gateway import (
+    DeliveryReceipt,
+    GatewayConfigError,
+    GatewayUnavailable,
+    SendResult,
+    TemplateCall,
+)
 
 
 class FileGateway:
@@ -33,7 +39,9 @@ class FileGateway:
             raise GatewayConfigError("file:// SMS URL needs a path, e.g. file:///tmp/sms.jsonl")
         return cls(Path(unquote(parts.path)))
 
-    def send(self, to: str, text: str, *, client_ref: str) -> SendResult:
+    def send(
+        self, to: str, text: str, *, client_ref: str, template: TemplateCall | None = None
+    ) -> SendResult:
         """Write the message as one JSON line (fsynced) and return its id."""
         seg = segment(text)
         message_id = f"file-{client_ref}"
@@ -46,6 +54,9 @@ class FileGateway:
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "id": message_id,
         }
+        if template is not None:
+            line["template"] = template.name
+            line["params"] = dict(template.params)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._lock, self.path.open("a", encoding="utf-8") as out:

@@ -68,12 +68,30 @@ class DeliveryReceipt:
     raw_state: str = field(default="", compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateCall:
+    """An approved template by our name, with its parameters in template order.
+
+    Template gateways (Aliyun, Tencent Cloud) send this and look up the provider's code for
+    *name*; free-text gateways (SMPP, Twilio, file) send the text instead.
+    """
+
+    name: str
+    params: tuple[tuple[str, str], ...]
+
+
 @runtime_checkable
 class SmsGateway(Protocol):
     """What the dispatcher needs from a gateway."""
 
-    def send(self, to: str, text: str, *, client_ref: str) -> SendResult:
-        """Submit one message; return once the provider accepted every part."""
+    def send(
+        self, to: str, text: str, *, client_ref: str, template: TemplateCall | None = None
+    ) -> SendResult:
+        """Submit one message; return once the provider accepted every part.
+
+        :param text: the SMS as the merchant reads it, signature included
+        :param template: the same message as an approved template, where there is one
+        """
         ...
 
     def poll_receipts(self) -> list[DeliveryReceipt]:
@@ -149,22 +167,41 @@ def message_id_aliases(message_id: str) -> set[str]:
     return aliases
 
 
-def gateway_from_url(url: str) -> SmsGateway:
+#: Gateways that send only provider-approved templates (never free text).
+TEMPLATE_SCHEMES = {
+    "aliyun+https": "aliyun",
+    "aliyun+http": "aliyun",
+    "tencent+https": "tencent",
+    "tencent+http": "tencent",
+}
+
+
+def template_provider(url: str) -> str | None:
+    """``"aliyun"``/``"tencent"`` when *url* names a template provider, else None."""
+    return TEMPLATE_SCHEMES.get(urlsplit(url).scheme)
+
+
+def gateway_from_url(
+    url: str, sign_name: str = "", template_codes: dict[str, str] | None = None
+) -> SmsGateway:
     """Build the gateway named by *url*.
 
     Schemes: ``file:///path``, ``smpp://user:pw@host:port?bind=trx|tx&window=10&sar=0``,
-    ``twilio+https://SID:TOKEN@host/?from=…``, ``aliyun+https://KEY:SECRET@host/?sign_name=…``
-    (``+http`` for a local test provider).
+    ``twilio+https://SID:TOKEN@host/?from=…``, ``aliyun+https://KEY:SECRET@host/``,
+    ``tencent+https://SECRET_ID:SECRET_KEY@host/?app_id=…`` (``+http`` for a local test
+    provider).
 
+    :param sign_name: the registered signature, for the template providers
+    :param template_codes: our template name -> the provider's approved code, for them
     :raises GatewayConfigError: unknown scheme or missing options
     """
     try:
-        return _build(url, urlsplit(url).scheme)
+        return _build(url, urlsplit(url).scheme, sign_name, template_codes or {})
     except ValueError as exc:  # urllib's own complaints about a malformed URL
         raise GatewayConfigError(f"bad SETTLEGUARD_SMS_URL: {exc}") from None
 
 
-def _build(url: str, scheme: str) -> SmsGateway:
+def _build(url: str, scheme: str, sign_name: str, codes: dict[str, str]) -> SmsGateway:
     if scheme == "file":
         from .file_gateway import FileGateway
 
@@ -177,8 +214,12 @@ def _build(url: str, scheme: str) -> SmsGateway:
         from .http_gateways import TwilioGateway
 
         return TwilioGateway.from_url(url)
-    if scheme in ("aliyun+https", "aliyun+http"):
-        from .http_gateways import AliyunGateway
+    if TEMPLATE_SCHEMES.get(scheme) == "aliyun":
+        from .aliyun_gateway import AliyunGateway
 
-        return AliyunGateway.from_url(url)
+        return AliyunGateway.from_url(url, sign_name, codes)
+    if TEMPLATE_SCHEMES.get(scheme) == "tencent":
+        from .tencent_gateway import TencentGateway
+
+        return TencentGateway.from_url(url, sign_name, codes)
     raise GatewayConfigError(f"unknown SMS gateway scheme {scheme!r} in SETTLEGUARD_SMS_URL")

@@ -1,4 +1,6 @@
-"""HTTP SMS providers: a Twilio-shaped and an Aliyun-shaped sender, with their signatures.
+"""HTTP SMS providers: what they share (requests, receipts kept from callbacks) and Twilio.
+
+Aliyun and Tencent Cloud live in :mod:`.aliyun_gateway` and :mod:`.tencent_gateway`.
 
 Twilio (public REST docs): ``POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json``, form
 fields ``To``/``From``/``Body``/``StatusCallback``, HTTP basic auth with the account SID and auth
@@ -6,13 +8,7 @@ token; status callbacks are form POSTs signed with ``X-Twilio-Signature`` = base
 keyed by the auth token, of the full callback URL followed by every POST parameter name and
 value, sorted by name.
 
-Aliyun Dysms (public RPC API description): ``SendSms`` with ``PhoneNumbers``, ``SignName``,
-``TemplateCode``, ``TemplateParam`` (JSON) and the common parameters; signature version 1.0 =
-base64 HMAC-SHA1, keyed by ``AccessKeySecret + "&"``, of
-``GET&%2F&`` + percent-encoded canonical query (parameters sorted by name, RFC 3986 encoding).
-Receipts are pushed to us as a JSON array (``biz_id``, ``success``, ``err_code``).
-
-Neither API takes an idempotency key for sending, which is why the dispatcher never retries a
+No provider API takes an idempotency key for sending, which is why the dispatcher never retries a
 send whose outcome is unknown (a timeout after the request left us).
 """
 
@@ -23,13 +19,11 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import socket
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
@@ -42,6 +36,7 @@ from .gateway import (
     SendRejected,
     SendResult,
     SendUncertain,
+    TemplateCall,
     normalise_state,
 )
 
@@ -165,7 +160,9 @@ class TwilioGateway(_Receipts):
             timeout=float(query.get("timeout", 10)),
         )
 
-    def send(self, to: str, text: str, *, client_ref: str) -> SendResult:
+    def send(
+        self, to: str, text: str, *, client_ref: str, template: TemplateCall | None = None
+    ) -> SendResult:
         """Create one message; Twilio splits it into parts itself."""
         form = {"To": to, "From": self.sender, "Body": text}
         if self.status_callback:
@@ -206,138 +203,3 @@ class TwilioGateway(_Receipts):
         )
         self._add(receipt)
         return receipt
-
-
-def aliyun_percent_encode(value: str) -> str:
-    """RFC 3986 encoding as the Aliyun RPC signature requires (space = %20, ~ kept)."""
-    return quote(value, safe="~")
-
-
-def aliyun_signature(secret: str, params: Mapping[str, str], method: str = "GET") -> str:
-    """Signature version 1.0 over the sorted, encoded parameters."""
-    canonical = "&".join(
-        f"{aliyun_percent_encode(k)}={aliyun_percent_encode(params[k])}" for k in sorted(params)
-    )
-    to_sign = f"{method}&{aliyun_percent_encode('/')}&{aliyun_percent_encode(canonical)}"
-    digest = hmac.new(f"{secret}&".encode(), to_sign.encode("utf-8"), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-class AliyunGateway(_Receipts):
-    """Aliyun-shaped sender: ``aliyun+https://KEY:SECRET@dysmsapi.aliyuncs.com/?sign_name=…&template_code=…``.
-
-    The approved template has one variable (``param``, default ``content``) that carries the text.
-    """
-
-    def __init__(
-        self,
-        access_key_id: str,
-        secret: str,
-        sign_name: str,
-        template_code: str,
-        *,
-        base_url: str = "https://dysmsapi.aliyuncs.com",
-        param: str = "content",
-        region: str = "cn-hangzhou",
-        timeout: float = 10.0,
-    ) -> None:
-        super().__init__()
-        self.access_key_id, self._secret = access_key_id, secret
-        self.sign_name, self.template_code, self.param = sign_name, template_code, param
-        self.base_url, self.region, self.timeout = _check_base(base_url), region, timeout
-
-    def __repr__(self) -> str:
-        return f"AliyunGateway({self.access_key_id!r}, base_url={self.base_url!r})"
-
-    @classmethod
-    def from_url(cls, url: str) -> AliyunGateway:
-        """Options: ``sign_name``, ``template_code`` (required), ``param``, ``region``."""
-        key, secret, base, query = _split(url, "aliyun")
-        missing = {"sign_name", "template_code"} - set(query)
-        if missing:
-            raise GatewayConfigError(f"aliyun URL needs {sorted(missing)}")
-        return cls(
-            key,
-            secret,
-            query["sign_name"],
-            query["template_code"],
-            base_url=base,
-            param=query.get("param", "content"),
-            region=query.get("region", "cn-hangzhou"),
-            timeout=float(query.get("timeout", 10)),
-        )
-
-    def signed_query(
-        self,
-        to: str,
-        text: str,
-        client_ref: str,
-        *,
-        now: datetime | None = None,
-        nonce: str | None = None,
-    ) -> dict[str, str]:
-        """All SendSms parameters including ``Signature``."""
-        now = now or datetime.now(UTC)
-        params = {
-            "AccessKeyId": self.access_key_id,
-            "Action": "SendSms",
-            "Format": "JSON",
-            "OutId": client_ref,
-            "PhoneNumbers": to.lstrip("+"),
-            "RegionId": self.region,
-            "SignName": self.sign_name,
-            "SignatureMethod": "HMAC-SHA1",
-            "SignatureNonce": nonce or secrets.token_hex(16),
-            "SignatureVersion": "1.0",
-            "TemplateCode": self.template_code,
-            "TemplateParam": json.dumps({self.param: text}, ensure_ascii=False),
-            "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "Version": "2017-05-25",
-        }
-        params["Signature"] = aliyun_signature(self._secret, params)
-        return params
-
-    def send(self, to: str, text: str, *, client_ref: str) -> SendResult:
-        """Call SendSms; the ``BizId`` is the message id receipts will quote."""
-        query = urlencode(self.signed_query(to, text, client_ref), quote_via=quote)
-        request = urllib.request.Request(f"{self.base_url}/?{query}", method="GET")  # noqa: S310
-        answer = _request(request, self.timeout)
-        if not isinstance(answer, dict):
-            raise SendUncertain("provider answer is not a JSON object")
-        code = answer.get("Code")
-        if code != "OK":
-            if code in ("isv.BUSINESS_LIMIT_CONTROL", "Throttling.User"):
-                raise GatewayUnavailable(f"provider asked to slow down: {code}")
-            raise SendRejected(f"provider refused: {code} {answer.get('Message', '')}")
-        biz_id = answer.get("BizId")
-        if not isinstance(biz_id, str):
-            raise SendUncertain("provider answer has no BizId")
-        seg = segment(text)
-        return SendResult((biz_id,), seg.part_count, seg.encoding)
-
-    def handle_report(self, body: bytes) -> list[DeliveryReceipt]:
-        """Record a pushed receipt report (a JSON array of ``biz_id``/``success``/``err_code``).
-
-        :raises GatewayError: the body is not such a report
-        """
-        try:
-            reports = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise GatewayError(f"receipt report is not JSON: {exc}") from None
-        if not isinstance(reports, list):
-            raise GatewayError("receipt report must be a JSON array")
-        receipts = []
-        for index, item in enumerate(reports):
-            if not isinstance(item, dict) or not isinstance(item.get("biz_id"), str):
-                raise GatewayError(f"receipt report item {index} has no biz_id")
-            ok = item.get("success") in (True, "true")
-            code = str(item.get("err_code", ""))
-            receipt = DeliveryReceipt(
-                item["biz_id"],
-                "delivered" if ok else "failed",
-                None if ok else code,
-                raw_state=code,
-            )
-            self._add(receipt)
-            receipts.append(receipt)
-        return receipts

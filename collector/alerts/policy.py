@@ -3,13 +3,16 @@
 Plain functions over plain dataclasses; no database, no clock (``now`` is passed in, always an
 aware UTC datetime).
 
-Theory of operation (DESIGN.md §5 Alerts): a gap alerts once it is due and still unresolved
-after a grace period that depends on its category (``NOT_DUE_YET`` and ``STATEMENT_GAP`` never
-alert the merchant: the first is not late, the second is our data problem). While it stays open
-it re-alerts on schedule days 1, 3 and 7 counted from the first moment it became alertable; if
-the dispatcher was down for days only the latest due stage is sent. When a gap that was alerted
-resolves, one short "money arrived" stage follows. Each (merchant, gap, stage) is one alert row,
-unique by :func:`dedupe_key`, moving through :data:`TRANSITIONS`.
+Theory of operation (docs/alerts.md): a gap alerts once it is due and still unresolved after a
+grace period that depends on its category. Categories the operator guide tells nothing to the
+merchant never alert: ``NOT_DUE_YET`` (not late), ``STATEMENT_GAP`` (our data problem),
+``AGGREGATED_UNRESOLVED`` (nothing to tell until resolved), ``DUPLICATE_CREDIT`` (only the
+acquirer may claim it back) and, by default, ``BATCH_NOT_UPLOADED`` (a data gap whose amount is
+unknown; an operator may switch it on). While a gap stays open it reaches stages day 1, 3 and 7
+counted from the first moment it became alertable; if the dispatcher was down for days only the
+latest due stage is sent. When a gap that was alerted resolves, one "money arrived" stage
+follows. The planner folds a merchant's due stages into at most one SMS per local day, unique
+by :func:`message_key`; each alert row moves through :data:`TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 ARRIVED = "arrived"
@@ -71,9 +74,9 @@ DEFAULT_GRACE: dict[str, timedelta | None] = {
     "HELD": timedelta(days=1),
     "MISSING": timedelta(hours=12),
     "SHORT_PAID": timedelta(days=1),
-    "AGGREGATED_UNRESOLVED": timedelta(days=2),
-    "DUPLICATE_CREDIT": timedelta(days=1),
-    "BATCH_NOT_UPLOADED": timedelta(hours=12),
+    "AGGREGATED_UNRESOLVED": None,
+    "DUPLICATE_CREDIT": None,
+    "BATCH_NOT_UPLOADED": None,
 }
 
 
@@ -102,12 +105,11 @@ class GapState:
     resolved_at: datetime | None = None
 
 
-def dedupe_key(merchant_id: str, gap_id: str, stage: str) -> str:
-    """The unique key of one alert: one SMS per (merchant, gap, stage), ever."""
-    for part in (merchant_id, gap_id, stage):
-        if "|" in part:
-            raise ValueError(f"'|' is not allowed in alert key parts: {part!r}")
-    return f"{merchant_id}|{gap_id}|{stage}"
+def message_key(merchant_id: str, local_day: date) -> str:
+    """The unique key of a planned SMS: one per merchant per local day, ever."""
+    if "|" in merchant_id:
+        raise ValueError(f"'|' is not allowed in a merchant id in alert keys: {merchant_id!r}")
+    return f"{merchant_id}|{local_day.isoformat()}"
 
 
 def stage_due(gap: GapState, now: datetime, policy: AlertPolicy, done: Iterable[str]) -> str | None:

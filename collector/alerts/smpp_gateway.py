@@ -43,6 +43,7 @@ from .gateway import (
     SendRejected,
     SendResult,
     SendUncertain,
+    TemplateCall,
     normalise_state,
     parse_receipt_text,
 )
@@ -202,7 +203,9 @@ class SmppGateway:
 
     # --- caller side -------------------------------------------------------------------
 
-    def send(self, to: str, text: str, *, client_ref: str) -> SendResult:
+    def send(
+        self, to: str, text: str, *, client_ref: str, template: TemplateCall | None = None
+    ) -> SendResult:
         """Submit *text* to *to*; returns one SMSC message id per part.
 
         :raises GatewayUnavailable: not bound within ``submit_timeout``, nothing was written

@@ -454,6 +454,23 @@ _V8 = (
 # (docs/envelope.md §5.3). Batches stored before it came from terminals.
 _V9 = ("ALTER TABLE batch_summaries ADD COLUMN source TEXT NOT NULL DEFAULT 'terminal'",)
 
+# Version 10: merchant SMS as provider templates and one message per merchant per day -- the
+# template name and its parameters on each alert (template providers send those, not the text),
+# and which gap reached which alert stage through which message (a digest covers several gaps;
+# a gap's stage is recorded once ever).
+_V10 = (
+    "ALTER TABLE alerts ADD COLUMN template TEXT",
+    "ALTER TABLE alerts ADD COLUMN params TEXT NOT NULL DEFAULT '[]'",
+    """CREATE TABLE alert_gaps (
+        gap_id {int} NOT NULL, stage TEXT NOT NULL,
+        alert_id {int} NOT NULL REFERENCES alerts(id),
+        PRIMARY KEY (gap_id, stage))""",
+    "CREATE INDEX alert_gaps_alert ON alert_gaps (alert_id)",
+    # rows written before version 10 carried one gap each, under their own stage
+    "INSERT INTO alert_gaps (gap_id, stage, alert_id) SELECT gap_id, stage, MIN(id) FROM alerts"
+    " WHERE gap_id IS NOT NULL AND stage IS NOT NULL GROUP BY gap_id, stage",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -464,6 +481,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "retired agent keys: seq ceiling, grace period, revocation", _V7),
     Migration(8, "batches and terminals keyed within their agent's merchant", _V8),
     Migration(9, "batch source: terminal link or typed slip", _V9),
+    Migration(10, "alert templates and the gap stages each message covers", _V10),
 )
 
 

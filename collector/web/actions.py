@@ -117,7 +117,8 @@ def resend_alert(store: Store, gap_id: int, *, actor: str) -> dict[str, Any]:
     with store.transaction() as tx:
         _gap_state(tx, gap_id)
         last = tx.query_one(
-            "SELECT id, merchant_id, phone, locale, text, state FROM alerts WHERE gap_id = ?"
+            "SELECT id, merchant_id, phone, locale, text, state, template, params FROM alerts"
+            " WHERE gap_id = ?"
             " ORDER BY id DESC LIMIT 1",
             (gap_id,),
         )
@@ -128,7 +129,8 @@ def resend_alert(store: Store, gap_id: int, *, actor: str) -> dict[str, Any]:
             "alerts",
             {"dedupe_key": f"resend:{gap_id}:{last['id']}:{stamp}", "gap_id": gap_id,
              "merchant_id": last["merchant_id"], "phone": last["phone"],
-             "locale": last["locale"], "text": last["text"], "state": "queued"},
+             "locale": last["locale"], "text": last["text"], "state": "queued",
+             "template": last["template"], "params": last["params"]},
             ignore_conflict=True,
         )  # fmt: skip
         if new_id is None:
@@ -270,13 +272,13 @@ def decide_uncertain_alert(
 
     ``went_out`` marks it sent (the merchant got it; never send it twice); ``send_again``
     queues it for the dispatcher. Both close the escalation via
-    :meth:`collector.alerts.collector_store.CollectorAlertStore.resolve_uncertain`.
+    :meth:`collector.alerts.store.AlertStore.resolve_uncertain`.
 
     :param decision: ``went_out`` or ``send_again``
     :raises ActionError: unknown decision (400), no such alert (404), the alert is not
         stuck in ``sending`` (409: someone decided already, or it failed for good)
     """
-    from collector.alerts.collector_store import CollectorAlertStore
+    from collector.alerts.store import AlertStore
 
     if decision not in DECISIONS:
         raise ActionError(f"decision must be one of {', '.join(DECISIONS)}", 400)
@@ -284,9 +286,7 @@ def decide_uncertain_alert(
     if before is None:
         raise ActionError(f"no alert {alert_id}", 404)
     try:
-        CollectorAlertStore(store).resolve_uncertain(
-            alert_id, DECISIONS[decision], datetime.now(UTC)
-        )
+        AlertStore(store).resolve_uncertain(alert_id, DECISIONS[decision], datetime.now(UTC))
     except ValueError as exc:  # not in ``sending`` (any more): nothing changed
         raise ActionError(str(exc)) from exc
     after = store.query_one(_ALERT_STATE, (alert_id,)) or {}

@@ -233,7 +233,7 @@ def alerts() -> Any:
 @bp.get("/escalations")
 @role_required("viewer")
 def escalations() -> Any:
-    from collector.alerts.collector_store import escalated_alerts, escalation_count
+    from collector.alerts.store import escalated_alerts, escalation_count
 
     store = get_db()
     return jsonify(

@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 
-from collector.alerts.collector_store import escalated_alerts, escalation_count
+from collector.alerts.store import escalated_alerts, escalation_count
 from collector.app import get_db
 from collector.reconcile.calendar import CalendarError, calendar_path, load_calendar
 from collector.reconcile.model import GAP_CATEGORIES

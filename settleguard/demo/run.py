@@ -576,11 +576,11 @@ def send_alerts(demo: Demo, progress: Progress) -> tuple[int, int]:
     Quiet hours (21:00-08:00 in the merchant's timezone) defer messages. When the demo runs
     during them, it dispatches at the next 08:00 instead, as the dispatcher service would.
     """
-    from collector.alerts.collector_store import CollectorAlertStore
+    from collector.alerts.dispatcher import dispatch_due, recover_interrupted
     from collector.alerts.gateway import gateway_from_url
-    from collector.alerts.outbox import dispatch_due, recover_interrupted
     from collector.alerts.planner import plan_alerts
     from collector.alerts.policy import AlertPolicy
+    from collector.alerts.store import AlertStore
 
     policy = AlertPolicy()
     now = datetime.now(UTC)
@@ -591,7 +591,7 @@ def send_alerts(demo: Demo, progress: Progress) -> tuple[int, int]:
         progress(
             f"alerts: quiet hours in Asia/Shanghai; dispatching as at {now.astimezone(TZ):%m-%d %H:%M}"
         )
-    alerts = CollectorAlertStore(demo.store)
+    alerts = AlertStore(demo.store)
     planned = plan_alerts(demo.store, now, policy, alert_store=alerts)
     gateway = gateway_from_url(demo.app.config["SMS_URL"])
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -51,9 +52,18 @@ def test_every_injected_fault_is_found_and_nothing_else(tmp_path: Path, broker: 
     outbox = tmp_path / "demo" / "sms" / "outbox.jsonl"
     sms = outbox.read_text(encoding="utf-8").splitlines() if outbox.exists() else []
     assert result.sms_sent == len(sms)  # every open, due gap of a merchant with a phone ...
+    sent = [json.loads(line) for line in sms]
+    assert len({m["to"] for m in sent}) == len(sent)  # one SMS per merchant per day
+    assert all(m["parts"] == 1 and m["template"] for m in sent)  # approved, one segment
     assert result.sms_sent + result.sms_held > 0
     if calendar_covers_demo(demo.today, 14):  # ... unless the calendar ended before its due date
         assert result.sms_held == 0 and result.sms_sent > 0
+        db = sqlite3.connect(tmp_path / "demo" / "collector" / "collector.db")
+        try:
+            m0001 = db.execute("SELECT template FROM alerts WHERE merchant_id = 'M0001'")
+            assert m0001.fetchall() == [("DIGEST",)]  # several open gaps, one SMS
+        finally:
+            db.close()
 
 
 def test_demo_folder_holds_no_full_account_number(tmp_path: Path) -> None:

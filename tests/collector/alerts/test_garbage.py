@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collector.alerts.aliyun_gateway import AliyunGateway
 from collector.alerts.gateway import (
     GatewayConfigError,
     GatewayError,
@@ -15,7 +16,8 @@ from collector.alerts.gateway import (
     message_id_aliases,
     parse_receipt_text,
 )
-from collector.alerts.http_gateways import AliyunGateway, SignatureError, TwilioGateway
+from collector.alerts.http_gateways import SignatureError, TwilioGateway
+from collector.alerts.templates import TemplateError, default_catalog, render
 
 from .smsc import wait_for
 
@@ -33,7 +35,7 @@ def test_message_id_aliases_never_crash(message_id):
 
 @given(st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
 def test_aliyun_report_garbage_only_raises_our_error(body):
-    gateway = AliyunGateway("k", "s", "sign", "SMS_1", base_url="http://127.0.0.1:9")
+    gateway = AliyunGateway("k", "s", "sign", {"ARRIVED": "SMS_1"}, base_url="http://127.0.0.1:9")
     try:
         gateway.handle_report(body)
     except GatewayError:
@@ -49,12 +51,30 @@ def test_twilio_callback_garbage_only_raises_signature_error(params, signature):
         gateway.handle_status_callback("https://x/cb", params, signature)
 
 
-@given(st.sampled_from(["file", "twilio+https", "aliyun+http", "smtp", ""]), st.text(max_size=40))
+@given(
+    st.sampled_from(["file", "twilio+https", "aliyun+http", "tencent+https", "smtp", ""]),
+    st.text(max_size=40),
+)
 def test_gateway_url_garbage_only_raises_config_error(scheme, rest):
     try:
         gateway_from_url(f"{scheme}://{rest}")
     except GatewayConfigError:
         pass
+
+
+@given(
+    st.sampled_from(sorted(default_catalog().templates)),
+    st.dictionaries(
+        st.sampled_from(sorted(default_catalog().variables)), st.text(max_size=25), max_size=7
+    ),
+    st.sampled_from(["zh-CN", "en", "fr"]),
+)
+def test_template_values_garbage_only_raises_template_error(name, values, locale):
+    try:
+        rendered = render(name, values, locale)
+    except TemplateError:
+        return
+    assert len(rendered.text) <= 400 and rendered.template == name
 
 
 def test_garbage_from_smsc_rebuilds_link(smsc, smpp_gateway):

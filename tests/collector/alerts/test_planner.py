@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.alerts.collector_cli import run_pass
-from collector.alerts.collector_store import CollectorAlertStore, escalated_alerts
-from collector.alerts.outbox import recover_interrupted
+from collector.alerts.cli import run_pass
+from collector.alerts.dispatcher import recover_interrupted
 from collector.alerts.planner import CALENDAR_SLACK, PlannerError, plan_alerts, preview_gap
 from collector.alerts.policy import AlertState
 from collector.alerts.smpp_gateway import SmppGateway
+from collector.alerts.store import AlertStore, escalated_alerts
 from collector.store import Store, open_store
 from settleguard.privacy import find_card_numbers, luhn_ok
 
@@ -29,7 +29,8 @@ FULL_CARD = "4111111111111111"  # Luhn-valid test PAN: must never reach an SMS
 
 
 def stages(store: Store, gap_id: int) -> list[str]:
-    rows = store.query("SELECT stage FROM alerts WHERE gap_id = ? ORDER BY id", (gap_id,))
+    """The stages a gap reached, in the order the messages carrying them were queued."""
+    rows = store.query("SELECT stage FROM alert_gaps WHERE gap_id = ? ORDER BY alert_id", (gap_id,))
     return [r["stage"] for r in rows]
 
 
@@ -75,7 +76,9 @@ def test_gap_due_past_the_calendar_is_held_until_reconciled_again(store):
         tx.execute(
             "UPDATE gaps SET evidence = ? WHERE id = ?", ('{"due_date": "2026-11-20"}', held)
         )
-    assert plan_alerts(store, DAY1 + timedelta(hours=1)).held == {}
+    again = plan_alerts(store, DAY1 + timedelta(hours=1))
+    assert again.held == {} and again.waiting == {held: "day1"}  # today's SMS went out already
+    assert plan_alerts(store, DAY1 + timedelta(days=1)).queued
     assert stages(store, held) == ["day1"]
 
 
@@ -92,10 +95,20 @@ def test_a_gap_outside_the_calendar_alerts_once_late_by_any_calendar(store):
     assert stages(store, gap) == ["day7"]  # the latest stage due, as after any pause
 
 
+def message_for(store: Store, gap_id: int, stage: str) -> dict:
+    return store.query_one(
+        "SELECT a.* FROM alerts a JOIN alert_gaps c ON c.alert_id = a.id"
+        " WHERE c.gap_id = ? AND c.stage = ?",
+        (gap_id, stage),
+    )
+
+
 def test_money_arrived_only_after_an_alert_and_only_when_matched(store):
     add_merchant(store)
-    alerted, superseded, never = add_gap(store), add_gap(store), add_gap(store, due="2026-11-25")
-    plan_alerts(store, DAY1)
+    alerted, superseded = add_gap(store, amount=50_000), add_gap(store, amount=70_000)
+    never = add_gap(store, due="2026-11-25")
+    [digest] = plan_alerts(store, DAY1).queued  # both due today: one SMS carries both
+    assert message_for(store, alerted, "day1")["id"] == digest
     for gap_id in (alerted, superseded, never):
         resolve_gap(store, gap_id, "superseded" if gap_id == superseded else "matched")
     later = DAY1 + timedelta(days=1)
@@ -104,13 +117,10 @@ def test_money_arrived_only_after_an_alert_and_only_when_matched(store):
     assert stages(store, alerted) == ["day1", "arrived"]
     assert stages(store, superseded) == ["day1"]
     assert stages(store, never) == []
-    text = store.query_one(
-        "SELECT text FROM alerts WHERE gap_id = ? AND stage = 'arrived'", (alerted,)
-    )["text"]
-    day1 = store.query_one(
-        "SELECT text FROM alerts WHERE gap_id = ? AND stage = 'day1'", (alerted,)
-    )
-    assert f"SG-{alerted}" in text and text != day1["text"]
+    arrived = message_for(store, alerted, "arrived")
+    assert arrived["template"] == "ARRIVED" and f"SG-{alerted}" in arrived["text"]
+    assert "1笔结算款已到账，共¥500.00" in arrived["text"]
+    assert message_for(store, alerted, "day1")["template"] == "DIGEST"
 
 
 def test_merchant_locale_zone_and_card_tail(store):
@@ -124,13 +134,14 @@ def test_merchant_locale_zone_and_card_tail(store):
     row = store.query_one("SELECT text, tz, phone, locale FROM alerts WHERE id = ?", (alert_id,))
     assert row["tz"] == "Europe/Berlin" and row["locale"] == "en"
     assert row["phone"] == "+4915112345678"
-    assert row["text"].startswith("SettleGuard:") and "card ending 7788" in row["text"]
+    assert row["text"].startswith("SettleGuard: ") and "old card ending 7788" in row["text"]
     assert "CNY 99.00" in row["text"] and f"Ref SG-{gap}" in row["text"]
+    assert "trades on Nov 20" in row["text"]  # the due day when no business date is known
 
 
 def test_only_last_four_digits_even_if_evidence_held_a_full_number(store):
     add_merchant(store)
-    gap = add_gap(store, evidence={"account_in_force": FULL_CARD})
+    gap = add_gap(store, "M1", "PAID_TO_OLD_ACCOUNT", evidence={"account_in_force": FULL_CARD})
     plan_alerts(store, DAY1)
     text = store.query_one("SELECT text FROM alerts WHERE gap_id = ?", (gap,))["text"]
     assert "1111" in text and find_card_numbers(text, [FULL_CARD]) == []
@@ -147,7 +158,7 @@ def test_gaps_that_cannot_be_rendered_are_skipped_with_a_reason(store):
     assert set(report.skipped) == {no_phone, no_card, huge}
     assert "no phone" in report.skipped[no_phone]
     assert "no settlement card" in report.skipped[no_card]
-    assert "amount" in report.skipped[huge]
+    assert "amount must be money of at most 12 characters" in report.skipped[huge]
     assert stages(store, fine) == ["day1"]
     # skipped gaps are tried again on the next pass (and skipped again, not lost)
     assert set(plan_alerts(store, DAY1).skipped) == {no_phone, no_card, huge}
@@ -157,7 +168,7 @@ def test_preview_shows_text_parts_and_stage_without_queueing(store):
     add_merchant(store)
     gap = add_gap(store, "M1", "PAID_TO_OLD_ACCOUNT", 123_456_789)
     shown = preview_gap(store, gap, now=DAY1)
-    assert shown["encoding"] == "ucs2" and shown["part_count"] == len(shown["parts"]) >= 2
+    assert shown["encoding"] == "ucs2" and shown["part_count"] == len(shown["parts"]) == 1
     assert "".join(shown["parts"]) == shown["text"]
     assert "4321" in shown["text"] and shown["to"].endswith("8000")
     assert shown["stage_due_now"] == "day1" and shown["stages_queued"] == []
@@ -195,7 +206,7 @@ def smpp(smsc: smsc_module.TestSMSC, smpp_gateway: Callable[..., SmppGateway]) -
     return smpp_gateway()
 
 
-def drain(alerts: CollectorAlertStore, gateway: SmppGateway, now: datetime, want: int) -> None:
+def drain(alerts: AlertStore, gateway: SmppGateway, now: datetime, want: int) -> None:
     """Run passes until *want* alerts reached a final state (receipts are asynchronous)."""
 
     def finished() -> bool:
@@ -215,13 +226,14 @@ def test_gaps_become_one_well_formed_sms_per_stage_over_smpp(store, smsc, smpp):
         store, "ZH", "PAID_TO_OLD_ACCOUNT", 123_456_789, evidence={"account_in_force": FULL_CARD}
     )
     en = add_gap(store, "EN", "RETURNED", 4_200)
-    alerts = CollectorAlertStore(store)
+    alerts = AlertStore(store)
     drain(alerts, smpp, AFTERNOON, 2)
     received = {dest: (text, parts) for dest, text, parts in smsc.messages()}
     assert len(smsc.messages()) == 2
     sent = {r["gap_id"]: r for r in store.query("SELECT * FROM alerts ORDER BY id")}
-    assert received["8613800138000"][0] == sent[zh]["text"]  # UCS-2 + UDH reassembled intact
-    assert received["8613800138000"][1] == sent[zh]["parts"] >= 2
+    assert received["8613800138000"][0] == sent[zh]["text"]  # UCS-2, one segment
+    assert received["8613800138000"][1] == sent[zh]["parts"] == 1
+    assert sent[zh]["text"].startswith("【结算守护】") and "原卡尾号1111" in sent[zh]["text"]
     assert received["4915112345678"] == (sent[en]["text"], sent[en]["parts"])
     codings = {(sub.dest, sub.data_coding) for sub in smsc.submits}
     assert codings == {("8613800138000", 0x08), ("4915112345678", 0x00)}  # UCS-2 / GSM-7
@@ -231,13 +243,16 @@ def test_gaps_become_one_well_formed_sms_per_stage_over_smpp(store, smsc, smpp):
     for _ in range(3):
         run_pass(alerts, smpp, AFTERNOON + timedelta(hours=1))
     second = open_store(store.url)
-    run_pass(CollectorAlertStore(second), smpp, AFTERNOON + timedelta(hours=2))
+    run_pass(AlertStore(second), smpp, AFTERNOON + timedelta(hours=2))
     second.close()
     assert len(smsc.messages()) == 2
-    # day3 for both, then the money arrives for one: exactly one more SMS each
+    # day3 for both, then the money arrives for one: exactly one more SMS each, the
+    # "arrived" one the next day (the merchant had today's SMS already)
     drain(alerts, smpp, AFTERNOON + timedelta(days=2), 4)
     resolve_gap(store, en)
-    drain(alerts, smpp, AFTERNOON + timedelta(days=2, hours=2), 5)
+    same_day = run_pass(alerts, smpp, AFTERNOON + timedelta(days=2, hours=2))
+    assert same_day.plan.waiting == {en: "arrived"} and len(smsc.messages()) == 4
+    drain(alerts, smpp, AFTERNOON + timedelta(days=3), 5)
     assert [stages(store, zh), stages(store, en)] == [["day1", "day3"], ["day1", "day3", "arrived"]]
     assert len(smsc.messages()) == 5
     assert scan_sent(smsc) == []
@@ -248,7 +263,7 @@ def test_failed_delivery_over_smpp_is_escalated(store, smsc, smpp):
     gap = add_gap(store)
     smsc.faults.receipt_stat = "UNDELIV"
     smsc.faults.receipt_tlv = False  # text-only receipt with the id in decimal
-    alerts = CollectorAlertStore(store)
+    alerts = AlertStore(store)
     drain(alerts, smpp, DAY1, 1)
     run_pass(alerts, smpp, DAY1)
     [queued] = escalated_alerts(store)
@@ -260,11 +275,11 @@ def test_failed_delivery_over_smpp_is_escalated(store, smsc, smpp):
 def test_crash_between_persist_and_send_never_sends_twice_over_smpp(store, smsc, smpp):
     add_merchant(store)
     gap = add_gap(store)
-    alerts = CollectorAlertStore(store)
+    alerts = AlertStore(store)
     plan_alerts(store, DAY1)
     [alert] = alerts.due(DAY1)
     assert alerts.claim(alert.id, DAY1)  # committed 'sending', then the dispatcher died
-    restarted = CollectorAlertStore(open_store(store.url))
+    restarted = AlertStore(open_store(store.url))
     try:
         assert recover_interrupted(restarted, smpp, DAY1) == [alert.id]
         for hours in (0, 1, 30):
@@ -291,7 +306,7 @@ def test_link_drop_mid_send_is_escalated_and_never_resent_over_smpp(store, smsc,
     add_merchant(store)
     gap = add_gap(store)
     smsc.faults.drop_on_submit = {1}  # the submit_sm left us, then the connection died
-    alerts = CollectorAlertStore(store)
+    alerts = AlertStore(store)
     report = run_pass(alerts, smpp, DAY1)
     assert report.dispatch.uncertain == report.plan.queued and len(report.plan.queued) == 1
     for minutes in (1, 5, 60):
@@ -302,14 +317,14 @@ def test_link_drop_mid_send_is_escalated_and_never_resent_over_smpp(store, smsc,
     assert queued["reason"].startswith("send outcome unknown")
 
 
-def test_throttled_parts_still_make_exactly_one_sms_over_smpp(store, smsc, smpp):
+def test_throttled_submits_still_make_exactly_one_sms_over_smpp(store, smsc, smpp):
     add_merchant(store)
     add_gap(store, category="PAID_TO_OLD_ACCOUNT", amount=123_456_789)
     smsc.faults.throttle = 1
     smsc.faults.queue_full = 1
-    alerts = CollectorAlertStore(store)
+    alerts = AlertStore(store)
     drain(alerts, smpp, DAY1, 1)
     [(_dest, text, parts)] = smsc.messages()
     row = store.query_one("SELECT text, parts, state FROM alerts")
     assert (text, parts, row["state"]) == (row["text"], row["parts"], "delivered")
-    assert parts >= 2 and scan_sent(smsc) == []
+    assert parts == 1 and scan_sent(smsc) == []

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -10,10 +10,10 @@ from collector.alerts.policy import (
     AlertState,
     GapState,
     InvalidTransition,
-    dedupe_key,
     escalation_reason,
     in_quiet_hours,
     limit_deferral,
+    message_key,
     next_allowed,
     stage_due,
     transition,
@@ -64,10 +64,10 @@ def test_state_machine_table():
     assert AlertState.SENDING not in TRANSITIONS[AlertState.SENT]  # never back to sending
 
 
-def test_dedupe_key():
-    assert dedupe_key("M1", "G1", "day1") == "M1|G1|day1"
+def test_message_key_is_one_per_merchant_and_day():
+    assert message_key("M1", date(2026, 11, 26)) == "M1|2026-11-26"
     with pytest.raises(ValueError):
-        dedupe_key("M|1", "G1", "day1")
+        message_key("M|1", date(2026, 11, 26))
 
 
 @pytest.mark.parametrize(

@@ -235,7 +235,8 @@ def test_deliver_sm_is_acknowledged(smsc, smpp_gateway):
         ("smpp://user:pw@127.0.0.1:99999", "bad SMPP URL"),
         ("gopher://x", "unknown SMS gateway scheme"),
         ("twilio+https://sid:tok@api.example", r"needs \?from="),
-        ("aliyun+https://k:s@h/?sign_name=x", "template_code"),
+        ("aliyun+https://dysmsapi.aliyuncs.com/", "needs aliyun"),
+        ("tencent+https://id:key@sms.tencentcloudapi.com/", r"needs \?app_id="),
     ],
 )
 def test_gateway_url_errors_are_clear(url, message):

@@ -1,24 +1,27 @@
-"""CollectorAlertStore: the AlertStore interface on the collector's database, both backends."""
+"""AlertStore on the collector's database, both backends."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.alerts.collector_store import (
-    CollectorAlertStore,
-    escalated_alerts,
-    escalation_count,
-)
+from collector.alerts.dispatcher import dispatch_due, recover_interrupted
 from collector.alerts.gateway import (
     DeliveryReceipt,
     SendRejected,
     SendResult,
     SendUncertain,
+    TemplateCall,
 )
-from collector.alerts.outbox import NewAlert, dispatch_due, recover_interrupted
 from collector.alerts.policy import AlertState, InvalidTransition
+from collector.alerts.store import (
+    AlertStore,
+    NewAlert,
+    escalated_alerts,
+    escalation_count,
+)
 from collector.store import Store, open_store
 
 from .collector_seed import add_gap, add_merchant
@@ -36,7 +39,9 @@ class ScriptedGateway:
         self.sent: list[tuple[str, str, str]] = []
         self.receipts: list[DeliveryReceipt] = []
 
-    def send(self, to: str, text: str, *, client_ref: str) -> SendResult:
+    def send(
+        self, to: str, text: str, *, client_ref: str, template: TemplateCall | None = None
+    ) -> SendResult:
         self.sent.append((to, text, client_ref))
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if isinstance(outcome, Exception):
@@ -63,22 +68,30 @@ def gap(store: Store) -> int:
 
 
 @pytest.fixture
-def alerts(store: Store) -> CollectorAlertStore:
-    return CollectorAlertStore(store)
+def alerts(store: Store) -> AlertStore:
+    return AlertStore(store)
 
 
-def new(gap_id: int, stage: str = "day1", to: str = "+8613800138000") -> NewAlert:
-    return NewAlert("M1", str(gap_id), stage, to, f"text for {stage}")
+def new(gap_id: int, stage: str = "day1", to: str = "+8613800138000", key: str = "") -> NewAlert:
+    return NewAlert(key or f"M1|{gap_id}|{stage}", "M1", str(gap_id), stage, to,
+                    f"text for {stage}", covers=((str(gap_id), stage),))  # fmt: skip
 
 
-def test_enqueue_dedupes_by_merchant_gap_stage(alerts, gap, store):
-    first = alerts.enqueue(new(gap), NOON)
+def test_enqueue_dedupes_by_key_and_by_each_gap_stage_it_covers(alerts, gap, store):
+    call = TemplateCall("MISSING", (("date", "11月20日"), ("amount", "1.00")))
+    first = alerts.enqueue(dataclasses.replace(new(gap), template=call), NOON)
     assert first is not None
     assert alerts.enqueue(new(gap), NOON + timedelta(hours=1)) is None
+    # another message carrying the same gap stage is refused whole: no row, no second SMS
+    other = add_gap(store)
+    both = NewAlert("M1|other", "M1", str(other), "day1", "+8613800138000", "x",
+                    covers=((str(other), "day1"), (str(gap), "day1")))  # fmt: skip
+    assert alerts.enqueue(both, NOON) is None
+    assert store.count("alerts") == 1 and alerts.stages_for("M1", str(other)) == set()
     assert alerts.enqueue(new(gap, "day3"), NOON) is not None
     assert alerts.stages_for("M1", str(gap)) == {"day1", "day3"}
     row = store.query_one("SELECT * FROM alerts WHERE id = ?", (first,))
-    assert row["dedupe_key"] == f"M1|{gap}|day1"
+    assert row["dedupe_key"] == f"M1|{gap}|day1" and alerts.get(first).template == call
     assert row["gap_id"] == gap and row["phone"] == "+8613800138000"
     assert row["locale"] == "zh-CN" and row["state"] == "queued"
     loaded = alerts.get(first)
@@ -98,8 +111,8 @@ def test_claim_is_committed_once(alerts, gap, store):
     # a second connection (another dispatcher process) sees the committed state
     other = open_store(store.url)
     try:
-        assert CollectorAlertStore(other).get(alert_id).state is AlertState.SENDING
-        assert CollectorAlertStore(other).claim(alert_id, NOON) is False
+        assert AlertStore(other).get(alert_id).state is AlertState.SENDING
+        assert AlertStore(other).claim(alert_id, NOON) is False
     finally:
         other.close()
     row = store.query_one("SELECT attempts, attempted_at FROM alerts WHERE id = ?", (alert_id,))
@@ -184,7 +197,7 @@ def test_crash_between_persist_and_send_is_escalated_not_resent(alerts, gap, sto
     """The dispatcher dies after committing ``sending``: a restart must not send it again."""
     alert_id = alerts.enqueue(new(gap), NOON)
     assert alerts.claim(alert_id, NOON)  # ... and the process dies here
-    restarted = CollectorAlertStore(open_store(store.url))
+    restarted = AlertStore(open_store(store.url))
     try:
         gateway = ScriptedGateway()
         assert recover_interrupted(restarted, gateway, NOON + timedelta(minutes=1)) == [alert_id]
@@ -267,10 +280,44 @@ def test_two_dispatchers_apply_the_same_receipt_once(alerts, gap, store):
     alerts.mark_sent(alert_id, SendResult(("C0FFEE",)), NOON)
     other = open_store(store.url)
     try:
-        second = CollectorAlertStore(other)
+        second = AlertStore(other)
         second.record_receipt(DeliveryReceipt("c0ffee", "delivered"), NOON)
         assert alerts.apply_receipts(NOON) == [alert_id]
         assert second.apply_receipts(NOON) == []
         assert second.get(alert_id).state is AlertState.DELIVERED
     finally:
         other.close()
+
+
+def test_upgrade_to_7_records_the_stages_of_alerts_sent_before(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.store import schema
+
+    store = open_store(empty_database_url)
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:6])
+        store.migrate()
+        add_merchant(store)
+        gap = add_gap(store)
+        with store.transaction() as tx:
+            for key, stage in (("a", "day1"), ("b", "day3"), ("c", None)):
+                tx.insert("alerts", {"dedupe_key": key, "gap_id": gap, "merchant_id": "M1",
+                                     "phone": "+8613800138000", "text": "t", "stage": stage})  # fmt: skip
+        monkeypatch.undo()
+        assert 7 in store.migrate()
+        assert AlertStore(store).stages_for("M1", str(gap)) == {"day1", "day3"}
+        [row] = store.query("SELECT template, params FROM alerts WHERE dedupe_key = 'a'")
+        assert row == {"template": None, "params": "[]"}
+    finally:
+        store.close()
+
+
+def test_dashboard_resend_keeps_the_template_a_provider_needs(alerts, gap, store):
+    from collector.web.actions import resend_alert
+
+    call = TemplateCall("MISSING", (("date", "11月20日"), ("amount", "1,234.56")))
+    first = alerts.enqueue(dataclasses.replace(new(gap), template=call), NOON)
+    again = resend_alert(store, gap, actor="op")["alert_id"]
+    assert again != first and alerts.get(again).template == call
+    assert alerts.get(again).text == alerts.get(first).text

@@ -1,13 +1,14 @@
-"""The outbox and dispatcher: persist before send, exactly one SMS per stage, receipts."""
+"""The dispatcher: persist before send, exactly one SMS per message, receipts, escalation."""
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from collector.alerts.dispatcher import dispatch_due, recover_interrupted
 from collector.alerts.file_gateway import FileGateway
 from collector.alerts.gateway import (
     DeliveryReceipt,
@@ -15,18 +16,15 @@ from collector.alerts.gateway import (
     SendRejected,
     SendResult,
     SendUncertain,
+    TemplateCall,
     gateway_from_url,
 )
-from collector.alerts.outbox import (
-    NewAlert,
-    SqliteAlertStore,
-    dispatch_due,
-    plan_alert,
-    recover_interrupted,
-)
-from collector.alerts.policy import AlertPolicy, AlertState, GapState
-from collector.alerts.templates import GapInfo
+from collector.alerts.planner import plan_alerts
+from collector.alerts.policy import AlertPolicy, AlertState
+from collector.alerts.store import AlertStore, NewAlert
+from collector.store import Store
 
+from .collector_seed import add_gap, add_merchant
 from .smsc import wait_for
 
 NOON = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)  # 12:00 in Asia/Shanghai
@@ -41,7 +39,9 @@ class ScriptedGateway:
         self.sent: list[tuple[str, str, str]] = []
         self.receipts: list[DeliveryReceipt] = []
 
-    def send(self, to: str, text: str, *, client_ref: str) -> SendResult:
+    def send(
+        self, to: str, text: str, *, client_ref: str, template: TemplateCall | None = None
+    ) -> SendResult:
         self.sent.append((to, text, client_ref))
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if isinstance(outcome, Exception):
@@ -60,14 +60,13 @@ class ScriptedGateway:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteAlertStore(tmp_path / "alerts.db")
-    yield s
-    s.close()
+def store(store: Store) -> AlertStore:
+    """The alert store over the collector store (SQLite and PostgreSQL)."""
+    return AlertStore(store)
 
 
 def alert(stage: str = "day1", merchant: str = "M1", to: str = "+8613800138000") -> NewAlert:
-    return NewAlert(merchant, "G1", stage, to, f"text for {stage}")
+    return NewAlert(f"{merchant}|{stage}", merchant, "G1", stage, to, f"text for {stage}")
 
 
 def test_dedupe_key_is_unique(store):
@@ -92,7 +91,7 @@ def test_persisted_sending_before_gateway_call(store):
     states = []
 
     class Observing(ScriptedGateway):
-        def send(self, to, text, *, client_ref):
+        def send(self, to, text, *, client_ref, template=None):
             states.append(store.get(alert_id).state)
             return super().send(to, text, client_ref=client_ref)
 
@@ -160,7 +159,7 @@ def test_no_receipt_in_time_escalates(store):
 
 def test_multipart_needs_every_part_and_failure_wins(store):
     class TwoParts(ScriptedGateway):
-        def send(self, to, text, *, client_ref):
+        def send(self, to, text, *, client_ref, template=None):
             super().send(to, text, client_ref=client_ref)
             return SendResult(("0A", "0B"), 2)
 
@@ -174,20 +173,6 @@ def test_multipart_needs_every_part_and_failure_wins(store):
     report = dispatch_due(store, gateway, NOON)
     assert report.receipts == 1  # the duplicate is ignored
     assert store.get(first).state is AlertState.FAILED and store.get(first).error == "005"
-
-
-def test_plan_alert_stages_and_money_arrived(store):
-    policy = AlertPolicy()
-    gap = GapState("M1", "G1", "MISSING", due_at=NOON - timedelta(hours=13))
-    info = GapInfo("G1", "MISSING", 123456, date(2026, 11, 25), "1234", "SG-ABC123")
-    assert plan_alert(store, gap, info, "+8613800138000", NOON, policy) is not None
-    assert plan_alert(store, gap, info, "+8613800138000", NOON, policy) is None
-    later = NOON + timedelta(days=2)
-    assert plan_alert(store, gap, info, "+8613800138000", later, policy) is not None
-    resolved = GapState("M1", "G1", "MISSING", gap.due_at, resolved_at=later)
-    arrived = plan_alert(store, resolved, info, "+8613800138000", later, policy)
-    assert store.get(arrived).stage == "arrived" and "已到账" in store.get(arrived).text
-    assert store.stages_for("M1", "G1") == {"day1", "day3", "arrived"}
 
 
 def test_crash_after_persist_before_send_is_escalated_not_resent(store, smsc, smpp_gateway):
@@ -222,7 +207,7 @@ def test_smpp_end_to_end_delivery_tracked(store, smsc, smpp_gateway):
     smsc.faults.duplicate_receipts = True
     gateway = smpp_gateway()
     text = "您的结算款尚未到账，可能原因是结算卡变更审核期间款项付到了旧卡。" * 3
-    alert_id = store.enqueue(NewAlert("M1", "G1", "day1", "+8613800138000", text), NOON)
+    alert_id = store.enqueue(NewAlert("k", "M1", "G1", "day1", "+8613800138000", text), NOON)
     dispatch_due(store, gateway, NOON)
     wait_for(
         lambda: (
@@ -247,15 +232,24 @@ def test_file_gateway_lookup_settles_crash(store, tmp_path):
     assert set(lines[0]) == {"to", "text", "parts", "encoding", "ref", "at", "id"}
 
 
+def test_file_gateway_records_the_template_call(tmp_path):
+    gateway = gateway_from_url(f"file://{tmp_path}/sms.jsonl")
+    call = TemplateCall("ARRIVED", (("count", "1"), ("amount", "6.38"), ("reference", "SG-1")))
+    gateway.send("+8613800138000", "【结算守护】…", client_ref="sg1", template=call)
+    [line] = [json.loads(x) for x in (tmp_path / "sms.jsonl").read_text().splitlines()]
+    assert line["template"] == "ARRIVED" and line["params"]["amount"] == "6.38"
+
+
 def test_no_full_card_number_in_anything_sent(store, tmp_path):
     gateway = gateway_from_url(f"file://{tmp_path}/sms.jsonl")
+    full = {"account_in_force": "6222021234567890123"}
     for i, category in enumerate(("PAID_TO_OLD_ACCOUNT", "RETURNED", "MISSING")):
-        gap = GapState("M1", f"G{i}", category, due_at=NOON - timedelta(days=2))
-        info = GapInfo(f"G{i}", category, 99_999_999_999, date(2026, 11, 24), "4321", "SG-X1")
-        plan_alert(store, gap, info, "+8613800138000", NOON, AlertPolicy(), locale="en")
+        add_merchant(store.store, f"M{i}", locale="en")
+        add_gap(store.store, f"M{i}", category, 999_999_999, due="2026-11-24", evidence=full)
+    plan_alerts(store.store, NOON)
     dispatch_due(store, gateway, NOON)
     sent = (tmp_path / "sms.jsonl").read_text()
-    assert sent.count("\n") == 3
+    assert sent.count("\n") == 3 and "ending 0123" in sent
     for digits in re.findall(r"\d[\d ,.-]{11,}\d", sent):
         assert len(re.sub(r"\D", "", digits)) < 13 or not luhn(re.sub(r"\D", "", digits))
 

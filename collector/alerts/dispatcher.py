@@ -1,4 +1,4 @@
-"""The alert outbox: the dispatcher over an ``AlertStore`` (see :mod:`.alert_store`).
+"""The dispatcher: sends what the planner queued, tracks receipts, escalates (see :mod:`.store`).
 
 Exactly once per stage. The row is moved ``queued -> sending`` and committed *before* the gateway
 is called. After a crash an alert found in ``sending`` is therefore one whose SMS may or may not
@@ -7,6 +7,9 @@ have left. SMPP and the HTTP providers offer no idempotency key, so we do **not*
 reference (the file gateway can); if not, the alert is escalated to an operator and stays in
 ``sending`` until the operator decides (:meth:`AlertStore.resolve_uncertain`). A lost SMS is
 visible and recoverable by a person; a doubled one cannot be taken back. See docs/alerts.md.
+
+Each alert goes to the gateway as its text (signature included, for free-text gateways) and as
+its template call (for Aliyun and Tencent Cloud, which send only approved templates).
 """
 
 from __future__ import annotations
@@ -14,31 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .alert_store import Alert, AlertStore, NewAlert, SqliteAlertStore, mask_number
 from .gateway import GatewayUnavailable, SendRejected, SendUncertain, SmsGateway
 from .policy import (
     AlertPolicy,
     AlertState,
-    GapState,
     escalation_reason,
     limit_deferral,
     local_day_start,
     next_allowed,
-    stage_due,
 )
-from .templates import GapInfo, render
+from .store import Alert, AlertStore
 
-__all__ = [
-    "Alert",
-    "AlertStore",
-    "DispatchReport",
-    "NewAlert",
-    "SqliteAlertStore",
-    "dispatch_due",
-    "mask_number",
-    "plan_alert",
-    "recover_interrupted",
-]
+__all__ = ["DispatchReport", "dispatch_due", "recover_interrupted"]
 
 
 @dataclass(slots=True)
@@ -53,25 +43,6 @@ class DispatchReport:
     finished: list[int] = field(default_factory=list)
     escalated: list[int] = field(default_factory=list)
     receipts: int = 0
-
-
-def plan_alert(
-    store: AlertStore,
-    gap: GapState,
-    info: GapInfo,
-    to_number: str,
-    now: datetime,
-    policy: AlertPolicy,
-    *,
-    tz: str = "Asia/Shanghai",
-    locale: str = "zh-CN",
-) -> int | None:
-    """Enqueue the stage the policy says is due for *gap*, if any; returns the alert id."""
-    stage = stage_due(gap, now, policy, store.stages_for(gap.merchant_id, gap.gap_id))
-    if stage is None:
-        return None
-    text = render(info, locale, "arrived" if stage == "arrived" else "gap")
-    return store.enqueue(NewAlert(gap.merchant_id, gap.gap_id, stage, to_number, text, tz), now)
 
 
 def recover_interrupted(store: AlertStore, gateway: SmsGateway, now: datetime) -> list[int]:
@@ -118,7 +89,9 @@ def _send_one(
     if not store.claim(alert.id, now):
         return
     try:
-        result = gateway.send(alert.to_number, alert.text, client_ref=alert.client_ref)
+        result = gateway.send(
+            alert.to_number, alert.text, client_ref=alert.client_ref, template=alert.template
+        )
     except GatewayUnavailable as exc:
         store.release(alert.id, now + policy.retry_after, str(exc))
         report.retry.append(alert.id)

@@ -1,18 +1,23 @@
-"""The :class:`~collector.alerts.alert_store.AlertStore` on the collector's own database.
+"""The alert store: every merchant SMS, its state and its delivery, in the collector's database.
 
-Theory of operation (DESIGN.md §5 Alerts, docs/alerts.md): the dispatcher in :mod:`.outbox`
-only knows the ``AlertStore`` interface. This implementation keeps alerts in the collector's
-``alerts`` table (schema migrations 1 and 3), on SQLite or PostgreSQL through
-:meth:`collector.store.Store.transaction`, so the dashboard, the planner and the dispatcher see
-one table. Every state change is one ``UPDATE … WHERE id = ? AND state = ?`` inside one
-transaction, checked against :data:`.policy.TRANSITIONS`; in particular ``queued -> sending`` is
-committed *before* a gateway is called, which is what makes "never two SMS per stage" hold
-across a crash. Receipts are kept in ``alert_receipts`` (they can beat the submit response and
-can come from another process: the HTTP callback endpoints) and applied once the alert is
-``sent``; provider ids are matched in every hex/decimal form via ``alert_message_ids``.
+Theory of operation (docs/alerts.md): the planner enqueues, the dispatcher (:mod:`.dispatcher`)
+claims, sends and records; the dashboard lists and escalates. All of them use
+:class:`AlertStore` over the collector's ``alerts`` table, on SQLite or PostgreSQL through
+:meth:`collector.store.Store.transaction`. Every state change is one ``UPDATE … WHERE id = ?
+AND state = ?`` inside one transaction, checked against :data:`.policy.TRANSITIONS`; in
+particular ``queued -> sending`` is committed *before* a gateway is called, which is what makes
+"never two SMS per message" hold across a crash. Receipts are kept in ``alert_receipts`` (they
+can beat the submit response and can come from another process: the HTTP callback endpoints)
+and applied once the alert is ``sent``; provider ids are matched in every hex/decimal form via
+``alert_message_ids``.
 
-Column mapping to :class:`.alert_store.Alert`: ``phone`` is ``to_number``, ``last_error`` is
-``error``; ``gap_id`` is an integer in the table and a string in the interface. Rows the
+One SMS can speak for several gaps (the daily digest): ``alert_gaps`` records which gap reached
+which stage through which alert, unique per (gap, stage), so a gap's day-1 notice is never sent
+twice whichever message carried it. An alert row also keeps the template name and its
+parameters, which template providers (Aliyun, Tencent Cloud) send instead of the text.
+
+Column mapping to :class:`Alert`: ``phone`` is ``to_number``, ``last_error`` is ``error``;
+``gap_id`` (the gap the reference names) is an integer in the table and a string here. Rows the
 dashboard queues itself (a re-send) carry no stage, zone or ``not_before``: they read as stage
 ``resend``, the merchant's zone and "due since created".
 """
@@ -21,21 +26,103 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from collector.store import Row, Store, Tx
 
-from .alert_store import Alert, NewAlert, mask_number
-from .gateway import DeliveryReceipt, SendResult, message_id_aliases
-from .policy import AlertState, dedupe_key, transition
+from .gateway import DeliveryReceipt, SendResult, TemplateCall, message_id_aliases
+from .policy import AlertState, transition
 
 __all__ = [
-    "CollectorAlertStore",
+    "Alert",
+    "AlertStore",
+    "NewAlert",
     "escalated_alerts",
     "escalation_count",
     "iso",
+    "mask_number",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An alert to enqueue; ``text`` is rendered at enqueue time so what is sent is what was shown.
+
+    :param dedupe_key: unique per message ever (``merchant|day|kind`` for planned messages)
+    :param gap_id: the gap whose reference the text quotes
+    :param covers: (gap id, stage) pairs this message carries; each pair is recorded once ever
+    :param template: template name and parameters, for gateways that send templates
+    :param locale: the language of ``text`` (default: the merchant's)
+    """
+
+    dedupe_key: str
+    merchant_id: str
+    gap_id: str
+    stage: str
+    to_number: str
+    text: str
+    tz: str = "Asia/Shanghai"
+    not_before: datetime | None = None
+    covers: tuple[tuple[str, str], ...] = ()
+    template: TemplateCall | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One row of the ``alerts`` table."""
+
+    id: int
+    dedupe_key: str
+    merchant_id: str
+    gap_id: str
+    stage: str
+    to_number: str
+    text: str
+    tz: str
+    state: AlertState
+    not_before: datetime
+    created_at: datetime
+    attempted_at: datetime | None
+    sent_at: datetime | None
+    message_ids: tuple[str, ...]
+    parts: int
+    error: str | None
+    escalated_at: datetime | None
+    escalation_reason: str | None
+    template: TemplateCall | None = None
+
+    @property
+    def client_ref(self) -> str:
+        """Our reference for this alert at the gateway (stable across restarts)."""
+        return f"sg{self.id}"
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready view without the message text (for lists and logs)."""
+        return {
+            "id": self.id,
+            "merchant_id": self.merchant_id,
+            "gap_id": self.gap_id,
+            "stage": self.stage,
+            "template": self.template.name if self.template else None,
+            "to": mask_number(self.to_number),
+            "state": self.state.value,
+            "not_before": _iso_or_none(self.not_before),
+            "sent_at": _iso_or_none(self.sent_at),
+            "message_ids": list(self.message_ids),
+            "parts": self.parts,
+            "error": self.error,
+            "escalated": self.escalated_at is not None,
+            "escalation_reason": self.escalation_reason,
+        }
+
+
+def mask_number(number: str) -> str:
+    """A phone number with all but the last 4 digits hidden."""
+    return "*" * max(0, len(number) - 4) + number[-4:]
+
 
 DEFAULT_TZ = "Asia/Shanghai"
 
@@ -44,7 +131,7 @@ _SELECT = (
     "SELECT a.id, a.dedupe_key, a.merchant_id, a.gap_id, a.stage, a.phone, a.locale, a.text,"
     " a.tz, a.state, a.not_before, a.created_at, a.attempted_at, a.sent_at, a.delivered_at,"
     " a.message_ids, a.parts, a.last_error, a.escalated_at, a.escalation_reason, a.attempts,"
-    " m.timezone AS merchant_tz"
+    " a.template, a.params, m.timezone AS merchant_tz"
     " FROM alerts a LEFT JOIN merchants m ON m.merchant_id = a.merchant_id"
 )
 
@@ -87,7 +174,19 @@ def _alert(row: Row) -> Alert:
         error=row["last_error"],
         escalated_at=parse_time(row["escalated_at"]),
         escalation_reason=row["escalation_reason"],
+        template=_template(row["template"], row["params"]),
     )
+
+
+def _template(name: str | None, params: str | None) -> TemplateCall | None:
+    if not name:
+        return None
+    pairs = json.loads(params or "[]")
+    return TemplateCall(name, tuple((str(k), str(v)) for k, v in pairs))
+
+
+class _Covered(Exception):
+    """A gap stage was recorded by another message first: roll this one back."""
 
 
 def _gap_int(gap_id: str) -> int | None:
@@ -95,8 +194,8 @@ def _gap_int(gap_id: str) -> int | None:
     return int(gap_id) if gap_id.isdigit() else None
 
 
-class CollectorAlertStore:
-    """:class:`~collector.alerts.alert_store.AlertStore` on a collector :class:`Store`.
+class AlertStore:
+    """Alerts on a collector :class:`Store`.
 
     :param store: an opened, migrated collector store (schema version 3 or later)
     """
@@ -124,12 +223,20 @@ class CollectorAlertStore:
         return found[0]
 
     def stages_for(self, merchant_id: str, gap_id: str) -> set[str]:
-        """Stages already enqueued for a gap (re-sends queued by operators are not stages)."""
+        """Stages a gap has reached, by any message (re-sends queued by operators are not)."""
+        return self.stages_by_gap(merchant_id).get(gap_id, set())
+
+    def stages_by_gap(self, merchant_id: str) -> dict[str, set[str]]:
+        """Every stage each of a merchant's gaps has reached: gap id -> stages."""
         rows = self.store.query(
-            "SELECT stage FROM alerts WHERE merchant_id = ? AND gap_id = ? AND stage IS NOT NULL",
-            (merchant_id, _gap_int(gap_id)),
+            "SELECT c.gap_id, c.stage FROM alert_gaps c JOIN alerts a ON a.id = c.alert_id"
+            " WHERE a.merchant_id = ?",
+            (merchant_id,),
         )
-        return {row["stage"] for row in rows}
+        found: dict[str, set[str]] = {}
+        for row in rows:
+            found.setdefault(str(row["gap_id"]), set()).add(row["stage"])
+        return found
 
     def due(self, now: datetime, limit: int = 100) -> list[Alert]:
         """Queued alerts whose ``not_before`` has passed, oldest first."""
@@ -167,33 +274,58 @@ class CollectorAlertStore:
     # -- writes -----------------------------------------------------------------------------
 
     def enqueue(self, alert: NewAlert, now: datetime) -> int | None:
-        """Insert *alert* as ``queued``; None if its dedupe key already exists.
+        """Insert *alert* as ``queued`` with the gap stages it covers, all or nothing.
 
-        The merchant's locale is copied onto the row for the dashboard (what language it went
-        out in); the text itself was rendered by the caller.
+        :returns: the new id; None if its dedupe key exists or any (gap, stage) it covers was
+            already recorded by another message (two planners racing: one wins)
+
+        The text's locale (else the merchant's) is kept on the row for the dashboard: what
+        language it went out in. The text itself was rendered by the caller.
         """
-        key = dedupe_key(alert.merchant_id, alert.gap_id, alert.stage)
-        with self.store.transaction() as tx:
-            merchant = tx.query_one(
-                "SELECT locale FROM merchants WHERE merchant_id = ?", (alert.merchant_id,)
-            )
-            new_id = tx.insert(
-                "alerts",
-                {
-                    "dedupe_key": key,
-                    "gap_id": _gap_int(alert.gap_id),
-                    "merchant_id": alert.merchant_id,
-                    "phone": alert.to_number,
-                    "locale": merchant["locale"] if merchant else None,
-                    "text": alert.text,
-                    "state": AlertState.QUEUED.value,
-                    "stage": alert.stage,
-                    "tz": alert.tz,
-                    "not_before": iso(alert.not_before or now),
-                    "created_at": iso(now),
-                },
-                ignore_conflict=True,
-            )
+        try:
+            with self.store.transaction() as tx:
+                new_id = self._insert(tx, alert, now)
+                if new_id is None:
+                    return None
+                for gap_id, stage in alert.covers:
+                    kept = tx.insert(
+                        "alert_gaps",
+                        {"gap_id": int(gap_id), "stage": stage, "alert_id": new_id},
+                        ignore_conflict=True,
+                        returning="gap_id",
+                    )
+                    if kept is None:
+                        raise _Covered
+        except _Covered:
+            return None
+        return new_id
+
+    def _insert(self, tx: Tx, alert: NewAlert, now: datetime) -> int | None:
+        merchant = tx.query_one(
+            "SELECT locale FROM merchants WHERE merchant_id = ?", (alert.merchant_id,)
+        )
+        call = alert.template
+        new_id = tx.insert(
+            "alerts",
+            {
+                "dedupe_key": alert.dedupe_key,
+                "gap_id": _gap_int(alert.gap_id),
+                "merchant_id": alert.merchant_id,
+                "phone": alert.to_number,
+                "locale": alert.locale or (merchant["locale"] if merchant else None),
+                "text": alert.text,
+                "state": AlertState.QUEUED.value,
+                "stage": alert.stage,
+                "tz": alert.tz,
+                "not_before": iso(alert.not_before or now),
+                "created_at": iso(now),
+                "template": call.name if call else None,
+                "params": json.dumps(
+                    [list(p) for p in call.params] if call else [], ensure_ascii=False
+                ),
+            },
+            ignore_conflict=True,
+        )
         return None if new_id is None else int(new_id)
 
     def _move(
@@ -241,9 +373,12 @@ class CollectorAlertStore:
         """``sending -> queued``: the gateway proved nothing left."""
         with self.store.transaction() as tx:
             self._move(
-                tx, alert_id, AlertState.QUEUED, "not_before = ?, last_error = ?",
+                tx,
+                alert_id,
+                AlertState.QUEUED,
+                "not_before = ?, last_error = ?",
                 (iso(not_before), error),
-            )  # fmt: skip
+            )
 
     def _add_aliases(self, tx: Tx, alert_id: int, message_ids: Sequence[str]) -> None:
         for message_id in message_ids:
@@ -260,21 +395,26 @@ class CollectorAlertStore:
         ids = list(result.message_ids)
         with self.store.transaction() as tx:
             self._move(
-                tx, alert_id, AlertState.SENT,
+                tx,
+                alert_id,
+                AlertState.SENT,
                 "sent_at = ?, message_ids = ?, provider_message_id = ?, parts = ?,"
                 " last_error = NULL",
                 (iso(now), json.dumps(ids), ",".join(ids) or None, result.parts),
                 expect=AlertState.SENDING,
-            )  # fmt: skip
+            )
             self._add_aliases(tx, alert_id, ids)
 
     def fail(self, alert_id: int, error: str, now: datetime) -> None:
         """``sending -> failed`` (the provider refused it for good)."""
         with self.store.transaction() as tx:
             self._move(
-                tx, alert_id, AlertState.FAILED, "last_error = ?, finished_at = ?",
+                tx,
+                alert_id,
+                AlertState.FAILED,
+                "last_error = ?, finished_at = ?",
                 (error, iso(now)),
-            )  # fmt: skip
+            )
 
     def escalate(
         self, alert_id: int, reason: str, now: datetime, message_ids: tuple[str, ...] = ()
@@ -306,16 +446,22 @@ class CollectorAlertStore:
             reason_sql = "escalation_reason = COALESCE(escalation_reason, '') || ?"
             if went_out:
                 self._move(
-                    tx, alert_id, AlertState.SENT,
+                    tx,
+                    alert_id,
+                    AlertState.SENT,
                     f"sent_at = ?, escalated_at = NULL, {reason_sql}",
-                    (iso(now), f" [{decision}]"), expect=AlertState.SENDING,
-                )  # fmt: skip
+                    (iso(now), f" [{decision}]"),
+                    expect=AlertState.SENDING,
+                )
             else:
                 self._move(
-                    tx, alert_id, AlertState.QUEUED,
+                    tx,
+                    alert_id,
+                    AlertState.QUEUED,
                     f"not_before = ?, escalated_at = NULL, {reason_sql}",
-                    (iso(now), f" [{decision}]"), expect=AlertState.SENDING,
-                )  # fmt: skip
+                    (iso(now), f" [{decision}]"),
+                    expect=AlertState.SENDING,
+                )
 
     # -- receipts ---------------------------------------------------------------------------
 
@@ -389,10 +535,10 @@ def escalated_alerts(store: Store, limit: int = 100) -> list[dict[str, Any]]:
 
     An alert is here while ``escalated_at`` is set: delivery failed or expired, no receipt in
     time, the send outcome is unknown, or it was interrupted while sending (it is then *not*
-    resent until an operator decides, see :meth:`CollectorAlertStore.resolve_uncertain`).
+    resent until an operator decides, see :meth:`AlertStore.resolve_uncertain`).
     Rows are JSON-ready; the phone is masked and the text left out.
     """
-    alerts = CollectorAlertStore(store)._select(
+    alerts = AlertStore(store)._select(
         "a.escalated_at IS NOT NULL", (limit,), "ORDER BY a.escalated_at, a.id LIMIT ?"
     )
     return [
