@@ -4,8 +4,9 @@ Plain functions over plain dataclasses; no database, no clock (``now`` is passed
 aware UTC datetime).
 
 Theory of operation (DESIGN.md §5 Alerts): a gap alerts once it is due and still unresolved
-after a grace period that depends on its category (``NOT_DUE_YET`` and ``STATEMENT_GAP`` never
-alert the merchant: the first is not late, the second is our data problem). While it stays open
+after a grace period that depends on its category (``NOT_DUE_YET``, ``STATEMENT_GAP`` and
+``BATCH_NOT_UPLOADED`` never alert the merchant by default: the first is not late, the others are
+holes in our data, not money known to be at risk -- the acquirer's host captured the sales). While it stays open
 it re-alerts on schedule days 1, 3 and 7 counted from the first moment it became alertable; if
 the dispatcher was down for days only the latest due stage is sent. When a gap that was alerted
 resolves, one short "money arrived" stage follows. Each (merchant, gap, stage) is one alert row,
@@ -73,7 +74,7 @@ DEFAULT_GRACE: dict[str, timedelta | None] = {
     "SHORT_PAID": timedelta(days=1),
     "AGGREGATED_UNRESOLVED": timedelta(days=2),
     "DUPLICATE_CREDIT": timedelta(days=1),
-    "BATCH_NOT_UPLOADED": timedelta(hours=12),
+    "BATCH_NOT_UPLOADED": None,
 }
 
 

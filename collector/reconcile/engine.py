@@ -41,6 +41,7 @@ from collector.reconcile.model import (
     ReconcileConfig,
     ReconcileInputError,
 )
+from collector.reconcile.payers import is_acquirer_payer
 
 _batch_key = attrgetter("key")
 _match_order = attrgetter("batch_keys", "credit_ids")
@@ -136,13 +137,25 @@ def reconcile_merchant(
     by_key = {e.batch_key: e for e in expected}
 
     usable: list[Credit] = []
+    others: list[Credit] = []
     notes: list[CreditNote] = []
+    payers = merchant.payers
     for credit in credits:
         if credit.status != "booked":
             notes.append(CreditNote(credit.credit_id, credit.account_key, credit.amount, "pending"))
         elif credit.reversal or credit.amount <= 0:
             notes.append(
                 CreditNote(credit.credit_id, credit.account_key, credit.amount, "reversal")
+            )
+        elif (
+            payers
+            and (credit.payer_name or credit.payer_account)
+            and not is_acquirer_payer(credit.payer_name, credit.payer_account, payers)
+        ):
+            # Only the acquirer pays out: a friend's transfer of the same amount is no payout.
+            others.append(credit)
+            notes.append(
+                CreditNote(credit.credit_id, credit.account_key, credit.amount, "not_from_acquirer")
             )
         else:
             usable.append(credit)
@@ -162,7 +175,9 @@ def reconcile_merchant(
     explained: set[str] = set()
     if outcome.open_batches:
         today = now.astimezone(ZoneInfo(merchant.timezone)).date()
-        ctx = build_context(mid, today, config, payouts, inputs.coverage, leftovers, calendar)
+        ctx = build_context(
+            mid, today, config, payouts, inputs.coverage, leftovers, calendar, others
+        )
         for exp in outcome.open_batches.values():
             gap = classify_open(exp, ctx)
             explained.update(gap.credit_ids)

