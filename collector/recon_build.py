@@ -21,10 +21,7 @@ from collector.reconcile import (
     Batch,
     Bucket,
     Credit,
-    Merchant,
-    MerchantInputs,
     PayoutRecord,
-    StatementCoverage,
     batch_key,
 )
 
@@ -33,7 +30,6 @@ __all__ = [
     "new_batch",
     "new_bucket",
     "new_credit",
-    "new_inputs",
     "new_payout",
 ]
 
@@ -208,32 +204,6 @@ def _payout_builder() -> Callable[..., PayoutRecord]:
     return build
 
 
-def _inputs_builder() -> Callable[..., MerchantInputs]:
-    names = ("merchant", "account_history", "batches", "replacements", "credits", "payouts",
-             "coverage")  # fmt: skip
-    setters = _slot_setters(MerchantInputs, names)
-    if setters is None or hasattr(MerchantInputs, "__post_init__"):  # nothing to skip, or checks
-        return MerchantInputs
-    s_m, s_h, s_b, s_r, s_c, s_p, s_v = setters
-    new = object.__new__
-
-    def build(merchant: Merchant, history: tuple[AccountChange, ...], batches: tuple[Batch, ...],
-              replacements: tuple[Any, ...], credits: tuple[Credit, ...],
-              payouts: tuple[PayoutRecord, ...],
-              coverage: tuple[StatementCoverage, ...]) -> MerchantInputs:  # fmt: skip
-        inputs = new(MerchantInputs)
-        s_m(inputs, merchant)
-        s_h(inputs, history)
-        s_b(inputs, batches)
-        s_r(inputs, replacements)
-        s_c(inputs, credits)
-        s_p(inputs, payouts)
-        s_v(inputs, coverage)
-        return inputs
-
-    return build
-
-
 def _account_change_builder() -> Callable[..., AccountChange]:
     """AccountChange from the loader: every datetime aware, ``effective_at`` set when active.
 
@@ -282,5 +252,4 @@ new_batch = _batch_builder()
 new_bucket = _bucket_builder()
 new_credit = _credit_builder()
 new_payout = _payout_builder()
-new_inputs = _inputs_builder()
 new_account_change = _account_change_builder()

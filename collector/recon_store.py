@@ -42,7 +42,6 @@ from collector.recon_build import new_account_change as _new_account_change
 from collector.recon_build import new_batch as _new_batch
 from collector.recon_build import new_bucket as _new_bucket
 from collector.recon_build import new_credit as _new_credit
-from collector.recon_build import new_inputs as _new_inputs
 from collector.recon_build import new_payout as _new_payout
 from collector.recon_parallel import default_processes, run_chunks
 from collector.reconcile import (
@@ -50,6 +49,8 @@ from collector.reconcile import (
     Batch,
     Bucket,
     Credit,
+    CreditSplit,
+    HandMatch,
     Merchant,
     MerchantInputs,
     PayoutRecord,
@@ -442,6 +443,29 @@ def _replacements(tx: Tx, ids: Sequence[str]) -> dict[str, list[TerminalReplacem
     return out
 
 
+#: The loader's hand-match query: operators' matches and splits still in force.
+HAND_SQL = (
+    "SELECT merchant_id, id, kind, batch_keys, credit_ids, amounts, note FROM hand_matches"
+    " WHERE merchant_id IN ({ids}) AND undone_at IS NULL ORDER BY id"
+)
+
+
+def _hand(tx: Tx, ids: Sequence[str]) -> dict[str, tuple[list[HandMatch], list[CreditSplit]]]:
+    out: dict[str, tuple[list[HandMatch], list[CreditSplit]]] = {}
+    for mid, hid, kind, keys, credit_ids, amounts, note in tx.query_rows(
+        HAND_SQL.format(ids=_in(ids)), ids
+    ):
+        matches, splits = out.setdefault(mid, ([], []))
+        if kind == "split":
+            (credit_id,) = json.loads(credit_ids)
+            splits.append(CreditSplit(credit_id, tuple(json.loads(amounts))))
+        else:
+            matches.append(
+                HandMatch(f"{int(hid):012d}", _json_tuple(keys), _json_tuple(credit_ids), note)
+            )
+    return out
+
+
 #: Every query :func:`load_inputs` runs per chunk, by name (the reconcile benchmark's scan
 #: times exactly these).
 LOADER_SQL: dict[str, str] = {
@@ -452,6 +476,7 @@ LOADER_SQL: dict[str, str] = {
     "coverage": COVERAGE_SQL,
     "payouts": PAYOUTS_SQL,
     "replacements": REPLACEMENTS_SQL,
+    "hand": HAND_SQL,
 }
 
 
@@ -468,15 +493,18 @@ def load_inputs(tx: Tx, merchant_ids: Iterable[str]) -> list[MerchantInputs]:
     history, batches = _history(tx, ids), _batches(tx, ids)
     credits, coverage = _credits(tx, ids), _coverage(tx, ids)
     payouts, replacements = _payouts(tx, ids), _replacements(tx, ids)
+    hand = _hand(tx, ids)
     out = []
     empty: tuple[Any, ...] = ()
+    no_hand: tuple[list[HandMatch], list[CreditSplit]] = ([], [])
     for mid in ids:
         row = rows.get(mid)
         merchant = _merchant(
             row if row is not None else (mid, None, None, None, None, None, None, None, None)
         )
+        hand_matches, splits = hand.get(mid, no_hand)
         out.append(
-            _new_inputs(
+            MerchantInputs(
                 merchant,
                 tuple(history.get(mid, empty)),
                 tuple(batches.get(mid, empty)),
@@ -484,6 +512,8 @@ def load_inputs(tx: Tx, merchant_ids: Iterable[str]) -> list[MerchantInputs]:
                 tuple(credits.get(mid, empty)),
                 tuple(payouts.get(mid, empty)),
                 tuple(coverage.get(mid, empty)),
+                tuple(hand_matches),
+                tuple(splits),
             )
         )
     return out

@@ -30,7 +30,8 @@ from collector.reconcile.gaps import (
     credit_leftovers,
     judge_pairings,
 )
-from collector.reconcile.matching import match_credits
+from collector.reconcile.hand import hand_credits, hand_pairings, split_credits
+from collector.reconcile.matching import Pairing, match_credits
 from collector.reconcile.model import (
     AccountChange,
     Batch,
@@ -135,6 +136,13 @@ def reconcile_merchant(
     builder = ExpectedBuilder(merchant, history, calendar, config)
     expected = [builder.build(b) for b in batches]
     by_key = {e.batch_key: e for e in expected}
+    hand: list[Pairing] = []
+    if inputs.splits:
+        credits = split_credits(credits, inputs.splits)
+    if inputs.hand_matches:
+        hand, expected_open, credits = hand_pairings(inputs.hand_matches, by_key, credits)
+    else:
+        expected_open = expected
 
     usable: list[Credit] = []
     others: list[Credit] = []
@@ -159,15 +167,18 @@ def reconcile_merchant(
             )
         else:
             usable.append(credit)
-    outcome = fast_match(expected, usable, payouts, config) if fast else None
+    outcome = fast_match(expected_open, usable, payouts, config) if fast else None
     if outcome is None:
-        outcome = match_credits(expected, usable, payouts, config)
+        outcome = match_credits(expected_open, usable, payouts, config)
+    if hand:
+        outcome.pairings[:0] = hand
     matches, gaps, judged_notes = judge_pairings(outcome.pairings, by_key, mid, config)
     notes.extend(judged_notes)
 
     leftovers: list[Credit] = list(outcome.open_credits.values())
     if leftovers or outcome.duplicates:
         credit_by_id = {c.credit_id: c for c in usable}
+        credit_by_id.update(hand_credits(hand, inputs.credits, inputs.splits))
         dupe_gaps, leftovers = credit_leftovers(
             leftovers, outcome.pairings, credit_by_id, outcome.duplicates, mid
         )

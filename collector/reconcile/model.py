@@ -409,6 +409,34 @@ class ReconcileConfig:
     max_batch_hole: int = 50
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class HandMatch:
+    """An operator's decision: these credits pay these batches. Rules never undo it."""
+
+    match_id: str
+    batch_keys: tuple[str, ...]
+    credit_ids: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CreditSplit:
+    """An operator's split of one credit into parts ``<credit_id>/1``, ``/2``, … of ``amounts``."""
+
+    credit_id: str
+    amounts: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        where = f"CreditSplit({self.credit_id!r})"
+        _require(len(self.amounts) >= 2, where, "a split has at least two parts")
+        _require(all(a > 0 for a in self.amounts), where, "every part is positive")
+
+
+def split_part_id(credit_id: str, index: int) -> str:
+    """The id of part ``index`` (from 1) of a split credit."""
+    return f"{credit_id}/{index}"
+
+
 @dataclass(frozen=True, slots=True)
 class MerchantInputs:
     """Everything known about one merchant; tuples in any order."""
@@ -420,6 +448,8 @@ class MerchantInputs:
     credits: tuple[Credit, ...] = ()
     payouts: tuple[PayoutRecord, ...] = ()
     coverage: tuple[StatementCoverage, ...] = ()
+    hand_matches: tuple[HandMatch, ...] = ()
+    splits: tuple[CreditSplit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -362,8 +362,19 @@ _V5 = (
 # ingest store stage. content_sha256 (the natural-key comparison) stays.
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 
-# Version 7: the merchant's acquirer (its profile gives the payers of payouts and default terms).
-_V7 = ("ALTER TABLE merchants ADD COLUMN acquirer TEXT NOT NULL DEFAULT ''",)
+# Version 7: the merchant's acquirer (its profile gives the payers of payouts and default terms),
+# and operators' hand matches and credit splits (kept until undone; rules never override them).
+_V7 = (
+    "ALTER TABLE merchants ADD COLUMN acquirer TEXT NOT NULL DEFAULT ''",
+    """CREATE TABLE hand_matches (
+        id {pk},
+        merchant_id TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('match', 'split')),
+        batch_keys TEXT NOT NULL DEFAULT '[]', credit_ids TEXT NOT NULL DEFAULT '[]',
+        amounts TEXT NOT NULL DEFAULT '[]', note TEXT NOT NULL, actor TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT {now},
+        undone_at TEXT, undone_by TEXT, undo_note TEXT)""",
+    "CREATE INDEX hand_matches_merchant ON hand_matches (merchant_id, undone_at)",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
@@ -372,7 +383,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
     Migration(6, "batch summaries without the copy of the body", _V6),
-    Migration(7, "merchant acquirer", _V7),
+    Migration(7, "merchant acquirer, hand matches and credit splits", _V7),
 )
 
 

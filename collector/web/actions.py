@@ -7,7 +7,6 @@ the target and ``{"before": …, "after": …}`` (the store stamps when).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from flask import Flask
 
 from collector import enrollment, merchants, recon_store
+from collector.audit import audit
 from collector.imports import ImportRejected, import_file
 from collector.keys import KeyFileError, load_keys
 from collector.store import Store, Tx
@@ -30,18 +30,6 @@ class ActionError(Exception):
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def audit(
-    tx: Tx, actor: str, action: str, target: str, before: Any, after: Any, **extra: Any
-) -> None:
-    """Append one audit line inside ``tx``."""
-    detail = {"before": before, "after": after, **extra}
-    tx.insert(
-        "audit_log",
-        {"actor": actor, "action": action, "target": target,
-         "detail": json.dumps(detail, ensure_ascii=False, default=str)},
-    )  # fmt: skip
 
 
 _GAP_STATE = (
