@@ -258,5 +258,6 @@ def import_bundle_cmd(ctx: click.Context, bundle: Path) -> None:
 from collector.cli_statements import register as _register_statements  # noqa: E402
 
 _register_statements(collector)
+__import__("collector.cli_match").cli_match.register(collector)
 __import__("collector.cli_web").cli_web.register(collector)  # users, tokens, serve (issue 7)
 __import__("collector.alerts.collector_cli").alerts.collector_cli.register(collector)  # issue 6
