@@ -181,7 +181,7 @@ def split_credit(
             raise HandMatchError(f"merchant {merchant_id} has no credit {credit_id}", 404)
         if sum(amounts) != credit.amount:
             raise HandMatchError(
-                f"the parts add up to {sum(amounts)} fen, the credit is {credit.amount} fen"
+                f"the parts add up to {sum(amounts)} fen, the credit is {credit.amount} fen", 409
             )
         for row in _active(tx, merchant_id):
             if credit_id in json.loads(row["credit_ids"]):

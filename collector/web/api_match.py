@@ -64,6 +64,8 @@ def gap_match(gap_id: int) -> Any:
     if row is None:
         abort(404, f"no gap {gap_id}")
     keys = json.loads(row["batch_ids"] or "[]")
+    if not keys:
+        return jsonify({"error": f"gap {gap_id} names no batches: use /matches"}), 409
     return _answer(
         lambda: hand_match.match_by_hand(
             store, row["merchant_id"], keys, credits, note=note, actor=actor()
