@@ -73,6 +73,14 @@ ZVT_BUCKETS = ("girocard", "jcb", "eurocard", "amex", "visa", "diners", "other")
 PROTOCOLS = ("zvt", "poslink")
 JOURNAL_KINDS = ("sale", "refund", "void")
 REVIEW_STATUSES = ("requested", "under_review", "active", "rejected")
+#: A new settlement account is a bank card (personal, Luhn-checked) or a corporate account
+#: (对公账户: up to ~32 digits, no check digit).
+ACCOUNT_KINDS = ("card", "corporate")
+#: Personal accounts in China are Type I (一类户) or Type II (二类户, with daily inflow limits).
+ACCOUNT_CLASSES = ("I", "II")
+#: Fields added to a record after its first version: optional, left out of the body when None,
+#: so bodies written before them (and their signatures) stay valid and byte-identical.
+_OMITTED_WHEN_NONE = frozenset({"account_kind", "account_class", "holder_declared_personal"})
 
 
 class RecordError(RemoteProtocolError):
@@ -416,6 +424,12 @@ class CardChange:
     effective_at: str | None
     review_status: str | None
     acquirer_ref: str | None
+    #: ``card`` or ``corporate`` (None: not said, from an agent before these fields)
+    account_kind: str | None = None
+    #: ``I`` or ``II`` for personal accounts where the merchant knows it
+    account_class: str | None = None
+    #: True: the holder is a person; False: a company (对公); None: not said
+    holder_declared_personal: bool | None = None
 
     def __post_init__(self) -> None:
         _f.check_identifier("merchant_id", self.merchant_id, optional=True)
@@ -429,6 +443,9 @@ class CardChange:
         _f.check_utc_time("effective_at", self.effective_at, optional=True)
         _f.check_choice("review_status", self.review_status, REVIEW_STATUSES, optional=True)
         _f.check_free_text("acquirer_ref", self.acquirer_ref, max_len=64, optional=True)
+        _f.check_choice("account_kind", self.account_kind, ACCOUNT_KINDS, optional=True)
+        _f.check_choice("account_class", self.account_class, ACCOUNT_CLASSES, optional=True)
+        _f.check_boolean("holder_declared_personal", self.holder_declared_personal, optional=True)
 
     def to_body(self) -> dict[str, Any]:
         """Return the JSON-ready envelope body."""
@@ -539,6 +556,8 @@ def _body(record: Record) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for f in fields(record):
         value = getattr(record, f.name)
+        if value is None and f.name in _OMITTED_WHEN_NONE:
+            continue
         if isinstance(value, tuple):
             value = [item.to_body() for item in value]
         body[f.name] = value
@@ -586,7 +605,10 @@ def _build_valid(cls: type[Any], body: Any) -> Any:
     problem and names its field.
     """
     names, nested = _SHAPES[cls]
-    if type(body) is not dict or body.keys() != names:
+    if type(body) is not dict:
+        return None
+    keys = body.keys()
+    if keys != names and not (keys <= names and names - keys <= _OMITTED_WHEN_NONE):
         return None
     try:
         if nested:
@@ -641,6 +663,8 @@ def _build(cls: type[Any], body: Any, path: str) -> Any:
     kwargs: dict[str, Any] = {}
     for name in expected:
         if name not in body:
+            if name in _OMITTED_WHEN_NONE:
+                continue
             raise RecordError("missing field", f"{prefix}{name}")
         value = body[name]
         if name == "buckets":
