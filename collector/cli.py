@@ -259,5 +259,6 @@ from collector.cli_statements import register as _register_statements  # noqa: E
 
 _register_statements(collector)
 __import__("collector.cli_match").cli_match.register(collector)
+__import__("collector.cli_accounts").cli_accounts.register(collector)
 __import__("collector.cli_web").cli_web.register(collector)  # users, tokens, serve (issue 7)
 __import__("collector.alerts.collector_cli").alerts.collector_cli.register(collector)  # issue 6

@@ -298,6 +298,21 @@ def _history(tx: Tx, account_id: int, status: str, actor: str, note: str) -> Non
     )
 
 
+#: The review of a settlement-account change: which decision may follow which state. A change
+#: the acquirer rejected may be sent for review again (the merchant fixed the holder name).
+ACCOUNT_TRANSITIONS: dict[str, frozenset[str]] = {
+    "requested": frozenset({"under_review", "active", "rejected"}),
+    "under_review": frozenset({"active", "rejected"}),
+    "active": frozenset({"retired"}),
+    "rejected": frozenset({"under_review"}),
+    "retired": frozenset(),
+}
+
+
+class AccountTransitionError(ValueError):
+    """A settlement account cannot move from its state to the one asked for."""
+
+
 def set_account_status(
     store: Store,
     account_id: int,
@@ -306,22 +321,30 @@ def set_account_status(
     actor: str,
     at: datetime | None = None,
     note: str | None = None,
-) -> None:
-    """Operator decision on a settlement account (approve a card change, reject, retire).
+    reference: str | None = None,
+) -> str:
+    """Operator decision on a settlement account (review a card change, approve, reject, retire).
 
-    Becoming ``active`` sets ``effective_at`` (``at``, default now) unless already set.
+    Becoming ``active`` sets ``effective_at`` (``at``, default now) unless already set. The
+    history row keeps who, when, the note and the acquirer's reference for the decision.
 
+    :returns: the merchant id (to re-reconcile it)
     :raises ValueError: unknown status or account
+    :raises AccountTransitionError: a move :data:`ACCOUNT_TRANSITIONS` does not allow
     """
     if status not in ACCOUNT_STATUSES:
         raise ValueError(f"unknown account status {status!r}")
     when = (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with store.transaction() as tx:
         row = tx.query_one(
-            "SELECT merchant_id FROM settlement_accounts WHERE id = ?", (account_id,)
+            "SELECT merchant_id, status FROM settlement_accounts WHERE id = ?", (account_id,)
         )
         if row is None:
             raise ValueError(f"no settlement account {account_id}")
+        if status not in ACCOUNT_TRANSITIONS.get(row["status"], frozenset()):
+            raise AccountTransitionError(
+                f"settlement account {account_id} is {row['status']}: it cannot become {status}"
+            )
         tx.execute(
             "UPDATE settlement_accounts SET status = ?,"
             " effective_at = CASE WHEN ? = 'active' AND effective_at IS NULL THEN ?"
@@ -332,6 +355,7 @@ def set_account_status(
         tx.insert(
             "settlement_account_history",
             {"account_id": account_id, "status": status, "actor": actor, "note": note,
-             "changed_at": when},
+             "changed_at": when, "reference": reference},
         )  # fmt: skip
         mark_dirty(tx, row["merchant_id"], f"account {account_id} {status}")
+    return str(row["merchant_id"])

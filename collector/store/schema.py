@@ -363,7 +363,8 @@ _V5 = (
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 
 # Version 7: the merchant's acquirer (its profile gives the payers of payouts and default terms),
-# and operators' hand matches and credit splits (kept until undone; rules never override them).
+# operators' hand matches and credit splits (kept until undone; rules never override them), and
+# the acquirer's reference of a card-change review decision.
 _V7 = (
     "ALTER TABLE merchants ADD COLUMN acquirer TEXT NOT NULL DEFAULT ''",
     """CREATE TABLE hand_matches (
@@ -374,6 +375,7 @@ _V7 = (
         created_at TEXT NOT NULL DEFAULT {now},
         undone_at TEXT, undone_by TEXT, undo_note TEXT)""",
     "CREATE INDEX hand_matches_merchant ON hand_matches (merchant_id, undone_at)",
+    "ALTER TABLE settlement_account_history ADD COLUMN reference TEXT",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -207,24 +207,41 @@ def upload_statement(
 
 
 def set_account_status(
-    store: Store, account_id: int, status: str, *, actor: str, note: str | None = None
+    store: Store,
+    account_id: int,
+    status: str,
+    *,
+    actor: str,
+    note: str | None = None,
+    reference: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Change a merchant's settlement account (activate a card change, reject, retire).
+    """Review a merchant's settlement-account change (under review, active, rejected, retired).
 
-    :raises ActionError: no such account (404) or unknown status (400)
+    Audited with the acquirer's reference and the decision date; the merchant is reconciled
+    again at once (a change in force decides where its money should land).
+
+    :raises ActionError: no such account (404), unknown status (400), a move the review does
+        not allow (409)
     """
     query = "SELECT id, merchant_id, status, effective_at, retired_at FROM settlement_accounts WHERE id = ?"
     before = store.query_one(query, (account_id,))
     if before is None:
         raise ActionError(f"no settlement account {account_id}", 404)
     try:
-        merchants.set_account_status(store, account_id, status, actor=actor, note=note)
+        merchant_id = merchants.set_account_status(
+            store, account_id, status, actor=actor, note=note, reference=reference, at=at
+        )
+    except merchants.AccountTransitionError as exc:
+        raise ActionError(str(exc), 409) from exc
     except ValueError as exc:
         raise ActionError(str(exc), 400) from exc
     after = store.query_one(query, (account_id,))
     with store.transaction() as tx:
         audit(tx, actor, "account.status", f"account:{account_id}", before, after,
-              merchant_id=before["merchant_id"])  # fmt: skip
+              merchant_id=merchant_id, reference=reference,
+              decided_at=at.isoformat() if at else None)  # fmt: skip
+    recon_store.reconcile(store, [merchant_id])
     return after or {}
 
 

@@ -14,6 +14,9 @@ LANGS = ("en", "zh-CN")
 ZH: dict[str, str] = {
     "Overview": "概览",
     "Match by hand": "手工匹配",
+    "Acquirer reference": "收单机构编号",
+    "Decided on": "决定日期",
+    "Under review": "审核中",
     "Suggested matches": "建议匹配",
     "Credits": "入账",
     "Batches": "批次",

@@ -127,6 +127,14 @@ def openapi_document() -> dict[str, Any]:
                                    "properties": {"merchant_id": _ID, "credit_id": _ID, "note": _NOTE,
                                                   "amounts": {"type": "array", "minItems": 2, "maxItems": 100,
                                                               "items": {"type": "integer", "minimum": 1, "maximum": 10**15}}}}),
+        "/accounts/{account_id}/status": _action(
+            "Review a settlement-account change (under_review, active, rejected, retired)",
+            [_path("account_id", {"type": "integer", "minimum": 0, "maximum": 2**62})],
+            {"type": "object", "required": ["status"], "properties": {
+                "status": {"type": "string", "enum": ["under_review", "active", "rejected", "retired"]},
+                "reference": {"type": "string", "maxLength": 64},
+                "date": {"type": "string", "format": "date"},
+                "note": {"type": "string", "maxLength": 2000}}}),
         "/merchants/{merchant_id}/hand-matches": _read(
             "A merchant's hand matches and splits, newest first", _items(),
             [_path("merchant_id", {"type": "string", "minLength": 1, "maxLength": 64})], 404),
