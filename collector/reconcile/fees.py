@@ -11,8 +11,9 @@ known only as an interval over every way of splitting the total into that many s
   half a fen off each sale: ``low = ceil(min(cap, total·r) - count/2)`` (never below 0).
 * ``high``: no split can cost more: each sale pays at most ``cap`` and at most ``a·r + 1/2``:
   ``high = min(count·cap, floor(total·r + count/2))``.
-* ``point``: the fee of the even split (every sale the same amount, to the fen). It lies in the
-  interval and is the amount the matcher looks for first.
+* ``point``: the percentage rounded once on the bucket total, capped at ``count·cap``: what an
+  acquirer that rounds per bucket charges, and, when the cap binds, what equal sales cost. It
+  lies in the interval and is the amount the matcher looks for first.
 
 With one sale, or with the sales' own amounts (a transaction journal), the fee is exact and the
 interval is one point. The fixed part is ``count · fixed`` in every case. A bucket with no
@@ -73,10 +74,9 @@ def fee_interval(
         uncapped = (base * rate_bp * 2 + 10000) // 20000 + fixed
         return FeeInterval(one, one, max(one, uncapped))
     count = min(count, base)  # every sale is at least one fen
-    share, extra = divmod(base, count)
-    point = (count - extra) * sale_fee(share, rate_bp, cap, fixed)
-    if extra:
-        point += extra * sale_fee(share + 1, rate_bp, cap, fixed)
+    point = (base * rate_bp * 2 + 10000) // 20000
+    if cap is not None and point > count * cap:
+        point = count * cap
     scaled = base * rate_bp  # the fee in 1/10000 of a minor unit
     concave = scaled if cap is None else min(scaled, cap * 10000)
     low = max(0, -((count * 5000 - concave) // 10000))  # ceil((concave - count/2) / 10000)
@@ -84,4 +84,4 @@ def fee_interval(
     if cap is not None and high > count * cap:
         high = count * cap
     fixed_total = count * fixed
-    return FeeInterval(point, low + fixed_total, high + fixed_total)
+    return FeeInterval(point + fixed_total, low + fixed_total, high + fixed_total)

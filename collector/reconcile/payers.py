@@ -15,6 +15,7 @@ from functools import lru_cache
 
 _MASK = re.compile(r"[*＊]+")
 _SPACE = re.compile(r"\s+")
+_PARTS = re.compile(r"[/|,;，；\s]+")
 
 
 def _normal(text: str) -> str:
@@ -59,6 +60,7 @@ def is_acquirer_payer(payer_name: str, payer_account: str, payers: Iterable[str]
     """
     if not payer_name.strip() and not payer_account.strip():
         return None
-    return any(
-        payer_matches(payer_name, known) or payer_matches(payer_account, known) for known in payers
-    )
+    shown = {payer_name, payer_account}
+    # Some exports print account and name in one cell ("3105****9876/银联商务股份有限公司").
+    shown.update(_PARTS.split(payer_name))
+    return any(payer_matches(text, known) for text in shown for known in payers)

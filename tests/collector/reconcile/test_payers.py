@@ -106,3 +106,9 @@ def test_credit_without_payer_still_counts() -> None:
         _inputs(_credit("c", "")), now=local(2025, 3, 20), calendar=CALENDAR
     )
     assert [m.credit_ids for m in result.matches] == [("c",)]
+
+
+def test_account_and_name_in_one_cell() -> None:
+    names = ("银联商务股份有限公司",)
+    assert is_acquirer_payer("3105****9876/银联商务股份有限公司", "", names) is True
+    assert is_acquirer_payer("6222****1234/张小红", "", names) is False
