@@ -64,13 +64,10 @@ def _fees(table: dict[str, Any], source: str) -> dict[str, Any]:
             continue
         if not isinstance(spec, dict):
             raise ReconcileInputError(f"{source}: [fees].{card_type} must be a table")
-        item = {
-            "card_type": card_type,
-            "rate_bp": int(spec.get("rate_bp", 0)),
-            "cap": spec.get("cap"),
-            "fixed": int(spec.get("fixed", 0)),
-        }
-        FeeRule(card_type, item["rate_bp"], item["cap"], item["fixed"])  # validates
+        rate, fixed = int(spec.get("rate_bp", 0)), int(spec.get("fixed", 0))
+        cap = None if spec.get("cap") is None else int(spec["cap"])
+        FeeRule(card_type, rate, cap, fixed)  # validates
+        item: dict[str, Any] = {"card_type": card_type, "rate_bp": rate, "cap": cap, "fixed": fixed}
         if card_type == "*":
             default = item
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -148,3 +149,21 @@ def test_per_payout_surcharge_is_charged_once_per_batch() -> None:
     inputs = MerchantInputs(m, (active("a", OLD, local(2024, 12, 1)),), (batch,))
     exp = reconcile_merchant(inputs, now=local(2025, 3, 12), calendar=CALENDAR).expected[0]
     assert (exp.fees, exp.fees_low, exp.fees_high, exp.amount) == (50, 50, 50, 9_950)
+
+
+def test_acquirer_profiles_are_examples_with_payers_and_valid_fees() -> None:
+    from collector.reconcile.acquirers import load_profiles
+
+    profiles = load_profiles()
+    assert {"lakala", "chinaums", "allinpay"} <= set(profiles)
+    lakala = profiles["lakala"]
+    assert "拉卡拉支付股份有限公司" in lakala.payers
+    debit = lakala.fee_schedule().rule_for("domestic_debit")
+    assert (debit.rate_bp, debit.cap) == (60, 2000)
+    for profile in profiles.values():
+        text = (
+            (Path(__file__).parents[3] / "collector/reconcile/acquirers")
+            .joinpath(f"{profile.name}.toml")
+            .read_text(encoding="utf-8")
+        )
+        assert "EXAMPLE" in text  # the terms are examples to check against the contract
