@@ -353,7 +353,7 @@ def classify_open(exp: ExpectedCredit, ctx: GapContext) -> Gap:
     if others:
         uncovered = {**uncovered, "not_from_acquirer": others}
     fallback = exp.fallback_due
-    text = payout.reason if payout is not None else ""
+    text = (payout.reason or "") if payout is not None else ""
     if payout is not None and payout.status in ("returned", "failed"):
         if not (fallback is not None and is_same_day_fallback(text)):
             code = return_reason(text)

@@ -107,3 +107,19 @@ def test_held_gap_carries_kind_and_reference(text: str, reason: str) -> None:
     assert gap.category == "HELD"
     assert gap.evidence["hold_reason"] == reason
     assert gap.evidence["acquirer_reference"] == "LKL-9981"
+
+
+def test_payout_without_reason_text() -> None:
+    inputs = _with_payout("held", "")
+    record = inputs.payouts[0]
+    bare = MerchantInputs(
+        inputs.merchant,
+        inputs.account_history,
+        inputs.batches,
+        payouts=(PayoutRecord(*[getattr(record, f) for f in ("merchant_id", "settlement_date",
+                 "gross", "fees", "net", "target_account_masked", "status")], None,  # type: ignore[arg-type]
+                 record.reference, record.batch_refs),),
+        coverage=inputs.coverage,
+    )  # fmt: skip
+    (gap,) = reconcile_merchant(bare, now=local(2025, 3, 20), calendar=CALENDAR).gaps
+    assert (gap.category, gap.evidence["hold_reason"]) == ("HELD", "other")
