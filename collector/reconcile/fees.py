@@ -24,6 +24,7 @@ is treated as one sale for the fixed part and for ``low``; ``high`` then ignores
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import NamedTuple
 
 
@@ -61,27 +62,34 @@ def fee_interval(
     """
     if sales:
         exact = sum(sale_fee(amount, rate_bp, cap, fixed) for amount in sales)
-        return FeeInterval(exact, exact, exact)
+        return _interval((exact, exact, exact))
     if base <= 0:
-        return FeeInterval(0, 0, 0)
+        return _NOTHING
     if rate_bp == 0:  # only the fixed part: nothing to round
-        fixed_total = max(count, 1) * fixed
-        return FeeInterval(fixed_total, fixed_total, fixed_total)
+        fixed_total = (count if count > 1 else 1) * fixed
+        return _interval((fixed_total, fixed_total, fixed_total))
+    rounded = (base * rate_bp * 2 + 10000) // 20000  # round half up, base > 0
     if count <= 1:
-        one = sale_fee(base, rate_bp, cap, fixed)
+        one = (rounded if cap is None or rounded <= cap else cap) + fixed
         if count == 1:
-            return FeeInterval(one, one, one)
-        uncapped = (base * rate_bp * 2 + 10000) // 20000 + fixed
-        return FeeInterval(one, one, max(one, uncapped))
+            return _interval((one, one, one))
+        return _interval((one, one, max(one, rounded + fixed)))
     count = min(count, base)  # every sale is at least one fen
-    point = (base * rate_bp * 2 + 10000) // 20000
-    if cap is not None and point > count * cap:
-        point = count * cap
     scaled = base * rate_bp  # the fee in 1/10000 of a minor unit
-    concave = scaled if cap is None else min(scaled, cap * 10000)
+    if cap is None:
+        point, concave, most = rounded, scaled, None
+    else:
+        most = count * cap
+        point = rounded if rounded <= most else most
+        concave = scaled if scaled <= cap * 10000 else cap * 10000
     low = max(0, -((count * 5000 - concave) // 10000))  # ceil((concave - count/2) / 10000)
     high = (scaled + count * 5000) // 10000
-    if cap is not None and high > count * cap:
-        high = count * cap
+    if most is not None and high > most:
+        high = most
     fixed_total = count * fixed
-    return FeeInterval(point + fixed_total, low + fixed_total, high + fixed_total)
+    return _interval((point + fixed_total, low + fixed_total, high + fixed_total))
+
+
+#: A FeeInterval from a complete tuple, skipping the generated ``__new__``.
+_interval = partial(tuple.__new__, FeeInterval)
+_NOTHING = FeeInterval(0, 0, 0)
