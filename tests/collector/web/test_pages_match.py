@@ -48,3 +48,15 @@ def test_confirm_suggestion_then_undo(
     assert [g["category"] for g in list_gaps(db, merchant_id="MD")] == ["MISSING"]
     own = {**undo, "csrf_token": csrf_token(viewer)}
     assert viewer.post(f"{page_path}/undo", data=own).status_code == 403
+
+
+def test_gap_explains_the_payer_and_the_return_reason(
+    web_app: Flask, db: Store, as_role: Callable[[str | None], FlaskClient]
+) -> None:
+    _merchant(db, "ME")
+    with db.transaction() as tx:
+        add_batch(tx, "ME", "T1", 1, datetime(2025, 3, 12, 12, tzinfo=UTC), 152_300)
+    _credit(db, "friend", NET, "张三")
+    reconcile(db, full=True)
+    html = as_role("viewer").get("/merchants/ME?lang=zh-CN").get_data(as_text=True)
+    assert "非收单机构付款" in html and "张三" in html
