@@ -1,17 +1,19 @@
-"""``settleguard collector accounts list | review``: settlement-account changes under review.
+"""``settleguard collector accounts list | review | import-reviews``: card changes under review.
 
-Thin click wrappers over :func:`collector.web.actions.set_account_status` (audited, and the
-merchant is reconciled again). Errors print one line and exit 1.
+Thin click wrappers over :mod:`collector.card_reviews` (audited, and the merchant is reconciled
+again). Errors print one line and exit 1.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
 from collector.app import get_store
+from collector.card_reviews import ReviewError, import_reviews, review_account
 from collector.cli_context import app_from_context as _app
 from collector.cli_context import fail as _fail
 from collector.store.schema import ACCOUNT_STATUSES
@@ -68,8 +70,6 @@ def accounts_review(
     as_json: bool,
 ) -> None:
     """Move a card change along its review: under_review, then active or rejected."""
-    from collector.web.actions import ActionError, set_account_status
-
     at = None
     if decided:
         try:
@@ -79,15 +79,39 @@ def accounts_review(
     store = get_store(_app(ctx))
     store.migrate()
     try:
-        after = set_account_status(
+        after = review_account(
             store, account_id, status, actor=actor, note=note, reference=reference, at=at
         )
-    except ActionError as exc:
+    except ReviewError as exc:
         _fail(str(exc))
     if as_json:
         click.echo(json.dumps(after, ensure_ascii=False, default=str))
     else:
         click.echo(f"settlement account {account_id} is {after['status']}")
+
+
+@accounts_group.command("import-reviews")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--actor", default="acquirer-file", help="recorded as who decided (audit log)")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def accounts_import_reviews(ctx: click.Context, file: Path, actor: str, as_json: bool) -> None:
+    """Apply the acquirer's card-change review export (审核中 / 审核通过 / 审核拒绝)."""
+    store = get_store(_app(ctx))
+    store.migrate()
+    try:
+        counts = import_reviews(store, file.read_bytes(), actor=actor)
+    except ReviewError as exc:
+        _fail(f"{file.name}: {exc}")
+    if as_json:
+        click.echo(json.dumps(counts, ensure_ascii=False))
+    else:
+        click.echo(
+            f"{file.name}: {counts['applied']} applied, {counts['skipped']} already so, "
+            f"{counts['unknown']} unknown accounts"
+        )
+    for line, error in sorted(counts["errors"].items()):
+        click.echo(f"error: line {line}: {error}", err=True)
 
 
 def register(group: click.Group) -> None:

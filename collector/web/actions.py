@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from collector import enrollment, merchants, recon_store
+from collector import card_reviews, enrollment, recon_store
 from collector.audit import audit
 from collector.imports import ImportRejected, import_file
 from collector.keys import KeyFileError, load_keys
@@ -216,33 +216,17 @@ def set_account_status(
     reference: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Review a merchant's settlement-account change (under review, active, rejected, retired).
-
-    Audited with the acquirer's reference and the decision date; the merchant is reconciled
-    again at once (a change in force decides where its money should land).
+    """Review a merchant's settlement-account change (:func:`collector.card_reviews.review_account`).
 
     :raises ActionError: no such account (404), unknown status (400), a move the review does
         not allow (409)
     """
-    query = "SELECT id, merchant_id, status, effective_at, retired_at FROM settlement_accounts WHERE id = ?"
-    before = store.query_one(query, (account_id,))
-    if before is None:
-        raise ActionError(f"no settlement account {account_id}", 404)
     try:
-        merchant_id = merchants.set_account_status(
+        return card_reviews.review_account(
             store, account_id, status, actor=actor, note=note, reference=reference, at=at
         )
-    except merchants.AccountTransitionError as exc:
-        raise ActionError(str(exc), 409) from exc
-    except ValueError as exc:
-        raise ActionError(str(exc), 400) from exc
-    after = store.query_one(query, (account_id,))
-    with store.transaction() as tx:
-        audit(tx, actor, "account.status", f"account:{account_id}", before, after,
-              merchant_id=merchant_id, reference=reference,
-              decided_at=at.isoformat() if at else None)  # fmt: skip
-    recon_store.reconcile(store, [merchant_id])
-    return after or {}
+    except card_reviews.ReviewError as exc:
+        raise ActionError(str(exc), exc.status) from exc
 
 
 _ALERT_STATE = "SELECT id, state, sent_at, escalated_at, escalation_reason FROM alerts WHERE id = ?"

@@ -120,3 +120,31 @@ def test_dashboard_review_buttons(web_app: Flask, as_role: Any) -> None:
         (account,),
     )
     assert row == {"reference": "LKL-D-5", "changed_at": "2025-03-04T00:00:00Z"}
+
+
+def test_acquirer_review_file(runner: FlaskCliRunner, app: Flask, tmp_path: Any) -> None:
+    store = get_store(app)
+    _merchant(store, "MF")
+    account = _requested(store, "MF")
+    rows = [
+        "结算账户变更审核结果",
+        "商户编号,新结算账号,审核状态,申请编号,审核日期,审核意见",
+        "MF,6222****9999,审核中,LKL-CHG-9,2025-03-02,",
+        "MX,6222****1111,审核通过,LKL-CHG-10,2025-03-02,",
+    ]
+    path = tmp_path / "reviews.csv"
+    path.write_bytes("\n".join(rows).encode("gbk"))
+    done = runner.invoke(collector, ["accounts", "import-reviews", str(path), "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {"applied": 1, "skipped": 0, "unknown": 1, "errors": {}}
+    again = runner.invoke(collector, ["accounts", "import-reviews", str(path), "--json"])
+    assert json.loads(again.stdout)["skipped"] == 1  # the same file twice changes nothing
+    row = store.query_one(
+        "SELECT status, reference, actor FROM settlement_account_history WHERE account_id = ?"
+        " ORDER BY id DESC",
+        (account,),
+    )
+    assert row == {"status": "under_review", "reference": "LKL-CHG-9", "actor": "acquirer-file"}
+    path.write_bytes("\n".join([*rows[:2], "MF,6222****9999,不知道,X,2025-03-02,"]).encode())
+    bad = runner.invoke(collector, ["accounts", "import-reviews", str(path)])
+    assert bad.exit_code == 1 and "line 3 column 审核状态" in bad.output
