@@ -1,8 +1,14 @@
 """Settlement-card changes as the technician records them (DESIGN.md §3.2, §6).
 
-The new card number is typed without echo, checked (digits, length, Luhn), shown and stored
-only as its last four digits, and otherwise exists only as a token sealed to the collector's
-public key. The clear number is never written anywhere by the agent.
+The new account number is typed without echo, checked, shown and stored only as its last four
+digits, and otherwise exists only as a token sealed to the collector's public key. The clear
+number is never written anywhere by the agent.
+
+Two kinds of settlement account: a personal bank card (12-19 digits with a Luhn check digit)
+and a corporate account (对公账户: banks number them with up to about 32 digits and no check
+digit). What the merchant declares -- holder name, bank, personal or corporate, Type I or II --
+travels with the record. A holder name that differs from the merchant's registered name is the
+change most likely to be returned by the bank (户名不符), so intake warns about it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,55 @@ def luhn_valid(digits: str) -> bool:
                 value -= 9
         total += value
     return total % 10 == 0
+
+
+CORPORATE_DIGITS = (8, 32)
+
+
+def normalize_account_number(text: str, kind: str = "card") -> str:
+    """Strip spaces and dashes; check the number fits ``kind`` (``card`` or ``corporate``).
+
+    :raises UsageError: not digits or the wrong length (and for a card, a failing Luhn
+        check); the message never repeats the number
+    """
+    if kind == "card":
+        return normalize_card_number(text)
+    if kind != "corporate":
+        raise UsageError(f"account kind {kind!r} is not card or corporate")
+    digits = _SEPARATORS.sub("", text)
+    if not digits.isdigit() or not digits.isascii():
+        raise UsageError("the account number may contain only digits, spaces and dashes")
+    low, high = CORPORATE_DIGITS
+    if not low <= len(digits) <= high:
+        raise UsageError(
+            f"a corporate account has {low} to {high} digits, this one has {len(digits)}"
+        )
+    return digits
+
+
+def _plain_name(name: str) -> str:
+    """A name compared without spaces, bracket width or letter case."""
+    name = "".join(name.split())
+    return name.replace("（", "(").replace("）", ")").casefold()
+
+
+def intake_warnings(request: CardChangeRequest) -> list[str]:
+    """What the technician should double-check before the change goes to the acquirer."""
+    warnings = []
+    registered = (request.registered_name or "").strip()
+    if registered and _plain_name(registered) != _plain_name(request.holder_name):
+        warnings.append(
+            f"the holder name {request.holder_name.strip()!r} differs from the merchant's "
+            f"registered name {registered!r}: banks return payouts whose holder is not the "
+            "merchant (户名不符); check the new account belongs to the merchant"
+        )
+    if request.account_kind == "corporate" and request.account_class is not None:
+        warnings.append("Type I/II applies to personal accounts only; it is ignored here")
+    if request.account_class == "II":
+        warnings.append(
+            "a Type II account (二类户) has daily inflow limits: large payouts may be returned"
+        )
+    return warnings
 
 
 def normalize_card_number(text: str) -> str:
@@ -65,6 +120,12 @@ class CardChangeRequest:
     old_account_masked: str | None = None
     acquirer_ref: str | None = None
     effective_at: str | None = None
+    #: ``card`` (personal bank card) or ``corporate`` (对公账户)
+    account_kind: str = "card"
+    #: ``I`` or ``II`` for a personal account, when the merchant knows it
+    account_class: str | None = None
+    #: the merchant's registered name (business licence), to compare with the holder
+    registered_name: str | None = None
 
 
 def build_card_change(
@@ -76,7 +137,7 @@ def build_card_change(
 ) -> CardChange:
     """Validate the card number and build the record with the number sealed.
 
-    :param card_number: as typed; spaces and dashes allowed
+    :param card_number: the card or corporate account number as typed; spaces and dashes allowed
     :param collector_public_key: the collector's raw X25519 public key (from enrollment)
     :param change_id: fixed id for tests; a new UUID otherwise
     :raises UsageError: bad card number or missing fields
@@ -85,7 +146,10 @@ def build_card_change(
         raise UsageError("the account holder's name is required (the bank checks it)")
     if not request.bank.strip():
         raise UsageError("the bank's name is required")
-    digits = normalize_card_number(card_number)
+    if request.account_class not in (None, "I", "II"):
+        raise UsageError("the account type is I or II")
+    digits = normalize_account_number(card_number, request.account_kind)
+    corporate = request.account_kind == "corporate"
     change_id = change_id or uuid.uuid4().hex
     sealed = seal(
         collector_public_key, digits.encode("ascii"), context=card_change_context(change_id)
@@ -102,4 +166,7 @@ def build_card_change(
         effective_at=request.effective_at,
         review_status="requested",
         acquirer_ref=request.acquirer_ref,
+        account_kind=request.account_kind,
+        account_class=None if corporate else request.account_class,
+        holder_declared_personal=not corporate,
     )

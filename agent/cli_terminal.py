@@ -315,6 +315,22 @@ def replace(
 @click.option("--requested-date", default=None, help="YYYY-MM-DD (default: today).")
 @click.option("--reference", default=None, help="The acquirer's change reference, if any.")
 @click.option("--old-tail", default=None, help="Last 4 digits of the old settlement card.")
+@click.option(
+    "--kind",
+    "account_kind",
+    type=click.Choice(["card", "corporate"]),
+    default="card",
+    show_default=True,
+    help="A personal bank card (Luhn-checked) or a corporate account (对公账户).",
+)
+@click.option(
+    "--type", "account_class", type=click.Choice(["I", "II"]), default=None,
+    help="Personal account type (一类户 / 二类户), if known.",
+)  # fmt: skip
+@click.option(
+    "--registered-name", default=None,
+    help="The merchant's registered name, to warn when the holder differs.",
+)  # fmt: skip
 @click.option("--card-stdin", is_flag=True, help="Read the card number from stdin (scripts).")
 @click.option(
     "--collector-key",
@@ -331,13 +347,17 @@ def card_change(
     requested_date: str | None,
     reference: str | None,
     old_tail: str | None,
+    account_kind: str,
+    account_class: str | None,
+    registered_name: str | None,
     card_stdin: bool,
     collector_key: Path | None,
     home_dir: str | None,
     as_json: bool,
 ) -> None:
-    """Record a settlement-card change; the number is typed without echo and sealed."""
-    from agent.card_change import CardChangeRequest, build_card_change
+    """Record a settlement-account change (card or corporate); the number is typed without echo
+    and sealed."""
+    from agent.card_change import CardChangeRequest, build_card_change, intake_warnings
     from agent.technician import collector_public_key, merchant_of, store_record
 
     home = agent_home(home_dir)
@@ -362,16 +382,24 @@ def card_change(
             requested_at=_requested_at(requested_date),
             old_account_masked=f"****{old_tail}" if old_tail else None,
             acquirer_ref=reference,
+            account_kind=account_kind,
+            account_class=account_class,
+            registered_name=registered_name,
         )
         change = build_card_change(request, number, key)
+        warnings = intake_warnings(request)
         del number
         seq = store_record(home, change)
     result = {
         "change_id": change.change_id,
         "merchant_id": change.merchant_id,
         "new_account_masked": change.new_account_masked,
+        "account_kind": change.account_kind,
         "stored_seq": seq,
+        "warnings": warnings,
     }
+    for warning in warnings if not as_json else ():
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
     else:

@@ -311,5 +311,7 @@ def import_bundle_cmd(ctx: click.Context, bundle: Path) -> None:
 from collector.cli_statements import register as _register_statements  # noqa: E402
 
 _register_statements(collector)
+__import__("collector.cli_match").cli_match.register(collector)
+__import__("collector.cli_accounts").cli_accounts.register(collector)
 __import__("collector.cli_web").cli_web.register(collector)  # users, tokens, serve (issue 7)
 __import__("collector.alerts.cli").alerts.cli.register(collector)

@@ -32,13 +32,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.account_numbers import mask_account
 from collector.imports import AccountHasher
-from collector.reconcile.model import FeeRule, FeeSchedule
+from collector.reconcile.acquirers import fee_schedule_from_doc, load_profiles
+from collector.reconcile.acquirers import profile as acquirer_profile
+from collector.reconcile.model import CYCLES, FeeRule, FeeSchedule
 from collector.store import Store, Tx
 from collector.store.schema import ACCOUNT_STATUSES
 
 COLUMNS = (
     "merchant_id", "name", "phones", "locale", "cycle", "cutoff", "timezone", "fees",
-    "account", "account_holder", "account_effective_at",
+    "account", "account_holder", "account_effective_at", "acquirer",
 )  # fmt: skip
 
 
@@ -69,6 +71,7 @@ class MerchantRow:
     account: str | None
     account_holder: str | None
     account_effective_at: str | None
+    acquirer: str = ""
 
 
 def parse_fees(text: str) -> dict[str, Any]:
@@ -106,19 +109,7 @@ def parse_fees(text: str) -> dict[str, Any]:
 
 def fee_schedule_from_json(text: str | None) -> FeeSchedule:
     """Build the engine's :class:`FeeSchedule` from the stored JSON (``{}``: no fees)."""
-    doc = json.loads(text or "{}")
-
-    def rule(item: dict[str, Any]) -> FeeRule:
-        return FeeRule(
-            str(item.get("card_type", "*")),
-            int(item.get("rate_bp", 0)),
-            item.get("cap"),
-            int(item.get("fixed", 0)),
-        )
-
-    default = rule(doc.get("default") or {})
-    rules = tuple(rule(r) for r in doc.get("rules", ()))
-    return FeeSchedule(rules, default, bool(doc.get("refund_fee_returned", False)))
+    return fee_schedule_from_doc(json.loads(text or "{}"))
 
 
 def _cell(raw: dict[str, str | None], name: str) -> str:
@@ -132,10 +123,15 @@ def _check_row(raw: dict[str, str | None], line: int) -> MerchantRow:
     mid = _cell(raw, "merchant_id")
     if not mid:
         raise bad("merchant_id", "merchant id is empty")
-    cycle = _cell(raw, "cycle") or "T+1"
-    if cycle not in ("T+1", "D0"):
-        raise bad("cycle", f"cycle {cycle!r} is not T+1 or D0")
-    cutoff = _cell(raw, "cutoff") or "23:00"
+    acquirer = _cell(raw, "acquirer")
+    defaults = acquirer_profile(acquirer)
+    if acquirer and defaults is None:
+        known = ", ".join(sorted(load_profiles())) or "none"
+        raise bad("acquirer", f"no acquirer profile {acquirer!r} (known: {known})")
+    cycle = _cell(raw, "cycle") or (defaults.cycle if defaults else "T+1")
+    if cycle not in CYCLES:
+        raise bad("cycle", f"cycle {cycle!r} is not one of {', '.join(CYCLES)}")
+    cutoff = _cell(raw, "cutoff") or (defaults.cutoff.strftime("%H:%M") if defaults else "23:00")
     try:
         time.fromisoformat(cutoff)
     except ValueError:
@@ -149,6 +145,8 @@ def _check_row(raw: dict[str, str | None], line: int) -> MerchantRow:
         fees = parse_fees(_cell(raw, "fees"))
     except ValueError as exc:
         raise bad("fees", str(exc)) from None
+    if not _cell(raw, "fees") and defaults is not None:
+        fees = defaults.fees  # the contract says nothing: the acquirer's example terms
     account = _cell(raw, "account") or None
     if account is not None and sum(ch.isdigit() for ch in account) < 8:
         raise bad("account", "a settlement account has at least 8 digits")
@@ -163,7 +161,7 @@ def _check_row(raw: dict[str, str | None], line: int) -> MerchantRow:
     )
     return MerchantRow(
         line, mid, _cell(raw, "name"), phones, _cell(raw, "locale") or "zh-CN", cycle, cutoff,
-        zone, fees, account, _cell(raw, "account_holder") or None, effective,
+        zone, fees, account, _cell(raw, "account_holder") or None, effective, acquirer,
     )  # fmt: skip
 
 
@@ -244,14 +242,17 @@ def import_merchants(
         for row in rows:
             tx.execute(
                 "INSERT INTO merchants (merchant_id, name, fee_schedule, settlement_cycle,"
-                " cutoff_local, timezone, locale, phones) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " cutoff_local, timezone, locale, phones, acquirer)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (merchant_id) DO UPDATE SET name = excluded.name,"
+                " acquirer = excluded.acquirer,"
                 " fee_schedule = excluded.fee_schedule,"
                 " settlement_cycle = excluded.settlement_cycle,"
                 " cutoff_local = excluded.cutoff_local, timezone = excluded.timezone,"
                 " locale = excluded.locale, phones = excluded.phones",
                 (row.merchant_id, row.name, json.dumps(row.fee_schedule, sort_keys=True),
-                 row.cycle, row.cutoff, row.timezone, row.locale, json.dumps(list(row.phones))),
+                 row.cycle, row.cutoff, row.timezone, row.locale, json.dumps(list(row.phones)),
+                 row.acquirer),
             )  # fmt: skip
             mark_dirty(tx, row.merchant_id, "merchants import")
             if row.account is not None:
@@ -297,6 +298,21 @@ def _history(tx: Tx, account_id: int, status: str, actor: str, note: str) -> Non
     )
 
 
+#: The review of a settlement-account change: which decision may follow which state. A change
+#: the acquirer rejected may be sent for review again (the merchant fixed the holder name).
+ACCOUNT_TRANSITIONS: dict[str, frozenset[str]] = {
+    "requested": frozenset({"under_review", "active", "rejected"}),
+    "under_review": frozenset({"active", "rejected"}),
+    "active": frozenset({"retired"}),
+    "rejected": frozenset({"under_review"}),
+    "retired": frozenset(),
+}
+
+
+class AccountTransitionError(ValueError):
+    """A settlement account cannot move from its state to the one asked for."""
+
+
 def set_account_status(
     store: Store,
     account_id: int,
@@ -305,22 +321,30 @@ def set_account_status(
     actor: str,
     at: datetime | None = None,
     note: str | None = None,
-) -> None:
-    """Operator decision on a settlement account (approve a card change, reject, retire).
+    reference: str | None = None,
+) -> str:
+    """Operator decision on a settlement account (review a card change, approve, reject, retire).
 
-    Becoming ``active`` sets ``effective_at`` (``at``, default now) unless already set.
+    Becoming ``active`` sets ``effective_at`` (``at``, default now) unless already set. The
+    history row keeps who, when, the note and the acquirer's reference for the decision.
 
+    :returns: the merchant id (to re-reconcile it)
     :raises ValueError: unknown status or account
+    :raises AccountTransitionError: a move :data:`ACCOUNT_TRANSITIONS` does not allow
     """
     if status not in ACCOUNT_STATUSES:
         raise ValueError(f"unknown account status {status!r}")
     when = (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with store.transaction() as tx:
         row = tx.query_one(
-            "SELECT merchant_id FROM settlement_accounts WHERE id = ?", (account_id,)
+            "SELECT merchant_id, status FROM settlement_accounts WHERE id = ?", (account_id,)
         )
         if row is None:
             raise ValueError(f"no settlement account {account_id}")
+        if status not in ACCOUNT_TRANSITIONS.get(row["status"], frozenset()):
+            raise AccountTransitionError(
+                f"settlement account {account_id} is {row['status']}: it cannot become {status}"
+            )
         tx.execute(
             "UPDATE settlement_accounts SET status = ?,"
             " effective_at = CASE WHEN ? = 'active' AND effective_at IS NULL THEN ?"
@@ -331,6 +355,7 @@ def set_account_status(
         tx.insert(
             "settlement_account_history",
             {"account_id": account_id, "status": status, "actor": actor, "note": note,
-             "changed_at": when},
+             "changed_at": when, "reference": reference},
         )  # fmt: skip
         mark_dirty(tx, row["merchant_id"], f"account {account_id} {status}")
+    return str(row["merchant_id"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from collector.reconcile import (
@@ -21,10 +21,7 @@ from collector.reconcile import (
     Batch,
     Bucket,
     Credit,
-    Merchant,
-    MerchantInputs,
     PayoutRecord,
-    StatementCoverage,
     batch_key,
 )
 
@@ -33,8 +30,6 @@ __all__ = [
     "new_batch",
     "new_bucket",
     "new_credit",
-    "new_inputs",
-    "new_merchant",
     "new_payout",
 ]
 
@@ -111,11 +106,11 @@ def _batch_builder() -> Callable[..., Batch]:
 
 def _bucket_builder() -> Callable[..., Bucket]:
     names = ("card_type", "sale_amount", "refund_amount", "void_amount", "sale_count",
-             "refund_count", "void_count")  # fmt: skip
+             "refund_count", "void_count", "sales")  # fmt: skip
     setters = _slot_setters(Bucket, names)
     if setters is None:
         return Bucket
-    s_type, s_sale, s_refund, s_void, n_sale, n_refund, n_void = setters
+    s_type, s_sale, s_refund, s_void, n_sale, n_refund, n_void, s_sales = setters
     new = object.__new__
 
     def build(card_type: str, sale: int, refund: int, void: int,
@@ -128,6 +123,7 @@ def _bucket_builder() -> Callable[..., Bucket]:
         n_sale(bucket, sales)
         n_refund(bucket, refunds)
         n_void(bucket, voids)
+        s_sales(bucket, ())
         return bucket
 
     return build
@@ -136,7 +132,7 @@ def _bucket_builder() -> Callable[..., Bucket]:
 def _credit_builder() -> Callable[..., Credit]:
     names = ("credit_id", "account_key", "account_masked", "booking_date", "value_date",
              "amount", "currency", "reference", "remittance", "status", "reversal",
-             "import_id")  # fmt: skip
+             "import_id", "payer_name", "payer_account")  # fmt: skip
     setters = _slot_setters(Credit, names)
     if setters is None:
         return Credit
@@ -153,12 +149,14 @@ def _credit_builder() -> Callable[..., Credit]:
         s_status,
         s_rev,
         s_imp,
+        s_payer,
+        s_payer_account,
     ) = setters
     new = object.__new__
 
     def build(credit_id: str, key: str, masked: str, booked: date, value: date | None,
               amount: int, currency: str, reference: str, remittance: str, status: str,
-              reversal: bool) -> Credit:  # fmt: skip
+              reversal: bool, payer_name: str = "", payer_account: str = "") -> Credit:  # fmt: skip
         credit = new(Credit)
         s_id(credit, credit_id)
         s_key(credit, key)
@@ -172,6 +170,8 @@ def _credit_builder() -> Callable[..., Credit]:
         s_status(credit, status)
         s_rev(credit, reversal)
         s_imp(credit, "")
+        s_payer(credit, payer_name)
+        s_payer_account(credit, payer_account)
         return credit
 
     return build
@@ -200,32 +200,6 @@ def _payout_builder() -> Callable[..., PayoutRecord]:
         s_ref(payout, reference)
         s_refs(payout, refs)
         return payout
-
-    return build
-
-
-def _inputs_builder() -> Callable[..., MerchantInputs]:
-    names = ("merchant", "account_history", "batches", "replacements", "credits", "payouts",
-             "coverage")  # fmt: skip
-    setters = _slot_setters(MerchantInputs, names)
-    if setters is None or hasattr(MerchantInputs, "__post_init__"):  # nothing to skip, or checks
-        return MerchantInputs
-    s_m, s_h, s_b, s_r, s_c, s_p, s_v = setters
-    new = object.__new__
-
-    def build(merchant: Merchant, history: tuple[AccountChange, ...], batches: tuple[Batch, ...],
-              replacements: tuple[Any, ...], credits: tuple[Credit, ...],
-              payouts: tuple[PayoutRecord, ...],
-              coverage: tuple[StatementCoverage, ...]) -> MerchantInputs:  # fmt: skip
-        inputs = new(MerchantInputs)
-        s_m(inputs, merchant)
-        s_h(inputs, history)
-        s_b(inputs, batches)
-        s_r(inputs, replacements)
-        s_c(inputs, credits)
-        s_p(inputs, payouts)
-        s_v(inputs, coverage)
-        return inputs
 
     return build
 
@@ -274,39 +248,8 @@ def _account_change_builder() -> Callable[..., AccountChange]:
     return build
 
 
-def _merchant_builder() -> Callable[..., Merchant]:
-    """Merchant with the constructor's checks inlined (cycle, a local cut-off time)."""
-    names = ("merchant_id", "name", "cycle", "cutoff", "timezone", "fee_schedule", "locale",
-             "phones")  # fmt: skip
-    setters = _slot_setters(Merchant, names)
-    if setters is None:
-        return Merchant
-    s_mid, s_name, s_cycle, s_cutoff, s_tz, s_fees, s_locale, s_phones = setters
-    new = object.__new__
-
-    def build(merchant_id: str, name: str, cycle: Any, cutoff: time, timezone: str,
-              fee_schedule: Any, locale: str, phones: tuple[str, ...]) -> Merchant:  # fmt: skip
-        if cycle not in ("T+1", "D0") or cutoff.tzinfo is not None:
-            return Merchant(merchant_id, name, cycle, cutoff, timezone, fee_schedule, locale,
-                            phones)  # fmt: skip  # raises ReconcileInputError
-        merchant = new(Merchant)
-        s_mid(merchant, merchant_id)
-        s_name(merchant, name)
-        s_cycle(merchant, cycle)
-        s_cutoff(merchant, cutoff)
-        s_tz(merchant, timezone)
-        s_fees(merchant, fee_schedule)
-        s_locale(merchant, locale)
-        s_phones(merchant, phones)
-        return merchant
-
-    return build
-
-
 new_batch = _batch_builder()
 new_bucket = _bucket_builder()
 new_credit = _credit_builder()
 new_payout = _payout_builder()
-new_inputs = _inputs_builder()
 new_account_change = _account_change_builder()
-new_merchant = _merchant_builder()

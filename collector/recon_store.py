@@ -42,8 +42,6 @@ from collector.recon_build import new_account_change as _new_account_change
 from collector.recon_build import new_batch as _new_batch
 from collector.recon_build import new_bucket as _new_bucket
 from collector.recon_build import new_credit as _new_credit
-from collector.recon_build import new_inputs as _new_inputs
-from collector.recon_build import new_merchant as _new_merchant
 from collector.recon_build import new_payout as _new_payout
 from collector.recon_parallel import default_processes, run_chunks
 from collector.reconcile import (
@@ -51,6 +49,8 @@ from collector.reconcile import (
     Batch,
     Bucket,
     Credit,
+    CreditSplit,
+    HandMatch,
     Merchant,
     MerchantInputs,
     PayoutRecord,
@@ -62,6 +62,7 @@ from collector.reconcile import (
     load_calendar,
     reconcile_merchant,
 )
+from collector.reconcile.acquirers import profile as acquirer_profile
 from collector.reconcile.gaps import LATE_BY_DUE_DATE
 from collector.store import Store, Tx
 from collector.store.sqlite import SqliteStore, SqliteTx
@@ -218,8 +219,9 @@ def _currency(code: str | None) -> str:
 
 
 def _merchant(row: Sequence[Any]) -> Merchant:
-    mid, name, cycle, cutoff, timezone, fees, locale, phones = row
-    return _new_merchant(
+    mid, name, cycle, cutoff, timezone, fees, locale, phones, acquirer = row
+    found = acquirer_profile(acquirer)
+    return Merchant(
         mid,
         name or "",
         cycle or "T+1",
@@ -228,13 +230,15 @@ def _merchant(row: Sequence[Any]) -> Merchant:
         _fee_schedule(fees),
         locale or "zh-CN",
         _json_tuple(phones),
+        acquirer or "",
+        found.payers if found is not None else (),
     )
 
 
 #: The loader's merchant query (columns in :func:`_merchant`'s order).
 MERCHANTS_SQL = (
     "SELECT merchant_id, name, settlement_cycle, cutoff_local, timezone, fee_schedule, locale,"
-    " phones FROM merchants WHERE merchant_id IN ({ids})"
+    " phones, acquirer FROM merchants WHERE merchant_id IN ({ids})"
 )
 
 # Merchants share a handful of fee schedules and cut-offs; FeeSchedule is frozen, so one parsed
@@ -307,7 +311,7 @@ BATCHES_SQL = (
 CREDITS_SQL = (
     "SELECT m.merchant_id, c.entry_id, c.id, c.account_hmac, c.account_masked, c.booked_at,"
     " c.value_date, c.amount, c.currency, c.reference, c.remittance, c.status, c.reversal,"
-    " CASE WHEN c.reference IS NULL OR c.reference = '' THEN c.raw END"
+    " CASE WHEN c.reference IS NULL OR c.reference = '' THEN c.raw END, c.counterparty"
     " FROM (SELECT DISTINCT merchant_id, account_hmac FROM settlement_accounts"
     " WHERE merchant_id IN ({ids})) m JOIN credits c ON c.account_hmac = m.account_hmac"
     " WHERE c.kind = 'credit' AND c.status IN ('booked', 'pending')"
@@ -348,7 +352,7 @@ def _credits(tx: Tx, ids: Sequence[str]) -> dict[str, list[Credit]]:
     out: dict[str, list[Credit]] = defaultdict(list)
     for row in rows:
         (mid, entry_id, credit_id, key, masked, booked_at, value_date, amount, currency,
-         reference, remittance, status, reversal, raw) = row  # fmt: skip
+         reference, remittance, status, reversal, raw, counterparty) = row  # fmt: skip
         if not reference and raw:
             e2e = json.loads(raw).get("end_to_end_id") or ""
             reference = "" if e2e.upper() == "NOTPROVIDED" else e2e
@@ -365,6 +369,7 @@ def _credits(tx: Tx, ids: Sequence[str]) -> dict[str, list[Credit]]:
                 remittance or "",
                 status,
                 bool(reversal),
+                payer_name=counterparty or "",
             )
         )
     return out
@@ -438,6 +443,29 @@ def _replacements(tx: Tx, ids: Sequence[str]) -> dict[str, list[TerminalReplacem
     return out
 
 
+#: The loader's hand-match query: operators' matches and splits still in force.
+HAND_SQL = (
+    "SELECT merchant_id, id, kind, batch_keys, credit_ids, amounts, note FROM hand_matches"
+    " WHERE merchant_id IN ({ids}) AND undone_at IS NULL ORDER BY id"
+)
+
+
+def _hand(tx: Tx, ids: Sequence[str]) -> dict[str, tuple[list[HandMatch], list[CreditSplit]]]:
+    out: dict[str, tuple[list[HandMatch], list[CreditSplit]]] = {}
+    for mid, hid, kind, keys, credit_ids, amounts, note in tx.query_rows(
+        HAND_SQL.format(ids=_in(ids)), ids
+    ):
+        matches, splits = out.setdefault(mid, ([], []))
+        if kind == "split":
+            (credit_id,) = json.loads(credit_ids)
+            splits.append(CreditSplit(credit_id, tuple(json.loads(amounts))))
+        else:
+            matches.append(
+                HandMatch(f"{int(hid):012d}", _json_tuple(keys), _json_tuple(credit_ids), note)
+            )
+    return out
+
+
 #: Every query :func:`load_inputs` runs per chunk, by name (the reconcile benchmark's scan
 #: times exactly these).
 LOADER_SQL: dict[str, str] = {
@@ -448,6 +476,7 @@ LOADER_SQL: dict[str, str] = {
     "coverage": COVERAGE_SQL,
     "payouts": PAYOUTS_SQL,
     "replacements": REPLACEMENTS_SQL,
+    "hand": HAND_SQL,
 }
 
 
@@ -464,15 +493,18 @@ def load_inputs(tx: Tx, merchant_ids: Iterable[str]) -> list[MerchantInputs]:
     history, batches = _history(tx, ids), _batches(tx, ids)
     credits, coverage = _credits(tx, ids), _coverage(tx, ids)
     payouts, replacements = _payouts(tx, ids), _replacements(tx, ids)
+    hand = _hand(tx, ids)
     out = []
     empty: tuple[Any, ...] = ()
+    no_hand: tuple[list[HandMatch], list[CreditSplit]] = ([], [])
     for mid in ids:
         row = rows.get(mid)
         merchant = _merchant(
-            row if row is not None else (mid, None, None, None, None, None, None, None)
+            row if row is not None else (mid, None, None, None, None, None, None, None, None)
         )
+        hand_matches, splits = hand.get(mid, no_hand)
         out.append(
-            _new_inputs(
+            MerchantInputs(
                 merchant,
                 tuple(history.get(mid, empty)),
                 tuple(batches.get(mid, empty)),
@@ -480,6 +512,8 @@ def load_inputs(tx: Tx, merchant_ids: Iterable[str]) -> list[MerchantInputs]:
                 tuple(credits.get(mid, empty)),
                 tuple(payouts.get(mid, empty)),
                 tuple(coverage.get(mid, empty)),
+                tuple(hand_matches),
+                tuple(splits),
             )
         )
     return out
@@ -548,7 +582,7 @@ class ChunkJob:
 #: there is none): an edit committed after a chunk's read changes the row, so its mark stays.
 _DIRTY_SQL = (
     "SELECT d.merchant_id, m.name, m.settlement_cycle, m.cutoff_local, m.timezone,"
-    " m.fee_schedule, m.locale, m.phones FROM recon_dirty d LEFT JOIN merchants m"
+    " m.fee_schedule, m.locale, m.phones, m.acquirer FROM recon_dirty d LEFT JOIN merchants m"
     " ON m.merchant_id = d.merchant_id WHERE d.merchant_id IN ({ids})"
 )
 

@@ -78,9 +78,23 @@ PROTOCOLS = ("zvt", "poslink", "mispos", "slip")
 SOURCES = ("terminal", "slip")
 #: Fields added after the first records were published: a body that omits one is an older
 #: agent's and reads as this default (docs/envelope.md §5).
-ADDED_FIELDS: dict[str, object] = {"scheme": None, "source": "terminal"}
+ADDED_FIELDS: dict[str, object] = {
+    "scheme": None,
+    "source": "terminal",
+    "account_kind": None,
+    "account_class": None,
+    "holder_declared_personal": None,
+}
 JOURNAL_KINDS = ("sale", "refund", "void")
 REVIEW_STATUSES = ("requested", "under_review", "active", "rejected")
+#: A new settlement account is a bank card (personal, Luhn-checked) or a corporate account
+#: (对公账户: up to ~32 digits, no check digit).
+ACCOUNT_KINDS = ("card", "corporate")
+#: Personal accounts in China are Type I (一类户) or Type II (二类户, with daily inflow limits).
+ACCOUNT_CLASSES = ("I", "II")
+#: Of :data:`ADDED_FIELDS`, those a new body leaves out when they are None, so bodies written
+#: before them (and their signatures) stay byte-identical.
+_OMITTED_WHEN_NONE = frozenset({"account_kind", "account_class", "holder_declared_personal"})
 
 
 class RecordError(RemoteProtocolError):
@@ -450,6 +464,12 @@ class CardChange:
     effective_at: str | None
     review_status: str | None
     acquirer_ref: str | None
+    #: ``card`` or ``corporate`` (None: not said, from an agent before these fields)
+    account_kind: str | None = None
+    #: ``I`` or ``II`` for personal accounts where the merchant knows it
+    account_class: str | None = None
+    #: True: the holder is a person; False: a company (对公); None: not said
+    holder_declared_personal: bool | None = None
 
     def __post_init__(self) -> None:
         _f.check_identifier("merchant_id", self.merchant_id, optional=True)
@@ -463,6 +483,9 @@ class CardChange:
         _f.check_utc_time("effective_at", self.effective_at, optional=True)
         _f.check_choice("review_status", self.review_status, REVIEW_STATUSES, optional=True)
         _f.check_free_text("acquirer_ref", self.acquirer_ref, max_len=64, optional=True)
+        _f.check_choice("account_kind", self.account_kind, ACCOUNT_KINDS, optional=True)
+        _f.check_choice("account_class", self.account_class, ACCOUNT_CLASSES, optional=True)
+        _f.check_boolean("holder_declared_personal", self.holder_declared_personal, optional=True)
 
     def to_body(self) -> dict[str, Any]:
         """Return the JSON-ready envelope body."""
@@ -573,6 +596,8 @@ def _body(record: Record) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for f in fields(record):
         value = getattr(record, f.name)
+        if value is None and f.name in _OMITTED_WHEN_NONE:
+            continue
         if isinstance(value, tuple):
             value = [item.to_body() for item in value]
         body[f.name] = value

@@ -19,10 +19,12 @@ from collector.reconcile.model import (
     Bucket,
     Credit,
     CreditNote,
+    CreditSplit,
     ExpectedCredit,
     FeeRule,
     FeeSchedule,
     Gap,
+    HandMatch,
     Match,
     Merchant,
     MerchantInputs,
@@ -33,6 +35,7 @@ from collector.reconcile.model import (
     StatementCoverage,
     TerminalReplacement,
     batch_key,
+    split_part_id,
 )
 
 __all__ = [
@@ -42,10 +45,12 @@ __all__ = [
     "CalendarError",
     "Credit",
     "CreditNote",
+    "CreditSplit",
     "ExpectedCredit",
     "FeeRule",
     "FeeSchedule",
     "Gap",
+    "HandMatch",
     "Match",
     "Merchant",
     "MerchantInputs",
@@ -65,4 +70,5 @@ __all__ = [
     "pending_change",
     "reconcile_all",
     "reconcile_merchant",
+    "split_part_id",
 ]

@@ -30,7 +30,8 @@ from collector.reconcile.gaps import (
     credit_leftovers,
     judge_pairings,
 )
-from collector.reconcile.matching import match_credits
+from collector.reconcile.hand import hand_credits, hand_pairings, split_credits
+from collector.reconcile.matching import Pairing, match_credits
 from collector.reconcile.model import (
     AccountChange,
     Batch,
@@ -41,6 +42,7 @@ from collector.reconcile.model import (
     ReconcileConfig,
     ReconcileInputError,
 )
+from collector.reconcile.payers import is_acquirer_payer
 
 _batch_key = attrgetter("key")
 _match_order = attrgetter("batch_keys", "credit_ids")
@@ -134,9 +136,18 @@ def reconcile_merchant(
     builder = ExpectedBuilder(merchant, history, calendar, config)
     expected = [builder.build(b) for b in batches]
     by_key = {e.batch_key: e for e in expected}
+    hand: list[Pairing] = []
+    if inputs.splits:
+        credits = split_credits(credits, inputs.splits)
+    if inputs.hand_matches:
+        hand, expected_open, credits = hand_pairings(inputs.hand_matches, by_key, credits)
+    else:
+        expected_open = expected
 
     usable: list[Credit] = []
+    others: list[Credit] = []
     notes: list[CreditNote] = []
+    payers = merchant.payers
     for credit in credits:
         if credit.status != "booked":
             notes.append(CreditNote(credit.credit_id, credit.account_key, credit.amount, "pending"))
@@ -144,17 +155,30 @@ def reconcile_merchant(
             notes.append(
                 CreditNote(credit.credit_id, credit.account_key, credit.amount, "reversal")
             )
+        elif (
+            payers
+            and (credit.payer_name or credit.payer_account)
+            and not is_acquirer_payer(credit.payer_name, credit.payer_account, payers)
+        ):
+            # Only the acquirer pays out: a friend's transfer of the same amount is no payout.
+            others.append(credit)
+            notes.append(
+                CreditNote(credit.credit_id, credit.account_key, credit.amount, "not_from_acquirer")
+            )
         else:
             usable.append(credit)
-    outcome = fast_match(expected, usable, payouts, config) if fast else None
+    outcome = fast_match(expected_open, usable, payouts, config) if fast else None
     if outcome is None:
-        outcome = match_credits(expected, usable, payouts, config)
+        outcome = match_credits(expected_open, usable, payouts, config)
+    if hand:
+        outcome.pairings[:0] = hand
     matches, gaps, judged_notes = judge_pairings(outcome.pairings, by_key, mid, config)
     notes.extend(judged_notes)
 
     leftovers: list[Credit] = list(outcome.open_credits.values())
     if leftovers or outcome.duplicates:
         credit_by_id = {c.credit_id: c for c in usable}
+        credit_by_id.update(hand_credits(hand, inputs.credits, inputs.splits))
         dupe_gaps, leftovers = credit_leftovers(
             leftovers, outcome.pairings, credit_by_id, outcome.duplicates, mid
         )
@@ -162,7 +186,9 @@ def reconcile_merchant(
     explained: set[str] = set()
     if outcome.open_batches:
         today = now.astimezone(ZoneInfo(merchant.timezone)).date()
-        ctx = build_context(mid, today, config, payouts, inputs.coverage, leftovers, calendar)
+        ctx = build_context(
+            mid, today, config, payouts, inputs.coverage, leftovers, calendar, others
+        )
         for exp in outcome.open_batches.values():
             gap = classify_open(exp, ctx)
             explained.update(gap.credit_ids)

@@ -4,14 +4,18 @@ Theory of operation (DESIGN.md §5 Reconciliation):
 
 * Business date: the batch's close time in the merchant's timezone; a batch closed *after* the
   cut-off (strictly later than the cut-off wall-clock time) belongs to the next calendar day.
-* Due date: ``T+1`` is the first working day strictly after the business date; ``D0`` is the
-  business date itself when it is a working day, else the next working day.
+* Due date by cycle (:func:`cycle_due`): T counts working days, D calendar days. ``T+1`` is the
+  first working day strictly after the business date; ``T0`` the business date when it is a
+  working day, else the next one; ``D+1`` the next calendar day; ``D0`` and ``S0`` (秒到, paid
+  per sale) the business date itself, holidays included. ``D0``, ``S0`` and ``T0`` payouts over
+  the acquirer's same-day limit fall back to T+1 (D0 额度不足): that day is ``fallback_due``.
 * Payout time: local midnight at the start of the due date; the settlement account in force at
   that instant is where the money should land. Only ``active`` (or since ``retired``) entries
   are ever in force: a change that is requested, under review or rejected leaves the previous
   account in force.
-* Amount: the terminal's net amount minus the fees of each bucket by the merchant's schedule
-  (see :class:`~collector.reconcile.model.FeeSchedule` for rounding and refunds).
+* Amount: the terminal's net amount minus the fees of each bucket by the merchant's schedule,
+  charged per sale (:mod:`collector.reconcile.fees`): ``fees`` is the most likely fee and
+  ``fees_low``..``fees_high`` the interval bucket totals allow; plus the per-payout surcharge.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from collector.reconcile.calendar import WorkingCalendar
+from collector.reconcile.fees import fee_interval
 from collector.reconcile.model import (
     AccountChange,
     Batch,
@@ -118,11 +123,30 @@ def business_date(merchant: Merchant, closed_at: datetime) -> date:
     return day
 
 
+def cycle_due(
+    cycle: str, business_day: date, calendar: WorkingCalendar
+) -> tuple[date, date | None]:
+    """``(due date, fallback due date or None)`` of a business day under ``cycle``.
+
+    :raises ValueError: for a cycle that is not one of :data:`~collector.reconcile.model.CYCLES`
+    """
+    if cycle == "T+1":
+        return calendar.next_working_day(business_day), None
+    if cycle == "D+1":
+        return business_day + _ONE_DAY, None
+    if cycle == "T0":
+        due = calendar.on_or_after(business_day)
+    elif cycle in ("D0", "S0"):
+        due = business_day
+    else:
+        raise ValueError(f"unknown settlement cycle {cycle!r}")
+    fallback = calendar.next_working_day(business_day)
+    return due, (fallback if fallback != due else None)
+
+
 def due_date(merchant: Merchant, business_day: date, calendar: WorkingCalendar) -> date:
     """The day the credit is due by the merchant's settlement cycle."""
-    if merchant.cycle == "D0":
-        return calendar.on_or_after(business_day)
-    return calendar.next_working_day(business_day)
+    return cycle_due(merchant.cycle, business_day, calendar)[0]
 
 
 def payout_instant(merchant: Merchant, due: date) -> datetime:
@@ -142,21 +166,21 @@ class LocalDates:
     shared by every merchant with the same settings (see :func:`local_dates`).
     """
 
-    __slots__ = ("_calendar", "_cutoff", "_cutoff_us", "_d0", "_dates", "_offsets", "_tz")
+    __slots__ = ("_calendar", "_cutoff", "_cutoff_us", "_cycle", "_dates", "_offsets", "_tz")
 
     def __init__(self, timezone: str, cutoff: time, cycle: str, calendar: WorkingCalendar) -> None:
         self._tz = ZoneInfo(timezone)
         self._cutoff = cutoff
         self._cutoff_us = _microseconds(cutoff)
-        self._d0 = cycle == "D0"
+        self._cycle = cycle
         self._calendar = calendar
         #: UTC day ordinal -> the zone's offset that whole day in microseconds, None if it changes
         self._offsets: dict[int, int | None] = {}
-        #: business day ordinal -> (business date, due date)
-        self._dates: dict[int, tuple[date, date]] = {}
+        #: business day ordinal -> (business date, due date, fallback due date)
+        self._dates: dict[int, tuple[date, date, date | None]] = {}
 
-    def dates(self, closed_at: datetime) -> tuple[date, date]:
-        """``(business date, due date)`` of a batch closed at ``closed_at`` (aware)."""
+    def dates(self, closed_at: datetime) -> tuple[date, date, date | None]:
+        """``(business date, due date, fallback due date)`` of a batch closed at ``closed_at``."""
         ordinal = None
         if closed_at.tzinfo is UTC:
             day = closed_at.toordinal()
@@ -173,11 +197,8 @@ class LocalDates:
         found = self._dates.get(ordinal)
         if found is None:
             business = date.fromordinal(ordinal)
-            calendar = self._calendar
-            due = (
-                calendar.on_or_after(business) if self._d0 else calendar.next_working_day(business)
-            )
-            found = self._dates[ordinal] = (business, due)
+            due, fallback = cycle_due(self._cycle, business, self._calendar)
+            found = self._dates[ordinal] = (business, due, fallback)
         return found
 
     def _offset_of(self, day: int) -> int | None:
@@ -238,6 +259,7 @@ class ExpectedBuilder:
         self._rule_for = schedule.rule_for
         self._rules: dict[str, tuple[int, int | None, int]] = {}  # card type -> rate, cap, fixed
         self._refund_fee_returned = schedule.refund_fee_returned
+        self._per_payout = schedule.per_payout
         self._by_due: dict[date, _Accounts] = {}
         self._fields: dict[date, tuple[Any, ...]] = {}
         self._by_interval: dict[int, _Accounts] = {}
@@ -304,9 +326,9 @@ class ExpectedBuilder:
 
     def build(self, batch: Batch) -> ExpectedCredit:
         """The expected credit for ``batch``."""
-        business, due = self._dates(batch.closed_at)
-        # FeeSchedule.bucket_fee, inlined: this loop runs for every bucket of every batch.
-        fees = 0
+        business, due, fallback = self._dates(batch.closed_at)
+        fees = low = high = 0
+        charged = False
         for bucket in batch.buckets:
             base = bucket.sale_amount - bucket.void_amount
             if self._refund_fee_returned:
@@ -316,11 +338,17 @@ class ExpectedBuilder:
                 if rule is None:
                     found = self._rule_for(bucket.card_type)
                     rule = self._rules[bucket.card_type] = (found.rate_bp, found.cap, found.fixed)
-                rate_bp, cap, fixed = rule
-                variable = (base * rate_bp * 2 + 10000) // 20000  # round half up
-                if cap is not None and variable > cap:
-                    variable = cap
-                fees += variable + fixed
+                point, lo, hi = fee_interval(
+                    base, bucket.sale_count - bucket.void_count, *rule, bucket.sales
+                )
+                fees += point
+                low += lo
+                high += hi
+                charged = True
+        if charged and self._per_payout:
+            fees += self._per_payout
+            low += self._per_payout
+            high += self._per_payout
         if self._after_edges is None:
             self.accounts_for(due)  # sets _after_edges
         if due > self._after_edges:  # type: ignore[operator]
@@ -349,6 +377,9 @@ class ExpectedBuilder:
                 *fields[:5],
                 batch.reference,
                 fields[5],
+                low,
+                high,
+                fallback,
             )
         )
 

@@ -115,6 +115,8 @@ def fast_match(
     if len(exps) > 1:
         exps.sort(key=_due_order)
     for exp in exps:
+        if exp.fallback_due is not None:
+            return None  # a same-day cycle's window reaches its T+1 fallback day
         amount, currency, due = exp.amount, exp.currency, exp.due_date
         for account in exp.candidate_accounts:
             only = by_amount.get((account, currency, amount))

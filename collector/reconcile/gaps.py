@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
 from itertools import pairwise
@@ -51,6 +51,7 @@ from collector.reconcile.model import (
     TerminalReplacement,
     batch_key,
 )
+from collector.reconcile.reasons import hold_reason, is_same_day_fallback, return_reason
 
 #: Open-batch categories that exist only because the due date has passed; the others (returned,
 #: held, paid short or to the old card, duplicated, not uploaded) stand whatever the calendar says.
@@ -68,6 +69,7 @@ def _evidence(exp: ExpectedCredit, rule: str, **extra: Any) -> dict[str, Any]:
         "expected": exp.amount,
         "gross": exp.gross,
         "fees": exp.fees,
+        "fees_interval": [exp.fees_low, exp.fees_high],
         "business_date": exp.business_date.isoformat(),
         "due_date": exp.due_date.isoformat(),
         "account_in_force": exp.account_masked,
@@ -126,7 +128,15 @@ def judge_pairings(
             continue
         residual = pairing.actual - pairing.expected
         tolerance = tolerance_per_batch * len(keys)
-        covered = pairing.actual if residual < -tolerance else pairing.expected
+        if len(keys) == 1:
+            slack = first.fees_high - first.fees
+            spare = first.fees - first.fees_low
+        else:
+            slack = sum(e.fees_high - e.fees for e in exps)
+            spare = sum(e.fees - e.fees_low for e in exps)
+        # A credit inside the fee interval is paid in full; below it, short by at least this.
+        shortfall = -residual - slack
+        covered = pairing.expected - shortfall if shortfall > tolerance else pairing.expected
         matches.append(
             _new_match(
                 (
@@ -141,11 +151,12 @@ def judge_pairings(
                 )
             )
         )
-        if residual < -tolerance:
+        if shortfall > tolerance:
             evidence = _evidence(
                 first,
                 pairing.rule,
                 expected=pairing.expected,
+                expected_low=pairing.expected - slack,
                 seen=pairing.actual,
                 credit_ids=list(pairing.credit_ids),
             )
@@ -154,7 +165,7 @@ def judge_pairings(
                     "SHORT_PAID",
                     merchant_id,
                     pairing.batch_keys,
-                    -residual,
+                    shortfall,
                     first.due_date,
                     first.due_date,
                     evidence,
@@ -162,7 +173,7 @@ def judge_pairings(
                     pairing.credit_ids,
                 )
             )
-        elif residual > tolerance:
+        elif residual > tolerance + spare:
             notes.append(
                 CreditNote(pairing.credit_ids[0], pairing.account_key, residual, "overpaid")
             )
@@ -191,6 +202,8 @@ class GapContext:
     leftovers: dict[str, tuple[list[date], list[Credit]]]
     #: the calendar the due dates came from; ``None``: do not check its range
     calendar: WorkingCalendar | None = None
+    #: credits set aside because their payer is not the acquirer, per account, by date
+    others: dict[str, tuple[list[date], list[Credit]]] = field(default_factory=dict)
 
 
 def build_context(
@@ -201,6 +214,7 @@ def build_context(
     coverage: Sequence[StatementCoverage],
     leftovers: Sequence[Credit],
     calendar: WorkingCalendar | None = None,
+    others: Sequence[Credit] = (),
 ) -> GapContext:
     """Index payouts (problem statuses win), coverage per account and leftover credits by date.
 
@@ -219,11 +233,17 @@ def build_context(
     cover: dict[str, list[StatementCoverage]] = {}
     for item in coverage:
         cover.setdefault(item.account_key, []).append(item)
+    left = _by_account(leftovers)
+    return GapContext(
+        merchant_id, today, config, by_ref, by_day, cover, left, calendar, _by_account(others)
+    )
+
+
+def _by_account(credits: Sequence[Credit]) -> dict[str, tuple[list[date], list[Credit]]]:
     lists: dict[str, list[Credit]] = {}
-    for credit in sorted(leftovers, key=lambda c: (c.booking_date, c.credit_id)):
+    for credit in sorted(credits, key=lambda c: (c.booking_date, c.credit_id)):
         lists.setdefault(credit.account_key, []).append(credit)
-    left = {k: ([c.booking_date for c in v], v) for k, v in lists.items()}
-    return GapContext(merchant_id, today, config, by_ref, by_day, cover, left, calendar)
+    return {k: ([c.booking_date for c in v], v) for k, v in lists.items()}
 
 
 def _payout_for(exp: ExpectedCredit, ctx: GapContext) -> PayoutRecord | None:
@@ -237,12 +257,17 @@ def _payout_for(exp: ExpectedCredit, ctx: GapContext) -> PayoutRecord | None:
     return ctx.payouts_by_day.get(exp.due_date)
 
 
-def _nearby_credits(exp: ExpectedCredit, ctx: GapContext) -> list[Credit]:
+def _nearby_credits(
+    exp: ExpectedCredit,
+    ctx: GapContext,
+    pool: dict[str, tuple[list[date], list[Credit]]] | None = None,
+) -> list[Credit]:
     found: list[Credit] = []
     before = timedelta(days=ctx.config.window_before_days)
     after = timedelta(days=ctx.config.window_after_days)
+    lists = ctx.leftovers if pool is None else pool
     for account in exp.candidate_accounts:
-        entry = ctx.leftovers.get(account)
+        entry = lists.get(account)
         if entry is None:
             continue
         dates, credits = entry
@@ -250,6 +275,25 @@ def _nearby_credits(exp: ExpectedCredit, ctx: GapContext) -> list[Credit]:
         high = bisect.bisect_right(dates, exp.due_date + after)
         found.extend(c for c in credits[low:high] if c.currency == exp.currency)
     return found
+
+
+def _same_amount_from_others(exp: ExpectedCredit, ctx: GapContext) -> list[dict[str, Any]]:
+    """Credits in the window paying what the batch would, from someone who is not the acquirer."""
+    if not ctx.others:
+        return []
+    low = exp.gross - exp.fees_high
+    high = exp.gross - exp.fees_low
+    return [
+        {
+            "credit_id": c.credit_id,
+            "amount": c.amount,
+            "booking_date": c.booking_date.isoformat(),
+            "payer_name": c.payer_name,
+            "why": "not from the acquirer",
+        }
+        for c in _nearby_credits(exp, ctx, ctx.others)
+        if low <= c.amount <= high or c.amount == exp.amount
+    ]
 
 
 def _statement_problem(exp: ExpectedCredit, ctx: GapContext) -> str | None:
@@ -305,12 +349,44 @@ def classify_open(exp: ExpectedCredit, ctx: GapContext) -> Gap:
             credit_ids,
         )
 
+    others = _same_amount_from_others(exp, ctx)
+    if others:
+        uncovered = {**uncovered, "not_from_acquirer": others}
+    fallback = exp.fallback_due
+    text = (payout.reason or "") if payout is not None else ""
     if payout is not None and payout.status in ("returned", "failed"):
-        return gap("RETURNED", exp.due_date, payout.reason or payout.status, "payout_record")
+        if not (fallback is not None and is_same_day_fallback(text)):
+            code = return_reason(text)
+            return gap(
+                "RETURNED",
+                exp.due_date,
+                text or payout.status,
+                "payout_record",
+                return_reason=code,
+                acquirer_reference=payout.reference,
+            )
     if payout is not None and payout.status == "held":
-        return gap("HELD", exp.due_date, payout.reason or "held by the acquirer", "payout_record")
+        return gap(
+            "HELD",
+            exp.due_date,
+            text or "held by the acquirer",
+            "payout_record",
+            hold_reason=hold_reason(text),
+            acquirer_reference=payout.reference,
+        )
     if ctx.today <= exp.due_date:
         return gap("NOT_DUE_YET", exp.business_date, None, "due_date")
+    if fallback is not None and ctx.today <= fallback:
+        # D0 额度不足: a same-day payout over the acquirer's limit is paid on the next working day.
+        return gap(
+            "NOT_DUE_YET",
+            exp.business_date,
+            "same-day payout may fall back to T+1",
+            "same_day_fallback",
+            fallback_due=fallback.isoformat(),
+        )
+    if fallback is not None:
+        exp = exp._replace(due_date=fallback)  # late only once the T+1 day has passed too
     nearby = _nearby_credits(exp, ctx)
     if nearby:
         ids = sorted(c.credit_id for c in nearby)

@@ -9,11 +9,15 @@ run in a fixed order and each one only sees what the earlier ones left open.
 2. ``one_to_one`` - a credit of exactly one batch's amount on one of its candidate accounts,
    booked inside the date window around the due date (nearest date wins).
 3. ``aggregated`` - a credit of exactly the sum of all open batches due the same day (合并到账).
+   Then ``per_sale`` - several credits of one account booked on one day (the due day or the T+1
+   fallback day) that together pay one batch or the day's batches within the fee interval: a
+   秒到 (S0) merchant is paid each sale on its own.
 4. ``subset_sum`` - for each remaining credit, the K nearest open batches by due date (K = 12 by
    default) are searched for a subset summing exactly to it, within a node budget.
 5. ``tolerance`` - the remaining credits against one batch or one due-day group whose amount
-   differs by at most ``tolerance_per_batch`` per batch (fee rounding); failing that, a credit
-   up to ``max_fee_variance_bp`` *below* that amount (a fee variance: SHORT_PAID later).
+   differs by at most ``tolerance_per_batch`` per batch (fee rounding) or lies inside the fee
+   interval (another split of the bucket into sales); failing that, a credit up to
+   ``max_fee_variance_bp`` *below* that amount (a fee variance: SHORT_PAID later).
 
 A batch's candidate accounts are the account in force at payout time, the account of a pending
 change, and the account a recent switch replaced; which one the money landed on is decided
@@ -225,6 +229,11 @@ class _Matcher:
         self.out.open_credits = {c.credit_id: c for c in credits}
         self.payouts = payouts
         self._by_account: dict[str, tuple[list[date], list[ExpectedCredit]]] | None = None
+        #: the longest same-day-to-T+1 fallback: how much earlier a batch may be due
+        self._stretch = max(
+            (e.fallback_due - e.due_date for e in expected if e.fallback_due is not None),
+            default=timedelta(0),
+        )
 
     def run(self) -> MatchOutcome:
         out = self.out
@@ -232,6 +241,7 @@ class _Matcher:
             self._by_reference,
             self._one_to_one,
             self._aggregated,
+            self._per_sale,
             self._subset_sum,
             self._tolerance,
         ):
@@ -242,7 +252,8 @@ class _Matcher:
 
     # -- helpers -------------------------------------------------------------------------
     def _in_window(self, exp: ExpectedCredit, credit: Credit) -> bool:
-        return exp.due_date - self.before <= credit.booking_date <= exp.due_date + self.after
+        last = exp.fallback_due or exp.due_date  # D0 额度不足: paid on the T+1 day instead
+        return exp.due_date - self.before <= credit.booking_date <= last + self.after
 
     def _pair(self, rule: MatchRule, batches: Sequence[ExpectedCredit], credit: Credit) -> None:
         if len(batches) == 1:
@@ -324,9 +335,10 @@ class _Matcher:
                 found: Credit | None
                 if len(candidates) == 1:  # the common case, without the ranking
                     only, due = candidates[0], exp.due_date
+                    last = exp.fallback_due or due
                     ok = only.credit_id in open_credits
                     found = (
-                        only if ok and due - before <= only.booking_date <= due + after else None
+                        only if ok and due - before <= only.booking_date <= last + after else None
                     )
                 else:
                     found = self._nearest([exp], candidates)
@@ -355,6 +367,70 @@ class _Matcher:
                     self._pair("aggregated", group, found)
                     break
 
+    # -- rule 3b: many credits = one batch or one day (秒到, paid per sale) -----------------
+    def _per_sale(self) -> None:
+        """Credits of one account booked on one day that together pay one batch or one day."""
+        by_day: dict[tuple[str, date, str], list[Credit]] = {}
+        for credit in self._sorted_open_credits():
+            by_day.setdefault(
+                (credit.account_key, credit.booking_date, credit.currency), []
+            ).append(credit)
+        tolerance = self.config.tolerance_per_batch
+        for group in self._day_groups():
+            options = [[e] for e in group]
+            if len(group) > 1:
+                options.append(group)
+            for items in options:
+                if any(e.batch_key not in self.out.open_batches for e in items):
+                    continue
+                first = items[0]
+                low = sum(e.gross - e.fees_high for e in items) - tolerance * len(items)
+                high = sum(e.gross - e.fees_low for e in items) + tolerance * len(items)
+                for day in dict.fromkeys((first.due_date, first.fallback_due or first.due_date)):
+                    found = self._credits_paying(by_day, first, day, low, high)
+                    if found:
+                        self._pair_many("per_sale", items, found)
+                        break
+
+    def _credits_paying(
+        self,
+        by_day: dict[tuple[str, date, str], list[Credit]],
+        exp: ExpectedCredit,
+        day: date,
+        low: int,
+        high: int,
+    ) -> list[Credit]:
+        for account in exp.candidate_accounts:
+            credits = [
+                c
+                for c in by_day.get((account, day, exp.currency), ())
+                if c.credit_id in self.out.open_credits
+            ]
+            if len(credits) > 1 and low <= sum(c.amount for c in credits) <= high:
+                return credits
+        return []
+
+    def _pair_many(
+        self, rule: MatchRule, batches: Sequence[ExpectedCredit], credits: Sequence[Credit]
+    ) -> None:
+        keys = tuple(sorted(e.batch_key for e in batches))
+        for key in keys:
+            del self.out.open_batches[key]
+        for credit in credits:
+            del self.out.open_credits[credit.credit_id]
+        self.out.pairings.append(
+            _new_pairing(
+                (
+                    rule,
+                    keys,
+                    tuple(sorted(c.credit_id for c in credits)),
+                    sum(e.amount for e in batches),
+                    sum(c.amount for c in credits),
+                    credits[0].account_key,
+                )
+            )
+        )
+
     # -- rule 4: bounded subset-sum ------------------------------------------------------
     def _account_index(self) -> dict[str, tuple[list[date], list[ExpectedCredit]]]:
         """Per candidate account: open batches sorted by (due date, key), with their due dates."""
@@ -379,7 +455,7 @@ class _Matcher:
         if entry is None:
             return []
         dues, exps = entry
-        low = bisect.bisect_left(dues, credit.booking_date - self.after)
+        low = bisect.bisect_left(dues, credit.booking_date - self.after - self._stretch)
         high = bisect.bisect_right(dues, credit.booking_date + self.before)
         pool = [
             e
@@ -431,7 +507,13 @@ class _Matcher:
         """Rank of an option (lower is better): within rounding tolerance, else a fee variance."""
         expected = sum(e.amount for e in items)
         diff = actual - expected
-        if abs(diff) <= self.config.tolerance_per_batch * len(items):
+        tolerance = self.config.tolerance_per_batch * len(items)
+        if abs(diff) <= tolerance:
+            return (0, abs(diff), items[0].batch_key)
+        # inside the fee interval: another split of the bucket totals into sales
+        low = sum(e.gross - e.fees_high for e in items) - tolerance
+        high = sum(e.gross - e.fees_low for e in items) + tolerance
+        if low <= actual <= high:
             return (0, abs(diff), items[0].batch_key)
         if diff < 0 and -diff * 10000 <= expected * self.config.max_fee_variance_bp:
             return (1, -diff, items[0].batch_key)

@@ -12,11 +12,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal, NamedTuple, get_args
 
-Cycle = Literal["T+1", "D0"]
+from collector.reconcile.fees import FeeInterval, fee_interval
+
+Cycle = Literal["T+1", "T0", "D+1", "D0", "S0"]
+#: Every settlement cycle: T counts working days, D calendar days (holidays too); S0 (秒到) pays
+#: each sale within minutes, so one batch arrives as many small credits.
+CYCLES: tuple[str, ...] = get_args(Cycle)
+#: Cycles that fall back to T+1 when the acquirer's same-day limit is used up (D0 额度不足).
+FALLBACK_CYCLES: frozenset[str] = frozenset({"D0", "S0", "T0"})
 ChangeStatus = Literal["requested", "under_review", "active", "rejected", "retired"]
 CreditStatus = Literal["booked", "pending"]
 PayoutStatus = Literal["paid", "failed", "returned", "held"]
-MatchRule = Literal["reference", "one_to_one", "aggregated", "subset_sum", "tolerance"]
+MatchRule = Literal[
+    "reference", "one_to_one", "aggregated", "per_sale", "subset_sum", "tolerance", "manual"
+]
 GapCategory = Literal[
     "NOT_DUE_YET",
     "PAID_TO_OLD_ACCOUNT",
@@ -64,10 +73,11 @@ def _require_aware(value: datetime, where: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class FeeRule:
-    """Merchant discount rate for one card type.
+    """Merchant discount rate for one bucket (card type), charged per sale.
 
-    ``fee = min(cap, round_half_up(base * rate_bp / 10000)) + fixed`` for a bucket whose fee base
-    is positive; a bucket with nothing to charge on costs nothing (not even ``fixed``).
+    Each sale pays ``min(cap, round_half_up(amount * rate_bp / 10000)) + fixed``; a bucket's fee
+    is the sum over its sales (see :mod:`collector.reconcile.fees` for what bucket totals allow
+    us to know of it). A bucket with nothing to charge on costs nothing (not even ``fixed``).
     """
 
     card_type: str
@@ -81,51 +91,57 @@ class FeeRule:
         _require(self.cap is None or self.cap >= 0, where, "cap must be >= 0")
         _require(self.fixed >= 0, where, "fixed must be >= 0")
 
-    def fee(self, base: int) -> int:
-        """Fee in minor units on a fee base in minor units (inlined in ``bucket_fee``)."""
-        if base <= 0:
-            return 0
-        variable = (base * self.rate_bp * 2 + 10000) // 20000  # round half up, base > 0
-        if self.cap is not None and variable > self.cap:
-            variable = self.cap
-        return variable + self.fixed
+    def fee(self, base: int, count: int = 1) -> int:
+        """Most likely fee of ``count`` sales totalling ``base`` minor units (exact for one)."""
+        return fee_interval(base, count, self.rate_bp, self.cap, self.fixed).point
+
+    def interval(self, base: int, count: int, sales: tuple[int, ...] = ()) -> FeeInterval:
+        """The fee of ``count`` sales totalling ``base`` as an interval (exact with ``sales``)."""
+        return fee_interval(base, count, self.rate_bp, self.cap, self.fixed, sales)
 
 
 @dataclass(frozen=True, slots=True)
 class FeeSchedule:
-    """Fee rules per card type, a default rule for any other card type, and the refund rule.
+    """Fee rules per bucket, a default rule for any other bucket, and the refund rule.
 
     ``refund_fee_returned`` False (the default, and common practice since the 2016 fee reform):
     the fee is charged on ``sale - void`` and refunds do not give it back. True: the fee base is
-    ``sale - void - refund`` (never below zero).
+    ``sale - void - refund`` (never below zero). ``per_payout`` is a fixed surcharge per payout
+    (a D0 contract's 0.5 元 a transfer, for example), charged once per batch with a fee base.
     """
 
     rules: tuple[FeeRule, ...]
     default: FeeRule
     refund_fee_returned: bool = False
+    per_payout: int = 0
     _by_type: dict[str, FeeRule] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         by_type = {rule.card_type: rule for rule in self.rules}
         _require(len(by_type) == len(self.rules), "FeeSchedule", "card_type listed twice")
+        _require(self.per_payout >= 0, "FeeSchedule", "per_payout must be >= 0")
         object.__setattr__(self, "_by_type", by_type)
 
     def rule_for(self, card_type: str) -> FeeRule:
         """The rule for ``card_type``, or the default rule."""
         return self._by_type.get(card_type, self.default)
 
-    def bucket_fee(self, bucket: Bucket) -> int:
-        """Fee on one batch bucket by this schedule."""
+    def fee_base(self, bucket: Bucket) -> int:
+        """What the fee is charged on: sales less voids (less refunds when they return fees)."""
         base = bucket.sale_amount - bucket.void_amount
         if self.refund_fee_returned:
             base -= bucket.refund_amount
-        if base <= 0:
-            return 0
+        return base
+
+    def bucket_interval(self, bucket: Bucket) -> FeeInterval:
+        """Fee on one batch bucket by this schedule, as an interval."""
         rule = self._by_type.get(bucket.card_type, self.default)
-        variable = (base * rule.rate_bp * 2 + 10000) // 20000  # round half up, base > 0
-        if rule.cap is not None and variable > rule.cap:
-            variable = rule.cap
-        return variable + rule.fixed
+        count = bucket.sale_count - bucket.void_count
+        return rule.interval(self.fee_base(bucket), count, bucket.sales)
+
+    def bucket_fee(self, bucket: Bucket) -> int:
+        """Most likely fee on one batch bucket by this schedule."""
+        return self.bucket_interval(bucket).point
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +156,15 @@ class Merchant:
     fee_schedule: FeeSchedule
     locale: str = "zh-CN"
     phones: tuple[str, ...] = ()
+    #: the acquirer's short name (``lakala``); its payers say which credits are payouts
+    acquirer: str = ""
+    #: payer names and account numbers (masked forms allowed) the acquirer pays from; empty:
+    #: every credit on the settlement account may be a payout
+    payers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"Merchant({self.merchant_id!r})"
-        _require(self.cycle in ("T+1", "D0"), where, f"cycle {self.cycle!r} is not T+1 or D0")
+        _require(self.cycle in CYCLES, where, f"cycle {self.cycle!r} is not one of {CYCLES}")
         _require(self.cutoff.tzinfo is None, where, "cutoff is a local wall-clock time")
 
 
@@ -189,6 +210,8 @@ class Bucket:
     sale_count: int = 0
     refund_count: int = 0
     void_count: int = 0
+    #: each sale's amount when the terminal sent its transaction journal (fees are then exact)
+    sales: tuple[int, ...] = ()
 
     @property
     def net_amount(self) -> int:
@@ -253,6 +276,9 @@ class Credit:
     status: CreditStatus = "booked"
     reversal: bool = False
     import_id: str = ""
+    #: who sent the money (对方户名) and from which account (对方账号), as the bank shows them
+    payer_name: str = ""
+    payer_account: str = ""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -307,6 +333,11 @@ class ExpectedCredit(NamedTuple):
     reference: str | None = None
     #: in force, pending, recently replaced: where this batch's money may land
     candidate_accounts: tuple[str, ...] = ()
+    #: the fee as an interval (see :mod:`collector.reconcile.fees`); ``fees`` lies inside it
+    fees_low: int = 0
+    fees_high: int = 0
+    #: D0/T0/S0 only: the T+1 day a payout over the same-day limit falls back to
+    fallback_due: date | None = None
 
 
 class Match(NamedTuple):
@@ -349,7 +380,7 @@ class CreditNote(NamedTuple):
     credit_id: str
     account_key: str
     amount: int
-    kind: Literal["unexplained", "overpaid", "pending", "reversal"]
+    kind: Literal["unexplained", "overpaid", "pending", "reversal", "not_from_acquirer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +409,34 @@ class ReconcileConfig:
     max_batch_hole: int = 50
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class HandMatch:
+    """An operator's decision: these credits pay these batches. Rules never undo it."""
+
+    match_id: str
+    batch_keys: tuple[str, ...]
+    credit_ids: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CreditSplit:
+    """An operator's split of one credit into parts ``<credit_id>/1``, ``/2``, … of ``amounts``."""
+
+    credit_id: str
+    amounts: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        where = f"CreditSplit({self.credit_id!r})"
+        _require(len(self.amounts) >= 2, where, "a split has at least two parts")
+        _require(all(a > 0 for a in self.amounts), where, "every part is positive")
+
+
+def split_part_id(credit_id: str, index: int) -> str:
+    """The id of part ``index`` (from 1) of a split credit."""
+    return f"{credit_id}/{index}"
+
+
 @dataclass(frozen=True, slots=True)
 class MerchantInputs:
     """Everything known about one merchant; tuples in any order."""
@@ -389,6 +448,8 @@ class MerchantInputs:
     credits: tuple[Credit, ...] = ()
     payouts: tuple[PayoutRecord, ...] = ()
     coverage: tuple[StatementCoverage, ...] = ()
+    hand_matches: tuple[HandMatch, ...] = ()
+    splits: tuple[CreditSplit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -471,6 +471,22 @@ _V10 = (
     " WHERE gap_id IS NOT NULL AND stage IS NOT NULL GROUP BY gap_id, stage",
 )
 
+# Version 11: the merchant's acquirer (its profile gives the payers of payouts and default terms),
+# operators' hand matches and credit splits (kept until undone; rules never override them), and
+# the acquirer's reference of a card-change review decision.
+_V11 = (
+    "ALTER TABLE merchants ADD COLUMN acquirer TEXT NOT NULL DEFAULT ''",
+    """CREATE TABLE hand_matches (
+        id {pk},
+        merchant_id TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('match', 'split')),
+        batch_keys TEXT NOT NULL DEFAULT '[]', credit_ids TEXT NOT NULL DEFAULT '[]',
+        amounts TEXT NOT NULL DEFAULT '[]', note TEXT NOT NULL, actor TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT {now},
+        undone_at TEXT, undone_by TEXT, undo_note TEXT)""",
+    "CREATE INDEX hand_matches_merchant ON hand_matches (merchant_id, undone_at)",
+    "ALTER TABLE settlement_account_history ADD COLUMN reference TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -482,6 +498,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "batches and terminals keyed within their agent's merchant", _V8),
     Migration(9, "batch source: terminal link or typed slip", _V9),
     Migration(10, "alert templates and the gap stages each message covers", _V10),
+    Migration(11, "merchant acquirer, hand matches and credit splits", _V11),
 )
 
 

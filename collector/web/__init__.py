@@ -84,6 +84,8 @@ def register_web(app: Flask) -> None:
     app.before_request(check_csrf)
     app.after_request(add_security_headers)
     app.register_blueprint(auth.bp)
+    __import__("collector.web.pages_match")  # hand-matching pages on the pages blueprint
+    __import__("collector.web.api_match")  # hand-matching routes on the API blueprint
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.jinja_env.globals.update(_=translate, can=auth.can, lang=current_lang)

@@ -7,14 +7,14 @@ the target and ``{"before": …, "after": …}`` (the store stamps when).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
-from collector import enrollment, merchants, recon_store
+from collector import card_reviews, enrollment, recon_store
+from collector.audit import audit
 from collector.imports import ImportRejected, import_file
 from collector.keys import KeyFileError, load_keys
 from collector.store import Store, Tx
@@ -30,18 +30,6 @@ class ActionError(Exception):
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def audit(
-    tx: Tx, actor: str, action: str, target: str, before: Any, after: Any, **extra: Any
-) -> None:
-    """Append one audit line inside ``tx``."""
-    detail = {"before": before, "after": after, **extra}
-    tx.insert(
-        "audit_log",
-        {"actor": actor, "action": action, "target": target,
-         "detail": json.dumps(detail, ensure_ascii=False, default=str)},
-    )  # fmt: skip
 
 
 _GAP_STATE = (
@@ -240,25 +228,26 @@ def upload_statement(
 
 
 def set_account_status(
-    store: Store, account_id: int, status: str, *, actor: str, note: str | None = None
+    store: Store,
+    account_id: int,
+    status: str,
+    *,
+    actor: str,
+    note: str | None = None,
+    reference: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Change a merchant's settlement account (activate a card change, reject, retire).
+    """Review a merchant's settlement-account change (:func:`collector.card_reviews.review_account`).
 
-    :raises ActionError: no such account (404) or unknown status (400)
+    :raises ActionError: no such account (404), unknown status (400), a move the review does
+        not allow (409)
     """
-    query = "SELECT id, merchant_id, status, effective_at, retired_at FROM settlement_accounts WHERE id = ?"
-    before = store.query_one(query, (account_id,))
-    if before is None:
-        raise ActionError(f"no settlement account {account_id}", 404)
     try:
-        merchants.set_account_status(store, account_id, status, actor=actor, note=note)
-    except ValueError as exc:
-        raise ActionError(str(exc), 400) from exc
-    after = store.query_one(query, (account_id,))
-    with store.transaction() as tx:
-        audit(tx, actor, "account.status", f"account:{account_id}", before, after,
-              merchant_id=before["merchant_id"])  # fmt: skip
-    return after or {}
+        return card_reviews.review_account(
+            store, account_id, status, actor=actor, note=note, reference=reference, at=at
+        )
+    except card_reviews.ReviewError as exc:
+        raise ActionError(str(exc), exc.status) from exc
 
 
 _ALERT_STATE = "SELECT id, state, sent_at, escalated_at, escalation_reason FROM alerts WHERE id = ?"

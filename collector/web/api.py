@@ -10,6 +10,7 @@ for another site to ride on, so it needs none). Lists page by key: pass the retu
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
@@ -176,6 +177,31 @@ def gap_action(gap_id: int, action: str) -> Any:
     if action == "resend":
         return _run(lambda: actions.resend_alert(store, gap_id, actor=who))
     abort(404)
+
+
+@bp.post("/accounts/<int:account_id>/status")
+@role_required("operator")
+def account_status(account_id: int) -> Any:
+    """Review a settlement-account change: ``{"status", "reference", "date", "note"}``."""
+    _id_in_range(account_id)
+    body = _body()
+    status, reference, day = body.get("status"), body.get("reference"), body.get("date")
+    if not isinstance(status, str) or len(status) > 32:
+        abort(400, "status is required")
+    if reference is not None and (not isinstance(reference, str) or len(reference) > 64):
+        abort(400, "reference must be a string of at most 64 characters")
+    at = None
+    if day is not None:
+        try:
+            at = datetime.strptime(str(day), "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            abort(400, "date must be YYYY-MM-DD")
+    note = _note(body) or None
+    return _run(
+        lambda: actions.set_account_status(
+            get_db(), account_id, status, actor=actor(), note=note, reference=reference, at=at
+        )
+    )
 
 
 @bp.get("/imports")

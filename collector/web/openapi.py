@@ -57,6 +57,10 @@ _AFTER_ID = _query(
 # Query text: at most 64 characters and no NUL (the API answers 400 to either).
 _TEXT = {"type": "string", "maxLength": 64, "pattern": "^[^\\x00]*$"}
 _CATEGORY = {"type": "string", "enum": ["", *GAP_CATEGORIES]}
+_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+_IDS = {"type": "array", "minItems": 1, "maxItems": 200,
+        "items": {"type": "string", "minLength": 1, "maxLength": 200}}  # fmt: skip
+_NOTE = {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "[^ \\t\\r\\n]"}
 
 
 def _read(
@@ -87,6 +91,7 @@ def openapi_document() -> dict[str, Any]:
     alert_id = _path("alert_id", {"type": "integer", "minimum": 0, "maximum": 2**62})
     agent_id = _path("agent_id", {"type": "string", "minLength": 1, "maxLength": 64})
     note = {"type": "object", "properties": {"note": {"type": "string", "maxLength": 2000}}}
+    hand_id = _path("hand_id", {"type": "integer", "minimum": 0, "maximum": 2**62})
     paths: dict[str, Any] = {
         "/merchants": _read("Search merchants (keyset pages)", _items({"type": "string", "nullable": True}),
                             [_query("q", _TEXT, "id prefix, name part or phone tail"),
@@ -108,6 +113,31 @@ def openapi_document() -> dict[str, Any]:
         "/gaps/{gap_id}/resolve": _action("Resolve a gap with a note", [gap_id],
                                           {"type": "object", "required": ["note"], "properties": {"note": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "[^ \\t\\r\\n]"}}}),
         "/gaps/{gap_id}/resend": _action("Queue the gap's SMS again", [gap_id]),
+        "/gaps/{gap_id}/suggestions": _read("Credits that may pay the gap, best first", _items(), [gap_id], 404),
+        "/gaps/{gap_id}/match": _action("Match credits to the gap's batches by hand", [gap_id],
+                                        {"type": "object", "required": ["credit_ids", "note"], "properties": {
+                                            "credit_ids": _IDS, "note": _NOTE}}),
+        "/matches": _action("Match credits to batches by hand", [],
+                            {"type": "object", "required": ["merchant_id", "batch_keys", "credit_ids", "note"],
+                             "properties": {"merchant_id": _ID, "batch_keys": _IDS, "credit_ids": _IDS, "note": _NOTE}}),
+        "/matches/{hand_id}/undo": _action("Undo a hand match or a split", [hand_id],
+                                           {"type": "object", "required": ["note"], "properties": {"note": _NOTE}}),
+        "/credits/split": _action("Split a credit into parts (fen) that add up to it", [],
+                                  {"type": "object", "required": ["merchant_id", "credit_id", "amounts", "note"],
+                                   "properties": {"merchant_id": _ID, "credit_id": _ID, "note": _NOTE,
+                                                  "amounts": {"type": "array", "minItems": 2, "maxItems": 100,
+                                                              "items": {"type": "integer", "minimum": 1, "maximum": 10**15}}}}),
+        "/accounts/{account_id}/status": _action(
+            "Review a settlement-account change (under_review, active, rejected, retired)",
+            [_path("account_id", {"type": "integer", "minimum": 0, "maximum": 2**62})],
+            {"type": "object", "required": ["status"], "properties": {
+                "status": {"type": "string", "enum": ["under_review", "active", "rejected", "retired"]},
+                "reference": {"type": "string", "maxLength": 64},
+                "date": {"type": "string", "format": "date"},
+                "note": {"type": "string", "maxLength": 2000}}}),
+        "/merchants/{merchant_id}/hand-matches": _read(
+            "A merchant's hand matches and splits, newest first", _items(),
+            [_path("merchant_id", {"type": "string", "minLength": 1, "maxLength": 64})], 404),
         "/imports": {
             **_read("Statement imports, newest first", _items(), [_LIMIT]),
             "post": {

@@ -118,9 +118,19 @@ def account_status(merchant_id: str, account_id: int) -> Any:
             request.form.get("status", ""),
             actor=actor(),
             note=request.form.get("note") or None,
+            reference=(request.form.get("reference") or "").strip()[:64] or None,
+            at=_form_date(request.form.get("date")),
         ),
         url_for("pages.merchant", merchant_id=merchant_id),
     )
+
+
+def _form_date(text: str | None) -> datetime | None:
+    """A ``YYYY-MM-DD`` form field as UTC midnight; empty or malformed: None (now)."""
+    try:
+        return datetime.strptime(text or "", "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _act(action: Any, default: str) -> Any:

@@ -47,7 +47,14 @@ from collector.reconcile import load_calendar
 from collector.worker import run_worker
 from protocol.records import BatchSummary
 from settleguard.demo import files
-from settleguard.demo.bank import CardTimeline, settle
+from settleguard.demo.bank import (
+    ACQUIRER,
+    CardTimeline,
+    contract,
+    control_shop,
+    settle,
+    trap_findings,
+)
 from settleguard.demo.services import Broker, WebServer, start_broker, start_web, wait_for
 from settleguard.demo.world import TZ, Shop, World, build_world
 from settleguard.privacy import scan_path
@@ -181,13 +188,15 @@ class Demo:
         writer = csv.writer(out)
         writer.writerow(
             ["merchant_id", "name", "phones", "locale", "cycle", "cutoff", "timezone", "fees",
-             "account", "account_holder", "account_effective_at"]
+             "account", "account_holder", "account_effective_at", "acquirer"]
         )  # fmt: skip
         start = (world.days[0] - timedelta(days=30)).isoformat()
+        control = control_shop(world.shops)
         for shop in world.shops:
+            cycle, fees = contract(shop, control)
             writer.writerow(
-                [shop.merchant_id, shop.name, shop.phone, "zh-CN", "T+1", "23:00",
-                 "Asia/Shanghai", f"*={shop.rate_bp}", shop.account, shop.holder, start]
+                [shop.merchant_id, shop.name, shop.phone, "zh-CN", cycle, "23:00",
+                 "Asia/Shanghai", fees, shop.account, shop.holder, start, ACQUIRER]
             )  # fmt: skip
         # The merchant file holds full account numbers: it stays outside the demo folder.
         counts = import_merchants(
@@ -414,7 +423,9 @@ class Demo:
     def bank_files(self, world: World) -> dict[str, Any]:
         """The acquirer pays, the banks book; their files go through the normal importers."""
         calendar = load_calendar()
-        outcome = settle(world.shops, self.batches, self.timelines, calendar, self.today)
+        outcome = settle(
+            world.shops, self.batches, self.timelines, calendar, self.today, world.sales
+        )
         start, end = world.days[0], self.today
         written: list[tuple[str, bytes]] = []
         for shop in world.shops:
@@ -512,6 +523,14 @@ def findings(
     if agg_injected:
         injected["aggregated_credit"] = agg_injected
         detected["aggregated_credit"] = min(agg_injected, sum(int(r["n"]) for r in aggregated))
+    open_gaps = store.query(
+        "SELECT merchant_id, category, batch_ids, evidence FROM gaps WHERE status = 'open'"
+    )
+    for row in open_gaps:
+        row["batch_ids"] = json.loads(row["batch_ids"] or "[]")
+        row["evidence"] = json.loads(row["evidence"] or "{}")
+    for trap, (laid, handled) in trap_findings(open_gaps, outcome).items():
+        injected[trap], detected[trap] = laid, handled
     details = [
         {"merchant_id": s.merchant_id, "fault": s.fault, "protocol": s.protocol,
          "found": {c: n for (m, c), n in found.items() if m == s.merchant_id}}

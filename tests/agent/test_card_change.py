@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import pytest
 from agent.card_change import (
     CardChangeRequest,
     build_card_change,
+    intake_warnings,
     luhn_valid,
     mask_card,
+    normalize_account_number,
     normalize_card_number,
 )
 from agent.errors import UsageError
@@ -103,3 +106,70 @@ def test_heartbeat_error_text_is_made_safe_for_a_record(tmp_path: Path) -> None:
         )
     assert heartbeat.last_error is not None
     assert "\n" not in heartbeat.last_error and CARD_16 not in heartbeat.last_error
+
+
+# A 22-digit corporate account number (对公账户) has no check digit; this one fails Luhn.
+CORPORATE_22 = "1100 0123 4567 8901 2345 68"
+
+
+def test_corporate_account_is_accepted_without_luhn_and_recorded_as_such() -> None:
+    private, public = generate_keypair()
+    assert not luhn_valid(CORPORATE_22.replace(" ", ""))
+    request = dataclasses.replace(
+        REQUEST, holder_name="面馆餐饮有限公司", account_kind="corporate", account_class="II"
+    )
+    change = build_card_change(request, CORPORATE_22, public, change_id="c9")
+    assert change.account_kind == "corporate"
+    assert change.account_class is None  # Type I/II is for personal accounts
+    assert change.holder_declared_personal is False
+    assert change.new_account_masked == "*" * 18 + "4568"
+    opened = open_sealed(private, change.new_account_sealed, context=card_change_context("c9"))
+    assert opened == CORPORATE_22.replace(" ", "").encode()
+    # the same number as a personal card is refused: too long, and no Luhn
+    with pytest.raises(UsageError, match="12 to 19 digits"):
+        build_card_change(REQUEST, CORPORATE_22, public)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("1234567", "8 to 32 digits"), ("1" * 33, "8 to 32 digits"), ("1100-01x3", "only digits")],
+)
+def test_bad_corporate_numbers_are_refused_without_echo(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        normalize_account_number(text, "corporate")
+    assert fragment in info.value.message
+    assert text not in info.value.message
+
+
+def test_personal_card_records_kind_and_type() -> None:
+    _, public = generate_keypair()
+    request = dataclasses.replace(REQUEST, account_class="II")
+    change = build_card_change(request, CARD_16, public)
+    assert (change.account_kind, change.account_class, change.holder_declared_personal) == (
+        "card",
+        "II",
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("holder", "registered", "warned"),
+    [
+        ("张三", "张三", False),
+        ("张 三", "张三", False),  # spaces do not matter
+        ("面馆（北京）有限公司", "面馆(北京)有限公司", False),  # bracket width does not matter
+        ("李四", "张三", True),  # a relative's card: the bank returns it (户名不符)
+        ("张三", None, False),  # nothing to compare with
+    ],
+)
+def test_warns_when_holder_is_not_the_registered_name(
+    holder: str, registered: str | None, warned: bool
+) -> None:
+    request = dataclasses.replace(REQUEST, holder_name=holder, registered_name=registered)
+    found = [w for w in intake_warnings(request) if "户名不符" in w]
+    assert bool(found) is warned
+
+
+def test_type_ii_account_warns_about_limits() -> None:
+    request = dataclasses.replace(REQUEST, account_class="II")
+    assert any("二类户" in w for w in intake_warnings(request))

@@ -170,6 +170,28 @@ def test_card_change_seals_the_number_and_stores_only_the_tail(home: Path, tmp_p
     assert open_sealed(private, str(body["new_account_sealed"]), context=context) == CARD.encode()
 
 
+def test_corporate_account_with_a_different_holder_is_recorded_with_a_warning(
+    home: Path, tmp_path: Path
+) -> None:
+    _, public = generate_keypair()
+    key_file = tmp_path / "collector.pub"
+    key_file.write_text(base64.b64encode(public).decode())
+    corporate = "1100012345678901234568"  # 22 digits, no check digit
+    args = ["agent", "card-change", "--merchant", "M1", "--holder", "某某贸易有限公司",
+            "--bank", "ICBC", "--kind", "corporate", "--registered-name", "张三面馆",
+            "--collector-key", str(key_file), "--card-stdin"]  # fmt: skip
+    code, out, err = _invoke(*args, "--json", input=f"{corporate}\n")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["account_kind"] == "corporate"
+    assert any("户名不符" in w for w in result["warnings"])
+    (envelope,) = _stored(home)
+    assert envelope["body"]["account_kind"] == "corporate"
+    assert corporate not in out + err
+    code, _, err = _invoke(*args, input=f"{corporate}\n")
+    assert code == 0 and "warning:" in err and "户名不符" in err
+
+
 def test_card_change_typed_twice_must_match(home: Path, tmp_path: Path) -> None:
     _, public = generate_keypair()
     key_file = tmp_path / "collector.pub"

@@ -86,7 +86,7 @@ def test_merchants_csv_garbage_only_raises_our_error(data: bytes) -> None:
     ("row", "line", "column", "message"),
     [
         (",Shop,,,,,,,,", 3, "merchant_id", "merchant id is empty"),
-        ("M2,Shop,,,T+2,,,,,", 3, "cycle", r"not T\+1 or D0"),
+        ("M2,Shop,,,T+2,,,,,", 3, "cycle", r"is not one of T\+1, T0, D\+1, D0, S0"),
         ("M2,Shop,,,,7pm,,,,", 3, "cutoff", "not HH:MM"),
         ("M2,Shop,,,,,Asia/Nowhere,,,", 3, "timezone", "unknown time zone"),
         ("M2,Shop,,,,,,UPI=x,,", 3, "fees", "integers in minor units"),

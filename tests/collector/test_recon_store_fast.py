@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -15,8 +15,6 @@ from collector.recon_build import new_account_change as _new_account_change
 from collector.recon_build import new_batch as _new_batch
 from collector.recon_build import new_bucket as _new_bucket
 from collector.recon_build import new_credit as _new_credit
-from collector.recon_build import new_inputs as _new_inputs
-from collector.recon_build import new_merchant as _new_merchant
 from collector.recon_build import new_payout as _new_payout
 from collector.recon_store import _closed, _json_tuple
 from collector.recon_write import json_list as _json_list
@@ -26,11 +24,7 @@ from collector.reconcile import (
     Batch,
     Bucket,
     Credit,
-    FeeRule,
-    FeeSchedule,
     Match,
-    Merchant,
-    MerchantInputs,
     PayoutRecord,
     ReconcileInputError,
     batch_key,
@@ -119,30 +113,6 @@ def test_fast_account_change_equals_constructed_one(
     fast = _new_account_change(*args)
     assert fast == plain
     assert hash(fast) == hash(plain)
-
-
-@pytest.mark.parametrize(
-    ("cycle", "cutoff"),
-    [("T+1", time(23)), ("D0", time(16, 30)), ("T+2", time(23)), ("T+1", time(23, tzinfo=UTC))],
-)
-def test_fast_merchant_equals_constructed_one(cycle: str, cutoff: time) -> None:
-    fees = FeeSchedule(rules=(FeeRule("UPI", 60),), default=FeeRule("*", 60))
-    args = ("M1", "Shop", cycle, cutoff, "Asia/Shanghai", fees, "zh-CN", ("138",))
-    try:
-        plain = Merchant(*args)  # type: ignore[arg-type]
-    except ReconcileInputError as exc:
-        with pytest.raises(ReconcileInputError, match=re.escape(str(exc))):
-            _new_merchant(*args)
-        return
-    assert _new_merchant(*args) == plain
-
-
-def test_fast_inputs_equal_constructed_inputs() -> None:
-    fees = FeeSchedule(rules=(), default=FeeRule("*", 60))
-    merchant = Merchant("M1", "Shop", "T+1", time(23), "Asia/Shanghai", fees)
-    history = (AccountChange(AWARE, "C1", "M1", "key", "****1", "active", AWARE),)
-    args = (merchant, history, (), (), (), (), ())
-    assert _new_inputs(*args) == MerchantInputs(*args)
 
 
 @given(

@@ -467,3 +467,18 @@ def test_sanitize_free_text_examples() -> None:
     assert sanitize_free_text("port /dev/ttyUSB0:\n  busy\r\n", 500) == "port /dev/ttyUSB0: busy"
     assert sanitize_free_text("card 4111111111111111 declined", 500) == "card [PAN] declined"
     assert sanitize_free_text("\x00\n", 10) == "(blank)"
+
+
+def test_card_change_kind_and_class_are_optional_and_left_out_when_unsaid() -> None:
+    old_style = card_change().to_body()
+    assert "account_kind" not in old_style and "account_class" not in old_style
+    assert record_from_body("card_change", old_style) == card_change()
+    corporate = card_change(
+        account_kind="corporate", account_class=None, holder_declared_personal=False
+    )
+    body = corporate.to_body()
+    assert body["account_kind"] == "corporate" and body["holder_declared_personal"] is False
+    assert record_from_body("card_change", body) == corporate
+    with pytest.raises(RecordValueError) as info:
+        card_change(account_class="III")
+    assert info.value.field == "account_class"

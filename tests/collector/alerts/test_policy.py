@@ -41,7 +41,7 @@ def test_schedule(after, done, expected):
 
 
 def test_not_due_and_statement_gaps_never_alert_the_merchant():
-    for category in ("NOT_DUE_YET", "STATEMENT_GAP"):
+    for category in ("NOT_DUE_YET", "STATEMENT_GAP", "BATCH_NOT_UPLOADED"):
         assert (
             stage_due(GapState("M", "G", category, DUE), DUE + timedelta(days=30), POLICY, ())
             is None

@@ -262,9 +262,10 @@ def test_cutoff_and_holiday_due_dates() -> None:
     assert due_of((2025, 5, 29, 21, 0)) == date(2025, 5, 30)  # exactly at the cut-off
     # National Day 2025: Monday 29 Sep late -> Tuesday 30 Sep business day -> 9 October.
     assert due_of((2025, 9, 29, 22, 0)) == date(2025, 10, 9)
-    # D0: Saturday's batch is due on Monday; a weekday's the same day.
-    assert due_of((2025, 3, 15, 12, 0), cycle="D0") == date(2025, 3, 17)
-    assert due_of((2025, 3, 12, 12, 0), cycle="D0") == date(2025, 3, 12)
+    # T0: Saturday's batch is due on Monday; a weekday's the same day. D0 counts calendar days.
+    assert due_of((2025, 3, 15, 12, 0), cycle="T0") == date(2025, 3, 17)
+    assert due_of((2025, 3, 12, 12, 0), cycle="T0") == date(2025, 3, 12)
+    assert due_of((2025, 3, 15, 12, 0), cycle="D0") == date(2025, 3, 15)
 
 
 def test_gap_past_the_calendar_says_so_in_its_evidence() -> None:
