@@ -14,6 +14,7 @@ class StatementError(Exception):
     :param line: 1-based line number in the file, when known
     :param column: the CSV column's header text, when known
     :param element: the XML element path such as ``Ntry[3]/Amt``, when known
+    :param sheet: the workbook sheet's name (``line`` is then the sheet's row number)
     """
 
     def __init__(
@@ -24,8 +25,10 @@ class StatementError(Exception):
         line: int | None = None,
         column: str | None = None,
         element: str | None = None,
+        sheet: str | None = None,
     ) -> None:
         self.reason = reason
+        self.sheet = sheet
         self.filename = filename
         self.line = line
         self.column = column
@@ -40,12 +43,15 @@ class StatementError(Exception):
             line=self.line,
             column=self.column,
             element=self.element,
+            sheet=self.sheet,
         )
 
     def _describe(self) -> str:
         where = self.filename
+        if self.sheet is not None:
+            where += f" sheet {self.sheet!r}"
         if self.line is not None:
-            where += f" line {self.line}"
+            where += f" {'row' if self.sheet is not None else 'line'} {self.line}"
         if self.column is not None:
             where += f" column {self.column}"
         if self.element is not None:
