@@ -15,7 +15,8 @@ from collector.statements.errors import StatementError
 from collector.statements.model import StatementEntry
 from collector.statements.tabular import Header, Row, strip_money
 
-_NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?")
+# a total is written with decimals (3,166.40); a bare integer after the label is a count (3笔)
+_NUMBER = re.compile(r"[+-]?\d[\d,]*\.\d+")
 
 
 def _label_of(row: Row, labels: tuple[str, ...]) -> str | None:

@@ -111,7 +111,10 @@ def test_ambiguous_header_asks_for_profile(tmp_path: Path) -> None:
 
 
 def test_unknown_layout_lists_candidates() -> None:
-    with pytest.raises(StatementError, match="use --profile with one of: abc, boc, bocom, ccb, ccb_legacy, cmb, cmb_detail, generic, icbc, icbc_legacy"):
+    with pytest.raises(
+        StatementError,
+        match="use --profile with one of: abc, boc, bocom, ccb, ccb_legacy, cmb, cmb_detail, generic, icbc, icbc_legacy",
+    ):
         parse_statement(b"foo,bar\n1,2\n", filename="x.csv")
 
 
