@@ -120,7 +120,7 @@ def test_several_filled_sheets_are_refused_with_their_names() -> None:
 def test_truncated_xlsx_is_refused_as_a_damaged_zip() -> None:
     data = examples.abc_xlsx(truncate=900)
     assert data.startswith(ZIP_MAGIC)
-    with pytest.raises(StatementError, match="abc.xlsx: the .xlsx file is damaged or cut short"):
+    with pytest.raises(StatementError, match=r"abc.xlsx: the .xlsx file is damaged or cut short"):
         parse(data, "abc.xlsx")
 
 
@@ -131,7 +131,7 @@ def test_password_protected_ooxml_is_refused() -> None:
     encrypted = "EncryptedPackage".encode("utf-16-le") + b"\0\0"
     data[at : at + 64] = encrypted.ljust(64, b"\0")
     data[at + 64 : at + 66] = len(encrypted).to_bytes(2, "little")
-    with pytest.raises(StatementError, match="x.xlsx: the workbook is password-protected"):
+    with pytest.raises(StatementError, match=r"x.xlsx: the workbook is password-protected"):
         parse(bytes(data), "x.xlsx")
 
 
@@ -141,7 +141,7 @@ def test_password_protected_biff8_is_refused() -> None:
     first = bof + 4 + 16  # the record after the 16-byte BOF
     data[first : first + 2] = (0x002F).to_bytes(2, "little")  # FILEPASS
     assert bytes(data[:8]) == OLE2_MAGIC
-    with pytest.raises(StatementError, match="ccb.xls: the .xls workbook is password-protected"):
+    with pytest.raises(StatementError, match=r"ccb.xls: the .xls workbook is password-protected"):
         parse(bytes(data), "ccb.xls")
 
 
@@ -152,7 +152,7 @@ def test_spreadsheet_given_as_csv_is_read_as_a_spreadsheet() -> None:
 
 def test_unknown_bank_is_refused_listing_the_profiles() -> None:
     data = "日期时间,发生额,结余\n2026-03-01,1.00,2.00\n".encode()
-    with pytest.raises(StatementError, match="x.csv: no header row for any known profile"):
+    with pytest.raises(StatementError, match=r"x.csv: no header row for any known profile"):
         parse(data, "x.csv")
 
 
@@ -161,10 +161,10 @@ def test_unknown_workbook_layout_names_the_sheet() -> None:
         "账户余额".encode("utf-16-le"), "帐户余额".encode("utf-16-le")
     )
     assert data != examples.ccb_xls()
-    with pytest.raises(StatementError, match="x.xls sheet '交易明细': no header row"):
+    with pytest.raises(StatementError, match=r"x.xls sheet '交易明细': no header row"):
         parse(data, "x.xls")
 
 
 def test_pdf_is_refused_with_what_to_do() -> None:
-    with pytest.raises(StatementError, match="x.pdf: this is a PDF document; export"):
+    with pytest.raises(StatementError, match=r"x.pdf: this is a PDF document; export"):
         parse(b"%PDF-1.7\n...", "x.pdf")
