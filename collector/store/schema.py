@@ -362,6 +362,13 @@ _V5 = (
 # ingest store stage. content_sha256 (the natural-key comparison) stays.
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 
+# Version 7 (issue 22): Chinese bank exports print each credit's payer (对方户名, 对方账户),
+# often masked (拉***付股份有限公司, 6228****1234); they are kept as printed for the payer rule.
+_V7 = (
+    "ALTER TABLE credits ADD COLUMN payer_name TEXT",
+    "ALTER TABLE credits ADD COLUMN payer_account TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -369,6 +376,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dashboard indexes: gap queue, overview, merchant terminals and SMS", _V4),
     Migration(5, "ingest flags: clock skew beyond limits", _V5),
     Migration(6, "batch summaries without the copy of the body", _V6),
+    Migration(7, "credits keep their payer's name and account as printed", _V7),
 )
 
 

@@ -139,9 +139,41 @@ def test_upgrade_to_6_keeps_batch_summaries_and_drops_only_the_body_copy(
                 "merchant_id": "M1", "batch_no": 7, "closed_at": "2026-11-27T09:00:00Z",
                 "total_amount": 12345, "content_sha256": "c", "body": "{}"})  # fmt: skip
         monkeypatch.undo()
-        assert store.migrate() == [6]
+        assert store.migrate() == list(range(6, schema.latest_version() + 1))
         [row] = store.query("SELECT * FROM batch_summaries")
         assert "body" not in row
         assert (row["terminal_id"], row["batch_no"], row["total_amount"]) == ("T1", 7, 12345)
+    finally:
+        store.close()
+
+
+def test_upgrade_to_7_keeps_credits_and_adds_their_payer_columns(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.store import schema
+
+    store = open_store(empty_database_url)
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:6])
+        assert store.migrate() == [1, 2, 3, 4, 5, 6]
+        with store.transaction() as tx:
+            tx.insert("credits", {"amount": 152300, "currency": "CNY", "entry_id": "e1"})
+        monkeypatch.undo()
+        assert 7 in store.migrate()
+        with store.transaction() as tx:
+            tx.insert(
+                "credits",
+                {
+                    "amount": 1,
+                    "currency": "CNY",
+                    "entry_id": "e2",
+                    "payer_name": "拉***付股份有限公司",
+                    "payer_account": "3100****8899",
+                },
+            )
+        rows = store.query("SELECT amount, payer_name, payer_account FROM credits ORDER BY id")
+        assert [tuple(r.values()) for r in rows] == [
+            (152300, None, None), (1, "拉***付股份有限公司", "3100****8899"),
+        ]  # fmt: skip
     finally:
         store.close()
