@@ -4,8 +4,10 @@ Chinese banks hand merchants the same table in three containers: CSV text (UTF-8
 or GBK from older systems), a BIFF8 ``.xls`` (an OLE2 compound file: 中国建设银行's 交易明细)
 and an ``.xlsx`` (a ZIP package: 中国农业银行's 账户明细). The container is told from the
 first bytes, never from the file name: OLE2 files start ``D0 CF 11 E0 A1 B1 1A E1`` and ZIP
-archives ``PK\\x03\\x04`` (see docs/statements.md). Workbooks are read with python-calamine;
-every cell becomes the text a person sees, so one set of profile rules serves all three.
+archives ``PK\\x03\\x04`` (see docs/statements.md). Workbooks are read with python-calamine
+in a child process with a memory ceiling (:mod:`collector.statements.workbook_child`: a
+damaged file can make the reader ask for gigabytes and abort); every cell becomes the text a
+person sees, so one set of profile rules serves all three.
 
 Rows keep their 1-based number in the file (the line of a CSV, the row of a sheet), so an
 error can say where to look. A password-protected workbook, a damaged ZIP, a workbook with
@@ -16,12 +18,14 @@ several filled sheets, and binary files that are neither are refused with
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Literal
-
-import python_calamine
 
 from collector.statements.errors import StatementError
 from collector.statements.tabular import Row, clean_cell, decode, split_rows
@@ -36,6 +40,11 @@ _ENCRYPTED_STREAMS = ("EncryptedPackage".encode("utf-16-le"), "EncryptionInfo".e
 # BIFF8 record types ([MS-XLS] §2.3): BOF opens the workbook globals, FILEPASS right after
 # it means the workbook is encrypted, BOUNDSHEET8 comes after the point FILEPASS must appear.
 _BIFF_BOF, _BIFF_FILEPASS, _BIFF_BOUNDSHEET = 0x0809, 0x002F, 0x0085
+_CHILD = Path(__file__).with_name("workbook_child.py")
+#: a real export reads in well under a second; a hostile one is stopped here
+READ_TIMEOUT_S = 60
+#: what an .xlsx may unpack to (a month's statement is a few MiB of XML)
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 _OTHER_BINARIES = {
     b"%PDF": "a PDF document; export the statement as Excel (.xls/.xlsx) or CSV instead",
     b"Rar!": "a RAR archive; unpack it and upload the statement inside",
@@ -122,8 +131,19 @@ def _check_zip(data: bytes, filename: str) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as package:
             names = set(package.namelist())
+            unpacked = sum(info.file_size for info in package.infolist())
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise StatementError(
+                    f"the .xlsx unpacks to {unpacked} bytes; a statement is far smaller",
+                    filename=filename,
+                )
             damaged = package.testzip()
-    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+    except RuntimeError as exc:  # zipfile's word for an entry that needs a password
+        raise StatementError(
+            "the .xlsx archive is password-protected; save it again without a password",
+            filename=filename,
+        ) from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as exc:
         raise StatementError(
             "the .xlsx file is damaged or cut short (not a complete ZIP archive); download it"
             " from the bank again",
@@ -141,25 +161,46 @@ def _check_zip(data: bytes, filename: str) -> None:
         )
 
 
-def _read_workbook(data: bytes, container: Container, filename: str) -> Table:
+def _load_sheets(data: bytes, filename: str) -> list[tuple[str, list[list[str]]]]:
+    """Every sheet's rows as text, read in a child process (see ``workbook_child``)."""
     try:
-        workbook = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
-        sheets = [
-            (name, workbook.get_sheet_by_name(name).to_python(skip_empty_area=False))
-            for name in workbook.sheet_names
-        ]
-    except python_calamine.PasswordError as exc:
+        done = subprocess.run(  # our own script, run by the running interpreter
+            [sys.executable, str(_CHILD)], input=data, capture_output=True,
+            timeout=READ_TIMEOUT_S, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise StatementError(
+            f"the workbook could not be read within {READ_TIMEOUT_S} s", filename=filename
+        ) from exc
+    if done.returncode != 0:
+        raise StatementError(
+            "the workbook reader gave up (the file is damaged, or claims a sheet far larger"
+            " than it holds); download it from the bank again",
+            filename=filename,
+        )
+    answer = json.loads(done.stdout)
+    error = answer.get("error")
+    if error == "password":
         raise StatementError(
             "the workbook is password-protected; save it again without a password",
             filename=filename,
-        ) from exc
-    except (python_calamine.CalamineError, ValueError, OSError) as exc:
-        kind = "an .xls (BIFF8)" if container == "xls" else "an .xlsx"
+        )
+    if error == "too_large":
         raise StatementError(
-            f"{kind} workbook that cannot be read ({type(exc).__name__}); download it again",
+            f"the workbook claims a sheet of {answer['detail']}; a statement is far smaller",
             filename=filename,
-        ) from exc
-    filled = [(name, rows) for name, rows in sheets if any(any(_text(c) for c in r) for r in rows)]
+        )
+    if error is not None:
+        raise StatementError(
+            f"the workbook cannot be read ({answer['detail']}); download it again",
+            filename=filename,
+        )
+    return [(name, rows) for name, rows in answer["sheets"]]
+
+
+def _read_workbook(data: bytes, container: Container, filename: str) -> Table:
+    sheets = _load_sheets(data, filename)
+    filled = [(name, rows) for name, rows in sheets if any(any(c for c in r) for r in rows)]
     if not filled:
         raise StatementError("the workbook has no filled sheet", filename=filename)
     if len(filled) > 1:
@@ -171,27 +212,7 @@ def _read_workbook(data: bytes, container: Container, filename: str) -> Table:
         )
     name, raw_rows = filled[0]
     rows = [
-        Row(number, [clean_cell(_text(c)) for c in cells])
+        Row(number, [clean_cell(c) for c in cells])
         for number, cells in enumerate(raw_rows, start=1)
     ]
     return Table(rows, container, name)
-
-
-def _text(value: object) -> str:
-    """The cell as a person reads it: whole numbers without ``.0``, dates as ISO text."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S" if value.time() != time() else "%Y-%m-%d")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, time):
-        return value.strftime("%H:%M:%S")
-    if isinstance(value, timedelta):
-        seconds = int(value.total_seconds())
-        return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    return str(value)
