@@ -168,3 +168,19 @@ def test_unknown_workbook_layout_names_the_sheet() -> None:
 def test_pdf_is_refused_with_what_to_do() -> None:
     with pytest.raises(StatementError, match=r"x.pdf: this is a PDF document; export"):
         parse(b"%PDF-1.7\n...", "x.pdf")
+
+
+def test_xls_whose_cell_address_asks_for_gigabytes_is_refused_and_we_survive() -> None:
+    data = bytearray(examples.ccb_xls())
+    labelsst = data.index(b"\xfd\x00\x0a\x00")  # a LABELSST cell record: row, column, ...
+    data[labelsst + 4 : labelsst + 8] = b"\xfe\xff\xfe\xff"  # row and column 65534
+    with pytest.raises(StatementError, match=r"ccb.xls: the workbook (reader gave up|claims)"):
+        parse(bytes(data), "ccb.xls")
+
+
+def test_sheet_claiming_millions_of_cells_is_refused() -> None:
+    rows = [list(r) for r in examples.CCB_ROWS]
+    rows.extend([[] for _ in range(40000)])
+    rows.append([""] * 255 + ["x"])
+    with pytest.raises(StatementError, match=r"claims a sheet of 40\d\d\d × 256 cells"):
+        parse(examples.ccb_xls(rows=rows), "ccb.xls")
