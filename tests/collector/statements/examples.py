@@ -201,3 +201,24 @@ BUILDERS = {
     "boc": boc_csv,
     "bocom": bocom_csv,
 }
+
+
+def payout_xlsx() -> bytes:
+    """An acquirer's 出款记录 as .xlsx: 已出款, 退票 and 冻结 rows."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "出款记录"
+    sheet.append(["出款记录查询"])
+    sheet.append(["商户号", "出款日期", "交易总额", "手续费", "出款金额", "收款账号", "出款状态",
+                  "退票原因", "出款流水号", "结算批次"])  # fmt: skip
+    sheet.append(["822100000001", "2026-03-02", "1,528.00", "5.00", "1,523.00",
+                  "6217****0122", "已出款", "", "CK20260302001", "000123,000124"])  # fmt: skip
+    sheet.append(["822100000001", "2026-03-03", "2,010.00", "10.00", "2,000.00",
+                  "6217****0122", "退票", "账户已销户", "CK20260303001", "000125"])  # fmt: skip
+    sheet.append(["822100000002", "2026-03-03", "300.00", "1.50", "298.50",
+                  "6228****7788", "冻结", "风控审核", "CK20260303002", "000031"])  # fmt: skip
+    sheet.append(["合计", "", "3,838.00", "16.50", "3,821.50"])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

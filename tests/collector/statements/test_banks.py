@@ -184,3 +184,22 @@ def test_sheet_claiming_millions_of_cells_is_refused() -> None:
     rows.append([""] * 255 + ["x"])
     with pytest.raises(StatementError, match=r"claims a sheet of 40\d\d\d × 256 cells"):
         parse(examples.ccb_xls(rows=rows), "ccb.xls")
+
+
+def test_acquirer_disbursement_records_as_xlsx() -> None:
+    from collector.statements.model import ParsedPayoutFile
+
+    data = examples.payout_xlsx()
+    assert detect_format(data, "出款记录.xlsx") == "payout"
+    p = parse_statement(data, filename="出款记录.xlsx", fmt="payout", profile="payout_disbursement")
+    assert isinstance(p, ParsedPayoutFile) and p.profile == "payout_disbursement"
+    assert [(r.merchant_id, r.net, r.status, r.batch_refs) for r in p.records] == [
+        ("822100000001", 152300, "paid", ("000123", "000124")),
+        ("822100000001", 200000, "returned", ("000125",)),
+        ("822100000002", 29850, "held", ("000031",)),
+    ]
+    assert [r.target_account_masked for r in p.records] == ["****0122", "****0122", "****7788"]
+    summary = summarize(p)
+    assert (summary["credits"], summary["credit_total"], summary["reversals"], summary["pending"]) == (
+        1, 152300, 1, 1,
+    )  # fmt: skip
