@@ -59,6 +59,21 @@ class _Reader:
             return ""
         return row.cells[index]
 
+    def joined(self, row: Row, name: str) -> str:
+        """Every filled column the profile lists for ``name``, joined by `` / ``.
+
+        Banks split what the payer wrote over several columns (摘要 and 交易详情, 交易名称
+        and 附言); the payout reference may be in any of them. Placeholder dashes are skipped.
+        """
+        texts: list[str] = []
+        for alternative in self.profile.columns.get(name, ()):
+            if alternative in self.header.names:
+                index = self.header.names.index(alternative)
+                text = row.cells[index] if index < len(row.cells) else ""
+                if text.strip("-") and text not in texts:
+                    texts.append(text)
+        return " / ".join(texts)
+
     def error(self, row: Row, name: str, reason: str) -> StatementError:
         column = self.header.names[self.header.mapping[name]]
         return StatementError(
@@ -125,7 +140,7 @@ def _entry(reader: _Reader, row: Row) -> tuple[StatementEntry, int | None]:
         raise reader.error(row, "booking_date", "empty date")
     currency = _currency(reader, row)
     amount, direction = _movement(reader, row, currency)
-    remittance = reader.cell(row, "remittance") or None
+    remittance = reader.joined(row, "remittance") or None
     markers = reader.profile.reversal_markers
     named = _LONG_DIGITS.sub(lambda m: mask_account(m.group(0)), reader.cell(row, "counterparty"))
     payer_account = printed_account(reader.cell(row, "counterparty_account"))

@@ -203,3 +203,10 @@ def test_acquirer_disbursement_records_as_xlsx() -> None:
     assert (summary["credits"], summary["credit_total"], summary["reversals"], summary["pending"]) == (
         1, 152300, 1, 1,
     )  # fmt: skip
+
+
+def test_remittance_joins_every_filled_text_column_the_profile_lists() -> None:
+    boc = parse(examples.boc_csv())
+    assert [e.remittance for e in boc.entries] == ["银联入账 / 结算", "网上快捷支付 / 支付宝-某某",
+                                                   "跨行转账 / 货款"]  # fmt: skip
+    assert parse(examples.bocom_csv()).entries[2].remittance == "存款利息"
