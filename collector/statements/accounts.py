@@ -21,9 +21,6 @@ from dataclasses import dataclass
 
 from collector.statements.errors import StatementError
 
-#: statuses of an account that can receive money (a rejected change never did)
-RECEIVING_STATUSES = ("requested", "under_review", "active", "retired")
-
 
 @dataclass(frozen=True, slots=True)
 class RegisteredAccount:
@@ -96,8 +93,9 @@ def tie_account(
     :param filename: for error messages
     :raises StatementError: no account fits, or several do (the candidates are listed)
     """
+    # every status counts: a statement is the account's whatever its review said, and money
+    # paid to a rejected or retired card is exactly what reconciliation must see
     pool = [a for a in accounts if merchant_id is None or a.merchant_id == merchant_id]
-    pool = [a for a in pool if a.status in RECEIVING_STATUSES]
     shown = printed or "(no account number)"
     whose = f" of merchant {merchant_id}" if merchant_id else ""
     if printed is None and merchant_id is None:

@@ -201,6 +201,23 @@ def _preamble(rows: list[Row], header: Header, pattern: str | None) -> str | Non
     return None
 
 
+def _stated_period(rows: list[Row], header: Header) -> list[date]:
+    """The query period the preamble states (起始日期 … 终止日期), as two dates, or none.
+
+    An export without rows still proves that nothing moved in the period it states.
+    """
+    pattern = header.profile.period_pattern
+    if not pattern:
+        return []
+    for row in rows[: header.index]:
+        match = re.search(pattern, ",".join(row.cells))
+        if match:
+            days = [parse_date(match.group(i), header.profile.date_formats) for i in (1, 2)]
+            if days[0] is not None and days[1] is not None and days[0] <= days[1]:
+                return [days[0], days[1]]
+    return []
+
+
 def _balances(
     pairs: list[tuple[StatementEntry, int | None]], currency: str | None
 ) -> tuple[Balance | None, Balance | None, list[str]]:
@@ -284,7 +301,7 @@ def _parse_table(
     check_totals(header, trailers, entries, currency, len(rejects), filename, table.sheet)
     opening, closing, warnings = _balances(pairs, currency)
     account = _preamble(rows, header, header.profile.account_pattern)
-    dates = [e.booking_date for e in entries]
+    dates = [e.booking_date for e in entries] + _stated_period(rows, header)
     return ParsedStatement(
         format="csv",
         account_number=account,

@@ -93,6 +93,7 @@ class Profile:
     status_map: dict[str, str] = field(default_factory=dict)
     account_pattern: str | None = None
     holder_pattern: str | None = None
+    period_pattern: str | None = None
     credit_total_labels: tuple[str, ...] = ()
     debit_total_labels: tuple[str, ...] = ()
     newest_first: bool = False
@@ -176,6 +177,7 @@ def profile_from_toml(text: str, source: str) -> Profile:
             status_map=status_map,
             account_pattern=raw.get("account_pattern"),
             holder_pattern=raw.get("holder_pattern"),
+            period_pattern=raw.get("period_pattern"),
             credit_total_labels=_strings(raw.get("credit_total_labels", []), f"{source} totals"),
             debit_total_labels=_strings(raw.get("debit_total_labels", []), f"{source} totals"),
             newest_first=bool(raw.get("newest_first", False)),

@@ -186,14 +186,17 @@ def icbc_csv(*, account: str, opening: int, credits: Sequence[BankCredit]) -> by
     return ("\ufeff" + "\n".join(lines) + "\n").encode("utf-8")
 
 
-def ccb_xls(*, account: str, opening: int, credits: Sequence[BankCredit]) -> bytes:
+def ccb_xls(
+    *, account: str, opening: int, start: date, end: date, credits: Sequence[BankCredit]
+) -> bytes:
     """A 建设银行 交易明细 .xls (BIFF8): preamble rows with the masked 账号, a header with
     padded cells, 0 in the unused amount cell, masked counterparty names, and the merged
     disclaimer row."""
     book = xlwt.Workbook(encoding="utf-8")
     sheet = book.add_sheet("交易明细")
     preamble = [["中国建设银行 China Construction Bank"], ["开户机构:", "中国建设银行演示支行"],
-                ["币    种:", "人民币"], ["账    号:", masked_card(account)]]  # fmt: skip
+                ["币    种:", "人民币"], ["账    号:", masked_card(account)],
+                ["起始日期:", f"{start:%Y%m%d}", "终止日期:", f"{end:%Y%m%d}"]]  # fmt: skip
     for r, cells in enumerate(preamble):
         for c, value in enumerate(cells):
             sheet.write(r, c, value)
@@ -252,7 +255,8 @@ def bank_export(
     """
     tail = account[-4:]
     if account.startswith("6217"):
-        return f"交易明细_{tail}.xls", ccb_xls(account=account, opening=opening, credits=credits)
+        data = ccb_xls(account=account, opening=opening, start=start, end=end, credits=credits)
+        return f"交易明细_{tail}.xls", data
     if account.startswith("6222"):
         return f"历史明细_{tail}.csv", icbc_csv(account=account, opening=opening, credits=credits)
     if account.startswith(("6214", "6225")):

@@ -165,10 +165,12 @@ def test_masked_name_fit() -> None:
     assert not name_fits("张*", "李四")
 
 
-def test_tie_account_only_among_receiving_accounts() -> None:
+def test_tie_account_whatever_its_status_within_the_named_merchant() -> None:
     rejected = RegisteredAccount("M1", "****0122", "h1", None, "rejected")
     active = RegisteredAccount("M2", "****0122", "h2", None, "active")
-    assert tie_account("6217****0122", None, [rejected, active], merchant_id=None,
-                       filename="f").merchant_id == "M2"  # fmt: skip
+    with pytest.raises(StatementError, match="fits 2 registered accounts"):
+        tie_account("6217****0122", None, [rejected, active], merchant_id=None, filename="f")
+    chosen = tie_account("6217****0122", None, [rejected, active], merchant_id="M1", filename="f")
+    assert chosen is rejected
     with pytest.raises(StatementError, match="fits no registered settlement account of merchant"):
-        tie_account("6217****0122", None, [rejected, active], merchant_id="M1", filename="f")
+        tie_account("6217****0122", None, [rejected, active], merchant_id="M3", filename="f")

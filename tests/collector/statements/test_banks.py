@@ -210,3 +210,15 @@ def test_remittance_joins_every_filled_text_column_the_profile_lists() -> None:
     assert [e.remittance for e in boc.entries] == ["银联入账 / 结算", "网上快捷支付 / 支付宝-某某",
                                                    "跨行转账 / 货款"]  # fmt: skip
     assert parse(examples.bocom_csv()).entries[2].remittance == "存款利息"
+
+
+@pytest.mark.parametrize(
+    ("bank", "start", "end"),
+    [("cmb", "2026-03-01", "2026-03-05"), ("abc", "2026-03-01", "2026-03-05"),
+     ("icbc", "2026-03-02", "2026-03-05")],
+)  # fmt: skip
+def test_period_is_the_stated_one_when_the_export_states_it(
+    bank: str, start: str, end: str
+) -> None:
+    p = parse(examples.BUILDERS[bank]())
+    assert (str(p.period_start), str(p.period_end)) == (start, end)
