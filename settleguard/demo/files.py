@@ -197,9 +197,9 @@ def ccb_xls(
     preamble = [["中国建设银行 China Construction Bank"], ["开户机构:", "中国建设银行演示支行"],
                 ["币    种:", "人民币"], ["账    号:", masked_card(account)],
                 ["起始日期:", f"{start:%Y%m%d}", "终止日期:", f"{end:%Y%m%d}"]]  # fmt: skip
-    for r, cells in enumerate(preamble):
-        for c, value in enumerate(cells):
-            sheet.write(r, c, value)
+    for r, line in enumerate(preamble):
+        for c, text in enumerate(line):
+            sheet.write(r, c, text)
     header = ["记账日", "交易日期", "交易时间", "支出", "收入", "账户余额", "币种", "摘要",
               "对方账号", "对方户名", "交易地点"]  # fmt: skip
     for c, name in enumerate(header):
