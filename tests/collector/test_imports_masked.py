@@ -16,7 +16,12 @@ from collector.imports import ImportRejected, import_file
 from collector.ingest import IncomingMessage, Keyring, ingest_batch
 from collector.keys import init_keys
 from collector.merchants import import_merchants
-from collector.statements.accounts import RegisteredAccount, name_fits, tie_account
+from collector.statements.accounts import (
+    RegisteredAccount,
+    name_fits,
+    tie_account,
+    visible_digits,
+)
 from collector.statements.errors import StatementError
 from collector.store import Store
 from protocol.records import CardChange
@@ -157,6 +162,13 @@ def test_overlapping_period_is_reported_and_entries_stored_once(store: Store) ->
     assert again.summary["overlaps"] == [first.import_id]
     assert again.summary["already_stored"] == 3
     assert store.count("credits") == 3
+
+
+def test_visible_digits_of_the_printed_forms() -> None:
+    assert visible_digits("6217****0122") == ("6217", "0122")
+    assert visible_digits("621700*********0122") == ("621700", "0122")
+    assert visible_digits("**************0026") == ("", "0026")
+    assert visible_digits("6217 0012 3456 7890 123") == ("6217001234567890123",) * 2
 
 
 def test_masked_name_fit() -> None:
