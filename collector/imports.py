@@ -47,7 +47,7 @@ from collector.statements import (
     parse_statement,
     summarize,
 )
-from collector.statements.accounts import RegisteredAccount, tie_account
+from collector.statements.accounts import RegisteredAccount, tie_account, visible_digits
 from collector.store import Store, Tx
 from protocol.sealed import SealedError
 
@@ -218,8 +218,7 @@ def _own_account(
     if number:
         key = account_hmac(number)
         if account_of is not None and not any(
-            a.account_hmac == key and a.merchant_id == account_of
-            for a in registered_accounts(store, None)
+            a.account_hmac == key for a in registered_accounts(store, None, merchant_id=account_of)
         ):
             raise StatementError(
                 f"account {mask_account(number)} is not a registered account of merchant"
@@ -229,21 +228,40 @@ def _own_account(
         return mask_account(number), key
     if parsed.format == "camt054" and parsed.account_number is None and account_of is None:
         return None, None  # single notifications prove no coverage; nothing to tie
+    tail = visible_digits(parsed.account_number)[1] if parsed.account_number else ""
+    candidates = registered_accounts(
+        store, open_account, merchant_id=account_of, last4=tail[-4:] if len(tail) >= 4 else None
+    )
     chosen = tie_account(
-        parsed.account_number, parsed.account_holder, registered_accounts(store, open_account),
-        merchant_id=account_of, filename=filename,
+        parsed.account_number, parsed.account_holder, candidates, merchant_id=account_of,
+        filename=filename,
     )  # fmt: skip
     return chosen.account_masked, chosen.account_hmac
 
 
 def registered_accounts(
-    store: Store, open_account: AccountOpener | None
+    store: Store,
+    open_account: AccountOpener | None,
+    *,
+    merchant_id: str | None = None,
+    last4: str | None = None,
 ) -> list[RegisteredAccount]:
-    """Every registered settlement account, with its full number only when it can be opened."""
+    """Registered settlement accounts (of one merchant, or ending in ``last4``), with the full
+    number only when it can be opened."""
+    where, params = [], []
+    if merchant_id is not None:
+        where.append("a.merchant_id = ?")
+        params.append(merchant_id)
+    if last4 is not None:
+        where.append("a.account_masked LIKE ?")
+        params.append(f"%{last4}")
     rows = store.query(
         "SELECT a.merchant_id, a.account_masked, a.account_hmac, a.holder_name, a.status,"
         " a.account_sealed, c.change_id FROM settlement_accounts a"
-        " LEFT JOIN card_changes c ON c.id = a.card_change_id ORDER BY a.id"
+        " LEFT JOIN card_changes c ON c.id = a.card_change_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY a.id",
+        params,
     )
     return [
         RegisteredAccount(
