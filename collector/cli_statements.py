@@ -98,6 +98,12 @@ def import_cmd(
             f"{', '.join(str(i) for i in summary['overlaps'])}; "
             f"{summary['already_stored']} entries were already stored and were skipped"
         )
+    if summary.get("new_in_overlap"):
+        click.echo(
+            f"warning: {file.name}: {summary['new_in_overlap']} entries fall on days an earlier"
+            " import already covered but were not in it; compare the two downloads",
+            err=True,
+        )
 
 
 @click.group("merchants")

@@ -288,25 +288,44 @@ def _opened(row: dict[str, Any], open_account: AccountOpener | None) -> str | No
 
 
 def _overlaps(store: Store, parsed: ParsedStatement, key: str | None) -> dict[str, Any]:
-    """Earlier imports of the same account whose period overlaps, and entries already stored."""
+    """Earlier imports of the same account whose period overlaps, entries already stored, and
+    entries on days an earlier import already covered that it did not have.
+
+    The last (``new_in_overlap``) means the two files disagree about those days (a corrected
+    or edited download): both versions' movements are then stored, so the summary and the
+    CLI say so for an operator to look at.
+    """
+    empty = {"overlaps": [], "already_stored": 0, "new_in_overlap": 0}
     if key is None or parsed.period_start is None or parsed.period_end is None:
-        return {"overlaps": [], "already_stored": 0}
+        return empty
     earlier = store.query(
-        "SELECT id FROM imports WHERE account_hmac = ? AND status = 'done'"
-        " AND period_start <= ? AND period_end >= ? ORDER BY id",
+        "SELECT id, period_start, period_end FROM imports WHERE account_hmac = ?"
+        " AND status = 'done' AND period_start <= ? AND period_end >= ? ORDER BY id",
         (key, parsed.period_end.isoformat(), parsed.period_start.isoformat()),
     )
+    if not earlier:
+        return empty
+    stored: set[str] = set()
     ids = [e.entry_id for e in parsed.entries]
-    stored = 0
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
-        found = store.query_one(
-            f"SELECT COUNT(*) AS n FROM credits WHERE account_hmac = ? AND entry_id IN ({marks})",
+        rows = store.query(
+            f"SELECT entry_id FROM credits WHERE account_hmac = ? AND entry_id IN ({marks})",
             (key, *chunk),
         )
-        stored += int(found["n"]) if found else 0
-    return {"overlaps": [int(e["id"]) for e in earlier], "already_stored": stored}
+        stored.update(r["entry_id"] for r in rows)
+    covered = [(e["period_start"], e["period_end"]) for e in earlier]
+    new_in_overlap = sum(
+        e.entry_id not in stored
+        and any(lo <= e.booking_date.isoformat() <= hi for lo, hi in covered)
+        for e in parsed.entries
+    )
+    return {
+        "overlaps": [int(e["id"]) for e in earlier],
+        "already_stored": len(stored),
+        "new_in_overlap": new_in_overlap,
+    }
 
 
 def _import_row(

@@ -160,8 +160,18 @@ def test_overlapping_period_is_reported_and_entries_stored_once(store: Store) ->
     )
     assert not again.duplicate
     assert again.summary["overlaps"] == [first.import_id]
-    assert again.summary["already_stored"] == 3
+    assert again.summary["already_stored"] == 3 and again.summary["new_in_overlap"] == 0
     assert store.count("credits") == 3
+
+
+def test_overlap_that_disagrees_is_reported(store: Store) -> None:
+    register(store, ("M1", "6214000000000005678", "陈小"))
+    import_file(store, examples.cmb_csv(), filename="a.csv", account_hmac=hasher)
+    text = examples.cmb_csv().decode("utf-8-sig")
+    edited = text.replace('"\t400.00"', '"\t400.01"').replace("3,166.40", "3,166.41")
+    edited = edited.replace("13078.40", "13078.41")
+    again = import_file(store, edited.encode("utf-8-sig"), filename="b.csv", account_hmac=hasher)
+    assert again.summary["already_stored"] == 2 and again.summary["new_in_overlap"] == 1
 
 
 def test_visible_digits_of_the_printed_forms() -> None:
