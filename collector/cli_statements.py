@@ -46,6 +46,13 @@ def _store_and_keys(ctx: click.Context) -> tuple[Store, CollectorKeys]:
 @click.option("--profile", default=None, help="CSV / payout column-mapping profile")
 @click.option("--profile-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--account", default=None, help="account number, when the file does not name it")
+@click.option(
+    "--account-of",
+    "account_of",
+    default=None,
+    metavar="MERCHANT",
+    help="the merchant whose registered account a masked export belongs to",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.pass_context
 def import_cmd(
@@ -55,6 +62,7 @@ def import_cmd(
     profile: str | None,
     profile_dir: str | None,
     account: str | None,
+    account_of: str | None,
     as_json: bool,
 ) -> None:
     """Import a bank statement or acquirer payout file (re-importing the same file is a no-op)."""
@@ -62,7 +70,8 @@ def import_cmd(
     try:
         result = import_file(
             store, file.read_bytes(), filename=file.name, account_hmac=keys.account_hmac,
-            fmt=fmt, profile=profile, profile_dir=profile_dir, account=account, actor="cli",
+            fmt=fmt, profile=profile, profile_dir=profile_dir, account=account,
+            account_of=account_of, open_account=keys.open_card_change, actor="cli",
         )  # fmt: skip
     except ImportRejected as exc:
         if as_json:
@@ -83,6 +92,18 @@ def import_cmd(
         f"{summary['rejected']} rejected"
         + ("; BALANCE CHAIN BROKEN" if summary.get("balance_mismatch") else "")
     )
+    if summary.get("overlaps"):
+        click.echo(
+            f"{file.name}: period overlaps import(s) "
+            f"{', '.join(str(i) for i in summary['overlaps'])}; "
+            f"{summary['already_stored']} entries were already stored and were skipped"
+        )
+    if summary.get("new_in_overlap"):
+        click.echo(
+            f"warning: {file.name}: {summary['new_in_overlap']} entries fall on days an earlier"
+            " import already covered but were not in it; compare the two downloads",
+            err=True,
+        )
 
 
 @click.group("merchants")

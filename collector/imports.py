@@ -17,6 +17,14 @@ Theory of operation (DESIGN.md §5 "Statements", issue 5):
   (single notifications) proves no coverage and records none.
 * Rows the parser rejected (well-formed but not accepted) are kept on the import with their
   line or element, for operators to see.
+* Bank exports print the own account masked (``6217****0122``). Such an import is tied to
+  the one registered settlement account that fits what the bank shows
+  (:mod:`collector.statements.accounts`), optionally within the merchant the operator named
+  (``account_of``); none or several fitting accounts refuse the file, listing the candidates.
+* A statement whose period overlaps earlier imports of the same account says so in its
+  summary (``overlaps``) with how many of its entries were already stored and skipped.
+* Each entry's payer name and account are kept as printed (``payer_name``,
+  ``payer_account``) for the reconciliation's payer rule.
 """
 
 # SQL here is built only from our own table/column names and "?" lists; values are bound.
@@ -39,10 +47,16 @@ from collector.statements import (
     parse_statement,
     summarize,
 )
+from collector.statements.accounts import RegisteredAccount, tie_account, visible_digits
 from collector.store import Store, Tx
+from protocol.sealed import SealedError
 
 #: Turns a full account number into the collector's keyed HMAC (``CollectorKeys.account_hmac``).
 AccountHasher = Callable[[str], str]
+#: Opens a card change's sealed account number: ``(change_id, token) -> number``
+#: (``CollectorKeys.open_card_change``); it may raise when the token is not ours.
+AccountOpener = Callable[[str, str], str]
+OwnAccount = tuple[str | None, str | None]
 
 _COVERAGE_FORMATS = ("camt053", "mt940", "csv")
 
@@ -90,6 +104,8 @@ def import_file(
     profile: str | None = None,
     profile_dir: str | os.PathLike[str] | None = None,
     account: str | None = None,
+    account_of: str | None = None,
+    open_account: AccountOpener | None = None,
     actor: str | None = None,
 ) -> ImportResult:
     """Parse ``data`` and store it, once.
@@ -101,7 +117,10 @@ def import_file(
     :param fmt: ``auto`` or one of :data:`collector.statements.FORMATS`
     :param profile: CSV or payout profile name (None: detect from the header)
     :param profile_dir: extra directory of user profiles
-    :param account: the statement's account number when the file does not name it
+    :param account: the statement's full account number, when the file does not show it
+    :param account_of: the merchant whose registered account the export belongs to (ties a
+        masked or missing own account among that merchant's accounts only)
+    :param open_account: opens sealed registered numbers, to compare the first digits too
     :param actor: who imported it (kept on the row)
     :raises ImportRejected: the file is bad; the attempt is recorded, nothing else stored
     """
@@ -115,13 +134,18 @@ def import_file(
         parsed = parse_statement(
             data, filename=filename, fmt=fmt, profile=profile, profile_dir=profile_dir
         )
+        own: OwnAccount = (None, None)
+        if isinstance(parsed, ParsedStatement):
+            own = _own_account(store, parsed, account, account_of, account_hmac, open_account,
+                               filename)  # fmt: skip
     except StatementError as exc:
         raise ImportRejected(
             exc, _record_rejected(store, digest, filename, fmt, exc, actor)
         ) from exc
     summary = summarize(parsed)
-    if isinstance(parsed, ParsedStatement) and parsed.account_number is None and account:
-        summary["account"] = mask_account(account)
+    if isinstance(parsed, ParsedStatement):
+        summary["account"] = own[0]
+        summary.update(_overlaps(store, parsed, own[1]))
     with store.transaction() as tx:
         row = tx.query_one(
             "SELECT id, status, summary FROM imports WHERE file_sha256 = ?", (digest,)
@@ -129,15 +153,13 @@ def import_file(
         if row is not None and row["status"] != "rejected":
             return _duplicate(row)  # a concurrent import of the same bytes won
         summary["duplicate"] = False
-        import_id = _import_row(
-            tx, row, digest, filename, parsed, summary, account_hmac, account, actor
-        )
+        import_id = _import_row(tx, row, digest, filename, parsed, summary, own, actor)
         summary["import_id"] = import_id
         tx.execute("UPDATE imports SET summary = ? WHERE id = ?", (json.dumps(summary), import_id))
         if isinstance(parsed, ParsedPayoutFile):
             _store_payouts(tx, import_id, parsed)
         else:
-            _store_entries(tx, import_id, parsed, _account_fields(parsed, account, account_hmac))
+            _store_entries(tx, import_id, parsed, own)
     return ImportResult(import_id, False, summary)
 
 
@@ -177,13 +199,133 @@ def _record_rejected(
         return import_id
 
 
-def _account_fields(
-    parsed: ParsedStatement, account: str | None, account_hmac: AccountHasher
-) -> tuple[str | None, str | None]:
-    number = parsed.account_number or account
-    if not number:
-        return None, None
-    return mask_account(number), account_hmac(number)  # the clear number goes no further
+def _own_account(
+    store: Store,
+    parsed: ParsedStatement,
+    account: str | None,
+    account_of: str | None,
+    account_hmac: AccountHasher,
+    open_account: AccountOpener | None,
+    filename: str,
+) -> OwnAccount:
+    """(masked, HMAC) of the statement's own account; the clear number goes no further.
+
+    :raises StatementError: a masked or missing account that no or several registered
+        accounts fit, or a full number that is not the named merchant's
+    """
+    account_of = account_of or None
+    number = account or (None if parsed.account_masked_by_bank else parsed.account_number)
+    if number:
+        key = account_hmac(number)
+        if account_of is not None and not any(
+            a.account_hmac == key for a in registered_accounts(store, None, merchant_id=account_of)
+        ):
+            raise StatementError(
+                f"account {mask_account(number)} is not a registered account of merchant"
+                f" {account_of}",
+                filename=filename,
+            )
+        return mask_account(number), key
+    if parsed.format == "camt054" and parsed.account_number is None and account_of is None:
+        return None, None  # single notifications prove no coverage; nothing to tie
+    tail = visible_digits(parsed.account_number)[1] if parsed.account_number else ""
+    candidates = registered_accounts(
+        store, open_account, merchant_id=account_of, last4=tail[-4:] if len(tail) >= 4 else None
+    )
+    chosen = tie_account(
+        parsed.account_number, parsed.account_holder, candidates, merchant_id=account_of,
+        filename=filename,
+    )  # fmt: skip
+    return chosen.account_masked, chosen.account_hmac
+
+
+def registered_accounts(
+    store: Store,
+    open_account: AccountOpener | None,
+    *,
+    merchant_id: str | None = None,
+    last4: str | None = None,
+) -> list[RegisteredAccount]:
+    """Registered settlement accounts (of one merchant, or ending in ``last4``), with the full
+    number only when it can be opened."""
+    where, params = [], []
+    if merchant_id is not None:
+        where.append("a.merchant_id = ?")
+        params.append(merchant_id)
+    if last4 is not None:
+        where.append("a.account_masked LIKE ?")
+        params.append(f"%{last4}")
+    rows = store.query(
+        "SELECT a.merchant_id, a.account_masked, a.account_hmac, a.holder_name, a.status,"
+        " a.account_sealed, c.change_id FROM settlement_accounts a"
+        " LEFT JOIN card_changes c ON c.id = a.card_change_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY a.id",
+        params,
+    )
+    return [
+        RegisteredAccount(
+            merchant_id=row["merchant_id"],
+            account_masked=row["account_masked"],
+            account_hmac=row["account_hmac"],
+            holder_name=row["holder_name"],
+            status=row["status"],
+            full_number=_opened(row, open_account),
+        )
+        for row in rows
+    ]
+
+
+def _opened(row: dict[str, Any], open_account: AccountOpener | None) -> str | None:
+    sealed, change_id = row["account_sealed"], row["change_id"]
+    if open_account is None or sealed is None or change_id is None:
+        return None
+    token = bytes(sealed).decode("ascii", "replace")
+    try:
+        return open_account(change_id, token)
+    except (SealedError, UnicodeDecodeError, ValueError):
+        return None  # an unopenable token only means fewer digits to compare
+
+
+def _overlaps(store: Store, parsed: ParsedStatement, key: str | None) -> dict[str, Any]:
+    """Earlier imports of the same account whose period overlaps, entries already stored, and
+    entries on days an earlier import already covered that it did not have.
+
+    The last (``new_in_overlap``) means the two files disagree about those days (a corrected
+    or edited download): both versions' movements are then stored, so the summary and the
+    CLI say so for an operator to look at.
+    """
+    empty = {"overlaps": [], "already_stored": 0, "new_in_overlap": 0}
+    if key is None or parsed.period_start is None or parsed.period_end is None:
+        return empty
+    earlier = store.query(
+        "SELECT id, period_start, period_end FROM imports WHERE account_hmac = ?"
+        " AND status = 'done' AND period_start <= ? AND period_end >= ? ORDER BY id",
+        (key, parsed.period_end.isoformat(), parsed.period_start.isoformat()),
+    )
+    if not earlier:
+        return empty
+    stored: set[str] = set()
+    ids = [e.entry_id for e in parsed.entries]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = store.query(
+            f"SELECT entry_id FROM credits WHERE account_hmac = ? AND entry_id IN ({marks})",
+            (key, *chunk),
+        )
+        stored.update(r["entry_id"] for r in rows)
+    covered = [(e["period_start"], e["period_end"]) for e in earlier]
+    new_in_overlap = sum(
+        e.entry_id not in stored
+        and any(lo <= e.booking_date.isoformat() <= hi for lo, hi in covered)
+        for e in parsed.entries
+    )
+    return {
+        "overlaps": [int(e["id"]) for e in earlier],
+        "already_stored": len(stored),
+        "new_in_overlap": new_in_overlap,
+    }
 
 
 def _import_row(
@@ -193,8 +335,7 @@ def _import_row(
     filename: str,
     parsed: ParsedStatement | ParsedPayoutFile,
     summary: dict[str, Any],
-    account_hmac: AccountHasher,
-    account: str | None,
+    own: OwnAccount,
     actor: str | None,
 ) -> int:
     rejects = [{"where": r.line_or_element, "reason": r.reason} for r in parsed.rejects]
@@ -213,7 +354,7 @@ def _import_row(
     if isinstance(parsed, ParsedPayoutFile):
         row["row_count"] = len(parsed.records)
     else:
-        masked, key = _account_fields(parsed, account, account_hmac)
+        masked, key = own
         row["row_count"] = len(parsed.entries)
         row["account_masked"] = masked
         row["account_hmac"] = key
@@ -232,7 +373,7 @@ def _import_row(
 _CREDIT_COLUMNS = (
     "import_id", "account_hmac", "account_masked", "booked_at", "value_date", "amount",
     "currency", "kind", "reference", "counterparty", "line_no", "raw", "entry_id", "status",
-    "reversal", "remittance",
+    "reversal", "remittance", "payer_name", "payer_account",
 )  # fmt: skip
 _PAYOUT_COLUMNS = (
     "import_id", "merchant_id", "payout_date", "gross_amount", "fee_amount", "net_amount",
@@ -265,6 +406,8 @@ def _store_entries(
             entry.status,
             int(entry.reversal),
             entry.remittance,
+            entry.payer_name,
+            entry.payer_account,
         )
         for entry in parsed.entries
     ]

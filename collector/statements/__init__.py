@@ -5,8 +5,9 @@ Library first (the ``settleguard collector import`` command wraps it)::
     parsed = parse_statement(data, filename="march.xml")
     summary = summarize(parsed)
 
-Formats: ``camt053``, ``camt054`` (ISO 20022), ``mt940`` (SWIFT), ``csv`` (bank exports
-through a profile) and ``payout`` (acquirer settlement detail through a profile). Every
+Formats: ``camt053``, ``camt054`` (ISO 20022), ``mt940`` (SWIFT), ``csv`` (bank exports as
+CSV, .xls or .xlsx, through a profile) and ``payout`` (acquirer settlement detail, CSV or
+.xlsx, through a profile). Every
 parser raises only :class:`StatementError` on bad input, with the line, column or
 element at fault. See ``docs/statements.md``.
 """
@@ -31,8 +32,9 @@ from collector.statements.model import (
 )
 from collector.statements.payout import parse_payout
 from collector.statements.profiles import Profile, load_profiles
+from collector.statements.sheets import container_of, read_table
 from collector.statements.swift_mt940 import detect_mt940, parse_mt940
-from collector.statements.tabular import decode, find_header, split_rows
+from collector.statements.tabular import find_header
 
 __all__ = [
     "FORMATS",
@@ -69,17 +71,23 @@ def detect_format(
     :param filename: used in error messages
     :param profile_dir: extra profile directory (a payout profile's header means ``payout``)
     :returns: one of :data:`FORMATS`
-    :raises StatementError: XML that is not camt.053/054, or undecodable text
+    :raises StatementError: XML that is not camt.053/054, undecodable text, or a workbook
+        that cannot be read
     """
     head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith(b"<"):
+    text = container_of(data) == "text"
+    if text and head.startswith(b"<"):
         kind = detect_camt(data)
         if kind is None:
             raise StatementError("XML but not a camt.053 or camt.054 message", filename=filename)
         return kind
-    if re.search(rb"(?m)^(\{1:|:20:)", data[:8192]) and detect_mt940(data[:8192].decode("latin-1")):
+    if (
+        text
+        and re.search(rb"(?m)^(\{1:|:20:)", data[:8192])
+        and detect_mt940(data[:8192].decode("latin-1"))
+    ):
         return "mt940"
-    rows = split_rows(decode(data[:65536], filename))
+    rows = read_table(data, filename).rows
     try:
         header = find_header(rows, load_profiles(profile_dir), None, None, filename)
     except StatementError:
@@ -157,6 +165,9 @@ def summarize(parsed: ParsedStatement | ParsedPayoutFile) -> dict[str, Any]:
     return {
         "format": parsed.format,
         "account": mask_account(parsed.account_number) if parsed.account_number else None,
+        "account_as_printed": _as_printed(parsed.account_number),
+        "holder_as_printed": parsed.account_holder,
+        "sheet": parsed.sheet,
         "profile": parsed.profile,
         "credits": len(credits),
         "credit_total": sum(e.amount for e in credits),
@@ -166,3 +177,10 @@ def summarize(parsed: ParsedStatement | ParsedPayoutFile) -> dict[str, Any]:
         "rejected": len(parsed.rejects),
         "balance_mismatch": parsed.balance_mismatch,
     }
+
+
+def _as_printed(number: str | None) -> str | None:
+    """The own account as the bank printed it when it is masked there; else masked by us."""
+    if number is None:
+        return None
+    return number if "*" in number else mask_account(number)

@@ -68,6 +68,7 @@ class StatementError(Exception):
     :param line: 1-based line number in the file, when known
     :param column: the CSV column's header text, when known
     :param element: the XML element path such as ``Ntry[3]/Amt``, when known
+    :param sheet: the workbook sheet's name (``line`` is then the sheet's row number)
     """
 
     def __init__(
@@ -78,9 +79,11 @@ class StatementError(Exception):
         line: int | None = None,
         column: str | None = None,
         element: str | None = None,
+        sheet: str | None = None,
     ) -> None:
         self.reason = safe_reason(reason)
         self.filename = mask_digit_runs(filename)
+        self.sheet = None if sheet is None else mask_digit_runs(sheet)
         self.line = line
         self.column = None if column is None else mask_digit_runs(column)
         self.element = None if element is None else mask_digit_runs(element)
@@ -94,12 +97,15 @@ class StatementError(Exception):
             line=self.line,
             column=self.column,
             element=self.element,
+            sheet=self.sheet,
         )
 
     def _describe(self) -> str:
         where = self.filename
+        if self.sheet is not None:
+            where += f" sheet {self.sheet!r}"
         if self.line is not None:
-            where += f" line {self.line}"
+            where += f" {'row' if self.sheet is not None else 'line'} {self.line}"
         if self.column is not None:
             where += f" column {self.column}"
         if self.element is not None:

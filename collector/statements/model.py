@@ -61,6 +61,10 @@ class StatementEntry:
     remittance: str | None
     counterparty: str | None
     entry_id: str
+    #: the payer (payee on a debit) as the bank printed the name, masked forms included
+    payer_name: str | None = None
+    #: the payer's account as printed when the bank masks it (``6228****1234``), else masked
+    payer_account: str | None = None
 
     def __post_init__(self) -> None:
         if self.amount < 0:
@@ -97,6 +101,15 @@ class ParsedStatement:
     rejects: tuple[Reject, ...] = ()
     warnings: tuple[str, ...] = ()
     profile: str | None = None
+    #: the account holder's name as the export prints it (often masked: ``张*明``)
+    account_holder: str | None = None
+    #: which sheet of a workbook the entries came from (None for text files)
+    sheet: str | None = None
+
+    @property
+    def account_masked_by_bank(self) -> bool:
+        """True when the export shows only part of the own account (``6217****0122``)."""
+        return self.account_number is not None and "*" in self.account_number
 
     @property
     def balance_mismatch(self) -> bool:

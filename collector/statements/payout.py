@@ -1,4 +1,4 @@
-"""Acquirer payout / settlement-detail files (CSV through a ``kind = "payout"`` profile).
+"""Acquirer payout / settlement-detail files (CSV or .xlsx through a ``kind = "payout"`` profile).
 
 This is the acquirer's own account of what it paid, to which account, and what failed,
 so a gap can be placed at the acquirer (failed, returned, held) or at the bank (paid
@@ -17,15 +17,8 @@ from collector.statements.amounts import AmountError, parse_decimal, to_minor_un
 from collector.statements.errors import StatementError
 from collector.statements.model import ParsedPayoutFile, PayoutRecord, PayoutStatus, Reject
 from collector.statements.profiles import load_profiles
-from collector.statements.tabular import (
-    Header,
-    Row,
-    decode,
-    find_header,
-    parse_date,
-    split_rows,
-    strip_money,
-)
+from collector.statements.sheets import read_table
+from collector.statements.tabular import Header, Row, excerpt, find_header, parse_date, strip_money
 
 
 class _RowReject(Exception):
@@ -43,12 +36,22 @@ def _error(header: Header, row: Row, name: str, reason: str, filename: str) -> S
     )
 
 
+def _with_sheet(exc: StatementError, sheet: str | None) -> StatementError:
+    if sheet is None or exc.sheet is not None:
+        return exc
+    return type(exc)(
+        exc.reason, filename=exc.filename, line=exc.line, column=exc.column, sheet=sheet
+    )
+
+
 def _money(header: Header, row: Row, name: str, currency: str, filename: str) -> int:
     raw = strip_money(_cell(header, row, name))
     try:
         value = parse_decimal(raw or "0", thousands=True)
     except AmountError as exc:
-        raise _error(header, row, name, str(exc), filename) from exc
+        raise _error(
+            header, row, name, f"amount {excerpt(raw)} is not a decimal", filename
+        ) from exc
     try:
         return to_minor_units(value, currency)
     except AmountError as exc:
@@ -60,14 +63,14 @@ def _record(header: Header, row: Row, filename: str) -> PayoutRecord:
     raw_ccy = _cell(header, row, "currency")
     currency = profile.currency_map.get(raw_ccy, raw_ccy.upper()) if raw_ccy else profile.currency
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise _error(header, row, "currency", f"unknown currency {raw_ccy!r}", filename)
+        raise _error(header, row, "currency", f"unknown currency {excerpt(raw_ccy)}", filename)
     merchant_id = _cell(header, row, "merchant_id")
     if not merchant_id:
         raise _error(header, row, "merchant_id", "empty merchant id", filename)
     raw_date = _cell(header, row, "settlement_date")
     day = parse_date(raw_date, profile.date_formats)
     if day is None:
-        raise _error(header, row, "settlement_date", f"{raw_date!r} is not a date", filename)
+        raise _error(header, row, "settlement_date", f"{excerpt(raw_date)} is not a date", filename)
     gross, fees, net = (
         _money(header, row, n, currency, filename) for n in ("gross", "fees", "net")
     )
@@ -76,7 +79,7 @@ def _record(header: Header, row: Row, filename: str) -> PayoutRecord:
     word = _cell(header, row, "status")
     status = profile.status_map.get(word) or profile.status_map.get(word.lower())
     if status is None:
-        raise _RowReject(f"unknown payout status {word!r}")
+        raise _RowReject(f"unknown payout status {excerpt(word)}")
     target = _cell(header, row, "target_account")
     refs = _cell(header, row, "batch_refs")
     return PayoutRecord(
@@ -118,9 +121,21 @@ def parse_payout(
     :param filename: used in error messages
     :param profile: a ``kind = "payout"`` profile name; None detects it from the header
     :param profile_dir: extra directory of user profiles
-    :raises StatementError: unreadable text, no header, or a cell that cannot be read
+    :raises StatementError: unreadable file, no header, or a cell that cannot be read
     """
-    rows = split_rows(decode(data, filename))
+    table = read_table(data, filename)
+    try:
+        return _parse_rows(table.rows, filename, profile, profile_dir)
+    except StatementError as exc:
+        raise _with_sheet(exc, table.sheet) from None
+
+
+def _parse_rows(
+    rows: list[Row],
+    filename: str,
+    profile: str | None,
+    profile_dir: str | os.PathLike[str] | None,
+) -> ParsedPayoutFile:
     header = find_header(
         rows, load_profiles(profile_dir), "payout" if not profile else None, profile, filename
     )

@@ -92,6 +92,11 @@ class Profile:
     direction_map: dict[str, str] = field(default_factory=dict)
     status_map: dict[str, str] = field(default_factory=dict)
     account_pattern: str | None = None
+    holder_pattern: str | None = None
+    period_pattern: str | None = None
+    credit_total_labels: tuple[str, ...] = ()
+    debit_total_labels: tuple[str, ...] = ()
+    newest_first: bool = False
     trailer_prefixes: tuple[str, ...] = ()
     reversal_markers: tuple[str, ...] = ()
     batch_separator: str = ";"
@@ -171,6 +176,11 @@ def profile_from_toml(text: str, source: str) -> Profile:
             direction_map=_table(raw, "direction_map", source),
             status_map=status_map,
             account_pattern=raw.get("account_pattern"),
+            holder_pattern=raw.get("holder_pattern"),
+            period_pattern=raw.get("period_pattern"),
+            credit_total_labels=_strings(raw.get("credit_total_labels", []), f"{source} totals"),
+            debit_total_labels=_strings(raw.get("debit_total_labels", []), f"{source} totals"),
+            newest_first=bool(raw.get("newest_first", False)),
             trailer_prefixes=_strings(raw.get("trailer_prefixes", []), f"{source} trailer"),
             reversal_markers=_strings(raw.get("reversal_markers", []), f"{source} reversal"),
             batch_separator=str(raw.get("batch_separator", ";")),

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from collector.statements.errors import StatementError
+from collector.statements.errors import StatementError, mask_digit_runs
 from collector.statements.profiles import Profile, ProfileKind
 
 
@@ -65,7 +66,8 @@ def decode(data: bytes, filename: str) -> str:
     raise StatementError("text is neither UTF-8 nor GBK/GB18030", filename=filename, line=line)
 
 
-def _clean(cell: str) -> str:
+def clean_cell(cell: str) -> str:
+    """Trim the padding banks put round cells (spaces, TABs) and Excel's ``="…"`` wrapper."""
     cell = cell.strip().strip("\t").strip()
     if cell.startswith('="') and cell.endswith('"'):
         cell = cell[2:-1].strip()  # Excel "keep as text" wrapper some banks emit
@@ -76,10 +78,31 @@ def split_rows(text: str) -> list[Row]:
     """Split text into rows of cleaned cells, comma- or tab-separated per line."""
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
-        delimiter = "\t" if line.count("\t") > line.count(",") else ","
-        cells = next(csv.reader([line], delimiter=delimiter), [])
-        rows.append(Row(number, [_clean(c) for c in cells]))
+        cells = next(csv.reader([line], delimiter=_delimiter(line)), [])
+        rows.append(Row(number, [clean_cell(c) for c in cells]))
     return rows
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def _delimiter(line: str) -> str:
+    """Comma unless TABs outnumber commas outside quoted cells.
+
+    招商银行 and 工商银行 pad quoted cells with TABs (``"\t2024-03-01"``); only separators
+    outside quotes say how the line is split.
+    """
+    bare = _QUOTED.sub("", line)
+    return "\t" if bare.count("\t") > bare.count(",") else ","
+
+
+def excerpt(raw: str, limit: int = 20) -> str:
+    """A cell quoted for an error message: long digit runs masked first (they may be card
+    numbers), then cut short so no message repeats a long cell."""
+    shown = mask_digit_runs(raw)
+    if len(shown) <= limit:
+        return repr(shown)
+    return repr(shown[:limit] + "…") + f" ({len(raw)} characters)"
 
 
 def find_header(

@@ -487,6 +487,13 @@ _V11 = (
     "ALTER TABLE settlement_account_history ADD COLUMN reference TEXT",
 )
 
+# Version 12: Chinese bank exports print each credit's payer (对方户名, 对方账户),
+# often masked (拉***付股份有限公司, 6228****1234); they are kept as printed for the payer rule.
+_V12 = (
+    "ALTER TABLE credits ADD COLUMN payer_name TEXT",
+    "ALTER TABLE credits ADD COLUMN payer_account TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "statement imports and reconciliation results", _V2),
@@ -499,6 +506,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "batch source: terminal link or typed slip", _V9),
     Migration(10, "alert templates and the gap stages each message covers", _V10),
     Migration(11, "merchant acquirer, hand matches and credit splits", _V11),
+    Migration(12, "credits keep their payer's name and account as printed", _V12),
 )
 
 

@@ -194,8 +194,11 @@ def upload_statement(
     fmt: str = "auto",
     profile: str | None = None,
     account: str | None = None,
+    account_of: str | None = None,
 ) -> dict[str, Any]:
     """Import an uploaded statement or payout file, then reconcile what it touched.
+
+    ``account_of`` names the merchant whose registered account a masked export belongs to.
 
     :returns: ``{"import_id", "duplicate", "summary", "reconcile"}``, or with ``"error"`` when
         the file was rejected (the attempt is recorded and audited either way)
@@ -210,7 +213,8 @@ def upload_statement(
     try:
         result = import_file(
             store, data, filename=filename, account_hmac=keys.account_hmac, fmt=fmt,
-            profile=profile or None, account=account or None, actor=actor,
+            profile=profile or None, account=account or None, account_of=account_of or None,
+            open_account=keys.open_card_change, actor=actor,
         )  # fmt: skip
     except ImportRejected as exc:
         outcome: dict[str, Any] = {"import_id": exc.import_id, "error": str(exc)}

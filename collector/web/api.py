@@ -221,7 +221,7 @@ def upload() -> Any:
         result = actions.upload_statement(
             current_app, get_db(), upload.read(), filename=upload.filename or "upload",
             actor=actor(), fmt=form.get("format", "auto"), profile=form.get("profile"),
-            account=form.get("account"),
+            account=form.get("account"), account_of=form.get("account_of"),
         )  # fmt: skip
     except actions.ActionError as exc:
         return jsonify({"error": str(exc)}), exc.status

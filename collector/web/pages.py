@@ -209,6 +209,7 @@ def imports() -> Any:
                     current_app, get_db(), upload.read(), filename=upload.filename,
                     actor=actor(), fmt=request.form.get("format", "auto"),
                     profile=request.form.get("profile"), account=request.form.get("account"),
+                    account_of=request.form.get("account_of"),
                 )  # fmt: skip
             except actions.ActionError as exc:
                 flash(str(exc), "error")

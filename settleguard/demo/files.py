@@ -1,17 +1,22 @@
-"""Statement files the demo's bank and acquirer write, in the formats real ones use.
+"""Statement files the demo's banks and acquirer write, in the layouts real ones use.
 
-The demo imports these through the normal importers, so they must look like the real exports:
-an ISO 20022 camt.053.001.08 for one bank, a GBK-encoded 中国建设银行 account-detail CSV for
-another, and an acquirer settlement-detail (结算明细) CSV. Amounts go in as integer minor
-units and are written as decimals with two places.
+The demo imports these through the normal importers, so they look like what a Chinese
+merchant downloads from online banking (docs/statements.md describes each layout):
+工商银行's 历史明细 CSV, 建设银行's 交易明细 .xls and 招商银行's 一卡通 CSV, all printing the
+own account masked as the banks do, plus an acquirer settlement-detail (结算明细) CSV. Accounts
+of no Chinese bank the demo knows get an ISO 20022 camt.053.001.08.
+Amounts go in as integer minor units and are written as decimals with two places.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from xml.sax.saxutils import escape
+
+import xlwt  # writes the 建设银行 .xls (a dev dependency, as for the statement tests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,36 +128,143 @@ def _camt_entry(credit: BankCredit) -> str:
 """
 
 
-def ccb_csv(
-    *, account: str, owner: str, opening: int, start: date, end: date, credits: Sequence[BankCredit]
-) -> bytes:
-    """A 中国建设银行 account-detail export (GBK, preamble, signed amounts, running balance)."""
-    grouped = " ".join(account[i : i + 4] for i in range(0, len(account), 4))
+def masked_card(account: str) -> str:
+    """``6217001234567890123`` -> ``6217****0123``: how the exports print the own card."""
+    return f"{account[:4]}****{account[-4:]}"
+
+
+def bank_masked_name(name: str) -> str:
+    """建设银行's masking of a counterparty: ``拉***付股份有限公司``, ``张*``, ``王*明``."""
+    if len(name) <= 2:
+        return name[0] + "*"
+    if len(name) <= 4:
+        return name[0] + "*" + name[-1]
+    return name[0] + "***" + name[-(min(7, len(name) - 4)) :]
+
+
+def _chronological(credits: Sequence[BankCredit]) -> list[BankCredit]:
+    return sorted(credits, key=lambda c: (c.booking_date, c.reference))
+
+
+def _with_balances(opening: int, credits: Sequence[BankCredit]) -> list[tuple[BankCredit, int]]:
+    out, balance = [], opening
+    for credit in _chronological(credits):
+        balance += -credit.amount if credit.debit else credit.amount
+        out.append((credit, balance))
+    return out
+
+
+def _icbc_cell(text: str, width: int = 20) -> str:
+    return f'"{text:<{width}}\t"'
+
+
+def icbc_csv(*, account: str, opening: int, credits: Sequence[BankCredit]) -> bytes:
+    """A 工商银行 历史明细 CSV: UTF-8 BOM, preamble with the masked card, 15 padded columns
+    ending in a TAB, a trailing comma, newest first, and the 人民币合计 totals row."""
     lines = [
-        "中国建设银行账户交易明细",
-        f"账号:{grouped}",
-        f"户名:{owner}",
-        "币种:人民币,钞汇:钞",
-        f"起始日期:{start:%Y%m%d},终止日期:{end:%Y%m%d}",
-        "序号,摘要,币别,钞汇,交易日期,交易金额,账户余额,交易地点/附言,对方账号与户名",
-    ]
-    balance = opening
+        "明细查询文件下载", "", f'卡号: {masked_card(account)},"卡别名: 收款卡"', "",
+        '子账户序号: 00000,子账户类别: 活期,"子账户别名: "', "",
+        "交易日期,摘要,交易详情,交易场所,交易国家或地区简称,钞/汇,交易金额(收入),交易金额(支出),"
+        "交易币种,记账金额(收入),记账金额(支出),记账币种,余额,对方户名,对方账户",
+    ]  # fmt: skip
     income = spent = 0
-    ordered = sorted(credits, key=lambda c: (c.booking_date, c.reference))
-    for number, credit in enumerate(ordered, 1):
-        signed = -credit.amount if credit.debit else credit.amount
-        balance += signed
+    for credit, balance in reversed(_with_balances(opening, credits)):
         income += 0 if credit.debit else credit.amount
         spent += credit.amount if credit.debit else 0
-        summary = "转账支出" if credit.debit else "POS结算"
-        amount = f"{'+' if signed >= 0 else ''}{money_grouped(signed)}"
-        lines.append(
-            f'{number},{summary},人民币,钞,{credit.booking_date:%Y%m%d},"{amount}",'
-            f'"{money_grouped(balance)}",{credit.remittance},{credit.payer_account}/{credit.payer}'
-        )
-    lines += ["", f',,,,,"收入:{money_grouped(income)} 支出:{money_grouped(spent)}",,,']
-    lines[-1] = "合计" + lines[-1]
+        cells = [
+            f"{credit.booking_date.isoformat()}     \t", _icbc_cell("转账" if credit.debit else "他行汇入"),
+            _icbc_cell(credit.remittance, 30), _icbc_cell("", 60), _icbc_cell("CHN"), "钞        \t",
+            _icbc_cell("-"), _icbc_cell("-"), "-              \t",
+            _icbc_cell("" if credit.debit else money_grouped(credit.amount)),
+            _icbc_cell(money_grouped(credit.amount) if credit.debit else ""),
+            "人民币         \t", _icbc_cell(money_grouped(balance)),
+            _icbc_cell(credit.payer, 140), _icbc_cell(masked_card(credit.payer_account), 19),
+        ]  # fmt: skip
+        lines.append(",".join(cells) + ",")
+    lines += [" ", f"人民币合计,,,,,,,,,{_icbc_cell(money_grouped(income))},"
+                   f"{_icbc_cell(money_grouped(spent))},"]  # fmt: skip
+    return ("\ufeff" + "\n".join(lines) + "\n").encode("utf-8")
+
+
+def ccb_xls(
+    *, account: str, opening: int, start: date, end: date, credits: Sequence[BankCredit]
+) -> bytes:
+    """A 建设银行 交易明细 .xls (BIFF8): preamble rows with the masked 账号, a header with
+    padded cells, 0 in the unused amount cell, masked counterparty names, and the merged
+    disclaimer row."""
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("交易明细")
+    preamble = [["中国建设银行 China Construction Bank"], ["开户机构:", "中国建设银行演示支行"],
+                ["币    种:", "人民币"], ["账    号:", masked_card(account)],
+                ["起始日期:", f"{start:%Y%m%d}", "终止日期:", f"{end:%Y%m%d}"]]  # fmt: skip
+    for r, line in enumerate(preamble):
+        for c, text in enumerate(line):
+            sheet.write(r, c, text)
+    header = ["记账日", "交易日期", "交易时间", "支出", "收入", "账户余额", "币种", "摘要",
+              "对方账号", "对方户名", "交易地点"]  # fmt: skip
+    for c, name in enumerate(header):
+        sheet.write(5, c, name + " ")
+    rows = _with_balances(opening, credits)
+    for r, (credit, balance) in enumerate(rows, start=6):
+        day = f"{credit.booking_date:%Y%m%d}"
+        amounts = (credit.amount / 100, 0) if credit.debit else (0, credit.amount / 100)
+        cells: list[object] = [day, day, "10:00:00", *amounts, balance / 100, "人民币",
+                               credit.remittance, masked_card(credit.payer_account),
+                               bank_masked_name(credit.payer), "网上银行"]  # fmt: skip
+        for c, value in enumerate(cells):
+            sheet.write(r, c, value)
+    last = 6 + len(rows)
+    sheet.write_merge(last, last, 0, 10, "以上数据仅供参考，具体内容请以柜台为准")
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def cmb_csv(*, account: str, opening: int, start: date, end: date,
+            credits: Sequence[BankCredit]) -> bytes:  # fmt: skip
+    """A 招商银行 一卡通 交易流水 CSV in the older GBK/CRLF download: ``#`` preamble with the
+    masked account, TAB-padded quoted cells, ``# 收入合计 / # 支出合计``; no counterparty."""
+    lines = ["# 招商银行交易记录", f"# 账号: [{masked_card(account)}]", "# 币种: [人民币]",
+             f"# 起始日期: [{start:%Y%m%d}]   终止日期: [{end:%Y%m%d}]",
+             "交易日期,交易时间,收入,支出,余额,交易类型,交易备注"]  # fmt: skip
+    income = spent = 0
+    for credit, balance in _with_balances(opening, credits):
+        income += 0 if credit.debit else credit.amount
+        spent += credit.amount if credit.debit else 0
+        cells = [f"{credit.booking_date:%Y%m%d}", "10:00:00",
+                 "" if credit.debit else money(credit.amount),
+                 money(credit.amount) if credit.debit else "", money(balance),
+                 "转账汇款" if credit.debit else "银联入账", credit.remittance]  # fmt: skip
+        lines.append(",".join(f'"\t{cell}"' if cell else '""' for cell in cells))
+    lines += [
+        "",
+        f"# 收入合计: {money_grouped(income)} 元",
+        f"# 支出合计: {money_grouped(spent)} 元",
+    ]
     return ("\r\n".join(lines) + "\r\n").encode("gbk")
+
+
+def bank_export(
+    account: str, *, owner: str, opening: int, start: date, end: date,
+    credits: Sequence[BankCredit], message_id: str,
+) -> tuple[str, bytes]:  # fmt: skip
+    """The file the account's bank gives, chosen by the card's BIN: (file name, bytes).
+
+    621700… 建设银行 .xls, 622202… 工商银行 CSV, 6214/6225… 招商银行 CSV; other numbers get
+    a camt.053 (a bank-to-corporate statement).
+    """
+    tail = account[-4:]
+    if account.startswith("6217"):
+        data = ccb_xls(account=account, opening=opening, start=start, end=end, credits=credits)
+        return f"交易明细_{tail}.xls", data
+    if account.startswith("6222"):
+        return f"历史明细_{tail}.csv", icbc_csv(account=account, opening=opening, credits=credits)
+    if account.startswith(("6214", "6225")):
+        data = cmb_csv(account=account, opening=opening, start=start, end=end, credits=credits)
+        return f"CMB_{tail}.csv", data
+    data = camt053(message_id=message_id, account=account, owner=owner, opening=opening,
+                   start=start, end=end, credits=credits)  # fmt: skip
+    return f"camt053-{tail}.xml", data
 
 
 def payout_csv(*, generated_at: str, lines: Sequence[PayoutLine]) -> bytes:

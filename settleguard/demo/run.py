@@ -427,40 +427,35 @@ class Demo:
             world.shops, self.batches, self.timelines, calendar, self.today, world.sales
         )
         start, end = world.days[0], self.today
-        written: list[tuple[str, bytes]] = []
+        written: list[tuple[str, bytes, str | None]] = []
         for shop in world.shops:
-            accounts = [(shop.account, shop.bank)]
+            accounts = [shop.account]
             if shop.merchant_id in self.timelines:
-                accounts.append((shop.new_account, "ccb" if shop.bank == "camt" else "camt"))
-            for account, bank in accounts:
-                credits = outcome.credits.get(account, [])
-                if bank == "camt":
-                    data = files.camt053(
-                        message_id=f"STMT{end:%Y%m%d}{account[-6:]}", account=account,
-                        owner=shop.holder, opening=500000, start=start, end=end, credits=credits,
-                    )  # fmt: skip
-                    written.append((f"camt053-{account[-4:]}.xml", data))
-                else:
-                    data = files.ccb_csv(
-                        account=account, owner=shop.holder, opening=500000, start=start,
-                        end=end, credits=credits,
-                    )  # fmt: skip
-                    written.append((f"ccb-{account[-4:]}.csv", data))
+                accounts.append(shop.new_account)
+            for account in accounts:
+                name, data = files.bank_export(
+                    account, owner=shop.holder, opening=500000, start=start, end=end,
+                    credits=outcome.credits.get(account, []),
+                    message_id=f"STMT{end:%Y%m%d}{account[-6:]}",
+                )  # fmt: skip
+                written.append((name, data, shop.merchant_id))
         written.append(
             ("acquirer-payouts.csv",
-             files.payout_csv(generated_at=f"{end} 08:00:00", lines=outcome.payouts))
+             files.payout_csv(generated_at=f"{end} 08:00:00", lines=outcome.payouts), None)
         )  # fmt: skip
         credits = 0
-        for name, data in written:
+        for name, data, merchant_id in written:
             # Bank files carry full account numbers: they live outside the demo folder and
             # are deleted after import; the store keeps masked numbers and keyed hashes.
             (self.private / name).write_bytes(data)
+            # the exports print the own card masked: the operator names the merchant
             result = import_file(
-                self.store, data, filename=name, account_hmac=self.keys.account_hmac, actor="demo"
-            )
+                self.store, data, filename=name, account_hmac=self.keys.account_hmac,
+                account_of=merchant_id, open_account=self.keys.open_card_change, actor="demo",
+            )  # fmt: skip
             credits += int(result.summary.get("credits", 0))
         self.say(
-            f"bank: {len(written) - 1} statements (camt.053 and GBK CCB CSV) and an acquirer "
+            f"bank: {len(written) - 1} statements (工商银行 CSV, 建设银行 .xls, …) and an acquirer "
             f"payout file imported; {credits} credits"
         )
         return {"outcome": outcome}

@@ -215,3 +215,31 @@ def test_reconcile_with_a_calendar_that_covers_the_due_dates_does_not_warn(
     broken = run(cli, "reconcile")
     assert broken.exit_code == 1 and broken.stdout == ""
     assert broken.stderr.startswith(f"error: working calendar: {calendar}:")
+
+
+def test_masked_export_needs_account_of_when_ambiguous(
+    cli: FlaskCliRunner, app: Flask, tmp_path: Path
+) -> None:
+    from tests.collector.statements import examples
+
+    merchants = tmp_path / "merchants.csv"
+    merchants.write_text(
+        "merchant_id,name,cycle,cutoff,timezone,fees,account,account_holder\n"
+        "MA,Shop A,T+1,23:00,Asia/Shanghai,*=60,6217000000000000122,王小明\n"
+        "MB,Shop B,T+1,23:00,Asia/Shanghai,*=60,6228000000000000122,李四\n",
+        encoding="utf-8",
+    )
+    assert run(cli, "merchants", "import", str(merchants)).exit_code == 0
+    export = tmp_path / "历史明细.csv"
+    export.write_bytes(examples.icbc_csv())
+    refused = run(cli, "import", str(export))
+    assert refused.exit_code == 1
+    assert "fits 2 registered accounts: merchant MA account ****0122" in refused.output
+    assert "nothing stored" in refused.output and stored(app)["credits"] == 0
+    tied = run(cli, "import", str(export), "--account-of", "MB", "--json")
+    assert tied.exit_code == 0, tied.output
+    out = json.loads(tied.stdout)
+    assert (out["account"], out["account_as_printed"], out["credits"], out["credit_total"]) == (
+        "****0122", "6217****0122", 3, 1436867,
+    )  # fmt: skip
+    assert stored(app)["credits"] == 5

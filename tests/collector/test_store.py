@@ -220,3 +220,35 @@ def test_upgrade_to_8_scopes_batches_and_terminals_to_their_merchant(
         assert new_id > bid + 1
     finally:
         store.close()
+
+
+def test_upgrade_to_7_keeps_credits_and_adds_their_payer_columns(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.store import schema
+
+    store = open_store(empty_database_url)
+    try:
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:6])
+        assert store.migrate() == [1, 2, 3, 4, 5, 6]
+        with store.transaction() as tx:
+            tx.insert("credits", {"amount": 152300, "currency": "CNY", "entry_id": "e1"})
+        monkeypatch.undo()
+        assert 7 in store.migrate()
+        with store.transaction() as tx:
+            tx.insert(
+                "credits",
+                {
+                    "amount": 1,
+                    "currency": "CNY",
+                    "entry_id": "e2",
+                    "payer_name": "拉***付股份有限公司",
+                    "payer_account": "3100****8899",
+                },
+            )
+        rows = store.query("SELECT amount, payer_name, payer_account FROM credits ORDER BY id")
+        assert [tuple(r.values()) for r in rows] == [
+            (152300, None, None), (1, "拉***付股份有限公司", "3100****8899"),
+        ]  # fmt: skip
+    finally:
+        store.close()

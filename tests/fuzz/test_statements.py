@@ -12,6 +12,7 @@ from pathlib import Path
 from hypothesis import given
 
 from collector.statements import StatementError, parse_statement
+from tests.collector.statements import examples
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import bytes_or_mutation
 
@@ -62,3 +63,41 @@ def test_bank_csv(data: bytes) -> None:
 @given(bytes_or_mutation(_seeds("payout.csv"), CSV_TOKENS))
 def test_payout_file(data: bytes) -> None:
     _only_statement_error(data, "payout")
+
+
+# -- Chinese banks' own exports: one property per reader, seeded with our example files ---------
+
+BANK_TOKENS = (*CSV_TOKENS, b"\t", b"#", "人民币合计".encode(), "# 收入合计: ".encode(),
+               "收入".encode("gbk"), b"+2766.40", b"****", b"0")  # fmt: skip
+BIFF_TOKENS = (b"\x00", b"\xff", b"\x09\x08", b"\x2f\x00", b"\xd0\xcf\x11\xe0", b"\xfe\xff")
+ZIP_TOKENS = (b"\x00", b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"<row", b"\xff")
+
+
+@FUZZ
+@given(bytes_or_mutation([examples.icbc_csv()], BANK_TOKENS))
+def test_icbc_history_csv(data: bytes) -> None:
+    _only_statement_error(data, "csv")
+
+
+@FUZZ
+@given(bytes_or_mutation([examples.ccb_xls()], BIFF_TOKENS))
+def test_ccb_xls(data: bytes) -> None:
+    _only_statement_error(data, "csv")
+
+
+@FUZZ
+@given(bytes_or_mutation([examples.cmb_csv(), examples.cmb_csv(encoding="gbk")], BANK_TOKENS))
+def test_cmb_csv(data: bytes) -> None:
+    _only_statement_error(data, "csv")
+
+
+@FUZZ
+@given(bytes_or_mutation([examples.abc_xlsx()], ZIP_TOKENS))
+def test_abc_xlsx(data: bytes) -> None:
+    _only_statement_error(data, "csv")
+
+
+@FUZZ
+@given(bytes_or_mutation([examples.boc_csv(), examples.bocom_csv()], BANK_TOKENS))
+def test_boc_and_bocom_csv(data: bytes) -> None:
+    _only_statement_error(data, "csv")

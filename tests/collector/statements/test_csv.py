@@ -17,7 +17,7 @@ def test_ccb_gbk_with_preamble_and_trailer() -> None:
     assert CCB.decode("gbk")  # really GBK, not UTF-8
     assert detect_format(CCB, "ccb.csv") == "csv"
     p = parse_statement(CCB, filename="ccb.csv")
-    assert p.profile == "ccb"
+    assert p.profile == "ccb_legacy"
     assert p.account_number == "6217001234567890123"
     assert p.opening_balance == Balance(date(2024, 3, 1), 1234567)
     assert p.closing_balance == Balance(date(2024, 3, 4), 1926652)
@@ -33,7 +33,7 @@ def test_ccb_gbk_with_preamble_and_trailer() -> None:
 
 def test_icbc_bom_split_columns() -> None:
     p = parse_statement(ICBC, filename="icbc.csv")
-    assert p.profile == "icbc" and p.account_number == "6222021001123456789"
+    assert p.profile == "icbc_legacy" and p.account_number == "6222021001123456789"
     assert [(e.amount, e.direction) for e in p.entries] == [
         (876602, "credit"),
         (150000, "debit"),
@@ -100,18 +100,21 @@ def test_unacceptable_rows_are_rejects(old: str, new: str, reason: str) -> None:
 
 def test_ambiguous_header_asks_for_profile(tmp_path: Path) -> None:
     (tmp_path / "icbc_copy.toml").write_text(
-        (Path(__file__).parents[3] / "collector/statements/profiles/icbc.toml")
+        (Path(__file__).parents[3] / "collector/statements/profiles/icbc_legacy.toml")
         .read_text(encoding="utf-8")
-        .replace('name = "icbc"', 'name = "icbc_copy"'),
+        .replace('name = "icbc_legacy"', 'name = "icbc_copy"'),
         encoding="utf-8",
     )
-    with pytest.raises(StatementError, match="--profile: icbc, icbc_copy"):
+    with pytest.raises(StatementError, match="--profile: icbc_copy, icbc_legacy"):
         parse_statement(ICBC, profile_dir=tmp_path)
     assert parse_statement(ICBC, profile="icbc_copy", profile_dir=tmp_path).profile == "icbc_copy"
 
 
 def test_unknown_layout_lists_candidates() -> None:
-    with pytest.raises(StatementError, match="use --profile with one of: ccb, generic, icbc"):
+    with pytest.raises(
+        StatementError,
+        match="use --profile with one of: abc, boc, bocom, ccb, ccb_legacy, cmb, cmb_detail, generic, icbc, icbc_legacy",
+    ):
         parse_statement(b"foo,bar\n1,2\n", filename="x.csv")
 
 

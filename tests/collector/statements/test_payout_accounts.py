@@ -73,7 +73,7 @@ def test_bad_payout_cells(old: str, new: str, where: str) -> None:
 def test_profile_kind_mismatch() -> None:
     icbc = (Path(__file__).parent / "fixtures" / "icbc_bom.csv").read_bytes()
     with pytest.raises(StatementError, match="is for bank statements"):
-        parse_statement(icbc, fmt="payout", profile="icbc")
+        parse_statement(icbc, fmt="payout", profile="icbc_legacy")
     with pytest.raises(StatementError, match="is for payout files"):
         parse_statement(PAYOUT, fmt="csv", profile="payout")
 

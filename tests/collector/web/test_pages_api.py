@@ -263,3 +263,28 @@ def test_overview_sums_money_past_the_64_bit_range(
         ("MISSING", 3 * amount), ("SHORT_PAID", -1_500_000_001)
     ]  # fmt: skip
     assert sum(day["amount"] for day in data["trend"]) == total
+
+
+def test_upload_form_names_the_merchant_of_an_export_without_its_account(
+    web_app: Flask, db: Store, as_role: Callable[[str | None], FlaskClient]
+) -> None:
+    from tests.collector.statements import examples
+
+    build_world(db, load_keys(Path(web_app.config["KEYS_DIR"])))
+    client = as_role("operator")
+
+    def post(**fields: str) -> tuple[int, str]:
+        response = client.post(
+            "/imports",
+            data={"csrf_token": csrf_token(client), "format": "auto",
+                  "file": (io.BytesIO(examples.boc_csv()), "中国银行流水.csv"), **fields},
+            content_type="multipart/form-data",
+        )  # fmt: skip
+        return response.status_code, response.get_data(as_text=True)
+
+    status, html = post()
+    assert status == 422 and "does not show its account; name the merchant" in html
+    assert db.count("credits") == 0
+    status, html = post(account_of=MERCHANT)
+    assert status == 200 and "****1234: 2 credits" in html
+    assert db.count("credits") == 3
