@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from collector.reconcile.payers import payer_matches
 from collector.statements.errors import StatementError
 
 
@@ -53,14 +54,6 @@ def visible_digits(printed: str) -> tuple[str, str]:
     return re.sub(r"\D", "", head), re.sub(r"\D", "", tail)
 
 
-def name_fits(printed: str, registered: str) -> bool:
-    """True when a bank's masked name could be ``registered``: each ``*`` run stands for one
-    or more characters, everything else must be equal (``张*明`` fits 张小明 and 张晓明).
-    """
-    parts = [re.escape(p) for p in re.split(r"\*+", printed.strip())]
-    return re.fullmatch(".+".join(parts), registered.strip()) is not None
-
-
 def fits(account: RegisteredAccount, printed: str | None, holder: str | None) -> bool:
     """Whether ``account`` could be the one the export shows."""
     if printed is not None:
@@ -71,7 +64,7 @@ def fits(account: RegisteredAccount, printed: str | None, holder: str | None) ->
             digits = re.sub(r"\D", "", account.full_number)
             if not (digits.startswith(head) and digits.endswith(tail)):
                 return False
-    if holder and account.holder_name and not name_fits(holder, account.holder_name):
+    if holder and account.holder_name and not payer_matches(holder, account.holder_name):
         return False
     return True
 

@@ -16,9 +16,9 @@ from collector.imports import ImportRejected, import_file
 from collector.ingest import IncomingMessage, Keyring, ingest_batch
 from collector.keys import init_keys
 from collector.merchants import import_merchants
+from collector.reconcile.payers import payer_matches
 from collector.statements.accounts import (
     RegisteredAccount,
-    name_fits,
     tie_account,
     visible_digits,
 )
@@ -110,7 +110,8 @@ def test_export_without_own_account_needs_the_merchant(store: Store) -> None:
 
 def test_sealed_number_lets_the_first_digits_decide(store: Store, tmp_path: Path) -> None:
     keys, _ = init_keys(tmp_path / "keys")
-    agent = make_agent(store, "agent-a")
+    # one agent per merchant: an agent reports changes only for the merchant it enrolled for
+    agents = {m: make_agent(store, f"agent-{m.lower()}", merchant=m) for m in ("M1", "M2")}
     messages = []
     for seq, (merchant, number) in enumerate(
         (("M1", "6222000000000000122"), ("M2", "6217000000000000122")), start=1
@@ -123,7 +124,8 @@ def test_sealed_number_lets_the_first_digits_decide(store: Store, tmp_path: Path
             holder_name="王小明", bank="ICBC", requested_at="2026-02-01T09:00:00Z",
             effective_at="2026-02-01T09:00:00Z", review_status="active", acquirer_ref=None,
         )  # fmt: skip
-        messages.append(IncomingMessage(agent.topic, agent.seal(change, seq)))
+        agent = agents[merchant]
+        messages.append(IncomingMessage(agent.topic, agent.seal(change, 1)))
     ingest_batch(store, Keyring(store), messages, keys=keys)
     with pytest.raises(ImportRejected, match="fits 2 registered accounts"):
         import_file(store, examples.icbc_csv(), filename="a.csv", account_hmac=keys.account_hmac)
@@ -182,9 +184,9 @@ def test_visible_digits_of_the_printed_forms() -> None:
 
 
 def test_masked_name_fit() -> None:
-    assert name_fits("拉***付股份有限公司", "拉卡拉支付股份有限公司")
-    assert name_fits("李*华", "李小华") and not name_fits("李*华", "李华")
-    assert not name_fits("张*", "李四")
+    assert payer_matches("拉***付股份有限公司", "拉卡拉支付股份有限公司")
+    assert payer_matches("李*华", "李小华") and not payer_matches("李*华", "李华")
+    assert not payer_matches("张*", "李四")
 
 
 def test_tie_account_whatever_its_status_within_the_named_merchant() -> None:
