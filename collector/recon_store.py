@@ -307,11 +307,13 @@ BATCHES_SQL = (
 
 #: The loader's credit query (booked and pending credits to any account of the merchants). The
 #: raw statement entry is read only for a credit without a reference (its end-to-end id is the
-#: reference then): most credits have one, and a raw entry is the widest column.
+#: reference then): most credits have one, and a raw entry is the widest column. The payer is
+#: the name a Chinese bank export prints (对方户名), else the camt/MT940 counterparty.
 CREDITS_SQL = (
     "SELECT m.merchant_id, c.entry_id, c.id, c.account_hmac, c.account_masked, c.booked_at,"
     " c.value_date, c.amount, c.currency, c.reference, c.remittance, c.status, c.reversal,"
-    " CASE WHEN c.reference IS NULL OR c.reference = '' THEN c.raw END, c.counterparty"
+    " CASE WHEN c.reference IS NULL OR c.reference = '' THEN c.raw END,"
+    " COALESCE(NULLIF(c.payer_name, ''), c.counterparty), c.payer_account"
     " FROM (SELECT DISTINCT merchant_id, account_hmac FROM settlement_accounts"
     " WHERE merchant_id IN ({ids})) m JOIN credits c ON c.account_hmac = m.account_hmac"
     " WHERE c.kind = 'credit' AND c.status IN ('booked', 'pending')"
@@ -352,7 +354,7 @@ def _credits(tx: Tx, ids: Sequence[str]) -> dict[str, list[Credit]]:
     out: dict[str, list[Credit]] = defaultdict(list)
     for row in rows:
         (mid, entry_id, credit_id, key, masked, booked_at, value_date, amount, currency,
-         reference, remittance, status, reversal, raw, counterparty) = row  # fmt: skip
+         reference, remittance, status, reversal, raw, payer_name, payer_account) = row  # fmt: skip
         if not reference and raw:
             e2e = json.loads(raw).get("end_to_end_id") or ""
             reference = "" if e2e.upper() == "NOTPROVIDED" else e2e
@@ -369,7 +371,8 @@ def _credits(tx: Tx, ids: Sequence[str]) -> dict[str, list[Credit]]:
                 remittance or "",
                 status,
                 bool(reversal),
-                payer_name=counterparty or "",
+                payer_name=payer_name or "",
+                payer_account=payer_account or "",
             )
         )
     return out

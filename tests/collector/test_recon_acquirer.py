@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from collector.merchants import import_merchants
 from collector.recon_store import list_gaps, load_inputs, reconcile
 from collector.store import Store
@@ -22,7 +24,9 @@ def _merchant(store: Store, mid: str) -> None:
     import_merchants(store, csv, account_hmac=hasher)
 
 
-def _credit(store: Store, entry: str, amount: int, payer: str) -> None:
+def _credit(store: Store, entry: str, amount: int, payer: str, column: str) -> None:
+    """A booked credit whose payer is in ``column``: ``payer_name`` as a Chinese bank export
+    prints it (对方户名), or ``counterparty`` as camt.053 gives it."""
     with store.transaction() as tx:
         tx.insert(
             "imports",
@@ -34,7 +38,7 @@ def _credit(store: Store, entry: str, amount: int, payer: str) -> None:
             "credits",
             {"account_hmac": hasher(ACCOUNT), "account_masked": "6217****2333",
              "booked_at": "2025-03-13", "value_date": "2025-03-13", "amount": amount,
-             "currency": "CNY", "kind": "credit", "reference": "", "counterparty": payer,
+             "currency": "CNY", "kind": "credit", "reference": "", column: payer,
              "entry_id": entry, "status": "booked"},
         )  # fmt: skip
 
@@ -57,19 +61,20 @@ def test_acquirer_defaults_fill_what_the_contract_leaves_blank(store: Store) -> 
     assert "拉卡拉支付股份有限公司" in inputs.merchant.payers
 
 
-def test_transfer_from_someone_else_is_not_matched(store: Store) -> None:
+@pytest.mark.parametrize("column", ["payer_name", "counterparty"])
+def test_transfer_from_someone_else_is_not_matched(store: Store, column: str) -> None:
     _merchant(store, "MB")
     with store.transaction() as tx:
         add_batch(tx, "MB", "T1", 1, datetime(2025, 3, 12, 12, tzinfo=UTC), 152_300)
     net = 152_300 - 914  # 0.60 % by the profile's default for "UPI" (the "*" rule)
-    _credit(store, "friend", net, "张三")
+    _credit(store, "friend", net, "张三", column)
     reconcile(store, now=NOW, full=True)
     gaps = list_gaps(store, merchant_id="MB")
     assert [g["category"] for g in gaps] == ["MISSING"]
     evidence = gaps[0]["evidence"]
     evidence = json.loads(evidence) if isinstance(evidence, str) else evidence
     assert evidence["not_from_acquirer"][0]["credit_id"] == "friend"
-    _credit(store, "lkl", net, "拉***付股份有限公司")
+    _credit(store, "lkl", net, "拉***付股份有限公司", column)
     reconcile(store, now=NOW)
     assert list_gaps(store, merchant_id="MB") == []
     assert store.query("SELECT COUNT(*) AS n FROM matches WHERE merchant_id = 'MB'")[0]["n"] == 1
