@@ -24,7 +24,7 @@ def _merchant(store: Store, mid: str) -> None:
     import_merchants(store, csv, account_hmac=hasher)
 
 
-def _credit(store: Store, entry: str, amount: int, payer: str, column: str) -> None:
+def _credit(store: Store, entry: str, amount: int, payer: str, column: str = "payer_name") -> None:
     """A booked credit whose payer is in ``column``: ``payer_name`` as a Chinese bank export
     prints it (对方户名), or ``counterparty`` as camt.053 gives it."""
     with store.transaction() as tx:
