@@ -7,16 +7,14 @@ import sys
 import click
 
 from collector import tokens, users
-from collector.app import get_store
 from collector.cli_context import app_from_context as _app
 from collector.cli_context import fail as _fail
+from collector.cli_context import store_from_context
 from collector.store import Store
 
 
-def _store(ctx: click.Context) -> Store:
-    store = get_store(_app(ctx))
-    store.migrate()
-    return store
+def _store(ctx: click.Context, *, create: bool = True) -> Store:
+    return store_from_context(ctx, create=create)
 
 
 @click.group("users")
@@ -47,7 +45,7 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool, ac
 @click.pass_context
 def users_list(ctx: click.Context) -> None:
     """List users and API tokens with role and state."""
-    for row in users.list_users(_store(ctx)):
+    for row in users.list_users(_store(ctx, create=False)):
         state = "disabled" if row["disabled"] else "active"
         click.echo(f"{row['username']}\t{row['role']}\t{state}\t{row['created_at']}")
 
@@ -95,7 +93,7 @@ def serve_cmd(
     from collector.serve import serve
 
     app = _app(ctx)
-    get_store(app).migrate()
+    _store(ctx)
     if app.config["SECRET_KEY"] == "dev":  # noqa: S105 - detecting the default
         click.echo(
             "warning: SECRET_KEY is the development default; set SETTLEGUARD_SECRET_KEY", err=True

@@ -8,6 +8,8 @@ string, which is Flask's ``from_prefixed_env`` rule.
 
 from __future__ import annotations
 
+import difflib
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,3 +76,39 @@ def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
     if not app.config["BROKER_DIR"]:
         app.config["BROKER_DIR"] = str(instance / "broker")
     app.config["MQTT_PROTOCOL"] = str(app.config["MQTT_PROTOCOL"])
+
+
+# SETTLEGUARD_* variables read outside app.config (by the modules named) or by the test suite.
+OTHER_VARIABLES = frozenset({
+    "INSTANCE_PATH",  # collector.app
+    "SMS_URL", "SMS_CALLBACK_TOKEN",  # collector.alerts
+    "CALENDAR",  # collector.reconcile.calendar
+    "RECON_PROCESSES",  # collector.recon_parallel
+    "PROFILE_DIR",  # collector.statements.profiles
+    "AGENT_HOME",  # agent.home
+    "UPDATE_SCREENSHOT", "TEST_PG_ADMIN_URL", "FUZZ_EXAMPLES",  # tests
+})  # fmt: skip
+
+
+def known_settings() -> set[str]:
+    """Every ``SETTLEGUARD_*`` name (without the prefix) that some part of settleguard reads."""
+    from collector.web import WEB_DEFAULTS
+
+    return set(DEFAULTS) | set(WEB_DEFAULTS) | set(Flask.default_config) | OTHER_VARIABLES
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per ``SETTLEGUARD_*`` variable nothing reads, naming the likely intended one.
+
+    :param environ: the environment to check (default: ``os.environ``)
+    """
+    known = known_settings()
+    found = []
+    for name in sorted(os.environ if environ is None else environ):
+        key = name.removeprefix("SETTLEGUARD_")
+        if not name.startswith("SETTLEGUARD_") or key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+        hint = f" (did you mean SETTLEGUARD_{close[0]}?)" if close else ""
+        found.append(f"{name} is not a settleguard setting and is ignored{hint}")
+    return found

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from settleguard import __version__
+from settleguard.cli_errors import ErrorStyleGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ErrorStyleGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="settleguard")
 def main() -> None:
     """settleguard: catch POS settlement money that never arrived."""

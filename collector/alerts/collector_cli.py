@@ -6,8 +6,8 @@ configuration (``DATABASE_URL``) unless ``--db FILE`` names a standalone SQLite 
 ``preview --gap ID`` renders a gap's message as it would be sent. Thin wrappers: the work is in
 :func:`run_pass` (plan, dispatch) and :func:`collector.alerts.planner.preview_gap`.
 
-Exit codes: 0 success; 1 the gateway, store or gap failed (one line on stderr says why);
-2 usage error.
+Exit codes: 0 success; 1 the gateway, store or gap failed (one ``error: …`` line on stderr
+says why); 2 usage error.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+
+from collector.cli_context import as_of_option, as_of_time, fail
 
 from .alert_store import AlertStore, SqliteAlertStore
 from .cli import configured_gateway, run_loop, test_command
@@ -71,17 +73,18 @@ def run_collector_alerts(
              on_report=on_report)  # fmt: skip
 
 
-def _collector_store(ctx: click.Context) -> CollectorAlertStore:
-    from collector.app import get_store
-    from collector.cli_context import app_from_context as _app
+def _collector_store(ctx: click.Context, *, create: bool) -> CollectorAlertStore:
+    from collector.cli_context import store_from_context
 
-    store = get_store(_app(ctx))
-    store.migrate()
-    return CollectorAlertStore(store)
+    return CollectorAlertStore(store_from_context(ctx, create=create))
 
 
-def _alert_store(ctx: click.Context, db: Path | None) -> SqliteAlertStore | CollectorAlertStore:
-    return SqliteAlertStore(db) if db is not None else _collector_store(ctx)
+def _alert_store(
+    ctx: click.Context, db: Path | None, *, create: bool
+) -> SqliteAlertStore | CollectorAlertStore:
+    if db is not None and not create and not db.is_file():
+        fail(f"no alert store at {db}")
+    return SqliteAlertStore(db) if db is not None else _collector_store(ctx, create=create)
 
 
 def _show(report: PassReport) -> None:
@@ -119,23 +122,36 @@ alerts.add_command(test_command)
 @DB_OPTION
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 @click.option("--once", is_flag=True, help="One pass, then exit.")
+@as_of_option
 @click.pass_context
-def run_command(ctx: click.Context, db: Path | None, interval: float, once: bool) -> None:
-    """Queue due alerts from open gaps, send them through SETTLEGUARD_SMS_URL, track receipts."""
-    store = _alert_store(ctx, db)
+def run_command(
+    ctx: click.Context, db: Path | None, interval: float, once: bool, as_of: str | None
+) -> None:
+    """Queue due alerts from open gaps, send them through SETTLEGUARD_SMS_URL, track receipts.
+
+    --as-of makes one pass as at that moment (what would have been due then; pair it with a
+    file gateway to look without sending).
+    """
+    store = _alert_store(ctx, db, create=True)
     stop = threading.Event()
-    if once:
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+    if as_of is not None:
+        moment = as_of_time(as_of)
+        clock = lambda: moment  # noqa: E731
+    if once or as_of is not None:
         stop.set()
     try:
         gateway = configured_gateway()
         try:
-            run_collector_alerts(store, gateway, stop, interval=interval, on_report=_show)
+            run_collector_alerts(
+                store, gateway, stop, interval=interval, clock=clock, on_report=_show
+            )
         except KeyboardInterrupt:
             pass
         finally:
             gateway.close()
     except GatewayError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail(str(exc))
     finally:
         if isinstance(store, SqliteAlertStore):
             store.close()
@@ -151,7 +167,7 @@ def list_command(
     ctx: click.Context, db: Path | None, limit: int, escalated: bool, as_json: bool
 ) -> None:
     """List the newest alerts with their states (numbers masked, texts not shown)."""
-    store = _alert_store(ctx, db)
+    store = _alert_store(ctx, db, create=False)
     try:
         found = store.escalated()[:limit] if escalated else store.list_alerts(limit)
         rows = [alert.summary() for alert in found]
@@ -176,11 +192,11 @@ def list_command(
 @click.pass_context
 def preview_command(ctx: click.Context, gap_id: int, locale: str | None, as_json: bool) -> None:
     """Show the SMS a gap produces: text, encoding and parts (nothing is sent or queued)."""
-    store = _collector_store(ctx)
+    store = _collector_store(ctx, create=False)
     try:
         shown = preview_gap(store.store, gap_id, locale)
     except (PlannerError, TemplateError) as exc:
-        raise click.ClickException(str(exc)) from None
+        fail(str(exc))
     if as_json:
         click.echo(json.dumps(shown, ensure_ascii=False))
         return

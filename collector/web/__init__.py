@@ -15,6 +15,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from collector.money import format_money
 from collector.web import api, auth, pages
 from collector.web.i18n import current_lang, translate
 from collector.web.security import TlsAwareSessionInterface, add_security_headers
@@ -37,16 +38,6 @@ WEB_DEFAULTS: dict[str, Any] = {
 
 _FLASK_DEFAULTS = dict(Flask.default_config)
 csrf = CSRFProtect()
-
-
-def money(amount: int | None, currency: str | None = None) -> str:
-    """Integer minor units as ``1,234.56`` (two decimals; no floats on the way)."""
-    if amount is None:
-        return "-"
-    sign = "-" if amount < 0 else ""
-    major, minor = divmod(abs(int(amount)), 100)
-    code = {"156": "CNY", "978": "EUR", "840": "USD"}.get(str(currency or ""), currency or "")
-    return f"{sign}{major:,}.{minor:02d}" + (f" {code}" if code else "")
 
 
 def _check_csrf() -> None:
@@ -76,7 +67,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.jinja_env.globals.update(_=translate, can=auth.can, lang=current_lang)
-    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["money"] = format_money
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Any:

@@ -45,7 +45,7 @@ def daytime_zone() -> str:
 
 def alerts_cli(runner: FlaskCliRunner, *args: str) -> tuple[int, str]:
     result = runner.invoke(collector, ["alerts", *args])
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def test_preview_shows_the_gap_message_without_queueing(runner, db):
@@ -104,9 +104,12 @@ def test_list_escalated_shows_the_operator_queue(runner, db):
 
 def test_standalone_db_option_still_works(runner, tmp_path, sms_file):
     code, out = alerts_cli(runner, "list", "--db", str(tmp_path / "alerts.db"), "--json")
-    assert code == 0 and json.loads(out) == []
+    assert code == 1 and "error: no alert store at" in out  # read-only: nothing created
+    assert not (tmp_path / "alerts.db").exists()
     code, out = alerts_cli(runner, "run", "--db", str(tmp_path / "alerts.db"), "--once")
     assert code == 0, out
+    code, out = alerts_cli(runner, "list", "--db", str(tmp_path / "alerts.db"), "--json")
+    assert code == 0 and json.loads(out) == []
 
 
 def test_test_command_reports_provider_ids(runner, sms_file):

@@ -42,7 +42,7 @@ def test_upload_gap_timeline_acknowledge_audit(
     (gap,) = db.query("SELECT id, category, amount FROM gaps WHERE merchant_id = ?", (MERCHANT,))
     assert gap["category"] == "MISSING" and gap["amount"] == 80000
     page = client.get(f"/merchants/{MERCHANT}").get_data(as_text=True)
-    assert f'id="gap-{gap["id"]}"' in page and "MISSING" in page and "800.00 CNY" in page
+    assert f'id="gap-{gap["id"]}"' in page and "MISSING" in page and "¥800.00" in page
     assert page.index("T-M777 #1") < page.index("SETTLE-1") < page.index("T-M777 #2")  # time order
     assert "one_to_one" in page  # the match and its rule
     response = client.post(
@@ -82,7 +82,7 @@ def test_overview_search_queue_and_languages(
     ids = seed_world(db)
     client = as_role("viewer")
     overview = client.get("/").get_data(as_text=True)
-    assert 'id="money-at-risk">1,234.56' in overview and "<svg" in overview and "<rect" in overview
+    assert 'id="money-at-risk">¥1,234.56' in overview and "<svg" in overview and "<rect" in overview
     assert "ag-1" not in overview  # pending agents are not "silent"
     for q, hit in (("M1", "M100"), ("noodle", "M100"), ("1234", "M100"), ("Tea", "M200")):
         assert hit in client.get(f"/merchants?q={q}").get_data(as_text=True), q
