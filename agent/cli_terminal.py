@@ -42,6 +42,29 @@ _home_option = click.option(
     default=None,
     help="Agent home directory (default: $SETTLEGUARD_AGENT_HOME or the user data dir).",
 )
+
+
+def _currency(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``CNY`` or ``156`` → ``"156"`` (ISO 4217 numeric, as the totals carry it)."""
+    from agent.report import CURRENCIES
+
+    text = value.strip().upper()
+    by_alpha = {alpha: numeric for numeric, (alpha, _) in CURRENCIES.items()}
+    if text in by_alpha:
+        return by_alpha[text]
+    if len(text) == 3 and text.isdigit():
+        return text
+    raise click.BadParameter(f"{value!r} is not an ISO 4217 code such as CNY or 156")
+
+
+_currency_option = click.option(
+    "--currency",
+    default="CNY",
+    show_default=True,
+    callback=_currency,
+    help="The terminal's currency (ISO 4217, CNY or 156): ZVT registers with it and the "
+    "terminal confirms it; POSLink totals carry none, so it is reported as given.",
+)
 _tid_option = click.option(
     "--terminal-id", default=None, help="Terminal id, for terminals that do not report one."
 )
@@ -78,13 +101,17 @@ def _failures(as_json: bool) -> Iterator[None]:
 @_protocol_option
 @_password_option
 @_baud_option
+@_currency_option
 @_json_option
-def read(port_url: str, protocol: str, password: str, baud: int | None, as_json: bool) -> None:
+def read(
+    port_url: str, protocol: str, password: str, baud: int | None, currency: str, as_json: bool
+) -> None:
     """Read the terminal's current totals without closing the batch (ZVT 06 10, POSLink R00)."""
     with _failures(as_json):
         totals = terminal_link.read_totals(
-            port_url, protocol, password=password, baud=baud, progress=_progress(as_json)
-        )
+            port_url, protocol, password=password, baud=baud, progress=_progress(as_json),
+            currency=currency,
+        )  # fmt: skip
     read_at = utc_now_iso()
     if as_json:
         click.echo(json.dumps(totals_to_json(totals, read_at), ensure_ascii=False))
@@ -97,6 +124,7 @@ def read(port_url: str, protocol: str, password: str, baud: int | None, as_json:
 @_protocol_option
 @_password_option
 @_baud_option
+@_currency_option
 @_tid_option
 @_merchant_option
 @_home_option
@@ -106,6 +134,7 @@ def close(
     protocol: str,
     password: str,
     baud: int | None,
+    currency: str,
     terminal_id: str | None,
     merchant_id: str | None,
     home_dir: str | None,
@@ -125,6 +154,7 @@ def close(
             terminal_id=terminal_id,
             merchant_id=merchant_of(home, merchant_id),
             progress=_progress(as_json),
+            currency=currency,
         )
     if as_json:
         payload = totals_to_json(closed.totals, closed.summary.closed_at)
@@ -139,7 +169,11 @@ def close(
 @click.option("--port", "ports", multiple=True, help="Port(s) to try; default: all serial ports.")
 @_json_option
 def probe(ports: tuple[str, ...], as_json: bool) -> None:
-    """Find the terminal: try protocols and baud rates on each port and say what answered."""
+    """Find the terminal: try protocols and baud rates on all ports at once, one verdict each.
+
+    Progress (each try) goes to stderr; each try waits briefly for an acknowledgement, so a
+    machine of dead ports answers within seconds. Exit 6 when no port answered.
+    """
     from agent.probe import probe as run_probe
 
     with _failures(as_json):
@@ -149,16 +183,7 @@ def probe(ports: tuple[str, ...], as_json: bool) -> None:
     else:
         for result in results:
             usb = f" [{result.port.usb_id}]" if result.port.usb_id else ""
-            if result.found:
-                click.echo(
-                    f"{result.port.device}{usb}: {result.protocol} terminal "
-                    f"{result.terminal_id or '(id not reported)'} at {result.settings}"
-                )
-            else:
-                reasons = "; ".join(
-                    f"{a.protocol} {a.settings}: {a.detail}" for a in result.attempts
-                )
-                click.echo(f"{result.port.device}{usb}: nothing answered ({reasons})")
+            click.echo(f"{result.port.device}{usb}: {result.verdict()}")
     if not any(r.found for r in results):
         sys.exit(6)
 

@@ -89,16 +89,18 @@ def close_and_store(
     merchant_id: str | None,
     progress: Progress | None = None,
     closed_at: str | None = None,
+    currency: str = terminal_link.DEFAULT_CURRENCY,
 ) -> ClosedBatch:
     """Close the terminal's batch and commit the signed batch record before returning.
 
     :param closed_at: the close time to record (default: now; the demo passes its own clock)
+    :param currency: ISO 4217 numeric code of the terminal's currency
     :raises agent.errors.AgentError: terminal or storage failure
     :raises BatchNotStored: the terminal closed the batch but the outbox refused it; the
         exception carries the totals so they can still be shown and written down
     """
     totals = terminal_link.close_batch(
-        url, protocol, password=password, baud=baud, progress=progress
+        url, protocol, password=password, baud=baud, progress=progress, currency=currency
     )
     tid = totals.terminal_id or terminal_id
     batch_no = None

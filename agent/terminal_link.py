@@ -9,6 +9,7 @@ the port again. The clients are thin I/O loops around the sans-I/O state machine
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 import serial
@@ -19,6 +20,9 @@ from protocol.totals import TerminalTotals
 
 Progress = Callable[[str], None]
 PROTOCOLS = ("zvt", "poslink")
+#: ISO 4217 numeric code the agent reports when the terminal's protocol carries no currency
+#: (POSLink) and registers with (ZVT, whose terminal then confirms it): Chinese yuan.
+DEFAULT_CURRENCY = "156"
 
 
 class TerminalClient(Protocol):
@@ -46,13 +50,18 @@ def default_settings(protocol: str, baud: int | None = None) -> SerialSettings:
 
 
 def make_client(
-    protocol: str, port: serial.SerialBase, *, network: bool, progress: Progress | None
+    protocol: str,
+    port: serial.SerialBase,
+    *,
+    network: bool,
+    progress: Progress | None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> TerminalClient:
     """Build the protocol client for an open port."""
     if protocol == "zvt":
         from agent.zvt_client import ZvtClient
 
-        return ZvtClient(port, network=network, progress=progress)
+        return ZvtClient(port, network=network, progress=progress, currency=int(currency))
     if protocol == "poslink":
         from agent.poslink_client import PosLinkClient
 
@@ -67,15 +76,20 @@ def read_totals(
     password: str | None = None,
     baud: int | None = None,
     progress: Progress | None = None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> TerminalTotals:
     """Read the terminal's running totals without closing the batch.
 
+    :param currency: ISO 4217 numeric code of the terminal's currency (see
+        :func:`with_currency`)
     :raises agent.errors.AgentError: with a message and exit code for the technician
     """
     settings = default_settings(protocol, baud)
     with open_port(url, settings) as port:
-        client = make_client(protocol, port, network=is_network_url(url), progress=progress)
-        return client.read_totals(password=password)
+        client = make_client(
+            protocol, port, network=is_network_url(url), progress=progress, currency=currency
+        )
+        return with_currency(client.read_totals(password=password), currency)
 
 
 def close_batch(
@@ -85,12 +99,26 @@ def close_batch(
     password: str | None = None,
     baud: int | None = None,
     progress: Progress | None = None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> TerminalTotals:
     """Close the terminal's batch (ZVT End-of-Day, POSLink BatchClose) and return its totals.
 
+    :param currency: as :func:`read_totals`
     :raises agent.errors.AgentError: with a message and exit code for the technician
     """
     settings = default_settings(protocol, baud)
     with open_port(url, settings) as port:
-        client = make_client(protocol, port, network=is_network_url(url), progress=progress)
-        return client.close_batch(password=password)
+        client = make_client(
+            protocol, port, network=is_network_url(url), progress=progress, currency=currency
+        )
+        return with_currency(client.close_batch(password=password), currency)
+
+
+def with_currency(totals: TerminalTotals, currency: str) -> TerminalTotals:
+    """``totals`` with ``currency`` filled in when the terminal did not say.
+
+    A ZVT terminal names its currency when the agent registers with one (it refuses a currency
+    it does not settle in, result code 6F); POSLink's totals carry none, so the agent's setting
+    is the currency of the amounts.
+    """
+    return totals if totals.currency is not None else replace(totals, currency=currency)

@@ -41,6 +41,7 @@ from protocol.zvt.messages import (
 )
 from protocol.zvt.result_codes import describe_intermediate
 from protocol.zvt.transport import (
+    MAX_REPEATS,
     ApduReceived,
     FrameRepeated,
     SerialLink,
@@ -50,6 +51,13 @@ from protocol.zvt.transport import (
 
 Progress = Callable[[str], None]
 HINT = "check cable, baud rate (9600 8N2), ECR interface enabled"
+WRONG_CURRENCY = 0x6F
+# What a technician checks when the terminal refuses with these result codes (PA00P015 §10):
+# a wrong password is reported as "function not possible", not as a password error.
+REFUSAL_HINTS = {
+    0x83: "; check --password (the terminal's merchant or service password)",
+    WRONG_CURRENCY: "; set --currency to the currency the terminal settles in",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,7 @@ class ZvtTimers:
     t3: float = 5.0
     t4: float = 180.0
     progress_every: float = 5.0
+    repeats: int = MAX_REPEATS  # frame repeats after a NAK or a missing ACK (probe: 0)
 
 
 class ZvtClient:
@@ -83,7 +92,9 @@ class ZvtClient:
         self.terminal_id: str | None = None
         self._progress = progress or (lambda message: None)
         self._link: SerialLink | TcpLink = (
-            TcpLink() if network else SerialLink(t1=timers.t1, t2=timers.t2)
+            TcpLink()
+            if network
+            else SerialLink(t1=timers.t1, t2=timers.t2, max_repeats=timers.repeats)
         )
         self._ecr = EcrConnection(Timers(t3=timers.t3, t4=timers.t4))
 
@@ -135,7 +146,9 @@ class ZvtClient:
             events = self._run(
                 Registration(password, self.config_byte, self.currency), "registration"
             )
-        except TerminalAborted:
+        except TerminalAborted as exc:
+            if exc.result_code == WRONG_CURRENCY:
+                raise  # its totals would be in a currency other than the one we report
             return  # some terminals refuse registration but still serve the command
         completion = next((e for e in events if isinstance(e, Completion)), None)
         if completion and completion.terminal_id:
@@ -175,8 +188,10 @@ class ZvtClient:
                 self._progress(f"still waiting for the terminal ({label}, {now - started:.0f} s)…")
         last = events[-1]
         if isinstance(last, Aborted | CommandRefused):
+            hint = REFUSAL_HINTS.get(last.result_code, "")
             raise TerminalAborted(
-                f"terminal refused {label}: {last.meaning} (result code {last.result_code:02X})",
+                f"terminal refused {label}: {last.meaning} (result code "
+                f"{last.result_code:02X}){hint}",
                 last.result_code,
             )
         return events

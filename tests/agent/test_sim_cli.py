@@ -82,3 +82,11 @@ def test_conflicting_options_are_refused() -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "exclude each other" in result.stderr
+
+
+def test_two_terminals_without_a_scenario_have_distinct_ids(
+    processes: list[subprocess.Popen[str]],
+) -> None:
+    processes += [_start("--protocol", "zvt"), _start("--protocol", "poslink")]
+    ids = [re.search(r"terminal (\d{8}) on ", _first_line(p)) for p in processes]
+    assert all(ids) and ids[0].group(1) != ids[1].group(1)  # type: ignore[union-attr]
