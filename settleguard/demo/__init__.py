@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -47,12 +48,20 @@ def demo(
     def progress(message: str) -> None:
         click.echo(f"[{time.strftime('%H:%M:%S')}] {message}", err=as_json)
 
+    # SIGTERM (systemd, docker stop, kill) unwinds like Ctrl-C, so every child the demo started
+    # (its Mosquitto, the simulators) is stopped by the clean-up below and in run_demo.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     options = DemoOptions(terminals=terminals, days=days, seed=seed, broker=broker, workdir=workdir)
     result, running = run_demo(options, progress, keep_running=not no_serve, port=port)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
     else:
         click.echo(summary_table(result))
+    click.echo(
+        f"\nCLI on this instance: export SETTLEGUARD_INSTANCE_PATH={result.instance}\n"
+        "  then e.g. settleguard collector gaps, settleguard collector agents list",
+        err=as_json,
+    )
     if no_serve:
         sys.exit(0 if result.privacy_hits == 0 else 1)
     assert result.login is not None
@@ -67,6 +76,10 @@ def demo(
         pass
     finally:
         running.close()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def summary_table(result: DemoResult) -> str:

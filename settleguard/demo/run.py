@@ -87,6 +87,8 @@ class DemoResult:
     sms_held: int = 0
     dashboard: str | None = None
     login: tuple[str, str] | None = None
+    #: the collector's instance folder (point the CLI at it with SETTLEGUARD_INSTANCE_PATH)
+    instance: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The documented ``--json`` object."""
@@ -97,6 +99,7 @@ class DemoResult:
             "sms_sent": self.sms_sent,
             "sms_held": self.sms_held,
             "dashboard": self.dashboard,
+            "instance": self.instance,
             "money_at_risk": self.money_at_risk,
             "records": self.records,
             "privacy_hits": self.privacy_hits,
@@ -162,6 +165,9 @@ class Demo:
             MQTT_PROTOCOL=self.broker.protocol,
             BROKER_PID_FILE=str(self.broker.pid_file) if self.broker.pid_file else None,
         )
+        if self.broker.password_file:  # approve and revoke rewrite the broker's own passwd
+            self.app.config["BROKER_DIR"] = str(self.broker.password_file.parent)
+        write_instance_settings(instance, self.app.config)
         self.store = get_store(self.app)
         self.store.migrate()
         self.keys, _ = init_keys(Path(self.app.config["KEYS_DIR"]))
@@ -447,6 +453,38 @@ class Demo:
         shutil.rmtree(self.private, ignore_errors=True)
 
 
+#: The settings a ``settleguard collector …`` command needs to work on the demo's instance.
+CLI_SETTINGS = ("BROKER_DIR", "BROKER_PID_FILE", "MQTT_HOST", "MQTT_PORT", "MQTT_USERNAME",
+                "MQTT_PASSWORD", "MQTT_PROTOCOL")  # fmt: skip
+
+
+def write_instance_settings(instance: Path, config: Any) -> Path:
+    """Write the demo's ``collector.toml`` (mode 0600: it holds the broker password), so the
+    CLI pointed at the instance (``SETTLEGUARD_INSTANCE_PATH``) approves into the demo's broker.
+    """
+    lines = [f"{key} = {json.dumps(config[key])}" for key in CLI_SETTINGS if config.get(key)]
+    path = instance / "collector.toml"
+    instance.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text("# written by settleguard demo\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def scan_apart(root: Path, known: list[str]) -> list[Any]:
+    """:func:`scan_path` in a process of its own.
+
+    The scan reads the live SQLite files byte by byte. Closing any file descriptor of a file
+    drops every POSIX lock this process holds on it, SQLite's included; another process (the
+    CLI pointed at the demo's instance) would then take the demo's database for unused,
+    checkpoint it and delete the WAL under the demo's open connections.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(scan_path, root, known).result()
+
+
 def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -527,13 +565,13 @@ def run_demo(
             demo.store, world, outcome, lost
         )
         sms, held = send_alerts(demo, progress)
-        hits = scan_path(
-            demo.workdir, known=[n for s in world.shops for n in (s.account, s.new_account)]
+        hits = scan_apart(
+            demo.workdir, [n for s in world.shops for n in (s.account, s.new_account)]
         )
         result = DemoResult(
             injected, detected, false_positives, sms, at_risk, records, len(hits),
             demo.broker.kind if demo.broker else "none", time.monotonic() - started, details,
-            sms_held=held,
+            sms_held=held, instance=str(Path(demo.app.instance_path).resolve()),
         )  # fmt: skip
         if keep_running:
             result.dashboard = demo.web.url if demo.web else None
