@@ -16,7 +16,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from collector.money import format_money
-from collector.web import api, auth, pages
+from collector.web import api, auth, pages, wording
 from collector.web.i18n import current_lang, translate
 from collector.web.security import TlsAwareSessionInterface, add_security_headers
 
@@ -68,6 +68,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.jinja_env.globals.update(_=translate, can=auth.can, lang=current_lang)
     app.jinja_env.filters["money"] = format_money
+    wording.register(app)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Any:

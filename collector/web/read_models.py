@@ -149,12 +149,22 @@ def merchant(store: Store, merchant_id: str) -> dict[str, Any] | None:
         " FROM settlement_accounts WHERE merchant_id = ? ORDER BY id",
         (merchant_id,),
     )
+    row["in_force_id"] = account_in_force(row["accounts"], _iso(datetime.now(UTC)))
     row["terminals"] = store.query(
         "SELECT terminal_id, agent_id, protocol, status, replaced_by, first_seen FROM terminals"
         " WHERE merchant_id = ? ORDER BY first_seen",
         (merchant_id,),
     )
     return row
+
+
+def account_in_force(accounts: list[dict[str, Any]], now: str) -> int | None:
+    """The id of the one account payouts go to at ``now``: the active account that took
+    effect last (another ``active`` row is superseded, or not in force yet)."""
+    started = [a for a in accounts if a["status"] == "active" and (a["effective_at"] or "") <= now]
+    if not started:
+        return None
+    return int(max(started, key=lambda a: (a["effective_at"] or "", a["id"]))["id"])
 
 
 def _event(at: str | None, kind: str, title: str, **details: Any) -> dict[str, Any]:
