@@ -135,6 +135,8 @@ ZH: dict[str, str] = {
     "reconciled": "已重新对账",
     "merchants": "个商户",
     "Rows": "行数",
+    "Role": "角色",
+    "Users and API tokens are added and disabled on the command line (docs/operator.md):": "用户和 API 令牌在命令行中添加和停用（见 docs/operator.md）：",
     "Send again": "重新发送",
     "First page": "第一页",
     "Re-send from the gap queue if the merchant still needs it.": "如商户仍需通知，请在差异队列中重新发送。",

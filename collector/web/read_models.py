@@ -31,13 +31,28 @@ def _json(text: str | None, default: Any) -> Any:
         return default
 
 
-def overview(store: Store, *, now: datetime, silent_after_s: int) -> dict[str, Any]:
-    """Money at risk, open gaps by category, a 30-day trend, silent agents, last imports."""
-    categories = store.query(
+def _open_by_category(store: Store) -> list[dict[str, Any]]:
+    return store.query(
         "SELECT category, COUNT(*) AS gaps, COALESCE(SUM(amount), 0) AS amount FROM gaps"
         " WHERE status IN ('open', 'acknowledged') GROUP BY category ORDER BY amount DESC"
     )
-    at_risk = sum(int(c["amount"]) for c in categories if c["category"] not in NOT_AT_RISK)
+
+
+def _at_risk(categories: list[dict[str, Any]]) -> int:
+    return sum(int(c["amount"]) for c in categories if c["category"] not in NOT_AT_RISK)
+
+
+def money_at_risk(store: Store) -> int:
+    """Money at risk, the one definition the overview and the demo's summary share: the amount
+    of every unresolved gap (open or acknowledged) except ``NOT_DUE_YET`` ones, whose payout is
+    not due yet (integer minor units)."""
+    return _at_risk(_open_by_category(store))
+
+
+def overview(store: Store, *, now: datetime, silent_after_s: int) -> dict[str, Any]:
+    """Money at risk, open gaps by category, a 30-day trend, silent agents, last imports."""
+    categories = _open_by_category(store)
+    at_risk = _at_risk(categories)
     not_due = sum(int(c["amount"]) for c in categories if c["category"] in NOT_AT_RISK)
     start = (now - timedelta(days=29)).date()
     rows = store.query(

@@ -82,7 +82,9 @@ STATUSES: dict[str, str] = {
     "sending": "发送中", "sent": "已发送", "delivered": "已送达", "failed": "失败",
     "expired": "已过期", "cancelled": "已取消", "booked": "已记账", "paid": "已付款",
     "held": "暂缓", "returned": "已退回", "matched": "已匹配", "superseded": "已被取代",
-    "unknown": "未知",
+    "unknown": "未知", "done": "完成", "disabled": "已停用", "escalated": "已升级",
+    # user roles
+    "viewer": "只读", "operator": "操作员", "admin": "管理员",
 }  # fmt: skip
 
 STATUSES_EN = {"under_review": "under review"}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from collector.money import format_money
 from settleguard.demo.run import DemoOptions, DemoResult, run_demo
 
 CATEGORY_ORDER = (
@@ -90,11 +91,11 @@ def summary_table(result: DemoResult) -> str:
         detected = result.detected.get(category, 0)
         if injected or detected:
             lines.append(f"{category:<24}{injected:>10}{detected:>10}")
-    yuan, fen = divmod(result.money_at_risk, 100)
     lines += [
         "",
         f"false positives     {result.false_positives}",
-        f"money at risk       ¥{yuan:,}.{fen:02d}",
+        f"money at risk       {format_money(result.money_at_risk)} (unresolved gaps except "
+        "NOT_DUE_YET, as on the dashboard)",
         f"SMS sent            {result.sms_sent}",
         *(
             [f"SMS held            {result.sms_held} (due dates outside the working calendar)"]

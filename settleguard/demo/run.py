@@ -40,6 +40,7 @@ from collector import enrollment
 from collector.app import create_app, get_store
 from collector.imports import import_file
 from collector.keys import init_keys
+from collector.web.read_models import money_at_risk
 from collector.merchants import import_merchants, set_account_status
 from collector.recon_store import reconcile
 from collector.reconcile import load_calendar
@@ -501,7 +502,7 @@ def findings(
     for merchant_id, count in lost.items():
         expected[(merchant_id, "BATCH_NOT_UPLOADED")] += count
     found: Counter[tuple[str, str]] = Counter()
-    at_risk = 0
+    at_risk = money_at_risk(store)  # the dashboard overview's figure, by the same definition
     for gap in store.query(
         "SELECT merchant_id, category, amount, batch_ids FROM gaps WHERE status = 'open'"
     ):
@@ -512,7 +513,6 @@ def findings(
             else max(1, len(batches))
         )
         found[(gap["merchant_id"], gap["category"])] += weight
-        at_risk += int(gap["amount"] or 0)
     aggregated = store.query(
         "SELECT merchant_id, count(*) AS n FROM matches WHERE rule = 'aggregated' GROUP BY merchant_id"
     )
