@@ -40,10 +40,10 @@ from collector import enrollment
 from collector.app import create_app, get_store
 from collector.imports import import_file
 from collector.keys import init_keys
-from collector.web.read_models import money_at_risk
 from collector.merchants import import_merchants, set_account_status
 from collector.recon_store import reconcile
 from collector.reconcile import load_calendar
+from collector.web.read_models import money_at_risk
 from collector.worker import run_worker
 from protocol.records import BatchSummary
 from settleguard.demo import files
