@@ -32,7 +32,7 @@ from agent.card_change import CardChangeRequest, build_card_change
 from agent.config import AgentConfig
 from agent.home import AgentHome, agent_home
 from agent.keys import load_or_create_key
-from agent.recorder import open_outbox
+from agent.recorder import heartbeat_record, open_outbox, seal_heartbeat
 from agent.replace import Replacement, ReplaceState
 from agent.sync import SyncLink
 from agent.technician import LinkTerminals, OutboxAdapter, close_and_store, store_record
@@ -362,8 +362,13 @@ class Demo:
             if target is None:
                 raise RuntimeError(f"agent of {merchant_id} has no broker after enrollment")
             with open_outbox(home) as outbox:
-                link = SyncLink(outbox, load_or_create_key(home), target, config.sync)
+                key = load_or_create_key(home)
+                link = SyncLink(outbox, key, target, config.sync)
                 result = link.flush(120)
+                # then a heartbeat, as `agent run` sends them: the agents page shows its depth
+                beat = heartbeat_record(outbox, link_state="connected", terminal_id=None)
+                sealed = seal_heartbeat(key, beat, outbox.stats().next_seq - 1)
+                link.flush(30, heartbeat=lambda sealed=sealed: sealed)
             if not result.complete or result.rejected:
                 raise RuntimeError(
                     f"agent of {merchant_id}: {result.pending} records unsent, "
