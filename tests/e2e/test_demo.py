@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,7 +121,14 @@ def test_dashboard_approve_in_the_demo_lets_a_new_agent_sync(tmp_path: Path) -> 
         assert result.login is not None
         client.post("/login", data={"username": result.login[0], "password": result.login[1],
                                     "csrf_token": csrf_token(client)})  # fmt: skip
+        overview = client.get("/?lang=en").get_data(as_text=True)
+        from collector.money import format_money
+
+        shown = f'id="money-at-risk">{format_money(result.money_at_risk)}<'
+        assert shown in overview  # one definition of money at risk: overview and summary
         page = client.get("/agents").get_data(as_text=True)
+        depths = re.findall(r'<td class="num outbox-depth">([^<]*)</td>', page)
+        assert depths.count("0") == 2  # the demo's agents reported an empty outbox
         approved = client.post(f"/agents/{agent['agent_id']}/approve",
                                data={"csrf_token": csrf_token_from(page)})  # fmt: skip
         assert approved.status_code in (200, 302)
