@@ -34,6 +34,8 @@ WEB_DEFAULTS: dict[str, Any] = {
     "LOGIN_WINDOW_S": 300,
     "AGENT_SILENT_AFTER_S": 6 * 3600,
     "DASHBOARD_DEFAULT_LANG": "en",
+    # Times outside a merchant's own pages (imports, alerts, audit, agents) are shown here.
+    "DASHBOARD_TIMEZONE": "Asia/Shanghai",
 }
 
 _FLASK_DEFAULTS = dict(Flask.default_config)
