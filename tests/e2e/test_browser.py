@@ -199,8 +199,28 @@ def test_overview_screenshot_of_the_demo(browser_context: Any, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("lang", "words"),
     [
-        ("en", {"queue": "Gap queue", "category": "Missing", "age": "days", "search": "Reference"}),
-        ("zh-CN", {"queue": "差异队列", "category": "未到账", "age": "天", "search": "参考号"}),
+        (
+            "en",
+            {
+                "queue": "Gap queue",
+                "category": "Missing",
+                "age": "days",
+                "search": "Reference",
+                "not_due": "Not due yet",
+                "agents": "Agents",
+            },
+        ),
+        (
+            "zh-CN",
+            {
+                "queue": "差异队列",
+                "category": "未到账",
+                "age": "天",
+                "search": "参考号",
+                "not_due": "未到期",
+                "agents": "采集终端",
+            },
+        ),
     ],
 )
 def test_gap_pages_in_both_languages(
@@ -221,6 +241,15 @@ def test_gap_pages_in_both_languages(
         page.fill("#upload input[name=account]", ACCOUNT)
         page.click("#upload button[type=submit]")
         expect(page.locator("#import-result")).to_be_visible()
+
+        page.goto(f"{url}/")
+        expect(page.locator("#money-at-risk")).to_have_text("¥800.00")
+        expect(page.locator("#money-at-risk-definition")).to_be_visible()
+        expect(page.locator("#not-due-yet")).to_contain_text(words["not_due"])
+        expect(page.locator("header")).to_contain_text(words["agents"])
+        ticks = page.locator("svg.chart text.y-tick").all_text_contents()
+        assert ticks == ["¥0.00", "¥500.00", "¥1,000.00"], ticks  # a money axis, one day of data
+        page.screenshot(path=str(tmp_path / f"overview-{lang}.png"), full_page=True)
 
         page.goto(f"{url}/gaps")
         expect(page.locator("h1")).to_contain_text(words["queue"])
