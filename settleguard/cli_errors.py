@@ -23,7 +23,7 @@ def _show(exc: click.ClickException) -> None:
 class ErrorStyleGroup(click.Group):
     """A click group whose errors read ``error: …`` (exit codes unchanged)."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,
