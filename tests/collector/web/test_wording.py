@@ -147,6 +147,17 @@ def test_zh_cn_pages_have_no_untranslated_text(
     assert found == {}, json.dumps(found)
 
 
+def test_zh_cn_sign_in_and_error_pages_are_translated(
+    world: int, as_role: Callable[[str | None], FlaskClient]
+) -> None:
+    login = as_role(None).get("/login?lang=zh-CN").get_data(as_text=True)
+    assert untranslated(login, {"English"}) == set()
+    missing = as_role("viewer").get("/gaps/999999?lang=zh-CN")
+    assert missing.status_code == 404
+    assert untranslated(missing.get_data(as_text=True), {"viewer"}) == set()  # the user name
+    assert "页面不存在" in missing.get_data(as_text=True)
+
+
 def test_the_check_finds_english(world: int, as_role: Callable[[str | None], FlaskClient]) -> None:
     english = as_role("admin").get("/gaps?lang=en").get_data(as_text=True)
     assert {"Gap", "queue", "Reference"} <= untranslated(english, set())
