@@ -143,9 +143,9 @@ def test_merchants_import_error_names_line_and_column_and_stores_nothing(
     assert store.count("merchants") == 0 and store.count("settlement_accounts") == 0
 
 
-def test_merchants_import_reconcile_and_gaps_json(
-    cli: FlaskCliRunner, app: Flask, tmp_path: Path
-) -> None:
+def _unpaid_batch_world(cli: FlaskCliRunner, app: Flask, tmp_path: Path) -> None:
+    """Two merchants, one batch on MCLI1 closed 2024-03-04 (due 03-05) that the bank never paid,
+    and MCLI1's bank statement."""
     path = tmp_path / "m.csv"
     path.write_text(MERCHANTS)
     result = run(cli, "merchants", "import", str(path))
@@ -171,6 +171,26 @@ def test_merchants_import_reconcile_and_gaps_json(
             (bid,),
         )
     assert run(cli, "import", str(FIXTURES / "ccb_gbk.csv")).exit_code == 0  # MCLI1's bank
+
+
+def test_reconcile_as_of_judges_lateness_at_that_moment(
+    cli: FlaskCliRunner, app: Flask, tmp_path: Path
+) -> None:
+    _unpaid_batch_world(cli, app, tmp_path)
+    before = run(cli, "reconcile", "--as-of", "2024-03-04", "--json")
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.stdout)["as_of"] == "2024-03-04T15:59:59+00:00"
+    (gap,) = json.loads(run(cli, "gaps", "--json").stdout)
+    assert gap["category"] == "NOT_DUE_YET"  # due on 03-05: not late at the end of 03-04
+    run(cli, "reconcile", "--all", "--json")
+    (gap,) = json.loads(run(cli, "gaps", "--json").stdout)
+    assert gap["category"] == "AGGREGATED_UNRESOLVED"
+
+
+def test_merchants_import_reconcile_and_gaps_json(
+    cli: FlaskCliRunner, app: Flask, tmp_path: Path
+) -> None:
+    _unpaid_batch_world(cli, app, tmp_path)
     result = run(cli, "reconcile", "--json")
     assert result.exit_code == 0, result.output
     report: dict[str, Any] = json.loads(result.stdout)
