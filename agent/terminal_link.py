@@ -117,8 +117,8 @@ def close_batch(
 def with_currency(totals: TerminalTotals, currency: str) -> TerminalTotals:
     """``totals`` with ``currency`` filled in when the terminal did not say.
 
-    A ZVT terminal names its currency when the agent registers with one (it refuses a currency
-    it does not settle in, result code 6F); POSLink's totals carry none, so the agent's setting
-    is the currency of the amounts.
+    A ZVT terminal names its currency when the agent registers with one (a single-currency
+    terminal refuses another, and is then read in euro: see :mod:`agent.zvt_client`); POSLink's
+    totals carry none, so the agent's setting is the currency of the amounts.
     """
     return totals if totals.currency is not None else replace(totals, currency=currency)

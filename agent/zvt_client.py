@@ -52,11 +52,11 @@ from protocol.zvt.transport import (
 Progress = Callable[[str], None]
 HINT = "check cable, baud rate (9600 8N2), ECR interface enabled"
 WRONG_CURRENCY = 0x6F
+EURO = "978"  # ISO 4217 numeric; a ZVT amount without a currency code is in euro
 # What a technician checks when the terminal refuses with these result codes (PA00P015 §10):
 # a wrong password is reported as "function not possible", not as a password error.
 REFUSAL_HINTS = {
     0x83: "; check --password (the terminal's merchant or service password)",
-    WRONG_CURRENCY: "; set --currency to the currency the terminal settles in",
 }
 
 
@@ -89,6 +89,7 @@ class ZvtClient:
         self.timers = timers
         self.config_byte = config_byte
         self.currency = currency
+        self.fallback_currency: str | None = None  # set when the terminal refused ``currency``
         self.terminal_id: str | None = None
         self._progress = progress or (lambda message: None)
         self._link: SerialLink | TcpLink = (
@@ -139,6 +140,8 @@ class ZvtClient:
             raise TerminalAborted(f"{label}: {exc.message}", status.result_code) from exc
         if totals.terminal_id is None and self.terminal_id is not None:
             totals = replace(totals, terminal_id=self.terminal_id)
+        if totals.currency is None and self.fallback_currency is not None:
+            totals = replace(totals, currency=self.fallback_currency)
         return totals
 
     def _register(self, password: str | None) -> None:
@@ -147,9 +150,13 @@ class ZvtClient:
                 Registration(password, self.config_byte, self.currency), "registration"
             )
         except TerminalAborted as exc:
-            if exc.result_code == WRONG_CURRENCY:
-                raise  # its totals would be in a currency other than the one we report
-            return  # some terminals refuse registration but still serve the command
+            if exc.result_code != WRONG_CURRENCY or self.currency is None:
+                return  # some terminals refuse registration but still serve the command
+            # A single-currency terminal refuses any other currency (PA00P015 §1.4); without
+            # one it works in euro, so register again without it and report 978.
+            self.currency, self.fallback_currency = None, EURO
+            self._register(password)
+            return
         completion = next((e for e in events if isinstance(e, Completion)), None)
         if completion and completion.terminal_id:
             self.terminal_id = completion.terminal_id
