@@ -12,6 +12,8 @@ import importlib
 
 import click
 
+from settleguard.cli_errors import ErrorStyleGroup
+
 
 def _exit_code_epilog() -> str:
     from agent.errors import EXIT_CODES
@@ -21,7 +23,7 @@ def _exit_code_epilog() -> str:
     return "\n".join(lines)
 
 
-@click.group(epilog=_exit_code_epilog())
+@click.group(cls=ErrorStyleGroup, epilog=_exit_code_epilog())
 def agent() -> None:
     """The agent beside a POS terminal: read, close, sync."""
 

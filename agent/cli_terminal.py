@@ -53,6 +53,29 @@ _home_option = click.option(
     default=None,
     help="Agent home directory (default: $SETTLEGUARD_AGENT_HOME or the user data dir).",
 )
+
+
+def _currency(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``CNY`` or ``156`` → ``"156"`` (ISO 4217 numeric, as the totals carry it)."""
+    from agent.report import CURRENCIES
+
+    text = value.strip().upper()
+    by_alpha = {alpha: numeric for numeric, (alpha, _) in CURRENCIES.items()}
+    if text in by_alpha:
+        return by_alpha[text]
+    if len(text) == 3 and text.isdigit():
+        return text
+    raise click.BadParameter(f"{value!r} is not an ISO 4217 code such as CNY or 156")
+
+
+_currency_option = click.option(
+    "--currency",
+    default="CNY",
+    show_default=True,
+    callback=_currency,
+    help="The terminal's currency (ISO 4217, CNY or 156): ZVT registers with it and the "
+    "terminal confirms it; POSLink totals carry none, so it is reported as given.",
+)
 _tid_option = click.option(
     "--terminal-id", default=None, help="Terminal id, for terminals that do not report one."
 )
@@ -95,6 +118,7 @@ def _failures(as_json: bool) -> Iterator[None]:
     help="MIS-POS: reprint the last CLOSED batch (type 19); MIS-POS has no totals query.",
 )
 @_save_raw_option
+@_currency_option
 @_json_option
 def read(
     port_url: str,
@@ -103,6 +127,7 @@ def read(
     baud: int | None,
     last: bool,
     save_raw: Path | None,
+    currency: str,
     as_json: bool,
 ) -> None:
     """Read the terminal's current totals without closing the batch (ZVT 06 10, POSLink R00).
@@ -116,8 +141,9 @@ def read(
             )
         else:
             totals = terminal_link.read_totals(
-                port_url, protocol, password=password, baud=baud, progress=_progress(as_json)
-            )
+                port_url, protocol, password=password, baud=baud, progress=_progress(as_json),
+                currency=currency,
+            )  # fmt: skip
     read_at = utc_now_iso()
     if as_json:
         click.echo(json.dumps(totals_to_json(totals, read_at), ensure_ascii=False))
@@ -130,6 +156,7 @@ def read(
 @_protocol_option
 @_password_option
 @_baud_option
+@_currency_option
 @_tid_option
 @_merchant_option
 @_save_raw_option
@@ -146,6 +173,7 @@ def close(
     protocol: str,
     password: str,
     baud: int | None,
+    currency: str,
     terminal_id: str | None,
     merchant_id: str | None,
     save_raw: Path | None,
@@ -173,6 +201,7 @@ def close(
             progress=_progress(as_json),
             save_raw=save_raw,
             recover=recover,
+            currency=currency,
         )
     if as_json:
         payload = totals_to_json(closed.totals, closed.summary.closed_at)
@@ -196,7 +225,11 @@ def close(
 @click.option("--port", "ports", multiple=True, help="Port(s) to try; default: all serial ports.")
 @_json_option
 def probe(ports: tuple[str, ...], as_json: bool) -> None:
-    """Find the terminal: try protocols and baud rates on each port and say what answered."""
+    """Find the terminal: try protocols and baud rates on all ports at once, one verdict each.
+
+    Progress (each try) goes to stderr; each try waits briefly for an acknowledgement, so a
+    machine of dead ports answers within seconds. Exit 6 when no port answered.
+    """
     from agent.probe import probe as run_probe
 
     with _failures(as_json):
@@ -206,16 +239,7 @@ def probe(ports: tuple[str, ...], as_json: bool) -> None:
     else:
         for result in results:
             usb = f" [{result.port.usb_id}]" if result.port.usb_id else ""
-            if result.found:
-                click.echo(
-                    f"{result.port.device}{usb}: {result.protocol} terminal "
-                    f"{result.terminal_id or '(id not reported)'} at {result.settings}"
-                )
-            else:
-                reasons = "; ".join(
-                    f"{a.protocol} {a.settings}: {a.detail}" for a in result.attempts
-                )
-                click.echo(f"{result.port.device}{usb}: nothing answered ({reasons})")
+            click.echo(f"{result.port.device}{usb}: {result.verdict()}")
     if not any(r.found for r in results):
         sys.exit(6)
 

@@ -1,14 +1,21 @@
 """``agent probe``: find the terminal's port, protocol and line settings, or say why not.
 
 Without a port it lists candidate serial ports (with USB vendor/product where the kernel knows
-them) and tries each. For each port it tries the protocols and baud rates in the order a site
-is most likely to use, stops at the first answer, and keeps the reason each attempt failed so
-the technician sees "permission denied" or "busy" instead of a bare "nothing found".
+them) and tries them all at once, one thread per port. On each port it tries the protocols and
+baud rates in the order a site is most likely to use, each with a short wait for the
+terminal's acknowledgement (a terminal acknowledges at once; only a silent line waits the whole
+time), stops at the first answer, and keeps the reason each attempt failed. Each port ends with
+one short verdict (:meth:`ProbeResult.verdict`): the terminal found, the one reason no attempt
+could cure ("permission denied", "busy"), or "nothing answered" with one hint.
+
+A protocol plugs in by adding an entry to :data:`IDENTIFIERS` (how to ask a terminal who it
+is, with probe timers) and its (protocol, baud) pairs to :data:`DEFAULT_ATTEMPTS`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from agent.errors import AgentError, NoAnswer, PortBusy, PortNotFound, PortPermissionDenied
@@ -29,6 +36,10 @@ DEFAULT_ATTEMPTS: tuple[tuple[str, int], ...] = (
 )
 # Errors that no other baud rate or protocol can cure: stop trying this port.
 _FATAL = (PortNotFound, PortPermissionDenied, PortBusy)
+#: Seconds a probe waits for a terminal to acknowledge a request, once, without repeating.
+PROBE_ACK_WAIT_S = 0.8
+#: Said once per port when nothing answered at any protocol and baud rate.
+SILENT_HINT = "check the cable, that ECR mode is on, and that the terminal is on this port"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,7 @@ class Attempt:
     settings: str
     ok: bool
     detail: str
+    silent: bool = False  # nothing came back at all (as opposed to garbage or a refusal)
 
 
 @dataclass(slots=True)
@@ -60,11 +72,27 @@ class ProbeResult:
     protocol: str | None = None
     settings: str | None = None
     terminal_id: str | None = None
+    stopped: str | None = None  # why no other attempt was made (missing, permission, busy)
 
     @property
     def found(self) -> bool:
         """True when a terminal answered."""
         return self.protocol is not None
+
+    def verdict(self) -> str:
+        """One short line for this port: what answered, or the one reason nothing did."""
+        if self.found:
+            return (f"{self.protocol} terminal {self.terminal_id or '(id not reported)'} "
+                    f"at {self.settings}")  # fmt: skip
+        if self.stopped is not None:
+            return self.stopped
+        spoke = [a for a in self.attempts if not a.silent]
+        if spoke:
+            first = spoke[0]
+            return (f"something answered but no terminal we know ({first.protocol} "
+                    f"{first.settings}: {first.detail})")  # fmt: skip
+        protocols = ", ".join(dict.fromkeys(a.protocol for a in self.attempts))
+        return f"nothing answered ({protocols}, {len(self.attempts)} line settings): {SILENT_HINT}"
 
     def to_json(self) -> dict[str, object]:
         """The ``--json`` form."""
@@ -73,6 +101,7 @@ class ProbeResult:
             "description": self.port.description,
             "usb_id": self.port.usb_id,
             "found": self.found,
+            "verdict": self.verdict(),
             "protocol": self.protocol,
             "settings": self.settings,
             "terminal_id": self.terminal_id,
@@ -98,20 +127,47 @@ def list_candidate_ports() -> list[PortInfo]:
 Identify = Callable[[str, object, bool], str | None]
 
 
+def _identify_zvt(port: object, network: bool) -> str | None:
+    from agent.zvt_client import ZvtClient, ZvtTimers
+
+    timers = ZvtTimers(t2=PROBE_ACK_WAIT_S, repeats=0)
+    return ZvtClient(port, network=network, timers=timers).status_enquiry()  # type: ignore[arg-type]
+
+
+def _identify_poslink(port: object, network: bool) -> str | None:
+    from agent.poslink_client import PosLinkClient
+    from protocol.poslink.connection import PosLinkTimers
+
+    timers = PosLinkTimers(ack_timeout=PROBE_ACK_WAIT_S, max_attempts=1)
+    PosLinkClient(port, timers=timers).probe()  # type: ignore[arg-type]
+    return None  # POSLink's cheap requests do not carry the terminal id
+
+
+def _identify_mispos(port: object, network: bool) -> str | None:
+    from agent.mispos_client import MisposClient
+
+    # the port search (MANAGER 07) waits its own 3 s: a MIS-POS terminal sends no acknowledgement
+    return MisposClient(port).probe()  # type: ignore[arg-type]
+
+
+#: protocol name → asks a terminal on an open port who it is (probe timers: short, no repeats).
+IDENTIFIERS: dict[str, Callable[[object, bool], str | None]] = {
+    "mispos": _identify_mispos,
+    "zvt": _identify_zvt,
+    "poslink": _identify_poslink,
+}
+
+
+def identify(url: str, protocol: str, *, baud: int | None = None) -> str | None:
+    """Ask the terminal on ``url`` who it is with its cheapest request (MIS-POS: the port
+    search), with the probe's short timers."""
+    with open_port(url, default_settings(protocol, baud)) as port:
+        return _identify(protocol, port, is_network_url(url))
+
+
 def _identify(protocol: str, port: object, network: bool) -> str | None:
     """Ask the terminal who it is with the cheapest request of its protocol."""
-    if protocol == "zvt":
-        from agent.zvt_client import ZvtClient
-
-        return ZvtClient(port, network=network).status_enquiry()  # type: ignore[arg-type]
-    if protocol == "mispos":
-        from agent.mispos_client import MisposClient
-
-        return MisposClient(port).probe()  # type: ignore[arg-type]
-    from agent.poslink_client import PosLinkClient
-
-    PosLinkClient(port).probe()  # type: ignore[arg-type]
-    return None  # POSLink's cheap requests do not carry the terminal id
+    return IDENTIFIERS[protocol](port, network)
 
 
 def probe_port(
@@ -143,7 +199,11 @@ def probe_port(
                 terminal_id = identify(protocol, handle, network)
         except _FATAL as exc:
             result.attempts.append(Attempt(protocol, label, False, exc.message))
+            result.stopped = exc.message
             return result
+        except NoAnswer as exc:
+            result.attempts.append(Attempt(protocol, label, False, exc.message, silent=True))
+            continue
         except AgentError as exc:
             result.attempts.append(Attempt(protocol, label, False, exc.message))
             continue
@@ -160,7 +220,10 @@ def probe(
     identify: Identify = _identify,
     progress: Callable[[str], None] | None = None,
 ) -> list[ProbeResult]:
-    """Probe the given ports, or every candidate port when none is given.
+    """Probe the given ports, or every candidate port when none is given, all at once.
+
+    Each port gets its own thread (a port is one line: its attempts run one after another);
+    the results come back in the order of the ports.
 
     :raises NoAnswer: there is no serial port at all on this machine
     """
@@ -168,4 +231,12 @@ def probe(
     if not infos:
         raise NoAnswer("no serial ports found: is the USB cable plugged in? (see `dmesg | tail`)")
     attempt_list = list(attempts)
-    return [probe_port(info, attempt_list, identify=identify, progress=progress) for info in infos]
+
+    def one(info: PortInfo) -> ProbeResult:
+        result = probe_port(info, attempt_list, identify=identify, progress=progress)
+        if progress:
+            progress(f"{info.device}: {result.verdict()}")
+        return result
+
+    with ThreadPoolExecutor(max_workers=len(infos), thread_name_prefix="probe") as pool:
+        return list(pool.map(one, infos))

@@ -33,6 +33,7 @@ Negative acks (``rejected``, ``conflict``) mark the row rejected with its reason
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import ssl
@@ -60,6 +61,8 @@ from protocol.topics import ack_topic, hb_topic, rec_topic
 ACK_WRITE_BATCH = 500
 #: … or once the oldest has waited this long (each write is one fsync'd transaction).
 ACK_WRITE_DELAY_S = 0.05
+#: How long a heartbeat may take to reach the socket before a flush disconnects anyway.
+HEARTBEAT_WRITE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,9 +447,15 @@ class SyncLink:
         return oldest_sent + self.settings.ack_timeout_s
 
     def publish_heartbeat(self, payload: bytes) -> None:
-        """Publish a signed heartbeat on the ``hb`` topic (QoS 0: the next one supersedes it)."""
+        """Publish a signed heartbeat on the ``hb`` topic (QoS 0: the next one supersedes it).
+
+        Waits briefly until it is written to the socket: a flush with nothing else to send
+        disconnects at once, and a QoS 0 message still queued then is dropped.
+        """
         if self.connected:
-            self._client.publish(hb_topic(self.agent_id), payload, qos=0)
+            info = self._client.publish(hb_topic(self.agent_id), payload, qos=0)
+            with contextlib.suppress(RuntimeError, ValueError):  # the link went down meanwhile
+                info.wait_for_publish(HEARTBEAT_WRITE_WAIT_S)
 
     def flush(self, timeout: float, *, heartbeat: Callable[[], bytes] | None = None) -> FlushResult:
         """Connect-on-demand: connect, send everything pending, wait for acks, disconnect.

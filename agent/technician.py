@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import terminal_link
+from agent import probe, terminal_link
 from agent.batch_records import batch_summary
 from agent.config import AgentConfig, load_config
 from agent.errors import StorageError, TerminalProtocolError, UsageError
@@ -91,6 +91,7 @@ def close_and_store(
     closed_at: str | None = None,
     save_raw: Path | None = None,
     recover: bool = False,
+    currency: str = terminal_link.DEFAULT_CURRENCY,
 ) -> ClosedBatch:
     """Close the terminal's batch and commit the signed batch record before returning.
 
@@ -98,6 +99,7 @@ def close_and_store(
     :param save_raw: write the terminal's raw reply bytes here (MIS-POS)
     :param recover: MIS-POS: store the batch of an earlier close whose reply was lost, from
         the reprint (19), without settling
+    :param currency: ISO 4217 numeric code of the terminal's currency
     :raises agent.errors.AgentError: terminal or storage failure
     :raises BatchNotStored: the terminal closed the batch but the outbox refused it; the
         exception carries the totals so they can still be shown and written down
@@ -110,6 +112,7 @@ def close_and_store(
         progress=progress,
         save_raw=save_raw,
         recover=recover,
+        currency=currency,
     )
     tid = totals.terminal_id or terminal_id
     if totals.recovered and tid and totals.batch_no is not None:
@@ -266,7 +269,7 @@ class LinkTerminals:
         is reported empty (its figures come with the close).
         """
         if protocol == "mispos":
-            terminal_id = terminal_link.identify(url, protocol, baud=self.baud)
+            terminal_id = probe.identify(url, protocol, baud=self.baud)
             totals = TerminalTotals("mispos", "turnover_totals", terminal_id, "156", ())
         else:
             totals = terminal_link.read_totals(

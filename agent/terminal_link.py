@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +22,9 @@ from protocol.totals import TerminalTotals
 
 Progress = Callable[[str], None]
 PROTOCOLS = ("mispos", "zvt", "poslink")
+#: ISO 4217 numeric code the agent reports when the terminal's protocol carries no currency
+#: (POSLink) and registers with (ZVT, whose terminal then confirms it): Chinese yuan.
+DEFAULT_CURRENCY = "156"
 
 
 class TerminalClient(Protocol):
@@ -49,13 +53,18 @@ def default_settings(protocol: str, baud: int | None = None) -> SerialSettings:
 
 
 def make_client(
-    protocol: str, port: serial.SerialBase, *, network: bool, progress: Progress | None
+    protocol: str,
+    port: serial.SerialBase,
+    *,
+    network: bool,
+    progress: Progress | None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> TerminalClient:
     """Build the protocol client for an open port."""
     if protocol == "zvt":
         from agent.zvt_client import ZvtClient
 
-        return ZvtClient(port, network=network, progress=progress)
+        return ZvtClient(port, network=network, progress=progress, currency=int(currency))
     if protocol == "poslink":
         from agent.poslink_client import PosLinkClient
 
@@ -74,17 +83,20 @@ def read_totals(
     password: str | None = None,
     baud: int | None = None,
     progress: Progress | None = None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> TerminalTotals:
     """Read the terminal's running totals without closing the batch.
 
+    :param currency: ISO 4217 numeric code of the terminal's currency (see
+        :func:`with_currency`)
     :raises agent.errors.AgentError: with a message and exit code for the technician
     """
     if protocol == "mispos":
         from agent.mispos_client import NO_TOTALS_QUERY
 
         raise UsageError(NO_TOTALS_QUERY)
-    with _client(url, protocol, baud, progress, None) as client:
-        return client.read_totals(password=password)
+    with _client(url, protocol, baud, progress, None, currency) as client:
+        return with_currency(client.read_totals(password=password), currency)
 
 
 def close_batch(
@@ -96,6 +108,7 @@ def close_batch(
     progress: Progress | None = None,
     save_raw: Path | None = None,
     recover: bool = False,
+    currency: str = DEFAULT_CURRENCY,
 ) -> TerminalTotals:
     """Close the terminal's batch (MIS-POS 14, ZVT End-of-Day, POSLink BatchClose).
 
@@ -103,11 +116,12 @@ def close_batch(
     :param recover: MIS-POS only: do not settle; take the batch of an earlier close whose
         reply was lost from the reprint (19)
 
+    :param currency: as :func:`read_totals`
     :raises agent.errors.AgentError: with a message and exit code for the technician
     """
     if recover and protocol != "mispos":
         raise UsageError("--recover is for MIS-POS terminals (reprint of the last settlement)")
-    with _client(url, protocol, baud, progress, save_raw) as client:
+    with _client(url, protocol, baud, progress, save_raw, currency) as client:
         if recover:
             from agent.mispos_client import MisposClient
 
@@ -116,10 +130,8 @@ def close_batch(
         else:
             totals = client.close_batch(password=password)
         if getattr(client, "recovered", False):
-            from dataclasses import replace
-
             totals = replace(totals, recovered=True)
-        return totals
+        return with_currency(totals, currency)
 
 
 def read_last(
@@ -136,33 +148,42 @@ def read_last(
     """
     if protocol != "mispos":
         raise UsageError("--last is for MIS-POS terminals (reprint of the last settlement)")
-    with _client(url, protocol, baud, progress, save_raw) as client:
+    with _client(url, protocol, baud, progress, save_raw, DEFAULT_CURRENCY) as client:
         from agent.mispos_client import MisposClient
 
         assert isinstance(client, MisposClient)
-        return client.read_last()
-
-
-def identify(url: str, protocol: str, *, baud: int | None = None) -> str | None:
-    """Ask the terminal who it is with its cheapest request (MIS-POS: the port probe)."""
-    from agent.probe import _identify
-
-    with open_port(url, default_settings(protocol, baud)) as port:
-        return _identify(protocol, port, is_network_url(url))
+        return with_currency(client.read_last(), DEFAULT_CURRENCY)
 
 
 @contextmanager
 def _client(
-    url: str, protocol: str, baud: int | None, progress: Progress | None, save_raw: Path | None
+    url: str,
+    protocol: str,
+    baud: int | None,
+    progress: Progress | None,
+    save_raw: Path | None,
+    currency: str,
 ) -> Iterator[TerminalClient]:
     """Open the port, build the client, and write what it received to ``save_raw`` (always,
     also when the command failed: a reply the agent cannot read is what a test needs)."""
     settings = default_settings(protocol, baud)
     with open_port(url, settings) as port:
-        client = make_client(protocol, port, network=is_network_url(url), progress=progress)
+        client = make_client(
+            protocol, port, network=is_network_url(url), progress=progress, currency=currency
+        )
         try:
             yield client
         finally:
             raw = getattr(client, "raw", None)
             if save_raw is not None and raw is not None:
                 save_raw.write_bytes(bytes(raw))
+
+
+def with_currency(totals: TerminalTotals, currency: str) -> TerminalTotals:
+    """``totals`` with ``currency`` filled in when the terminal did not say.
+
+    A ZVT terminal names its currency when the agent registers with one (a single-currency
+    terminal refuses another, and is then read in euro: see :mod:`agent.zvt_client`); POSLink's
+    totals carry none, so the agent's setting is the currency of the amounts.
+    """
+    return totals if totals.currency is not None else replace(totals, currency=currency)

@@ -41,6 +41,7 @@ from protocol.zvt.messages import (
 )
 from protocol.zvt.result_codes import describe_intermediate
 from protocol.zvt.transport import (
+    MAX_REPEATS,
     ApduReceived,
     FrameRepeated,
     SerialLink,
@@ -50,6 +51,13 @@ from protocol.zvt.transport import (
 
 Progress = Callable[[str], None]
 HINT = "check cable, baud rate (9600 8N2), ECR interface enabled"
+WRONG_CURRENCY = 0x6F
+EURO = "978"  # ISO 4217 numeric; a ZVT amount without a currency code is in euro
+# What a technician checks when the terminal refuses with these result codes (PA00P015 §10):
+# a wrong password is reported as "function not possible", not as a password error.
+REFUSAL_HINTS = {
+    0x83: "; check --password (the terminal's merchant or service password)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,7 @@ class ZvtTimers:
     t3: float = 5.0
     t4: float = 180.0
     progress_every: float = 5.0
+    repeats: int = MAX_REPEATS  # frame repeats after a NAK or a missing ACK (probe: 0)
 
 
 class ZvtClient:
@@ -80,10 +89,13 @@ class ZvtClient:
         self.timers = timers
         self.config_byte = config_byte
         self.currency = currency
+        self.fallback_currency: str | None = None  # set when the terminal refused ``currency``
         self.terminal_id: str | None = None
         self._progress = progress or (lambda message: None)
         self._link: SerialLink | TcpLink = (
-            TcpLink() if network else SerialLink(t1=timers.t1, t2=timers.t2)
+            TcpLink()
+            if network
+            else SerialLink(t1=timers.t1, t2=timers.t2, max_repeats=timers.repeats)
         )
         self._ecr = EcrConnection(Timers(t3=timers.t3, t4=timers.t4))
 
@@ -128,6 +140,8 @@ class ZvtClient:
             raise TerminalAborted(f"{label}: {exc.message}", status.result_code) from exc
         if totals.terminal_id is None and self.terminal_id is not None:
             totals = replace(totals, terminal_id=self.terminal_id)
+        if totals.currency is None and self.fallback_currency is not None:
+            totals = replace(totals, currency=self.fallback_currency)
         return totals
 
     def _register(self, password: str | None) -> None:
@@ -135,8 +149,14 @@ class ZvtClient:
             events = self._run(
                 Registration(password, self.config_byte, self.currency), "registration"
             )
-        except TerminalAborted:
-            return  # some terminals refuse registration but still serve the command
+        except TerminalAborted as exc:
+            if exc.result_code != WRONG_CURRENCY or self.currency is None:
+                return  # some terminals refuse registration but still serve the command
+            # A single-currency terminal refuses any other currency (PA00P015 §1.4); without
+            # one it works in euro, so register again without it and report 978.
+            self.currency, self.fallback_currency = None, EURO
+            self._register(password)
+            return
         completion = next((e for e in events if isinstance(e, Completion)), None)
         if completion and completion.terminal_id:
             self.terminal_id = completion.terminal_id
@@ -175,8 +195,10 @@ class ZvtClient:
                 self._progress(f"still waiting for the terminal ({label}, {now - started:.0f} s)…")
         last = events[-1]
         if isinstance(last, Aborted | CommandRefused):
+            hint = REFUSAL_HINTS.get(last.result_code, "")
             raise TerminalAborted(
-                f"terminal refused {label}: {last.meaning} (result code {last.result_code:02X})",
+                f"terminal refused {label}: {last.meaning} (result code "
+                f"{last.result_code:02X}){hint}",
                 last.result_code,
             )
         return events

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -28,9 +27,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get(
         "SETTLEGUARD_INSTANCE_PATH"
     )
+    # The folder is not created here: a read-only command must not leave one behind; the
+    # stores and key files create what they write.
     app = Flask("collector", instance_relative_config=True, instance_path=instance_path)
-    # 0700: the folder holds the database, the keys and the session secret
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True, mode=0o700)
     load_config(app, config)
 
     from collector.api_enroll import bp as enroll_bp

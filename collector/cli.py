@@ -2,7 +2,8 @@
 
 Each command builds the app with :func:`collector.app.create_app` (so the same configuration
 rules apply: defaults → instance file → ``SETTLEGUARD_*``) and calls one library function.
-Errors print one line and exit 1.
+Each says on stderr which instance and database it uses; errors print one ``error: …`` line
+(exit codes in :mod:`collector.cli_context`).
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ from flask import Flask
 from collector import broker, enrollment
 from collector.app import get_store
 from collector.bundle_import import import_bundle_file
+from collector.cli_context import announce, open_existing
 from collector.cli_context import app_from_context as _app
 from collector.cli_context import fail as _fail
+from collector.cli_context import store_from_context as _store
 from collector.keys import CollectorKeys, KeyFileError, init_keys, load_keys
 from collector.store import StoreError
 from collector.worker import WorkerError, run_workers
 from protocol.enroll_token import is_loopback
 from protocol.envelope import BundleError
+from settleguard.cli_errors import ErrorStyleGroup
 
 
-@click.group("collector")
+@click.group("collector", cls=ErrorStyleGroup)
 def collector() -> None:
     """Run and administer the collector (ingest, store, enrollment, broker)."""
 
@@ -36,8 +40,10 @@ def collector() -> None:
 @click.pass_context
 def init_db(ctx: click.Context) -> None:
     """Create or upgrade the database schema (safe to run twice)."""
-    store = get_store(_app(ctx))
+    app = _app(ctx)
+    announce(app)
     try:
+        store = get_store(app)
         applied = store.migrate()
     except StoreError as exc:
         _fail(str(exc))
@@ -57,11 +63,12 @@ def agents() -> None:
 def agents_token(ctx: click.Context, merchant_id: str, ttl_s: int | None) -> None:
     """Print a one-time enrollment token for a merchant's agent."""
     app = _app(ctx)
+    store = _store(ctx, create=True)
     ttl = ttl_s if ttl_s is not None else int(app.config["ENROLL_TOKEN_TTL_S"])
     try:
         keys, _ = init_keys(Path(app.config["KEYS_DIR"]))
         token = enrollment.issue_token(
-            get_store(app), merchant_id, ttl_s=ttl, sealing_public=keys.sealing_public
+            store, merchant_id, ttl_s=ttl, sealing_public=keys.sealing_public
         )
         click.echo(token)
     except (enrollment.EnrollmentError, KeyFileError) as exc:
@@ -71,7 +78,7 @@ def agents_token(ctx: click.Context, merchant_id: str, ttl_s: int | None) -> Non
 def _change_status(ctx: click.Context, agent_id: str, actor: str, *, approve: bool) -> None:
     """Approve or revoke, update the broker, and say what was and was not done."""
     app = _app(ctx)
-    store = get_store(app)
+    store = _store(ctx, create=False)
     change = enrollment.approve if approve else enrollment.revoke
     try:
         change(store, agent_id, actor=actor)
@@ -142,7 +149,7 @@ def agents_revoke_key(ctx: click.Context, agent_id: str, actor: str) -> None:
 @click.pass_context
 def agents_list(ctx: click.Context, as_json: bool) -> None:
     """List agents with status, key id, last seen and last seq."""
-    rows = enrollment.list_agents(get_store(_app(ctx)))
+    rows = enrollment.list_agents(_store(ctx, create=False))
     if as_json:
         click.echo(json.dumps(rows, default=str))
         return
@@ -162,7 +169,9 @@ def keys() -> None:
 @click.pass_context
 def keys_init(ctx: click.Context) -> None:
     """Create the key files (mode 0600) unless they exist."""
-    directory = Path(_app(ctx).config["KEYS_DIR"])
+    app = _app(ctx)
+    announce(app)
+    directory = Path(app.config["KEYS_DIR"])
     try:
         _, created = init_keys(directory)
     except KeyFileError as exc:
@@ -234,17 +243,18 @@ def broker_config(
             keyfile=tls_keyfile.resolve(), require_certificate=require_certificate,
         )  # fmt: skip
     app = _app(ctx)
+    announce(app)
     collector_user = app.config["MQTT_USERNAME"]
     password = collector_password or app.config.get("MQTT_PASSWORD")
     generated = password is None
     password = password or broker.new_password()
     rows: list[dict[str, Any]] = []
-    try:
-        rows = get_store(app).query(
+    try:  # no database yet: no approved agents, and none is created here
+        rows = open_existing(app).query(
             "SELECT agent_id, broker_password FROM agents WHERE status = 'approved'"
         )
-    except Exception:
-        rows = []
+    except StoreError as exc:
+        click.echo(f"warning: {exc}; passwd gets the collector's user only", err=True)
     agents = {r["agent_id"]: r["broker_password"] for r in rows if r["broker_password"]}
     if agents.pop(collector_user, None) is not None:
         click.echo(f"warning: agent {collector_user!r} has the collector's broker user name; "
@@ -286,7 +296,7 @@ def ingest(ctx: click.Context, workers: int) -> None:
     app = _app(ctx)
     if workers > 1 and app.config["MQTT_PROTOCOL"] != "5":
         _fail("several workers need MQTT 5 shared subscriptions; use --workers 1 on 3.1.1")
-    get_store(app).migrate()
+    _store(ctx, create=True)
     config = dict(app.config)
     try:
         run_workers(config, workers, keys=_keys_or_none(app))
@@ -300,8 +310,9 @@ def ingest(ctx: click.Context, workers: int) -> None:
 def import_bundle_cmd(ctx: click.Context, bundle: Path) -> None:
     """Import an agent's offline bundle through the same verification path."""
     app = _app(ctx)
+    store = _store(ctx, create=True)
     try:
-        result = import_bundle_file(get_store(app), bundle, keys=_keys_or_none(app))
+        result = import_bundle_file(store, bundle, keys=_keys_or_none(app))
     except BundleError as exc:
         _fail(f"{bundle}: {exc}")
     counts = ", ".join(f"{k}={v}" for k, v in sorted(result.by_status.items())) or "empty"

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from collector.app import get_store
 from collector.cli_context import app_from_context as _app
+from collector.cli_context import as_json as _with_place
+from collector.cli_context import as_of_option, as_of_time
 from collector.cli_context import fail as _fail
+from collector.cli_context import store_from_context as _store
 from collector.imports import ImportRejected, import_file
 from collector.keys import CollectorKeys, KeyFileError, load_keys
 from collector.merchants import MerchantFileError, import_merchants
+from collector.money import format_money, minor_keys
 from collector.recon_store import list_gaps, reconcile
 from collector.reconcile import CalendarError, load_calendar
 from collector.statements import FORMATS
@@ -29,8 +31,7 @@ from collector.store import Store
 
 def _store_and_keys(ctx: click.Context) -> tuple[Store, CollectorKeys]:
     app = _app(ctx)
-    store = get_store(app)
-    store.migrate()
+    store = _store(ctx, create=True)
     try:
         keys = load_keys(Path(app.config["KEYS_DIR"]), sealing_private=False)
     except KeyFileError as exc:
@@ -80,14 +81,17 @@ def import_cmd(
         return
     summary = result.summary
     if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False, sort_keys=True))
+        shown = _with_place(minor_keys(summary, ("credit_total", "debit_total")), ctx)
+        click.echo(json.dumps(shown, ensure_ascii=False, sort_keys=True))
         return
+    currency = summary.get("currency")
     if result.duplicate:
         click.echo(f"{file.name}: already imported as import {result.import_id}; nothing new")
         return
     click.echo(
         f"{file.name}: {summary['format']} account {summary['account'] or '-'}: "
-        f"{summary['credits']} credits ({summary['credit_total']}), {summary['debits']} debits, "
+        f"{summary['credits']} credits ({format_money(summary['credit_total'], currency)}), "
+        f"{summary['debits']} debits, "
         f"{summary['reversals']} reversals, {summary['pending']} pending, "
         f"{summary['rejected']} rejected"
         + ("; BALANCE CHAIN BROKEN" if summary.get("balance_mismatch") else "")
@@ -131,22 +135,31 @@ def merchants_import(ctx: click.Context, file: Path, actor: str) -> None:
 @click.command("reconcile")
 @click.option("--merchant", "merchant_ids", multiple=True, help="only this merchant (repeatable)")
 @click.option("--all", "full", is_flag=True, help="every merchant, not only the changed ones")
+@as_of_option
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.pass_context
 def reconcile_cmd(
-    ctx: click.Context, merchant_ids: tuple[str, ...], full: bool, as_json: bool
+    ctx: click.Context,
+    merchant_ids: tuple[str, ...],
+    full: bool,
+    as_of: str | None,
+    as_json: bool,
 ) -> None:
-    """Reconcile merchants touched since the last run (or the ones named)."""
+    """Reconcile merchants touched since the last run (or the ones named).
+
+    --as-of judges lateness at that moment instead of now (re-running a past day; with --all
+    to look at every merchant again).
+    """
     try:
         calendar = load_calendar()
     except CalendarError as exc:
         _fail(f"working calendar: {exc}")
-    store = get_store(_app(ctx))
-    store.migrate()
-    now = datetime.now(UTC)
+    store = _store(ctx, create=True)
+    now = as_of_time(as_of)
     report = reconcile(store, list(merchant_ids) or None, full=full, now=now, calendar=calendar)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), sort_keys=True))
+        click.echo(json.dumps(_with_place({**report.as_dict(), "as_of": now.isoformat()}, ctx),
+                              sort_keys=True))  # fmt: skip
     else:
         click.echo(
             f"{report.merchants} merchants, {report.batches} batches: {report.matches} matches, "
@@ -181,18 +194,18 @@ def reconcile_cmd(
 @click.pass_context
 def gaps_cmd(ctx: click.Context, status: str, merchant_id: str | None, as_json: bool) -> None:
     """List gaps with their category, money at risk, since when and why."""
-    store = get_store(_app(ctx))
-    store.migrate()
+    store = _store(ctx, create=False)
     rows: list[dict[str, Any]] = list_gaps(
         store, status=None if status == "all" else status, merchant_id=merchant_id
     )
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, default=str))
+        shown = [minor_keys(row, ("amount",)) for row in rows]
+        click.echo(json.dumps(shown, ensure_ascii=False, default=str))
         return
     for row in rows:
         click.echo(
-            f"{row['id']:>6} {row['merchant_id']:<16} {row['category']:<22} "
-            f"{row['amount']:>12} {row['currency'] or '':<4} since {row['since']} "
+            f"SG-{row['id']:<5} {row['merchant_id']:<16} {row['category']:<22} "
+            f"{format_money(row['amount'], row['currency']):>14} since {row['since']} "
             f"due {row['due_at'] or '-'} {row['status']}: {row['reason'] or ''}"
         )
 

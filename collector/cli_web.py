@@ -7,17 +7,15 @@ import sys
 import click
 
 from collector import tokens, users
-from collector.app import get_store
 from collector.cli_context import app_from_context as _app
 from collector.cli_context import fail as _fail
-from collector.config import MIN_SECRET_KEY_LENGTH, secret_key_problem
+from collector.cli_context import store_from_context
+from collector.config import MIN_SECRET_KEY_LENGTH, ensure_secret_key, secret_key_problem
 from collector.store import Store
 
 
-def _store(ctx: click.Context) -> Store:
-    store = get_store(_app(ctx))
-    store.migrate()
-    return store
+def _store(ctx: click.Context, *, create: bool = True) -> Store:
+    return store_from_context(ctx, create=create)
 
 
 @click.group("users")
@@ -48,7 +46,7 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool, ac
 @click.pass_context
 def users_list(ctx: click.Context) -> None:
     """List users and API tokens with role and state."""
-    for row in users.list_users(_store(ctx)):
+    for row in users.list_users(_store(ctx, create=False)):
         state = "disabled" if row["disabled"] else "active"
         click.echo(f"{row['username']}\t{row['role']}\t{state}\t{row['created_at']}")
 
@@ -96,13 +94,14 @@ def serve_cmd(
     from collector.serve import serve
 
     app = _app(ctx)
+    ensure_secret_key(app)
     problem = secret_key_problem(app.config["SECRET_KEY"])
     if problem is not None:
         _fail(
             f"{problem}: unset SETTLEGUARD_SECRET_KEY (and SECRET_KEY in collector.toml) to use"
             f" the instance's own random key, or set one of {MIN_SECRET_KEY_LENGTH}+ characters"
         )
-    get_store(app).migrate()
+    _store(ctx)  # says which instance and database, creates or upgrades the schema
     click.echo(f"serving on http://{host}:{port}")
     serve(app, host=host, port=port, threads=threads, trusted_proxy=trusted_proxy)
 

@@ -8,6 +8,8 @@ string, which is Flask's ``from_prefixed_env`` rule.
 
 from __future__ import annotations
 
+import difflib
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,6 +102,54 @@ def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
         app.config["KEYS_DIR"] = str(instance / "keys")
     if not app.config["BROKER_DIR"]:
         app.config["BROKER_DIR"] = str(instance / "broker")
-    if not app.config["SECRET_KEY"]:
+    if not app.config["SECRET_KEY"] and instance.is_dir():
         app.config["SECRET_KEY"] = load_or_create_secret_key(instance)
     app.config["MQTT_PROTOCOL"] = str(app.config["MQTT_PROTOCOL"])
+
+
+def ensure_secret_key(app: Flask) -> None:
+    """Give ``app`` its instance's session secret unless one is set: ``<instance>/secret_key``,
+    created (0600, in a 0700 folder) on first use. Called before the first request and by
+    ``serve``; commands that only read never create the instance folder for it."""
+    if not app.config["SECRET_KEY"]:
+        instance = Path(app.instance_path)
+        instance.mkdir(parents=True, exist_ok=True, mode=0o700)
+        app.config["SECRET_KEY"] = load_or_create_secret_key(instance)
+
+
+# SETTLEGUARD_* variables read outside app.config (by the modules named) or by the test suite.
+OTHER_VARIABLES = frozenset({
+    "INSTANCE_PATH",  # collector.app
+    "SMS_URL", "SMS_CALLBACK_TOKEN", "SMS_SIGN_NAME", "SMS_SIGN_NAME_EN", "SMS_ACQUIRER",
+    "SMS_TEMPLATE_CODES",  # collector.alerts.settings
+    "ACQUIRERS",  # collector.reconcile.acquirers
+    "CALENDAR",  # collector.reconcile.calendar
+    "RECON_PROCESSES",  # collector.recon_parallel
+    "PROFILE_DIR",  # collector.statements.profiles
+    "AGENT_HOME",  # agent.home
+    "UPDATE_SCREENSHOT", "TEST_PG_ADMIN_URL", "FUZZ_EXAMPLES",  # tests
+})  # fmt: skip
+
+
+def known_settings() -> set[str]:
+    """Every ``SETTLEGUARD_*`` name (without the prefix) that some part of settleguard reads."""
+    from collector.web import WEB_DEFAULTS
+
+    return set(DEFAULTS) | set(WEB_DEFAULTS) | set(Flask.default_config) | OTHER_VARIABLES
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per ``SETTLEGUARD_*`` variable nothing reads, naming the likely intended one.
+
+    :param environ: the environment to check (default: ``os.environ``)
+    """
+    known = known_settings()
+    found = []
+    for name in sorted(os.environ if environ is None else environ):
+        key = name.removeprefix("SETTLEGUARD_")
+        if not name.startswith("SETTLEGUARD_") or key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+        hint = f" (did you mean SETTLEGUARD_{close[0]}?)" if close else ""
+        found.append(f"{name} is not a settleguard setting and is ignored{hint}")
+    return found

@@ -12,6 +12,7 @@ import importlib
 import click
 
 from settleguard import __version__
+from settleguard.cli_errors import ErrorStyleGroup
 
 # command name -> (module, attribute, the extra that installs what it needs, one-line help)
 GROUPS: dict[str, tuple[str, str, str, str]] = {
@@ -42,12 +43,10 @@ class MissingExtra(click.ClickException):
 
     exit_code = 2
 
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
-        click.echo(f"error: {self.format_message()}", err=True)
 
-
-class LazyGroup(click.Group):
-    """A group that imports each subcommand's module the first time it is needed."""
+class LazyGroup(ErrorStyleGroup):
+    """A group that imports each subcommand's module the first time it is needed (its errors
+    read ``error: …`` like every command's)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(GROUPS)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import zlib
 
 import click
 
 from simulator.runner import start
 from simulator.scenario import Scenario, ScenarioError, load_scenario
 from simulator.transport import PtyTransport, SerialTransport, Transport
+
+
+def terminal_id_for(where: str) -> str:
+    """An 8-digit terminal id derived from where the terminal serves, so two simulators that
+    run at the same time (on different ptys, ports or TCP ports) never share an id."""
+    if match := re.fullmatch(r"/dev/pts/(\d+)", where):
+        return f"525{int(match.group(1)) % 100_000:05d}"
+    if match := re.fullmatch(r".*:(\d+)", where):
+        return f"526{int(match.group(1)) % 100_000:05d}"
+    return f"527{zlib.crc32(where.encode()) % 100_000:05d}"
 
 
 @click.group()
@@ -44,7 +56,11 @@ def terminal(
     listen: str | None,
     scenario_path: str | None,
 ) -> None:
-    """Run a simulated terminal until interrupted; prints the port the agent should open."""
+    """Run a simulated terminal until interrupted; prints the port the agent should open.
+
+    Without --scenario the terminal id is derived from the port, so two simulated terminals
+    have different ids.
+    """
     if sum(map(bool, (use_pty, port_url, listen))) > 1:
         raise click.UsageError("--pty, --port and --listen exclude each other")
     try:
@@ -52,7 +68,7 @@ def terminal(
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from exc
     if listen:
-        _serve_tcp(protocol, listen, scenario)
+        _serve_tcp(protocol, listen, scenario, derive_id=not scenario_path)
         return
     transport: Transport
     if port_url:
@@ -61,6 +77,8 @@ def terminal(
     else:
         pty = PtyTransport()
         transport, path = pty, pty.path
+    if not scenario_path:
+        scenario.terminal_id = terminal_id_for(path)
     running = start(protocol, scenario, transport, path)
     click.echo(f"simulated {protocol} terminal {scenario.terminal_id} on {path}")
     command = "close" if protocol == "mispos" else "read"
@@ -82,7 +100,7 @@ def _default(protocol: str) -> Scenario:
     return Scenario()
 
 
-def _serve_tcp(protocol: str, listen: str, scenario: Scenario) -> None:
+def _serve_tcp(protocol: str, listen: str, scenario: Scenario, *, derive_id: bool) -> None:
     import socket
     import threading
 
@@ -96,6 +114,8 @@ def _serve_tcp(protocol: str, listen: str, scenario: Scenario) -> None:
     except (ValueError, OSError) as exc:
         raise click.ClickException(f"cannot listen on {listen}: {exc}") from exc
     bound = listener.getsockname()
+    if derive_id:
+        scenario.terminal_id = terminal_id_for(f"{bound[0]}:{bound[1]}")
     click.echo(f"simulated zvt terminal {scenario.terminal_id} on tcp {bound[0]}:{bound[1]}")
     click.echo(f"try: settleguard agent read --protocol zvt --port socket://{bound[0]}:{bound[1]}")
     sys.stdout.flush()

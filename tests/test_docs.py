@@ -69,3 +69,32 @@ def test_every_gap_category_has_operator_and_merchant_guidance(category: str) ->
     assert len(rows) == 1, f"{category} needs one row in the operator guide's category table"
     cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
     assert len(cells) == 4 and all(cells), f"{category}: what happened, what to do, what to tell"
+
+
+GUIDES = {"agent": ROOT / "docs" / "technician.md", "collector": ROOT / "docs" / "operator.md"}
+SCRIPT_OPTIONS = [
+    (group, " ".join(path), option)
+    for group in GUIDES
+    for path, command in COMMANDS
+    if path[0] == group and not isinstance(command, click.Group)
+    for param in command.params
+    if isinstance(param, click.Option)
+    for option in param.opts
+    if option.startswith("--") and option != "--help"
+]
+
+
+def test_the_guides_are_checked_for_options() -> None:
+    assert ("agent", "agent card-change", "--card-stdin") in SCRIPT_OPTIONS
+    assert ("collector", "collector users add", "--password-stdin") in SCRIPT_OPTIONS
+
+
+@pytest.mark.parametrize(("group", "command", "option"), SCRIPT_OPTIONS)
+def test_every_option_is_in_the_technician_or_operator_guide(
+    group: str, command: str, option: str
+) -> None:
+    guide = GUIDES[group]
+    text = guide.read_text(encoding="utf-8")
+    assert re.search(re.escape(option) + r"(?![\w-])", text), (
+        f"`settleguard {command} {option}` is not in {guide.relative_to(ROOT)}"
+    )

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 import click
 
+from collector.cli_context import as_of_option, as_of_time
+
 from .approval import PROVIDERS, approval_sheet, sheet_csv
 from .dispatcher import DispatchReport, dispatch_due, recover_interrupted
 from .gateway import GatewayError, SmsGateway, TemplateCall, template_provider
@@ -118,13 +120,12 @@ def _settings(ctx: click.Context) -> SmsSettings:
         raise click.ClickException(str(exc)) from None
 
 
-def _alert_store(ctx: click.Context) -> AlertStore:
-    from collector.app import get_store
-    from collector.cli_context import app_from_context
+def _alert_store(ctx: click.Context, *, create: bool) -> AlertStore:
+    """The alert store of the instance the command names (says which); a read-only command
+    (``create=False``) creates no database where there is none."""
+    from collector.cli_context import store_from_context
 
-    store = get_store(app_from_context(ctx))
-    store.migrate()
-    return AlertStore(store)
+    return AlertStore(store_from_context(ctx, create=create))
 
 
 def _show(report: PassReport) -> None:
@@ -175,22 +176,28 @@ def test_command(ctx: click.Context, to: str, text: str, as_json: bool) -> None:
 @alerts.command("run")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 @click.option("--once", is_flag=True, help="One pass, then exit.")
+@as_of_option
 @click.pass_context
-def run_command(ctx: click.Context, interval: float, once: bool) -> None:
+def run_command(ctx: click.Context, interval: float, once: bool, as_of: str | None) -> None:
     """Queue today's SMS from open gaps, send them through SETTLEGUARD_SMS_URL, track receipts.
 
     Refused when the gateway sends approved templates only and a template the policy can send
-    has no approved code.
+    has no approved code. --as-of makes one pass as at that moment (what would have been due
+    then; pair it with a file gateway to look without sending).
     """
+    moment = as_of_time(as_of) if as_of is not None else None  # a bad date fails first
     settings, policy = _settings(ctx), AlertPolicy()
     try:
         settings.check_ready(policy)
         gateway = settings.gateway()
     except GatewayError as exc:
         raise click.ClickException(str(exc)) from None
-    store = _alert_store(ctx)
+    store = _alert_store(ctx, create=True)
     stop = threading.Event()
-    if once:
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+    if moment is not None:
+        clock = lambda: moment  # noqa: E731
+    if once or moment is not None:
         stop.set()
     try:
         run_collector_alerts(
@@ -200,6 +207,7 @@ def run_command(ctx: click.Context, interval: float, once: bool) -> None:
             interval=interval,
             policy=policy,
             wording=settings.wording,
+            clock=clock,
             on_report=_show,
         )
     except KeyboardInterrupt:
@@ -217,7 +225,7 @@ def run_command(ctx: click.Context, interval: float, once: bool) -> None:
 @click.pass_context
 def list_command(ctx: click.Context, limit: int, escalated: bool, as_json: bool) -> None:
     """List the newest alerts with their states (numbers masked, texts not shown)."""
-    store = _alert_store(ctx)
+    store = _alert_store(ctx, create=False)
     found = store.escalated()[:limit] if escalated else store.list_alerts(limit)
     rows = [alert.summary() for alert in found]
     if as_json:
@@ -239,7 +247,7 @@ def list_command(ctx: click.Context, limit: int, escalated: bool, as_json: bool)
 def preview_command(ctx: click.Context, gap_id: int, locale: str | None, as_json: bool) -> None:
     """Show the SMS a gap produces on its own: template, text, encoding and parts."""
     settings = _settings(ctx)
-    store = _alert_store(ctx)
+    store = _alert_store(ctx, create=False)
     try:
         shown = preview_gap(store.store, gap_id, locale, wording=settings.wording)
     except (PlannerError, TemplateError) as exc:

@@ -51,7 +51,7 @@ class SmsSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None = None) -> SmsSettings:
-        """From a collector configuration, falling back to ``SETTLEGUARD_SMS_*`` variables.
+        """From a collector configuration, falling back to the ``SETTLEGUARD_`` variables of the same names.
 
         :raises SmsConfigError: a signature or acquirer name that cannot be sent
         """

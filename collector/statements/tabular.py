@@ -36,11 +36,31 @@ class Header:
     names: list[str]
 
 
+# File signatures: .xlsx is a ZIP container; .xls is an OLE2 compound document.
+_SPREADSHEET_MAGIC = {b"PK\x03\x04": ".xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": ".xls"}
+
+
+def spreadsheet_kind(data: bytes) -> str | None:
+    """``".xlsx"`` or ``".xls"`` when ``data`` starts like an Excel workbook, else None."""
+    for magic, kind in _SPREADSHEET_MAGIC.items():
+        if data.startswith(magic):
+            return kind
+    return None
+
+
 def decode(data: bytes, filename: str) -> str:
     """Decode with BOM detection, then UTF-8, then GB18030 (a superset of GBK).
 
-    :raises StatementError: when the bytes are neither, naming the line of the first bad byte
+    :raises StatementError: when the bytes are neither, naming the line of the first bad byte;
+        an Excel workbook (.xlsx or .xls) is named as one
     """
+    kind = spreadsheet_kind(data)
+    if kind is not None:
+        raise StatementError(
+            f"Excel file: {kind} workbook, not CSV text; save the sheet as CSV (UTF-8) and "
+            "import that",
+            filename=filename,
+        )
     if data.startswith(codecs.BOM_UTF8):
         encodings: tuple[str, ...] = ("utf-8-sig",)
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):

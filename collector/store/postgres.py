@@ -14,7 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from collector.store.base import Row, Store, Tx
+from collector.store.base import Row, Store, StoreError, Tx
 
 _BYTEA = 17  # pg_type OID: psycopg returns these columns as memoryview
 
@@ -129,6 +129,32 @@ class PostgresTx(Tx):
             return [row[0] for row in cur.fetchall()]
 
 
+CONNECT_TIMEOUT_S = 5
+
+
+def _check_reachable(url: str) -> None:
+    """Connect once, so a wrong URL fails at once with the server's reason.
+
+    The pool would retry in the background and report only a timeout after 30 seconds.
+
+    :raises StoreError: refused port, unknown host, missing database, rejected login, …
+    """
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+    except psycopg.Error as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = "; ".join(lines) or type(exc).__name__
+        reason = reason.split(" failed: ")[-1].replace("FATAL:", "").strip()
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(url)
+            place = (
+                f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+            )
+        except psycopg.Error:
+            place = "the server in DATABASE_URL"
+        raise StoreError(f"cannot connect to PostgreSQL at {place}: {reason}") from None
+
+
 class PostgresStore(Store):
     """A collector database on a PostgreSQL server.
 
@@ -141,6 +167,7 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
+        _check_reachable(url)
         self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=True)
 
     @contextmanager

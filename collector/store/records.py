@@ -213,6 +213,8 @@ def write_envelope(
         )
     )
     if record_id is None:
+        if envelope.record_type == Heartbeat.RECORD_TYPE:
+            return _heartbeat_after_record(tx, envelope, record)
         return _seq_taken(tx, envelope, payload, digest)
     batch.touch(envelope)
     merchant_id = _merchant_of(tx, envelope, batch)
@@ -330,6 +332,20 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
     for i in which:
         shared.touch(items[i][0])
     return True
+
+
+def _heartbeat_after_record(
+    tx: Tx, envelope: Envelope, record: object | None
+) -> tuple[str, str | None]:
+    """A heartbeat whose ``seq`` (the agent's highest record seq, by design) is a stored
+    record's: not a conflict. Its outbox depth is taken; the heartbeat itself is not kept."""
+    beat = record if record is not None else envelope.record()
+    if isinstance(beat, Heartbeat):
+        tx.execute(
+            "UPDATE agents SET outbox_depth = ? WHERE agent_id = ?",
+            (beat.outbox_pending, envelope.agent_id),
+        )
+    return ACCEPTED, None
 
 
 def _seq_taken(tx: Tx, envelope: Envelope, payload: bytes, digest: str) -> tuple[str, str | None]:

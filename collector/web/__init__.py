@@ -16,7 +16,8 @@ from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from collector.web import api, auth, pages
+from collector.money import format_money
+from collector.web import api, auth, pages, wording
 from collector.web.i18n import current_lang, translate
 from collector.web.security import (
     CSRF_EXEMPT,
@@ -39,20 +40,12 @@ WEB_DEFAULTS: dict[str, Any] = {
     "LOGIN_WINDOW_S": 300,
     "AGENT_SILENT_AFTER_S": 6 * 3600,
     "DASHBOARD_DEFAULT_LANG": "en",
+    # Times outside a merchant's own pages (imports, alerts, audit, agents) are shown here.
+    "DASHBOARD_TIMEZONE": "Asia/Shanghai",
 }
 
 _FLASK_DEFAULTS = dict(Flask.default_config)
 csrf = CSRFProtect()
-
-
-def money(amount: int | None, currency: str | None = None) -> str:
-    """Integer minor units as ``1,234.56`` (two decimals; no floats on the way)."""
-    if amount is None:
-        return "-"
-    sign = "-" if amount < 0 else ""
-    major, minor = divmod(abs(int(amount)), 100)
-    code = {"156": "CNY", "978": "EUR", "840": "USD"}.get(str(currency or ""), currency or "")
-    return f"{sign}{major:,}.{minor:02d}" + (f" {code}" if code else "")
 
 
 def check_csrf() -> None:
@@ -89,7 +82,8 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.jinja_env.globals.update(_=translate, can=auth.can, lang=current_lang)
-    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["money"] = format_money
+    wording.register(app)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Any:

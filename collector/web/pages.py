@@ -7,6 +7,7 @@ token (Flask-WTF checks it before the view runs).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,12 +30,15 @@ from collector.reconcile.calendar import CalendarError, calendar_path, load_cale
 from collector.reconcile.model import GAP_CATEGORIES
 from collector.web import actions, read_models
 from collector.web.auth import actor, can, role_required
-from collector.web.chart import bars
+from collector.web.chart import bars, ticks
 from collector.web.export import ADMIN_ONLY, TABLES, export_csv
 from collector.web.i18n import translate
 from collector.web.security import same_site_path
 
 bp = Blueprint("pages", __name__)
+
+#: A gap's reference as SMS texts quote it (``SG-11``), or its bare number.
+GAP_REFERENCE = re.compile(r"(?:SG-?)?(\d{1,18})", re.IGNORECASE)
 
 FORMATS = ("auto", "camt053", "camt054", "mt940", "csv", "payout")
 
@@ -53,7 +57,11 @@ def overview() -> str:
     )
     data["escalations"] = escalation_count(get_db())
     return render_template(
-        "overview.html", data=data, bars=bars(data["trend"]), calendar=_calendar_notice()
+        "overview.html",
+        data=data,
+        bars=bars(data["trend"]),
+        ticks=ticks(data["trend"]),
+        calendar=_calendar_notice(),
     )
 
 
@@ -145,8 +153,11 @@ def _act(action: Any, default: str) -> Any:
 
 @bp.get("/gaps")
 @role_required("viewer")
-def gaps() -> str:
+def gaps() -> Any:
     args = request.args
+    reference = GAP_REFERENCE.fullmatch(args.get("q", "").strip())
+    if reference:  # the SMS reference a merchant quotes, SG-11 (or just 11)
+        return redirect(url_for("pages.gap_page", gap_id=int(reference.group(1))))
     sort = args.get("sort", "money")
     sort = sort if sort in read_models.GAP_SORTS else "money"
     rows = read_models.gap_queue(
@@ -158,6 +169,18 @@ def gaps() -> str:
         "gaps.html", rows=rows, args=args, categories=GAP_CATEGORIES, sort=sort,
         next_after=read_models.gap_cursor(rows[-1], sort) if more else None,
     )  # fmt: skip
+
+
+@bp.get("/gaps/<int:gap_id>")
+@role_required("viewer")
+def gap_page(gap_id: int) -> str:
+    """One gap at a stable address: the page the SMS reference ``SG-<id>`` opens."""
+    store = get_db()
+    row = read_models.gap(store, gap_id)
+    if row is None:
+        abort(404)
+    merchant = read_models.merchant(store, row["merchant_id"])
+    return render_template("gap.html", gap=row, m=merchant)
 
 
 @bp.post("/gaps/<int:gap_id>/<action>")

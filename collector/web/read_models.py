@@ -50,8 +50,7 @@ def _join_sum(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def overview(store: Store, *, now: datetime, silent_after_s: int) -> dict[str, Any]:
-    """Money at risk, open gaps by category, a 30-day trend, silent agents, last imports."""
+def _open_by_category(store: Store) -> list[dict[str, Any]]:
     categories = [
         _join_sum(row)
         for row in store.query(
@@ -60,7 +59,24 @@ def overview(store: Store, *, now: datetime, silent_after_s: int) -> dict[str, A
         )
     ]
     categories.sort(key=lambda c: c["amount"], reverse=True)
-    at_risk = sum(int(c["amount"]) for c in categories if c["category"] not in NOT_AT_RISK)
+    return categories
+
+
+def _at_risk(categories: list[dict[str, Any]]) -> int:
+    return sum(int(c["amount"]) for c in categories if c["category"] not in NOT_AT_RISK)
+
+
+def money_at_risk(store: Store) -> int:
+    """Money at risk, the one definition the overview and the demo's summary share: the amount
+    of every unresolved gap (open or acknowledged) except ``NOT_DUE_YET`` ones, whose payout is
+    not due yet (integer minor units)."""
+    return _at_risk(_open_by_category(store))
+
+
+def overview(store: Store, *, now: datetime, silent_after_s: int) -> dict[str, Any]:
+    """Money at risk, open gaps by category, a 30-day trend, silent agents, last imports."""
+    categories = _open_by_category(store)
+    at_risk = _at_risk(categories)
     not_due = sum(int(c["amount"]) for c in categories if c["category"] in NOT_AT_RISK)
     start = (now - timedelta(days=29)).date()
     rows = store.query(
@@ -178,12 +194,22 @@ def merchant(store: Store, merchant_id: str) -> dict[str, Any] | None:
         " FROM settlement_accounts WHERE merchant_id = ? ORDER BY id",
         (merchant_id,),
     )
+    row["in_force_id"] = account_in_force(row["accounts"], _iso(datetime.now(UTC)))
     row["terminals"] = store.query(
         "SELECT terminal_id, agent_id, protocol, status, replaced_by, first_seen FROM terminals"
         " WHERE merchant_id = ? ORDER BY first_seen",
         (merchant_id,),
     )
     return row
+
+
+def account_in_force(accounts: list[dict[str, Any]], now: str) -> int | None:
+    """The id of the one account payouts go to at ``now``: the active account that took
+    effect last (another ``active`` row is superseded, or not in force yet)."""
+    started = [a for a in accounts if a["status"] == "active" and (a["effective_at"] or "") <= now]
+    if not started:
+        return None
+    return int(max(started, key=lambda a: (a["effective_at"] or "", a["id"]))["id"])
 
 
 def _event(at: str | None, kind: str, title: str, **details: Any) -> dict[str, Any]:

@@ -25,10 +25,13 @@ import time
 import unicodedata
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSessionInterface
+
+from collector.config import ensure_secret_key
 
 #: Methods that change state: they need the CSRF token (unless exempt) and a role.
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -73,7 +76,15 @@ def add_security_headers(response: Response) -> Response:
 
 
 class TlsAwareSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, with ``Secure`` set whenever the request is HTTPS."""
+    """Flask's signed-cookie session, with ``Secure`` set whenever the request is HTTPS.
+
+    The instance's secret is loaded (made on first use) when the first session is opened, so
+    building the app for a read-only command creates nothing.
+    """
+
+    def open_session(self, app: Flask, request: Any) -> Any:  # type: ignore[override]
+        ensure_secret_key(app)
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         secure = bool(app.config["SESSION_COOKIE_SECURE"])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
 import click
 
+from collector.money import format_money
 from settleguard.demo.run import DemoOptions, DemoResult, run_demo
 
 CATEGORY_ORDER = (
@@ -47,12 +49,20 @@ def demo(
     def progress(message: str) -> None:
         click.echo(f"[{time.strftime('%H:%M:%S')}] {message}", err=as_json)
 
+    # SIGTERM (systemd, docker stop, kill) unwinds like Ctrl-C, so every child the demo started
+    # (its Mosquitto, the simulators) is stopped by the clean-up below and in run_demo.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     options = DemoOptions(terminals=terminals, days=days, seed=seed, broker=broker, workdir=workdir)
     result, running = run_demo(options, progress, keep_running=not no_serve, port=port)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
     else:
         click.echo(summary_table(result))
+    click.echo(
+        f"\nCLI on this instance: export SETTLEGUARD_INSTANCE_PATH={result.instance}\n"
+        "  then e.g. settleguard collector gaps, settleguard collector agents list",
+        err=as_json,
+    )
     if no_serve:
         sys.exit(0 if result.privacy_hits == 0 else 1)
     assert result.login is not None
@@ -69,6 +79,10 @@ def demo(
         running.close()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def summary_table(result: DemoResult) -> str:
     """The closing table: per category what was injected and what reconciliation found."""
     lines = ["", f"{'category':<24}{'injected':>10}{'detected':>10}"]
@@ -77,11 +91,11 @@ def summary_table(result: DemoResult) -> str:
         detected = result.detected.get(category, 0)
         if injected or detected:
             lines.append(f"{category:<24}{injected:>10}{detected:>10}")
-    yuan, fen = divmod(result.money_at_risk, 100)
     lines += [
         "",
         f"false positives     {result.false_positives}",
-        f"money at risk       ¥{yuan:,}.{fen:02d}",
+        f"money at risk       {format_money(result.money_at_risk)} (unresolved gaps except "
+        "NOT_DUE_YET, as on the dashboard)",
         f"SMS sent            {result.sms_sent}",
         *(
             [f"SMS held            {result.sms_held} (due dates outside the working calendar)"]

@@ -32,7 +32,7 @@ from agent.card_change import CardChangeRequest, build_card_change
 from agent.config import AgentConfig
 from agent.home import AgentHome, agent_home
 from agent.keys import load_or_create_key
-from agent.recorder import open_outbox
+from agent.recorder import heartbeat_record, open_outbox, seal_heartbeat
 from agent.replace import Replacement, ReplaceState
 from agent.slip_entry import SlipEntry, merge_rows
 from agent.sync import SyncLink
@@ -44,6 +44,7 @@ from collector.keys import init_keys
 from collector.merchants import import_merchants, set_account_status
 from collector.recon_store import reconcile
 from collector.reconcile import load_calendar
+from collector.web.read_models import money_at_risk
 from collector.worker import run_worker
 from protocol.records import BatchSummary
 from settleguard.demo import files
@@ -95,6 +96,8 @@ class DemoResult:
     sms_held: int = 0
     dashboard: str | None = None
     login: tuple[str, str] | None = None
+    #: the collector's instance folder (point the CLI at it with SETTLEGUARD_INSTANCE_PATH)
+    instance: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The documented ``--json`` object."""
@@ -105,6 +108,7 @@ class DemoResult:
             "sms_sent": self.sms_sent,
             "sms_held": self.sms_held,
             "dashboard": self.dashboard,
+            "instance": self.instance,
             "money_at_risk": self.money_at_risk,
             "records": self.records,
             "privacy_hits": self.privacy_hits,
@@ -169,6 +173,9 @@ class Demo:
             MQTT_PROTOCOL=self.broker.protocol,
             BROKER_PID_FILE=str(self.broker.pid_file) if self.broker.pid_file else None,
         )
+        if self.broker.password_file:  # approve and revoke rewrite the broker's own passwd
+            self.app.config["BROKER_DIR"] = str(self.broker.password_file.parent)
+        write_instance_settings(instance, self.app.config)
         self.store = get_store(self.app)
         self.store.migrate()
         self.keys, _ = init_keys(Path(self.app.config["KEYS_DIR"]))
@@ -385,8 +392,13 @@ class Demo:
             if target is None:
                 raise RuntimeError(f"agent of {merchant_id} has no broker after enrollment")
             with open_outbox(home) as outbox:
-                link = SyncLink(outbox, load_or_create_key(home), target, config.sync)
+                key = load_or_create_key(home)
+                link = SyncLink(outbox, key, target, config.sync)
                 result = link.flush(120)
+                # then a heartbeat, as `agent run` sends them: the agents page shows its depth
+                beat = heartbeat_record(outbox, link_state="connected", terminal_id=None)
+                sealed = seal_heartbeat(key, beat, outbox.stats().next_seq - 1)
+                link.flush(30, heartbeat=lambda sealed=sealed: sealed)
             if not result.complete or result.rejected:
                 raise RuntimeError(
                     f"agent of {merchant_id}: {result.pending} records unsent, "
@@ -474,6 +486,38 @@ class Demo:
         shutil.rmtree(self.private, ignore_errors=True)
 
 
+#: The settings a ``settleguard collector …`` command needs to work on the demo's instance.
+CLI_SETTINGS = ("BROKER_DIR", "BROKER_PID_FILE", "MQTT_HOST", "MQTT_PORT", "MQTT_USERNAME",
+                "MQTT_PASSWORD", "MQTT_PROTOCOL")  # fmt: skip
+
+
+def write_instance_settings(instance: Path, config: Any) -> Path:
+    """Write the demo's ``collector.toml`` (mode 0600: it holds the broker password), so the
+    CLI pointed at the instance (``SETTLEGUARD_INSTANCE_PATH``) approves into the demo's broker.
+    """
+    lines = [f"{key} = {json.dumps(config[key])}" for key in CLI_SETTINGS if config.get(key)]
+    path = instance / "collector.toml"
+    instance.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text("# written by settleguard demo\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def scan_apart(root: Path, known: list[str]) -> list[Any]:
+    """:func:`scan_path` in a process of its own.
+
+    The scan reads the live SQLite files byte by byte. Closing any file descriptor of a file
+    drops every POSIX lock this process holds on it, SQLite's included; another process (the
+    CLI pointed at the demo's instance) would then take the demo's database for unused,
+    checkpoint it and delete the WAL under the demo's open connections.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(scan_path, root, known).result()
+
+
 def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -490,7 +534,7 @@ def findings(
     for merchant_id, count in lost.items():
         expected[(merchant_id, "BATCH_NOT_UPLOADED")] += count
     found: Counter[tuple[str, str]] = Counter()
-    at_risk = 0
+    at_risk = money_at_risk(store)  # the dashboard overview's figure, by the same definition
     for gap in store.query(
         "SELECT merchant_id, category, amount, batch_ids FROM gaps WHERE status = 'open'"
     ):
@@ -501,7 +545,6 @@ def findings(
             else max(1, len(batches))
         )
         found[(gap["merchant_id"], gap["category"])] += weight
-        at_risk += int(gap["amount"] or 0)
     aggregated = store.query(
         "SELECT merchant_id, count(*) AS n FROM matches WHERE rule = 'aggregated' GROUP BY merchant_id"
     )
@@ -562,13 +605,13 @@ def run_demo(
             demo.store, world, outcome, lost
         )
         sms, held = send_alerts(demo, progress)
-        hits = scan_path(
-            demo.workdir, known=[n for s in world.shops for n in (s.account, s.new_account)]
+        hits = scan_apart(
+            demo.workdir, [n for s in world.shops for n in (s.account, s.new_account)]
         )
         result = DemoResult(
             injected, detected, false_positives, sms, at_risk, records, len(hits),
             demo.broker.kind if demo.broker else "none", time.monotonic() - started, details,
-            sms_held=held,
+            sms_held=held, instance=str(Path(demo.app.instance_path).resolve()),
         )  # fmt: skip
         if keep_running:
             result.dashboard = demo.web.url if demo.web else None

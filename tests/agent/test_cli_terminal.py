@@ -225,3 +225,94 @@ def test_probe_reports_why_nothing_answered(home: Path) -> None:
     assert code == 6
     (result,) = json.loads(out)
     assert not result["found"] and "no such port" in result["attempts"][0]["detail"]
+
+
+@pytest.fixture
+def dead_ports() -> Iterator[list[str]]:
+    """Four serial ports with nothing behind them (ptys whose other end never answers)."""
+    import os
+    import pty
+
+    pairs = [pty.openpty() for _ in range(4)]
+    yield [os.ttyname(follower) for _, follower in pairs]
+    for pair in pairs:
+        for fd in pair:
+            os.close(fd)
+
+
+def test_probe_of_dead_ports_ends_with_one_short_verdict_each(dead_ports: list[str]) -> None:
+    args = [arg for port in dead_ports for arg in ("--port", port)]
+    code, out, err = _invoke("agent", "probe", *args)
+    assert code == 6
+    lines = out.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == dead_ports  # one verdict per port
+    for line in lines:
+        assert "nothing answered (mispos, zvt, poslink, 9 line settings)" in line and len(line) < 160
+        assert line.count("check") == 1  # the hint once, not once per try
+    assert all(f"... {port}: trying zvt at 9600 8N2" in err for port in dead_ports)  # progress
+
+
+def test_probe_waits_briefly_per_try(dead_ports: list[str]) -> None:
+    code, out, _ = _invoke("agent", "probe", "--port", dead_ports[0], "--json")
+    assert code == 6
+    (result,) = json.loads(out)
+    zvt = [a["detail"] for a in result["attempts"] if a["protocol"] == "zvt"]
+    # one short wait for an acknowledgement, no frame repeats (the full link timers wait 15 s)
+    assert len(zvt) == 4 and all(" within 1 s:" in detail for detail in zvt), zvt
+    assert result["verdict"].startswith("nothing answered")
+
+
+def test_probe_tries_all_ports_at_once() -> None:
+    import threading
+
+    from agent.errors import NoAnswer
+    from agent.probe import probe
+
+    # Each port's first try waits until all four ports are being tried: only passes when
+    # the ports are probed concurrently (one after another, the barrier would time out).
+    barrier = threading.Barrier(4, timeout=10)
+
+    def identify(protocol: str, port: object, network: bool) -> str | None:
+        barrier.wait()
+        raise NoAnswer("silent")
+
+    ports = [f"loop://#{n}" for n in range(4)]
+    results = probe(ports, attempts=[("zvt", 9600)], identify=identify)
+    assert [r.port.device for r in results] == ports
+    assert all(not r.found and r.attempts[0].silent for r in results)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "scenario_currency", "option", "reported"),
+    [
+        ("zvt", "156", [], "156"),  # the terminal confirms the currency the agent registers
+        ("zvt", "978", [], "978"),  # and names its own when that differs
+        ("poslink", "978", [], "156"),  # POSLink carries none: the agent's setting, CNY
+        ("poslink", "978", ["--currency", "EUR"], "978"),
+    ],
+)
+def test_read_json_gives_an_iso_4217_currency(
+    home: Path, protocol: str, scenario_currency: str, option: list[str], reported: str
+) -> None:
+    scenario = Scenario(terminal_id="52500042", currency=scenario_currency)
+    with start_on_pty(protocol, scenario) as sim:
+        code, out, err = _invoke(
+            "agent", "read", "--protocol", protocol, "--port", sim.path, *option, "--json"
+        )
+    assert code == 0, err
+    assert json.loads(out)["currency"] == reported
+
+
+def test_wrong_zvt_password_suggests_checking_it(home: Path) -> None:
+    with start_on_pty("zvt", Scenario(password="123456")) as sim:
+        code, _, err = _invoke("agent", "read", "--port", sim.path, "--password", "000000")
+    assert code == 8
+    assert "function not possible (result code 83); check --password" in err
+
+
+def test_simulated_terminals_get_distinct_ids() -> None:
+    from simulator.cli import terminal_id_for
+
+    ids = {terminal_id_for(w) for w in ("/dev/pts/3", "/dev/pts/4", "127.0.0.1:20007",
+                                        "127.0.0.1:20008", "/dev/ttyS0", "/dev/ttyS1")}  # fmt: skip
+    assert len(ids) == 6 and all(len(i) == 8 and i.isdigit() for i in ids)

@@ -211,7 +211,9 @@ def test_lost_reply_whose_reprint_is_an_already_stored_batch_is_refused(
     monkeypatch.setattr(
         terminal_link,
         "make_client",
-        lambda protocol, port, network, progress: MisposClient(port, clock=SteppingClock(5.0)),
+        lambda protocol, port, network, progress, currency: MisposClient(
+            port, clock=SteppingClock(5.0)
+        ),
     )
     code, _, err = invoke("agent", "close", "--protocol", "mispos", "--port", sim.path)
     assert code == TerminalProtocolError.exit_code

@@ -112,3 +112,11 @@ def test_mispos_terminal_from_the_cli_with_faults_is_closed_and_recovered(
     assert closed["batch_no"] == 7 and closed["buckets"] == [
         {"name": "wechat", "count": 3, "amount": 4200}
     ]
+
+
+def test_two_terminals_without_a_scenario_have_distinct_ids(
+    processes: list[subprocess.Popen[str]],
+) -> None:
+    processes += [_start("--protocol", "zvt"), _start("--protocol", "poslink")]
+    ids = [re.search(r"terminal (\d{8}) on ", _first_line(p)) for p in processes]
+    assert all(ids) and ids[0].group(1) != ids[1].group(1)  # type: ignore[union-attr]

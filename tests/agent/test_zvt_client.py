@@ -110,6 +110,27 @@ def test_currency_is_reported_when_requested(sim_factory) -> None:  # type: igno
     assert client(port, currency=978).read_totals(password=PASSWORD).currency == "978"
 
 
+def test_a_terminal_that_refuses_the_currency_is_read_in_euro(
+    sim_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A single-currency terminal refuses a registration in another currency (result code 6F);
+    the client registers again without one, and the terminal's amounts are euro."""
+    from protocol.zvt.messages import Response
+    from simulator.zvt_terminal import ZvtTerminal
+
+    register = ZvtTerminal._registration
+
+    def euro_only(self, command):  # type: ignore[no-untyped-def]
+        if command.currency not in (None, 978):
+            return Response(0x6F), [], 0.0
+        return register(self, command)
+
+    monkeypatch.setattr(ZvtTerminal, "_registration", euro_only)
+    _, port = sim_factory(scenario())
+    totals = client(port, currency=156).read_totals(password=PASSWORD)
+    assert totals.currency == "978" and totals.total_amount > 0
+
+
 @pytest.mark.parametrize(
     "faults",
     [

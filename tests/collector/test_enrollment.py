@@ -35,7 +35,7 @@ def _basic(username: str, password: str) -> dict[str, str]:
 def _token(runner: FlaskCliRunner) -> str:
     result = runner.invoke(collector, ["agents", "token", "--merchant", "M100"])
     assert result.exit_code == 0, result.output
-    return result.output.strip()
+    return result.stdout.strip()
 
 
 def _enroll(client: FlaskClient, token: str, key: Ed25519PrivateKey, agent_id: str):  # type: ignore[no-untyped-def]
@@ -61,7 +61,7 @@ def test_enroll_approve_list_revoke(client: FlaskClient, runner: FlaskCliRunner)
     assert approved.exit_code == 2  # no broker-config output: stored, broker not updated
     assert "approved agent-a in the database only" in approved.output
     assert "broker-config --out DIR" in approved.output
-    listed = json.loads(runner.invoke(collector, ["agents", "list", "--json"]).output)
+    listed = json.loads(runner.invoke(collector, ["agents", "list", "--json"]).stdout)
     assert [(r["agent_id"], r["status"]) for r in listed] == [("agent-a", "approved")]
     own = _basic("agent-a", body["mqtt"]["password"])
     status = client.get("/api/v1/agents/agent-a/status", headers=own)

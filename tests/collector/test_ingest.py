@@ -152,6 +152,16 @@ def test_heartbeat_on_hb_topic(store: Store) -> None:
     assert store.query_one("SELECT outbox_depth FROM agents")["outbox_depth"] == 2  # type: ignore[index]
 
 
+def test_heartbeat_after_records_reports_the_outbox_depth(store: Store) -> None:
+    """A heartbeat carries the highest record seq the agent stored: that is no conflict."""
+    agent = make_agent(store, "agent-a")
+    _one(store, agent.topic, agent.seal(batch(), seq=1))
+    [(_, ack)] = _one(store, agent.hb_topic, agent.seal(heartbeat(), seq=1))
+    assert ack.status == "accepted"
+    assert store.query_one("SELECT outbox_depth FROM agents")["outbox_depth"] == 2  # type: ignore[index]
+    assert store.count("conflicts") == 0 and store.count("received_records") == 1
+
+
 def test_card_change_stores_hmac_not_number(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     keys, _ = init_keys(tmp_path / "keys")
     agent = make_agent(store, "agent-a")

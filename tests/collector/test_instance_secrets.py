@@ -51,15 +51,23 @@ def _app(instance: Path, **config: object) -> Flask:
 # --- the session secret --------------------------------------------------------------------
 
 
+def _first_request(app: Flask) -> bytes:
+    """The secret the app signs sessions with once a first request has opened one."""
+    app.test_client().get("/login")
+    key: bytes = app.config["SECRET_KEY"]
+    return key
+
+
 def test_an_instance_makes_its_own_random_secret_and_keeps_it(tmp_path: Path) -> None:
     first = _app(tmp_path / "a")
-    key = first.config["SECRET_KEY"]
+    assert first.config["SECRET_KEY"] is None  # building the app alone makes nothing
+    key = _first_request(first)
     assert isinstance(key, bytes) and len(key) == 32 and key != b"dev"
     secret_file = tmp_path / "a" / "secret_key"
     assert _mode(secret_file) == 0o600
     assert base64.b64decode(secret_file.read_bytes().strip()) == key
     assert _app(tmp_path / "a").config["SECRET_KEY"] == key  # a restart keeps sessions
-    assert _app(tmp_path / "b").config["SECRET_KEY"] != key
+    assert _first_request(_app(tmp_path / "b")) != key
 
 
 def test_a_cookie_signed_with_dev_opens_no_admin_page(tmp_path: Path) -> None:
@@ -129,6 +137,7 @@ def test_instance_folder_is_0700_and_its_files_0600(tmp_path: Path) -> None:
     store.migrate()
     enrollment.issue_token(store, "M1", ttl_s=60)  # a write: the WAL and shared memory exist
     init_keys(Path(app.config["KEYS_DIR"]))
+    _first_request(app)  # the session secret
     assert _mode(instance) == 0o700
     assert _mode(instance / "keys") == 0o700
     names = ["collector.db", "collector.db-wal", "collector.db-shm", "secret_key",

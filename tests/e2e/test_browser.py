@@ -194,3 +194,90 @@ def test_overview_screenshot_of_the_demo(browser_context: Any, tmp_path: Path) -
         assert (width, height) == (1280, 800)
     finally:
         demo.close()
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        (
+            "en",
+            {
+                "queue": "Gap queue",
+                "category": "Missing",
+                "age": "days",
+                "search": "Reference",
+                "not_due": "Not due yet",
+                "agents": "Agents",
+            },
+        ),
+        (
+            "zh-CN",
+            {
+                "queue": "差异队列",
+                "category": "未到账",
+                "age": "天",
+                "search": "参考号",
+                "not_due": "未到期",
+                "agents": "采集终端",
+            },
+        ),
+    ],
+)
+def test_gap_pages_in_both_languages(
+    browser_context: Any, served: tuple[str, bytes], tmp_path: Path, lang: str,
+    words: dict[str, str],
+) -> None:  # fmt: skip
+    """The queue, the search by the SMS reference, the gap's own page and the merchant page,
+    in English and Chinese; each screenshot is checked by the text the page shows."""
+    url, statement = served
+    upload = tmp_path / "bank.csv"
+    upload.write_bytes(statement)
+    page = browser_context.new_page()
+    expect = sync_api.expect
+    with screenshot_on_failure(page, f"browser-gaps-{lang}"):
+        sign_in(page, url, "olga", PASSWORD)
+        page.goto(f"{url}/imports?lang={lang}")
+        page.set_input_files("#upload input[type=file]", str(upload))
+        page.fill("#upload input[name=account]", ACCOUNT)
+        page.click("#upload button[type=submit]")
+        expect(page.locator("#import-result")).to_be_visible()
+
+        page.goto(f"{url}/")
+        expect(page.locator("#money-at-risk")).to_have_text("¥800.00")
+        expect(page.locator("#money-at-risk-definition")).to_be_visible()
+        expect(page.locator("#not-due-yet")).to_contain_text(words["not_due"])
+        expect(page.locator("header")).to_contain_text(words["agents"])
+        ticks = page.locator("svg.chart text.y-tick").all_text_contents()
+        assert ticks == ["¥0.00", "¥500.00", "¥1,000.00"], ticks  # a money axis, one day of data
+        page.screenshot(path=str(tmp_path / f"overview-{lang}.png"), full_page=True)
+
+        page.goto(f"{url}/gaps")
+        expect(page.locator("h1")).to_contain_text(words["queue"])
+        row = page.locator("table.gaps tr", has_text=words["category"]).first
+        expect(row).to_contain_text("¥800.00")
+        expect(row).to_contain_text(words["age"])
+        reference = row.locator("a.ref").inner_text()
+        assert re.fullmatch(r"SG-\d+", reference)
+        page.screenshot(path=str(tmp_path / f"queue-{lang}.png"), full_page=True)
+        assert "MISSING" not in page.inner_text("main")  # codes stay in the API and CSV
+
+        page.fill("#gap-search input[name=q]", reference)
+        expect(page.locator("#gap-search input[name=q]")).to_have_attribute(
+            "placeholder", re.compile(words["search"])
+        )
+        page.press("#gap-search input[name=q]", "Enter")
+        expect(page).to_have_url(re.compile(f"/gaps/{reference[3:]}$"))
+        expect(page.locator("h1")).to_contain_text(reference)
+        expect(page.locator("dl.facts")).to_contain_text("****1234")
+        page.screenshot(path=str(tmp_path / f"gap-{lang}.png"), full_page=True)
+        text = page.inner_text("main")
+        assert "¥800.00" in text and "evidence" not in text and "account_in_force" not in text
+
+        page.goto(f"{url}/merchants/{MERCHANT}")
+        expect(page.locator("h1")).to_contain_text(MERCHANT)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1280, f"the merchant page is {width} px wide"
+        page.screenshot(path=str(tmp_path / f"merchant-{lang}.png"), full_page=True)
+        main_text = page.inner_text("main")
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d(?!:)", main_text)  # local time to the minute
+        assert not re.search(r"\d\d:\d\d:\d\d", main_text)  # no seconds or microseconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from collector.broker import mosquitto_binary
 from settleguard.demo.run import DemoOptions, run_demo
+from settleguard.demo.services import wait_for
 from settleguard.privacy import scan_path
 from tests.helpers.calendar import calendar_covers_demo
 
@@ -89,3 +91,110 @@ def test_cli_json_contract_and_refusal_of_a_foreign_folder(tmp_path: Path) -> No
     )
     assert refused.returncode != 0 and "not a settleguard demo folder" in refused.stderr
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def _settleguard(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "settleguard.cli", *args],
+        env=env, input=stdin, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(mosquitto_binary() is None, reason="apt-get install mosquitto")
+def test_dashboard_approve_in_the_demo_lets_a_new_agent_sync(tmp_path: Path) -> None:
+    """The technician's path on the demo: token from the CLI pointed at the demo's instance,
+    enroll, approval in the dashboard, then a sync through the demo's Mosquitto."""
+    import os
+
+    from tests.collector.web.conftest import csrf_token
+
+    result, demo = run_demo(
+        DemoOptions(workdir=tmp_path / "demo", terminals=2, days=4, seed=5), print,
+        keep_running=True, port=0,
+    )  # fmt: skip
+    try:
+        assert result.instance == str((tmp_path / "demo" / "collector").resolve())
+        env = {**os.environ, "SETTLEGUARD_INSTANCE_PATH": result.instance,
+               "SETTLEGUARD_AGENT_HOME": str(tmp_path / "tech")}  # fmt: skip
+        merchant = demo.store.query("SELECT merchant_id FROM merchants ORDER BY 1")[0]
+        token = _settleguard("collector", "agents", "token", "--merchant",
+                             merchant["merchant_id"], env=env)  # fmt: skip
+        assert token.returncode == 0, token.stderr
+        assert f"collector: instance {result.instance}" in token.stderr
+        enrolled = _settleguard("agent", "enroll", "--collector", str(result.dashboard),
+                                "--token", token.stdout.strip(), env=env)  # fmt: skip
+        assert enrolled.returncode == 0, enrolled.stderr
+        (agent,) = demo.store.query("SELECT agent_id FROM agents WHERE status = 'pending'")
+        client = demo.app.test_client()
+        assert result.login is not None
+        client.post("/login", data={"username": result.login[0], "password": result.login[1],
+                                    "csrf_token": csrf_token(client)})  # fmt: skip
+        overview = client.get("/?lang=en").get_data(as_text=True)
+        from collector.money import format_money
+
+        shown = f'id="money-at-risk">{format_money(result.money_at_risk)}<'
+        assert shown in overview  # one definition of money at risk: overview and summary
+        page = client.get("/agents").get_data(as_text=True)
+        depths = re.findall(r'<td class="num outbox-depth">([^<]*)</td>', page)
+        assert depths.count("0") == 2  # the demo's agents reported an empty outbox
+        approved = client.post(f"/agents/{agent['agent_id']}/approve",
+                               data={"csrf_token": csrf_token_from(page)})  # fmt: skip
+        assert approved.status_code in (200, 302)
+        row = demo.store.query_one("SELECT status FROM agents WHERE agent_id = ?",
+                                   (agent["agent_id"],))  # fmt: skip
+        assert row is not None and row["status"] == "approved"
+        changed = _settleguard("agent", "card-change", "--holder", "张三", "--bank", "ICBC",
+                               "--card-stdin", env=env, stdin="6222021234567894\n")  # fmt: skip
+        assert changed.returncode == 0, changed.stderr
+        synced = _settleguard("agent", "sync", "--json", env=env)
+        assert synced.returncode == 0, synced.stderr
+        assert json.loads(synced.stdout)["acked"] >= 1
+    finally:
+        demo.close()
+
+
+def csrf_token_from(page: str) -> str:
+    import re
+
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, "no csrf_token on the page"
+    return match.group(1)
+
+
+@pytest.mark.skipif(mosquitto_binary() is None, reason="apt-get install mosquitto")
+def test_sigterm_ends_the_demo_and_its_mosquitto(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    workdir = tmp_path / "demo"
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "settleguard.cli", "demo", "--terminals", "2", "--days", "4",
+             "--port", "0", "--workdir", str(workdir)],
+            stdout=out, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "press Ctrl-C" in log.read_text() or process.poll() is not None, 240,
+                 "the demo to serve")  # fmt: skip
+        assert process.poll() is None, log.read_text()
+    except BaseException:
+        process.kill()
+        raise
+    assert "export SETTLEGUARD_INSTANCE_PATH=" in log.read_text()  # how to point the CLI
+    broker_pid = int((workdir / "broker" / "mosquitto.pid").read_text())
+    os.kill(broker_pid, 0)  # running
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 128 + signal.SIGTERM
+
+    def gone() -> bool:
+        try:
+            os.kill(broker_pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{broker_pid}/stat") as stat:  # a zombie no one reaped yet is gone
+            return stat.read().split(") ")[1].startswith("Z")
+
+    wait_for(gone, 20, "the demo's mosquitto to end with it")

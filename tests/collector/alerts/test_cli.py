@@ -48,7 +48,7 @@ def daytime_zone() -> str:
 
 def alerts_cli(runner: FlaskCliRunner, *args: str) -> tuple[int, str]:
     result = runner.invoke(collector, ["alerts", *args])
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def test_preview_shows_the_gap_message_without_queueing(runner, db):
@@ -84,6 +84,17 @@ def test_run_once_plans_sends_and_tracks_then_is_idempotent(runner, db, sms_file
     assert code == 0 and len(sms_file.read_text(encoding="utf-8").splitlines()) == 1
     code, out = alerts_cli(runner, "list")
     assert "day7" in out and "delivered" in out and "+8613800138000" not in out
+
+
+def test_run_as_of_judges_what_was_due_then(runner, db, sms_file):
+    add_merchant(db, tz="Asia/Shanghai")
+    add_gap(db, due="2026-01-12", evidence={"calendar_covers": True})
+    code, out = alerts_cli(runner, "run", "--as-of", "2026-01-10T12:00")  # before the due date
+    assert code == 0, out
+    assert not sms_file.exists() or sms_file.read_text(encoding="utf-8") == ""
+    code, out = alerts_cli(runner, "run", "--as-of", "2026-01-20T12:00")  # noon in Shanghai
+    assert code == 0, out
+    assert len(sms_file.read_text(encoding="utf-8").splitlines()) == 1
 
 
 def test_list_escalated_shows_the_operator_queue(runner, db):

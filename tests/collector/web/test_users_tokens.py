@@ -55,7 +55,7 @@ def test_cli_users_and_tokens(web_app: Flask, db: Store) -> None:
         "carol\tviewer\tdisabled" in runner.invoke(collector, ["users", "list"], obj=web_app).output
     )
     result = runner.invoke(collector, ["tokens", "create", "--role", "operator"], obj=web_app)
-    token = result.output.strip()
+    token = result.stdout.strip()
     assert result.exit_code == 0 and authenticate_token(db, token)["role"] == "operator"  # type: ignore[index]
     bad = runner.invoke(collector, ["users", "add", "dave", "--role", "viewer", "--password-stdin"],
                         input="short\n", obj=web_app)  # fmt: skip
