@@ -165,7 +165,6 @@ ZH: dict[str, str] = {
     "account number": "银行账号",
     "Profile: which bank export or acquirer file layout the file uses (icbc, ccb, cmb, abc, boc, …); leave it empty and it is detected from the content.": "格式模板：文件是哪家银行导出或收单机构文件的格式（icbc、ccb、cmb、abc、boc 等）；留空则按文件内容自动识别。",
     "Merchant: whose account the export belongs to, when the bank prints only a masked account (6217****0122) and it fits more than one registered account, or none.": "商户：银行只打印掩码账号（如 6217****0122）且对应多个或没有登记账户时，填写该流水所属的商户号。",
-    "Merchant": "商户",
     "merchant id": "商户号",
     "Account: the account number the statement belongs to, only when the file does not name it; it is stored masked and as a keyed hash.": "账号：对账单所属的银行账号，仅在文件中没有账号时填写；系统只保存掩码和带密钥的哈希。",
     "Import": "导入",
