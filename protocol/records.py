@@ -25,8 +25,7 @@ exactly as the full checks (``tests/protocol/test_records_fast.py``): ``__post_i
 tests all fields in one expression (``_plainly_valid``) and runs the ``check_*`` functions,
 which word the error, only when that says no; :func:`record_from_body` first builds from a
 dict with exactly the expected keys (``_build_valid``) and only on any doubt walks the body
-field by field to name the offending one. :func:`canonical_body_pattern` gives the envelope
-parser the canonical byte shape of each body.
+field by field to name the offending one.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from protocol import record_fields as _f
-from protocol.canonical import CANONICAL_SCALAR, canonical_object_pattern
 from protocol.canonical import MAX_SAFE_INT as _MAX
 from protocol.errors import RemoteProtocolError
 from protocol.record_fields import (
@@ -61,7 +59,6 @@ __all__ = [
     "RecordValueError",
     "TerminalReplaced",
     "TurnoverReading",
-    "canonical_body_pattern",
     "contains_pan",
     "record_from_body",
     "redact_pans",
@@ -605,29 +602,6 @@ def _build_valid(cls: type[Any], body: Any) -> Any:
         return cls(**body)
     except RecordValueError:
         return None
-
-
-def canonical_body_pattern(record_type: str) -> bytes:
-    """Regex source matching canonical bodies of ``record_type`` whose values need no escapes.
-
-    For :func:`protocol.canonical.loads_if_canonical`'s ``shape``; it says nothing about the
-    values beyond their JSON form (:func:`record_from_body` checks them).
-
-    :param record_type: one of :data:`RECORD_TYPES`
-    """
-    return _object_pattern(_RECORD_CLASSES[record_type])
-
-
-def _object_pattern(cls: type[Any]) -> bytes:
-    members = {}
-    for name in _field_names(cls):
-        item_cls = _NESTED_TYPES.get(name)
-        if item_cls is None:
-            members[name] = CANONICAL_SCALAR
-        else:
-            item = _object_pattern(item_cls)
-            members[name] = rb"\[(?:" + item + rb"(?:," + item + rb")*)?\]"
-    return canonical_object_pattern(members)
 
 
 def _build(cls: type[Any], body: Any, path: str) -> Any:
