@@ -20,12 +20,9 @@ Rules shared by every record:
   contain a Luhn-valid 13–19 digit number are refused;
 * on the wire every field is present (``null`` where allowed); unknown fields are refused.
 
-The collector validates every received record, so the valid case has shortcuts that decide
-exactly as the full checks (``tests/protocol/test_records_fast.py``): ``__post_init__`` first
-tests all fields in one expression (``_plainly_valid``) and runs the ``check_*`` functions,
-which word the error, only when that says no; :func:`record_from_body` first builds from a
-dict with exactly the expected keys (``_build_valid``) and only on any doubt walks the body
-field by field to name the offending one.
+:func:`record_from_body` walks a received body field by field, so that an error names the
+offending field; the constructor then runs the same ``check_*`` functions as for a record
+built locally.
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from protocol import record_fields as _f
-from protocol.canonical import MAX_SAFE_INT as _MAX
 from protocol.errors import RemoteProtocolError
 from protocol.record_fields import (
     RecordValueError,
@@ -97,27 +93,7 @@ class Bucket:
     void_amount: int = 0
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        return (
-            type(self.name) is str
-            and _f.is_card_type(self.name) is not None
-            and type(self.sale_count) is int
-            and 0 <= self.sale_count <= _MAX
-            and type(self.sale_amount) is int
-            and 0 <= self.sale_amount <= _MAX
-            and type(self.refund_count) is int
-            and 0 <= self.refund_count <= _MAX
-            and type(self.refund_amount) is int
-            and 0 <= self.refund_amount <= _MAX
-            and type(self.void_count) is int
-            and 0 <= self.void_count <= _MAX
-            and type(self.void_amount) is int
-            and 0 <= self.void_amount <= _MAX
-        )
+        self._check()
 
     def _check(self) -> None:
         _f.check_text("name", self.name, pattern=_f.CARD_TYPE_RE)
@@ -148,26 +124,7 @@ class JournalEntry:
     time: str
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        return (
-            type(self.receipt_no) is int
-            and 0 <= self.receipt_no <= _MAX
-            and type(self.kind) is str
-            and self.kind in JOURNAL_KINDS
-            and type(self.amount) is int
-            and 0 <= self.amount <= _MAX
-            and type(self.masked_pan) is str
-            and len(self.masked_pan) <= 19
-            and _f.is_masked_pan(self.masked_pan) is not None
-            and type(self.card_type) is str
-            and _f.is_card_type(self.card_type) is not None
-            and type(self.time) is str
-            and (_f.is_utc_time(self.time) is not None or _f.is_local_time(self.time) is not None)
-        )
+        self._check()
 
     def _check(self) -> None:
         _f.check_integer("receipt_no", self.receipt_no, minimum=0)
@@ -182,38 +139,6 @@ class JournalEntry:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _optional_identifier(value: Any) -> bool:
-    """True only if ``check_identifier(…, optional=True)`` accepts."""
-    return value is None or (type(value) is str and _f.is_identifier(value) is not None)
-
-
-def _optional_local_time(value: Any) -> bool:
-    """True only if ``check_local_time(…, optional=True)`` accepts."""
-    return value is None or (type(value) is str and _f.is_local_time(value) is not None)
-
-
-def _buckets_ok(protocol: Any, buckets: Any) -> bool:
-    """True only if :func:`_check_buckets` accepts (the fast path of the valid case)."""
-    if type(buckets) is not tuple:
-        return False
-    names = set()
-    for bucket in buckets:
-        if type(bucket) is not Bucket or (protocol == "zvt" and bucket.name not in ZVT_BUCKETS):
-            return False
-        names.add(bucket.name)
-    return len(names) == len(buckets)
-
-
-def _journal_ok(journal: Any) -> bool:
-    """True only if ``check_tuple_of("journal", journal, JournalEntry)`` accepts."""
-    if type(journal) is not tuple:
-        return False
-    for entry in journal:
-        if type(entry) is not JournalEntry:
-            return False
-    return True
-
-
 def _check_buckets(protocol: str, buckets: tuple[Bucket, ...]) -> None:
     _f.check_tuple_of("buckets", buckets, Bucket)
     names = [b.name for b in buckets]
@@ -225,13 +150,6 @@ def _check_buckets(protocol: str, buckets: tuple[Bucket, ...]) -> None:
                 raise RecordValueError(
                     f"ZVT bucket must be one of {', '.join(ZVT_BUCKETS)}", f"buckets[{i}].name"
                 )
-
-
-def _receipts_ok(start: Any, end: Any) -> bool:
-    """True only if :func:`_check_receipts` accepts."""
-    if start is None:
-        return end is None
-    return type(start) is type(end) is int and 0 <= start <= _MAX and 0 <= end <= _MAX
 
 
 def _check_receipts(start: int | None, end: int | None) -> None:
@@ -284,33 +202,7 @@ class BatchSummary(_Totals):
     journal: tuple[JournalEntry, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        return (
-            type(self.terminal_id) is str
-            and _f.is_identifier(self.terminal_id) is not None
-            and (self.merchant_id is None or (
-                type(self.merchant_id) is str and _f.is_identifier(self.merchant_id) is not None))
-            and type(self.batch_no) is int
-            and 0 <= self.batch_no <= _MAX
-            and type(self.closed_at) is str
-            and _f.is_utc_time(self.closed_at) is not None
-            and (self.terminal_local_time is None or (
-                type(self.terminal_local_time) is str
-                and _f.is_local_time(self.terminal_local_time) is not None))
-            and (self.currency is None or (
-                type(self.currency) is str and _f.is_currency(self.currency) is not None))
-            and type(self.protocol) is str
-            and self.protocol in PROTOCOLS
-            and _buckets_ok(self.protocol, self.buckets)
-            and (self.receipt_start is self.receipt_end is None
-                 or _receipts_ok(self.receipt_start, self.receipt_end))
-            and (self.host_reconciled is None or type(self.host_reconciled) is bool)
-            and _journal_ok(self.journal)
-        )  # fmt: skip
+        self._check()
 
     def _check(self) -> None:
         _f.check_identifier("terminal_id", self.terminal_id)
@@ -353,27 +245,7 @@ class TurnoverReading(_Totals):
     journal: tuple[JournalEntry, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        return (
-            _optional_identifier(self.terminal_id)
-            and _optional_identifier(self.merchant_id)
-            and type(self.read_at) is str
-            and _f.is_utc_time(self.read_at) is not None
-            and _optional_local_time(self.terminal_local_time)
-            and (self.currency is None or (
-                type(self.currency) is str and _f.is_currency(self.currency) is not None))
-            and type(self.protocol) is str
-            and self.protocol in PROTOCOLS
-            and _buckets_ok(self.protocol, self.buckets)
-            and _receipts_ok(self.receipt_start, self.receipt_end)
-            and (self.batch_no is None or (
-                type(self.batch_no) is int and 0 <= self.batch_no <= _MAX))
-            and _journal_ok(self.journal)
-        )  # fmt: skip
+        self._check()
 
     def _check(self) -> None:
         _f.check_identifier("terminal_id", self.terminal_id, optional=True)
@@ -480,28 +352,7 @@ class Heartbeat:
     last_error: str | None = None
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        # A last_error is free text (PAN scan and all): left to _check().
-        return (
-            type(self.outbox_pending) is int
-            and 0 <= self.outbox_pending <= _MAX
-            and (self.oldest_unacked_age_s is None or (
-                type(self.oldest_unacked_age_s) is int
-                and 0 <= self.oldest_unacked_age_s <= _MAX))
-            and type(self.link_state) is str
-            and _f.is_card_type(self.link_state) is not None
-            and type(self.agent_version) is str
-            and _f.is_version(self.agent_version) is not None
-            and _optional_identifier(self.terminal_id)
-            and type(self.agent_time) is str
-            and _f.is_utc_time(self.agent_time) is not None
-            and type(self.disk_alarm) is bool
-            and self.last_error is None
-        )  # fmt: skip
+        self._check()
 
     def _check(self) -> None:
         _f.check_integer("outbox_pending", self.outbox_pending, minimum=0)
@@ -561,49 +412,6 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
     return names
 
 
-_NESTED_TYPES: dict[str, type[Any]] = {"buckets": Bucket, "journal": JournalEntry}
-
-
-def _shape(cls: type[Any]) -> tuple[frozenset[str], tuple[tuple[str, type[Any]], ...]]:
-    names = _field_names(cls)
-    nested = tuple((n, _NESTED_TYPES[n]) for n in names if n in _NESTED_TYPES)
-    return frozenset(names), nested
-
-
-# Per class: its field names as a set, and its nested list fields (field name, item class).
-_SHAPES = {cls: _shape(cls) for cls in (Bucket, JournalEntry, *_RECORD_CLASSES.values())}
-
-
-def _build_valid(cls: type[Any], body: Any) -> Any:
-    """:func:`_build` for the valid case: the same record, or ``None`` if anything is off.
-
-    A dict with exactly the expected keys has no unknown and no missing field; nested lists
-    are built the same way (their items have no nested lists of their own); the constructor
-    validates as always. On ``None`` the caller runs :func:`_build`, which finds the same
-    problem and names its field.
-    """
-    names, nested = _SHAPES[cls]
-    if type(body) is not dict or body.keys() != names:
-        return None
-    try:
-        if nested:
-            body = dict(body)
-            for name, item_cls in nested:
-                items = body[name]
-                if type(items) is not list:
-                    return None
-                item_names = _SHAPES[item_cls][0]
-                built = []
-                for item in items:
-                    if type(item) is not dict or item.keys() != item_names:
-                        return None
-                    built.append(item_cls(**item))
-                body[name] = tuple(built)
-        return cls(**body)
-    except RecordValueError:
-        return None
-
-
 def _build(cls: type[Any], body: Any, path: str) -> Any:
     prefix = f"{path}." if path else ""
     if not isinstance(body, Mapping):
@@ -638,7 +446,5 @@ def record_from_body(record_type: str, body: Mapping[str, Any]) -> Record:
     cls = _RECORD_CLASSES.get(record_type) if isinstance(record_type, str) else None
     if cls is None:
         raise RecordError(f"unknown record type {str(record_type)[:64]!r}", "type")
-    record: Record | None = _build_valid(cls, body)
-    if record is None:
-        record = _build(cls, body, "")
+    record: Record = _build(cls, body, "")
     return record

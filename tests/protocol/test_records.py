@@ -467,3 +467,20 @@ def test_sanitize_free_text_examples() -> None:
     assert sanitize_free_text("port /dev/ttyUSB0:\n  busy\r\n", 500) == "port /dev/ttyUSB0: busy"
     assert sanitize_free_text("card 4111111111111111 declined", 500) == "card [PAN] declined"
     assert sanitize_free_text("\x00\n", 10) == "(blank)"
+
+
+@pytest.mark.parametrize(
+    ("closed_at", "ok"),
+    [("2028-02-29T23:59:59Z", True), ("2000-02-29T00:00:00Z", True),
+     ("1900-02-29T00:00:00Z", False), ("2027-02-29T12:00:00Z", False),
+     ("0000-01-01T00:00:00Z", False), ("0001-01-01T00:00:00Z", True),
+     ("2026-04-31T00:00:00Z", False), ("2026-12-31T23:59:59.123456Z", True),
+     ("2026-12-31T24:00:00Z", False), ("2026-12-31T23:60:00Z", False)],
+)  # fmt: skip
+def test_utc_times_are_real_calendar_times(closed_at: str, ok: bool) -> None:
+    if ok:
+        assert batch(closed_at=closed_at).closed_at == closed_at
+    else:
+        with pytest.raises(RecordValueError) as info:
+            batch(closed_at=closed_at)
+        assert info.value.field == "closed_at"
