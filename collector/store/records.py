@@ -33,7 +33,7 @@ from typing import Any
 
 from collector.keys import CollectorKeys
 from collector.store.base import Tx
-from protocol.envelope import Envelope, LazyBody
+from protocol.envelope import Envelope
 from protocol.records import (
     BatchSummary,
     CardChange,
@@ -57,18 +57,14 @@ def sha256_hex(data: bytes) -> str:
 def _body_bytes(envelope: Envelope, payload: bytes | None = None) -> bytes:
     """The body as compact JSON with sorted keys (UTF-8), for queries and content comparison.
 
-    A :class:`~protocol.envelope.LazyBody` holds exactly those bytes (the parser proved them
-    canonical). Otherwise, when ``payload`` is the verified envelope, the body is cut out of
-    its signed bytes: those are RFC 8785 canonical (checked by the parser), the envelope's keys
-    sort as ``agent_id``, ``body``, ``created_at``, ``key_id``, ``seq``, ``type``, ``v``, and
-    every field but the body is a plain ASCII string or integer, so the bytes between the known
+    When ``payload`` is the verified envelope, the body is cut out of its signed bytes: those
+    are RFC 8785 canonical (checked by the parser), the envelope's keys sort as ``agent_id``,
+    ``body``, ``created_at``, ``key_id``, ``seq``, ``type``, ``v``, and every field but the body is a plain ASCII string or integer, so the bytes between the known
     prefix and suffix are the canonical body. That equals the :func:`json.dumps` form below
     whenever the body's keys are in the BMP (see :func:`protocol.canonical.is_canonical`),
     which every record schema's are. If prefix or suffix do not match literally, the body is
     encoded again.
     """
-    if type(envelope.body) is LazyBody:  # the parser kept the verified canonical body bytes
-        return envelope.body.raw
     if payload is not None:
         signed = payload[payload.find(b"\n") + 1 :]
         prefix = b'{"agent_id":"%s","body":' % envelope.agent_id.encode()
