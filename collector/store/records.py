@@ -59,8 +59,9 @@ def _body_bytes(envelope: Envelope, payload: bytes | None = None) -> bytes:
 
     When ``payload`` is the verified envelope, the body is cut out of its signed bytes: those
     are RFC 8785 canonical (checked by the parser), the envelope's keys sort as ``agent_id``,
-    ``body``, ``created_at``, ``key_id``, ``seq``, ``type``, ``v``, and every field but the body is a plain ASCII string or integer, so the bytes between the known
-    prefix and suffix are the canonical body. That equals the :func:`json.dumps` form below
+    ``body``, ``created_at``, ``key_id``, ``seq``, ``type``, ``v``, and every field but the body
+    is a plain ASCII string or integer, so the bytes between the known prefix and suffix are
+    the canonical body. That equals the :func:`json.dumps` form below
     whenever the body's keys are in the BMP (see :func:`protocol.canonical.is_canonical`),
     which every record schema's are. If prefix or suffix do not match literally, the body is
     encoded again.
