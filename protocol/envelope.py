@@ -363,20 +363,27 @@ def _validated(obj: dict[str, Any], header_key_id: str) -> Envelope:
     )
 
 
+_TYPE_RULE = f"type must be one of {', '.join(RECORD_TYPES)}"
+_AGENT_ID_RULE = f"agent_id must match {AGENT_ID_RE.pattern}"
+_KEY_ID_RULE = "key_id must be k + 16 lowercase hex digits"
+_CREATED_AT_RULE = "created_at must be a real UTC time with ms"
+
+
 def _check_fields(obj: dict[str, Any], header_key_id: str) -> None:
-    checks: list[tuple[str, bool, str]] = [
-        ("v", obj["v"] == ENVELOPE_VERSION and type(obj["v"]) is int, "must be 1"),
-        ("type", obj["type"] in RECORD_TYPES, f"must be one of {', '.join(RECORD_TYPES)}"),
-        ("agent_id", _matches(AGENT_ID_RE, obj["agent_id"]), f"must match {AGENT_ID_RE.pattern}"),
-        ("key_id", _matches(_KEY_ID_RE, obj["key_id"]), "must be k + 16 lowercase hex digits"),
-        ("key_id", obj["key_id"] == header_key_id, "differs from the header's key id"),
-        ("seq", type(obj["seq"]) is int and obj["seq"] >= 1, "must be an integer >= 1"),
-        ("created_at", valid_envelope_time(obj["created_at"]), "must be a real UTC time with ms"),
-        ("body", isinstance(obj["body"], dict), "must be a JSON object"),
-    ]
+    version, seq = obj["v"], obj["seq"]
+    checks = (
+        ("v", type(version) is int and version == ENVELOPE_VERSION, "v must be 1"),
+        ("type", obj["type"] in RECORD_TYPES, _TYPE_RULE),
+        ("agent_id", _matches(AGENT_ID_RE, obj["agent_id"]), _AGENT_ID_RULE),
+        ("key_id", _matches(_KEY_ID_RE, obj["key_id"]), _KEY_ID_RULE),
+        ("key_id", obj["key_id"] == header_key_id, "key_id differs from the header's key id"),
+        ("seq", type(seq) is int and 1 <= seq <= MAX_SAFE_INT, "seq must be an integer >= 1"),
+        ("created_at", valid_envelope_time(obj["created_at"]), _CREATED_AT_RULE),
+        ("body", type(obj["body"]) is dict, "body must be a JSON object"),
+    )
     for name, ok, message in checks:
         if not ok:
-            raise EnvelopeError("bad_field", f"{name} {message}", field=name)
+            raise EnvelopeError("bad_field", message, field=name)
 
 
 def _matches(pattern: re.Pattern[str], value: Any) -> bool:
