@@ -161,9 +161,10 @@ def check_choice(
 
 
 def _valid_datetime(match: re.Match[str]) -> bool:
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    # Every time pattern here starts with exactly "YYYY-MM-DDTHH:MM:SS"; the calendar and
+    # clock ranges (leap days, no year 0000, no hour 24) are datetime's.
     try:
-        datetime(year, month, day, hour, minute, second)
+        datetime.fromisoformat(match.group()[:19])
     except ValueError:
         return False
     return True
