@@ -1,4 +1,4 @@
-"""The signed envelope: how one record travels from an agent to the collector (DESIGN §3.3).
+"""The signed envelope: how one record travels from an agent to the collector (docs/envelope.md).
 
 Theory of operation
 -------------------
