@@ -38,6 +38,7 @@ __all__ = [
     "MAX_SAFE_INT",
     "JSONError",
     "canonical_dumps",
+    "first_difference",
     "is_canonical",
     "strict_json_loads",
 ]
@@ -274,11 +275,29 @@ def _utf16_ordered(value: Any) -> Any:
 def is_canonical(value: Any, data: bytes) -> bool:
     """Tell whether ``data`` is exactly the RFC 8785 encoding of ``value``.
 
-    ``value`` must come from :func:`strict_json_loads` (no floats, integers within ±(2**53-1),
-    no lone surrogates): the bytes are canonical if encoding the value again gives them back.
-    A repeated key in ``data`` is therefore never canonical (the value holds it once).
-
-    :param value: the parsed value
+    :param value: the value parsed from ``data``
     :param data: the bytes it was parsed from
     """
-    return _encode(value) == data
+    return first_difference(value, data) is None
+
+
+def first_difference(value: Any, data: bytes) -> int | None:
+    """Return where ``data`` first differs from the RFC 8785 encoding of ``value``, or None.
+
+    ``value`` is what a JSON parser made of ``data``: the bytes are canonical if encoding the
+    value again gives them back. A repeated key in ``data`` is therefore never canonical (the
+    value holds it once), nor is insignificant whitespace or an escape RFC 8785 does not use.
+    For values with floats the answer is msgspec's float formatting, not RFC 8785's: the
+    callers refuse floats in any case.
+
+    :param value: the value parsed from ``data``
+    :param data: the bytes it was parsed from
+    :returns: None if ``data`` is canonical, else the offset of the first differing byte
+    """
+    encoded = _encode(value)
+    if encoded == data:
+        return None
+    for i, (a, b) in enumerate(zip(encoded, data, strict=False)):
+        if a != b:
+            return i
+    return min(len(encoded), len(data))

@@ -39,17 +39,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from protocol.canonical import (
-    MAX_SAFE_INT,
-    JSONError,
-    canonical_dumps,
-    is_canonical,
-    strict_json_loads,
-)
+from protocol.canonical import MAX_SAFE_INT, canonical_dumps, first_difference
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.record_fields import valid_envelope_time
 from protocol.records import RECORD_TYPES, Record, RecordError, record_from_body
@@ -70,7 +65,6 @@ __all__ = [
     "parse_verified",
     "read_header",
     "seal_envelope",
-    "strict_json_loads",
     "verify_and_parse",
     "verify_header_and_parse",
 ]
@@ -327,20 +321,56 @@ def parse_verified(header: SignedHeader) -> Envelope:
 
 
 def _parse(header: SignedHeader) -> Envelope:
+    data = header.signed_bytes
     try:
-        obj = strict_json_loads(header.signed_bytes)
-    except JSONError as exc:
-        offset = None if exc.offset is None else exc.offset + _HEADER_LEN
-        raise EnvelopeError("malformed", exc.message, offset) from None
-    if not isinstance(obj, dict):
+        obj = _JSON.decode(data)
+        difference = first_difference(obj, data) if type(obj) is dict else None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        message, offset = _malformed(exc, data)
+        raise EnvelopeError(
+            "malformed", message, None if offset is None else offset + _HEADER_LEN
+        ) from None
+    if type(obj) is not dict:
         raise EnvelopeError("malformed", "envelope must be a JSON object", _HEADER_LEN)
+    if difference is not None:
+        raise EnvelopeError(
+            "not_canonical",
+            "JSON is not in RFC 8785 canonical form (look for whitespace, member order, "
+            "a repeated name or an escape there)",
+            difference + _HEADER_LEN,
+        )
     if obj.keys() != _FIELDS:
         extra = sorted(obj.keys() - _FIELDS)[:3]
         missing = sorted(_FIELDS - obj.keys())
         raise EnvelopeError("bad_field", f"wrong fields: extra {extra}, missing {missing}")
-    if not is_canonical(obj, header.signed_bytes):
-        raise EnvelopeError("not_canonical", "JSON is not in RFC 8785 canonical form")
     return _validated(obj, header.key_id)
+
+
+# One decoder for any JSON value: the canonical check needs the value as sent, duplicates
+# and all, before the record schema sees it.
+_JSON = msgspec.json.Decoder()
+_AT_BYTE_RE = re.compile(r"(.*) \(byte ([0-9]+)\)\Z", re.DOTALL)
+# msgspec says "truncated" for a high surrogate escape without its low half.
+_LONE_HIGH_SURROGATE_RE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])")
+
+
+def _malformed(exc: Exception, data: bytes) -> tuple[str, int | None]:
+    """Word msgspec's refusal of ``data``: (message, byte offset into ``data`` if known)."""
+    if isinstance(exc, RecursionError):  # deeper than the interpreter's recursion limit
+        return "JSON is nested too deeply", None
+    text = str(exc)
+    match = _AT_BYTE_RE.match(text)
+    if match is not None:
+        return match.group(1), int(match.group(2))
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as utf8:
+        return f"invalid UTF-8 ({utf8.reason})", utf8.start
+    if isinstance(exc, msgspec.ValidationError):  # an integer literal beyond 64 bits
+        return f"JSON is malformed: {text.lower()}", None
+    if _LONE_HIGH_SURROGATE_RE.search(data):
+        return "JSON is malformed: a string holds a lone UTF-16 surrogate escape", None
+    return "JSON is malformed: it ends early", len(data)
 
 
 def _validated(obj: dict[str, Any], header_key_id: str) -> Envelope:

@@ -16,8 +16,13 @@ from protocol.errors import LocalProtocolError
 from protocol.sealed import SEALED_TOKEN_RE
 
 
-class RecordValueError(LocalProtocolError):
+class RecordValueError(LocalProtocolError, ValueError):
     """A record was constructed with a bad value.
+
+    It is also a :class:`ValueError` so that msgspec, when it raises it while decoding a
+    received body into the record classes, reports it with the location of the object that
+    failed (``$.buckets[2]``) and keeps it as the cause (see
+    :func:`protocol.records.record_from_body`).
 
     :param message: what is wrong
     :param field: name of the offending field

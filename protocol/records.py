@@ -20,17 +20,20 @@ Rules shared by every record:
   contain a Luhn-valid 13–19 digit number are refused;
 * on the wire every field is present (``null`` where allowed); unknown fields are refused.
 
-:func:`record_from_body` walks a received body field by field, so that an error names the
-offending field; the constructor then runs the same ``check_*`` functions as for a record
-built locally.
+:func:`record_from_body` checks a received body's keys, then converts it into the record class
+with msgspec, which checks each value's JSON type and runs the same ``check_*`` functions
+(``__post_init__``) as for a record built locally; an error names the offending field.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any, ClassVar
+
+import msgspec
 
 from protocol import record_fields as _f
 from protocol.buckets import CHINA_BUCKETS
@@ -447,53 +450,65 @@ def _body(record: Record) -> dict[str, Any]:
     return body
 
 
-def _nested(cls: type[Any], name: str, value: Any) -> tuple[Any, ...]:
-    if not isinstance(value, list):
-        raise RecordError("must be a JSON array", name)
-    items = []
-    for i, item in enumerate(value):
-        items.append(_build(cls, item, f"{name}[{i}]"))
-    return tuple(items)
+# The objects nested in a record body, by the field that holds their array.
+_NESTED: dict[str, type[Any]] = {"buckets": Bucket, "journal": JournalEntry}
+# Per class: every field name, and those a body must carry (all but ADDED_FIELDS).
+_WIRE_KEYS: dict[type[Any], tuple[frozenset[str], frozenset[str]]] = {}
 
 
-_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+def _wire_keys(cls: type[Any]) -> tuple[frozenset[str], frozenset[str]]:
+    keys = _WIRE_KEYS.get(cls)
+    if keys is None:
+        names = tuple(f.name for f in fields(cls))
+        keys = _WIRE_KEYS[cls] = (
+            frozenset(names),
+            frozenset(name for name in names if name not in ADDED_FIELDS),
+        )
+    return keys
 
 
-def _field_names(cls: type[Any]) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:  # dataclasses.fields() is slow enough to show up in ingest profiles
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
+def _check_keys(cls: type[Any], body: dict[str, Any], path: str) -> None:
+    """Every field present (but those of ADDED_FIELDS) and no other, in nested objects too.
 
-
-def _build(cls: type[Any], body: Any, path: str) -> Any:
-    prefix = f"{path}." if path else ""
-    if not isinstance(body, Mapping):
-        raise RecordError("must be a JSON object", path or None)
-    expected = _field_names(cls)
-    for key in body:
-        if key not in expected:
+    The values are msgspec's to check (below); it fills in defaults for absent fields and
+    skips unknown ones, which the wire format allows only for ADDED_FIELDS.
+    """
+    allowed, required = _wire_keys(cls)
+    keys = body.keys()
+    if keys != allowed:
+        prefix = f"{path}." if path else ""
+        for key in sorted(keys - allowed):
             raise RecordError("unknown field", f"{prefix}{str(key)[:64]}")
-    kwargs: dict[str, Any] = {}
-    for name in expected:
-        if name not in body:
-            if name in ADDED_FIELDS:
-                continue  # an older agent's body: the dataclass default applies
-            raise RecordError("missing field", f"{prefix}{name}")
-        value = body[name]
-        if name == "buckets":
-            value = _nested(Bucket, f"{prefix}{name}", value)
-        elif name == "journal":
-            value = _nested(JournalEntry, f"{prefix}{name}", value)
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except RecordValueError as exc:
-        raise RecordError(exc.message, f"{prefix}{exc.field}") from None
+        for f in fields(cls):
+            if f.name in required and f.name not in keys:
+                raise RecordError("missing field", f"{prefix}{f.name}")
+    for name, item_cls in _NESTED.items():
+        items = body.get(name)
+        if type(items) is list:
+            for i, item in enumerate(items):
+                if type(item) is dict:
+                    _check_keys(item_cls, item, f"{path}.{name}[{i}]" if path else f"{name}[{i}]")
+
+
+# msgspec's location of a conversion error: "<message> - at `$.buckets[0].sale_amount`".
+_AT_RE = re.compile(r"(.*) - at `\$\.?(.*)`\Z", re.DOTALL)
+
+
+def _record_error(exc: msgspec.ValidationError) -> RecordError:
+    match = _AT_RE.match(str(exc))
+    message, path = match.groups() if match else (str(exc), "")
+    cause = exc.__cause__
+    if isinstance(cause, RecordValueError):  # raised by a record's own checks at ``path``
+        return RecordError(cause.message, f"{path}.{cause.field}" if path else cause.field)
+    return RecordError(message.replace("`", ""), path or None)
 
 
 def record_from_body(record_type: str, body: Mapping[str, Any]) -> Record:
     """Build and validate a record from a received envelope body.
+
+    The body's keys are checked first (:func:`_check_keys`), then msgspec converts it into the
+    record class, checking each value's JSON type (an integer is no float and no boolean) and
+    running the records' own checks (``__post_init__``).
 
     :param record_type: the envelope's ``type``, one of :data:`RECORD_TYPES`
     :param body: the decoded JSON object
@@ -502,5 +517,12 @@ def record_from_body(record_type: str, body: Mapping[str, Any]) -> Record:
     cls = _RECORD_CLASSES.get(record_type) if isinstance(record_type, str) else None
     if cls is None:
         raise RecordError(f"unknown record type {str(record_type)[:64]!r}", "type")
-    record: Record = _build(cls, body, "")
+    if not isinstance(body, Mapping):
+        raise RecordError("must be a JSON object")
+    body = body if type(body) is dict else dict(body)
+    _check_keys(cls, body, "")
+    try:
+        record: Record = msgspec.convert(body, cls)
+    except msgspec.ValidationError as exc:
+        raise _record_error(exc) from None
     return record
