@@ -1,8 +1,12 @@
-"""Strict JSON parsing and RFC 8785 canonical encoding.
+"""RFC 8785 canonical encoding and its check, and strict JSON parsing for acks.
 
 Everything that crosses the wire between agent and collector is JSON in the RFC 8785
 ("JSON Canonicalization Scheme", JCS) form, so that the signed bytes are reproducible by any
-implementation. Parsing is deliberately stricter than :func:`json.loads`:
+implementation. Envelopes are parsed with msgspec and then checked to be the canonical
+encoding of what was parsed (:func:`first_difference`), which refuses repeated keys too; their
+record schemas refuse floats and unsafe integers (:mod:`protocol.envelope`). Acks are not
+signed and need not be canonical, so :func:`strict_json_loads` is deliberately stricter than
+:func:`json.loads` on its own:
 
 * the input must be valid UTF-8 (RFC 8259 §8.1);
 * no object may repeat a key (RFC 8259 §4 leaves this undefined; we reject it);
@@ -18,8 +22,8 @@ implementation. Parsing is deliberately stricter than :func:`json.loads`:
 All failures raise :class:`JSONError` (a :class:`~protocol.errors.RemoteProtocolError`) with
 the byte offset where the problem was found, when it is known.
 
-Encoding (:func:`canonical_dumps`) and the canonical check (:func:`is_canonical`, which encodes
-the parsed value again and compares) share one encoder, msgspec's; ``docs/envelope.md`` says
+Encoding (:func:`canonical_dumps`) and the canonical check (:func:`first_difference`, which
+encodes the parsed value again and compares) share one encoder, msgspec's; ``docs/envelope.md`` says
 why its output is RFC 8785 for every value we admit, and the tests compare it with the
 ``rfc8785`` reference implementation.
 """

@@ -16,13 +16,16 @@ The header repeats the key id and carries the signature *outside* the JSON, so a
 1. refuses anything larger than ``max_size`` (cheap, before any work);
 2. reads the fixed-shape header (:func:`read_header`), finds the key by id;
 3. verifies the signature over the received bytes;
-4. only then parses the JSON strictly (:func:`protocol.canonical.strict_json_loads`), checks
-   the exact key set, that the bytes are exactly the canonical encoding, that the JSON key id
-   equals the header's, and finally validates the body (:func:`protocol.records.record_from_body`).
+4. only then parses the JSON with msgspec, checks that the bytes are exactly the canonical
+   encoding of what was parsed (:func:`protocol.canonical.first_difference`), the exact key
+   set and the envelope fields (the JSON key id equals the header's), and finally converts
+   the body into its record (:func:`protocol.records.record_from_body`).
 
-Each check in step 4 runs once and says which rule broke: ``malformed`` (not strict JSON, with
-the byte offset), ``bad_field`` (wrong key set), ``not_canonical``, then ``bad_field`` naming
-the field (envelope fields, then the body's record schema).
+Each check in step 4 runs once and says which rule broke: ``malformed`` (not JSON, with the
+byte offset), ``not_canonical`` (with the offset of the first byte that differs: whitespace,
+member order, a repeated name, an escape, a number written otherwise), then ``bad_field``
+naming the field (the key set, the envelope fields, then the body's record schema, which
+refuses floats, integers beyond ±(2**53-1) and anything nested where it expects none).
 
 Unauthenticated bytes therefore never reach the JSON parser. Replay and ordering (``seq``) are
 the collector's business, not this module's.

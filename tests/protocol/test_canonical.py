@@ -1,7 +1,8 @@
 """The canonical encoder and check in :mod:`protocol.canonical` against ``rfc8785``.
 
 :func:`canonical_dumps` and :func:`is_canonical` encode with msgspec. These tests draw values
-from the whole space :func:`strict_json_loads` admits, with strings biased towards the
+from the whole space our parsers admit (msgspec's for envelopes, :func:`strict_json_loads` for
+acks), with strings biased towards the
 characters where JSON encoders disagree: controls, quotes, backslash, slash, DEL,
 U+2028/U+2029, the top of the BMP (U+E000-U+FFFF) and characters above U+FFFF.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 import rfc8785
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from protocol.canonical import canonical_dumps, is_canonical, strict_json_loads
+from protocol.canonical import canonical_dumps, first_difference, is_canonical, strict_json_loads
 from protocol.errors import LocalProtocolError
 
 tricky_chars = st.sampled_from(
@@ -41,12 +43,22 @@ def test_canonical_dumps_equals_rfc8785(value: Any) -> None:
     assert canonical_dumps(value) == rfc8785.dumps(value)
 
 
-@settings(max_examples=400)
-@given(json_values)
-@example({"\ue000": 1, "\U0001f600": 2})
-def test_is_canonical_matches_rfc8785(value: Any) -> None:
+def _strict(data: bytes) -> Any:
+    return strict_json_loads(data, max_depth=64)
+
+
+PARSERS = pytest.mark.parametrize(
+    "parse", [msgspec.json.decode, _strict], ids=["msgspec", "strict"]
+)
+
+
+@PARSERS
+@settings(max_examples=300)
+@given(value=json_values)
+@example(value={"\ue000": 1, "\U0001f600": 2})
+def test_is_canonical_matches_rfc8785(parse: Any, value: Any) -> None:
     reference = rfc8785.dumps(value)
-    parsed = strict_json_loads(reference, max_depth=64)
+    parsed = parse(reference)
     assert parsed == value
     assert is_canonical(parsed, reference)
     assert not is_canonical(parsed, reference + b" ")
@@ -71,6 +83,15 @@ def test_escaped_text_is_never_canonical() -> None:
 
 def test_a_repeated_key_is_never_canonical() -> None:
     assert not is_canonical({"a": 1}, b'{"a":1,"a":1}')
+    data = b'{"a":1,"a":2,"b":3}'
+    assert first_difference(msgspec.json.decode(data), data) == 5  # '{"a":2,"b":3}'
+
+
+def test_first_difference_is_the_offset_of_the_first_differing_byte() -> None:
+    assert first_difference({"a": 1}, b'{"a":1}') is None
+    assert first_difference({"a": 1}, b'{"a": 1}') == 5
+    assert first_difference({"a": 1}, b'{"a":1}\n') == 7
+    assert first_difference({"a": 1, "b": 2}, b'{"b":2,"a":1}') == 2
 
 
 @pytest.mark.parametrize(
@@ -83,9 +104,19 @@ def test_a_repeated_key_is_never_canonical() -> None:
      (b'"\\ud83d\\ude00"', False), (b"true", True), (b"[]", True), (b"{}", True),
      (b"[ ]", False)],
 )  # fmt: skip
-def test_canonical_near_misses(member: bytes, canonical: bool) -> None:
+@PARSERS
+def test_canonical_near_misses(parse: Any, member: bytes, canonical: bool) -> None:
     data = b'{"a":' + member + b',"b":1}'
-    assert is_canonical(strict_json_loads(data), data) == canonical
+    assert is_canonical(parse(data), data) == canonical
+
+
+@pytest.mark.parametrize(
+    ("member", "canonical"), [(b"1.0", True), (b"1e0", False), (b"1.50", False)]
+)
+def test_floats_msgspec_writes_back_pass_the_check(member: bytes, canonical: bool) -> None:
+    # Documented: no field admits a float, so the record schema refuses what passes here.
+    data = b'{"a":' + member + b"}"
+    assert is_canonical(msgspec.json.decode(data), data) == canonical
 
 
 @pytest.mark.parametrize(
