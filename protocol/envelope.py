@@ -403,20 +403,29 @@ _CREATED_AT_RULE = "created_at must be a real UTC time with ms"
 
 
 def _check_fields(obj: dict[str, Any], header_key_id: str) -> None:
-    version, seq = obj["v"], obj["seq"]
-    checks = (
-        ("v", type(version) is int and version == ENVELOPE_VERSION, "v must be 1"),
-        ("type", obj["type"] in RECORD_TYPES, _TYPE_RULE),
-        ("agent_id", _matches(AGENT_ID_RE, obj["agent_id"]), _AGENT_ID_RULE),
-        ("key_id", _matches(_KEY_ID_RE, obj["key_id"]), _KEY_ID_RULE),
-        ("key_id", obj["key_id"] == header_key_id, "key_id differs from the header's key id"),
-        ("seq", type(seq) is int and 1 <= seq <= MAX_SAFE_INT, "seq must be an integer >= 1"),
-        ("created_at", valid_envelope_time(obj["created_at"]), _CREATED_AT_RULE),
-        ("body", type(obj["body"]) is dict, "body must be a JSON object"),
-    )
-    for name, ok, message in checks:
-        if not ok:
-            raise EnvelopeError("bad_field", message, field=name)
+    """The envelope fields of §4, in the order of its table; the first broken one is named."""
+    version, seq, key_id = obj["v"], obj["seq"], obj["key_id"]
+    if type(version) is not int or version != ENVELOPE_VERSION:
+        raise _bad_field("v", "v must be 1")
+    if obj["type"] not in RECORD_TYPES:
+        raise _bad_field("type", _TYPE_RULE)
+    if not _matches(AGENT_ID_RE, obj["agent_id"]):
+        raise _bad_field("agent_id", _AGENT_ID_RULE)
+    # The header's key id has the pattern already, so an equal one has it too.
+    if key_id != header_key_id:
+        if not _matches(_KEY_ID_RE, key_id):
+            raise _bad_field("key_id", _KEY_ID_RULE)
+        raise _bad_field("key_id", "key_id differs from the header's key id")
+    if type(seq) is not int or not 1 <= seq <= MAX_SAFE_INT:
+        raise _bad_field("seq", "seq must be an integer >= 1")
+    if not valid_envelope_time(obj["created_at"]):
+        raise _bad_field("created_at", _CREATED_AT_RULE)
+    if type(obj["body"]) is not dict:
+        raise _bad_field("body", "body must be a JSON object")
+
+
+def _bad_field(name: str, message: str) -> EnvelopeError:
+    return EnvelopeError("bad_field", message, field=name)
 
 
 def _matches(pattern: re.Pattern[str], value: Any) -> bool:

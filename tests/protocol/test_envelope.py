@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.canonical import JSONError, is_canonical, strict_json_loads
+from protocol.canonical import JSONError, canonical_dumps, is_canonical, strict_json_loads
 from protocol.envelope import (
     DOMAIN,
     MAX_ENVELOPE_BYTES,
@@ -328,6 +328,30 @@ def _batch_body(**bucket_changes: Any) -> dict[str, Any]:
 )
 def test_a_bad_body_names_its_field(body: dict[str, Any], field: str, words: str) -> None:
     error = _refusal(rfc8785.dumps(envelope_obj(type="batch_summary", body=body)))
+    assert (error.reason, error.field) == ("bad_field", field), str(error)
+    assert words in error.message
+
+
+def _changed(**changes: Any) -> bytes:
+    return canonical_dumps(envelope_obj(**changes))
+
+
+@pytest.mark.parametrize(
+    ("signed", "field", "words"),
+    [
+        (_changed(v=2), "v", "v must be 1"),
+        (_changed(type=["heartbeat"]), "type", "type must be one of"),
+        (_changed(agent_id=7), "agent_id", "agent_id must match"),
+        (_changed(key_id="K21FE31DFA154A261"), "key_id", "16 lowercase hex"),
+        (_changed(key_id="k0000000000000000"), "key_id", "differs from the header"),
+        (_with_seq(b"1.5"), "seq", "integer"),
+        (_changed(created_at=None), "created_at", "real UTC time"),
+        (_changed(body="{}"), "body", "JSON object"),
+        (_changed(v=2, seq=0), "v", "v must be 1"),  # the first broken field in §4's order
+    ],
+)
+def test_a_bad_envelope_field_is_named(signed: bytes, field: str, words: str) -> None:
+    error = _refusal(signed)
     assert (error.reason, error.field) == ("bad_field", field), str(error)
     assert words in error.message
 
