@@ -632,3 +632,12 @@ def test_sealing_refuses_a_created_at_that_is_no_real_time() -> None:
     with pytest.raises(LocalProtocolError, match="real UTC time"):
         seal_envelope(KEY, record_type="heartbeat", agent_id="shop-0001", seq=1,
                       created_at="2026-02-30T12:00:00.000Z", body=HB.to_body())  # fmt: skip
+
+
+@pytest.mark.parametrize("depth", [300, 600, 900, 2000])
+@pytest.mark.parametrize("key", ["é", "\U0001f600"])
+def test_deep_nesting_is_refused_at_every_step(depth: int, key: str) -> None:
+    # Non-ASCII keys send the canonical check through its key-order walk, which must not let a
+    # RecursionError out where the parser still managed the nesting.
+    signed = f'{{"{key}":'.encode() + b"[" * depth + b"]" * depth + b"}"
+    assert _refusal(signed).reason in ("malformed", "bad_field")
