@@ -17,8 +17,7 @@ $(BIN)/python:
 	  fi; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# system-deps first: the C compiler and headers protocol/_ed25519_batch.c is built with.
-$(STAMP): pyproject.toml setup.py protocol/_ed25519_batch.c | $(BIN)/python
+$(STAMP): pyproject.toml | $(BIN)/python
 	@PYTHON=$(PYTHON) sh scripts/system-deps.sh
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)

@@ -6,9 +6,8 @@ Seals ``--records`` batch summaries from eight agents (shaped like ``benchmarks/
 sealing is not timed) into a fresh SQLite collector store, then, ``--repeat`` times, times on
 one thread's CPU clock (``time.thread_time``):
 
-* **verify**: bare Ed25519 over the same signed bytes, the faster of a loop over
-  ``Ed25519PublicKey.verify`` and one :func:`protocol.ed25519.verify_many` call (the ceiling
-  that ``benchmarks/ingest.py`` divides by);
+* **verify**: bare Ed25519 over the same signed bytes, a loop over
+  ``Ed25519PublicKey.verify`` (the ceiling that ``benchmarks/ingest.py`` divides by);
 * **verify_message**: :func:`collector.ingest.verify_messages` in batches of 256, as the worker
   calls it: topic, header, key lookup, the signatures, strict parse, record schema
   (``verify_message - verify`` is the parse and checks);
@@ -48,7 +47,6 @@ from collector.ingest import (
 )
 from collector.ingest import verify_message as verify_one
 from collector.store import open_store
-from protocol.ed25519 import NATIVE, verify_many
 from protocol.envelope import DOMAIN, read_header
 from tests.helpers.records import batch, make_agent
 
@@ -83,11 +81,6 @@ def one_round(directory: Path, records: int, tag: str) -> dict[str, float]:
     for key, signature, data in pairs:
         key.verify(signature, data)
     verify_us = (time.thread_time() - cpu) / n * 1e6
-    if NATIVE:
-        raws = [keyring.lookup(read_header(m.payload).key_id).raw for m in messages]  # type: ignore[union-attr]
-        cpu = time.thread_time()
-        assert verify_many(raws, [p[1] for p in pairs], [p[2] for p in pairs]) == b"\1" * n
-        verify_us = min(verify_us, (time.thread_time() - cpu) / n * 1e6)
 
     cpu = time.thread_time()
     decided = [

@@ -226,12 +226,12 @@ def verify_messages(
     out of memory).
 
     Every check before the signature runs per message, then all signatures are verified in
-    one :func:`protocol.ed25519.verify_many` call (with the GIL released once for the whole
-    batch when the C extension is built), then the messages whose signature holds are parsed.
+    one :func:`protocol.ed25519.verify_many` call (``cryptography`` releases the GIL inside
+    each verify), then the messages whose signature holds are parsed.
     Unauthenticated bytes still never reach the JSON parser.
 
     :param before_signatures: called once right before that call (if any signature is left to
-        check): the moment from which other threads have the GIL to themselves for a while;
+        check): the moment from which other threads get the GIL during each verify;
         the worker hands its previous batch to the writer thread there
     """
     decided: list[Verified | Refused | None] = []

@@ -1,4 +1,4 @@
-"""The signed envelope: how one record travels from an agent to the collector (DESIGN §3.3).
+"""The signed envelope: how one record travels from an agent to the collector (docs/envelope.md).
 
 Theory of operation
 -------------------
@@ -16,21 +16,16 @@ The header repeats the key id and carries the signature *outside* the JSON, so a
 1. refuses anything larger than ``max_size`` (cheap, before any work);
 2. reads the fixed-shape header (:func:`read_header`), finds the key by id;
 3. verifies the signature over the received bytes;
-4. only then parses the JSON strictly (:func:`protocol.canonical.strict_json_loads`), checks
-   the exact key set, that the bytes are exactly the canonical encoding, that the JSON key id
-   equals the header's, and finally validates the body (:func:`protocol.records.record_from_body`).
+4. only then parses the JSON with msgspec, checks that the bytes are exactly the canonical
+   encoding of what was parsed (:func:`protocol.canonical.first_difference`), the exact key
+   set and the envelope fields (the JSON key id equals the header's), and finally converts
+   the body into its record (:func:`protocol.records.record_from_body`).
 
-Step 4 has shortcuts for the common case, each deciding exactly as the full checks
-(``tests/protocol/test_envelope_fast.py``) and leaving everything else to them, so every
-refusal keeps its reason and message:
-
-* bytes matching the canonical byte shape of every envelope whose strings need no escapes
-  (one regex match) are strict, canonical JSON without duplicate keys by construction; msgspec
-  then decodes them in C straight into the record's dataclasses (whose ``__post_init__``
-  validates as always), and the body stays bytes until someone reads it (:class:`LazyBody`);
-* other canonical ASCII bytes: :func:`protocol.canonical.loads_if_canonical`.
-
-The shape shortcut is what makes verifying the signature the main cost of ingest (issue 4).
+Each check in step 4 runs once and says which rule broke: ``malformed`` (not JSON, with the
+byte offset), ``not_canonical`` (with the offset of the first byte that differs: whitespace,
+member order, a repeated name, an escape, a number written otherwise), then ``bad_field``
+naming the field (the key set, the envelope fields, then the body's record schema, which
+refuses floats, integers beyond ±(2**53-1) and anything nested where it expects none).
 
 Unauthenticated bytes therefore never reach the JSON parser. Replay and ordering (``seq``) are
 the collector's business, not this module's.
@@ -41,9 +36,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -52,26 +47,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from protocol.canonical import (
-    CANONICAL_SCALAR,
-    MAX_SAFE_INT,
-    JSONError,
-    canonical_dumps,
-    canonical_object_pattern,
-    is_canonical,
-    loads_if_canonical,
-    strict_json_loads,
-)
-from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from protocol.record_fields import is_envelope_time, valid_envelope_time
-from protocol.records import (
-    RECORD_CLASSES,
-    RECORD_TYPES,
-    Record,
-    RecordError,
-    canonical_body_pattern,
-    record_from_body,
-)
+from protocol.canonical import MAX_SAFE_INT, canonical_dumps, first_difference
+from protocol.errors import LocalProtocolError, RemoteProtocolError
+from protocol.record_fields import valid_envelope_time
+from protocol.records import RECORD_TYPES, Record, RecordError, record_from_body
 
 __all__ = [
     "AGENT_ID_RE",
@@ -81,7 +60,6 @@ __all__ = [
     "BundleError",
     "Envelope",
     "EnvelopeError",
-    "LazyBody",
     "SignedHeader",
     "decode_bundle",
     "encode_bundle",
@@ -90,7 +68,6 @@ __all__ = [
     "parse_verified",
     "read_header",
     "seal_envelope",
-    "strict_json_loads",
     "verify_and_parse",
     "verify_header_and_parse",
 ]
@@ -135,53 +112,17 @@ class EnvelopeError(RemoteProtocolError):
         super().__init__(f"{reason}: {message}", offset)
 
 
-class SignedHeader(msgspec.Struct, frozen=True, gc=False):
-    """The header line of a payload, split out by :func:`read_header`.
-
-    The per-message value objects of the ingest path are frozen msgspec Structs rather than
-    frozen dataclasses: built in C, one costs ≈ 0.1 µs instead of ≈ 0.6 µs (each field of a
-    frozen dataclass is set through ``object.__setattr__``), with the same immutability,
-    equality and repr.
-    """
+@dataclass(frozen=True, slots=True)
+class SignedHeader:
+    """The header line of a payload, split out by :func:`read_header`."""
 
     key_id: str
     signature: bytes
     signed_bytes: bytes
 
 
-class LazyBody(Mapping[str, Any]):
-    """A read-only envelope body kept as its canonical JSON bytes until first read.
-
-    Only the parser's shape shortcut makes one, from bytes it proved strict and canonical, so
-    plain :func:`json.loads` gives the same value the strict parser would. Equal to any
-    mapping with the same items.
-    """
-
-    __slots__ = ("_value", "raw")
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw  #: the body's canonical JSON bytes, as signed
-        self._value: dict[str, Any] | None = None
-
-    def _items(self) -> dict[str, Any]:
-        if self._value is None:
-            self._value = json.loads(self.raw)
-        return self._value
-
-    def __getitem__(self, key: str) -> Any:
-        return self._items()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items())
-
-    def __len__(self) -> int:
-        return len(self._items())
-
-    def __repr__(self) -> str:
-        return f"LazyBody({self._items()!r})"
-
-
-class Envelope(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Envelope:
     """A verified, strictly parsed envelope. ``body`` is a read-only mapping."""
 
     version: int
@@ -382,93 +323,57 @@ def parse_verified(header: SignedHeader) -> Envelope:
     return _parse(header)
 
 
-# The canonical encoding of every well-formed envelope whose strings need no escapes: the
-# common case, which loads_if_canonical then decides with one regex match and one C parse.
-_CANONICAL_SHAPE = re.compile(
-    canonical_object_pattern(
-        {
-            **dict.fromkeys(_FIELDS, CANONICAL_SCALAR),
-            "body": b"(?:" + b"|".join(canonical_body_pattern(t) for t in RECORD_TYPES) + b")",
-        }
-    )
-)
-
-
-class _WireEnvelope(msgspec.Struct, gc=False):
-    """The envelope's fields for msgspec, the body left as its raw bytes."""
-
-    agent_id: str
-    body: msgspec.Raw
-    created_at: str
-    key_id: str
-    seq: int
-    type: str
-    v: int
-
-
-_WIRE_DECODER = msgspec.json.Decoder(_WireEnvelope)
-# msgspec builds the record dataclasses in C and runs their __post_init__ (the validation).
-_BODY_DECODERS = {name: msgspec.json.Decoder(cls) for name, cls in RECORD_CLASSES.items()}
-_SHORTCUT_MISSES = (msgspec.MsgspecError, ProtocolError, ValueError, TypeError)
-
-
 def _parse(header: SignedHeader) -> Envelope:
-    # Most envelopes match the shape and are decided by _parse_shaped; other canonical ASCII
-    # ones by loads_if_canonical (which says why that is as strict as the full path).
-    # Everything else, and every refusal, takes the full path, which words the error.
     data = header.signed_bytes
-    if _CANONICAL_SHAPE.fullmatch(data) is not None:
-        envelope = _parse_shaped(data, header.key_id)
-        if envelope is not None:
-            return envelope
-    obj = loads_if_canonical(data)
-    if type(obj) is dict and obj.keys() == _FIELDS:
-        return _validated(obj, header.key_id)
-    return _parse_strictly(header)
-
-
-def _parse_shaped(data: bytes, header_key_id: str) -> Envelope | None:
-    """The envelope from bytes that match ``_CANONICAL_SHAPE``, or None if anything is off.
-
-    The shape admits exactly the seven keys once each in canonical order, no whitespace, no
-    escapes, no floats and integers of at most 15 digits (see
-    :func:`protocol.canonical.canonical_object_pattern`), so after a UTF-8 check the bytes
-    pass every strict and canonical rule. What is left are the field checks
-    (:func:`_fields_plainly_valid`) and the record's own validation.
-    """
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
     try:
-        wire = _WIRE_DECODER.decode(data)
-        if not _fields_plainly_valid(wire.v, wire.type, wire.agent_id, wire.key_id, wire.seq,
-                                     wire.created_at, header_key_id):  # fmt: skip
-            return None
-        body = bytes(wire.body)
-        record = _BODY_DECODERS[wire.type].decode(body)
-    except _SHORTCUT_MISSES:
-        return None
-    return Envelope(wire.v, wire.type, wire.agent_id, wire.key_id, wire.seq, wire.created_at,
-                    LazyBody(body), record)  # fmt: skip
-
-
-def _parse_strictly(header: SignedHeader) -> Envelope:
-    try:
-        obj = strict_json_loads(header.signed_bytes)
-    except JSONError as exc:
-        offset = None if exc.offset is None else exc.offset + _HEADER_LEN
-        raise EnvelopeError("malformed", exc.message, offset) from None
-    if not isinstance(obj, dict):
+        obj = _JSON.decode(data)
+        difference = first_difference(obj, data) if type(obj) is dict else None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        message, offset = _malformed(exc, data)
+        raise EnvelopeError(
+            "malformed", message, None if offset is None else offset + _HEADER_LEN
+        ) from None
+    if type(obj) is not dict:
         raise EnvelopeError("malformed", "envelope must be a JSON object", _HEADER_LEN)
+    if difference is not None:
+        raise EnvelopeError(
+            "not_canonical",
+            "JSON is not in RFC 8785 canonical form (look for whitespace, member order, "
+            "a repeated name or an escape there)",
+            difference + _HEADER_LEN,
+        )
     if obj.keys() != _FIELDS:
         extra = sorted(obj.keys() - _FIELDS)[:3]
         missing = sorted(_FIELDS - obj.keys())
         raise EnvelopeError("bad_field", f"wrong fields: extra {extra}, missing {missing}")
-    if not is_canonical(obj, header.signed_bytes):
-        raise EnvelopeError("not_canonical", "JSON is not in RFC 8785 canonical form")
     return _validated(obj, header.key_id)
+
+
+# One decoder for any JSON value: the canonical check needs the value as sent, duplicates
+# and all, before the record schema sees it.
+_JSON = msgspec.json.Decoder()
+_AT_BYTE_RE = re.compile(r"(.*) \(byte ([0-9]+)\)\Z", re.DOTALL)
+# msgspec says "truncated" for a high surrogate escape without its low half.
+_LONE_HIGH_SURROGATE_RE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])")
+
+
+def _malformed(exc: Exception, data: bytes) -> tuple[str, int | None]:
+    """Word msgspec's refusal of ``data``: (message, byte offset into ``data`` if known)."""
+    if isinstance(exc, RecursionError):  # deeper than the interpreter's recursion limit
+        return "JSON is nested too deeply", None
+    text = str(exc)
+    match = _AT_BYTE_RE.match(text)
+    if match is not None:
+        return match.group(1), int(match.group(2))
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as utf8:
+        return f"invalid UTF-8 ({utf8.reason})", utf8.start
+    if isinstance(exc, msgspec.ValidationError):  # an integer literal beyond 64 bits
+        return f"JSON is malformed: {text.lower()}", None
+    if _LONE_HIGH_SURROGATE_RE.search(data):
+        return "JSON is malformed: a string holds a lone UTF-16 surrogate escape", None
+    return "JSON is malformed: it ends early", len(data)
 
 
 def _validated(obj: dict[str, Any], header_key_id: str) -> Envelope:
@@ -491,45 +396,36 @@ def _validated(obj: dict[str, Any], header_key_id: str) -> Envelope:
     )
 
 
-def _fields_plainly_valid(
-    version: Any, record_type: Any, agent_id: Any, key_id: Any, seq: Any, created_at: Any,
-    header_key_id: str,
-) -> bool:  # fmt: skip
-    """The envelope fields' checks for the common, valid case, without building any message
-    text: True only where :func:`_check_fields` passes them."""
-    return (
-        type(version) is int
-        and version == ENVELOPE_VERSION
-        and record_type in RECORD_TYPES
-        and key_id == header_key_id  # the header's id already matched _KEY_ID_RE
-        and type(agent_id) is str
-        and AGENT_ID_RE.match(agent_id) is not None
-        and type(seq) is int
-        and seq >= 1
-        and type(created_at) is str
-        and is_envelope_time(created_at) is not None
-    )
+_TYPE_RULE = f"type must be one of {', '.join(RECORD_TYPES)}"
+_AGENT_ID_RULE = f"agent_id must match {AGENT_ID_RE.pattern}"
+_KEY_ID_RULE = "key_id must be k + 16 lowercase hex digits"
+_CREATED_AT_RULE = "created_at must be a real UTC time with ms"
 
 
 def _check_fields(obj: dict[str, Any], header_key_id: str) -> None:
-    if type(obj["body"]) is dict and _fields_plainly_valid(
-        obj["v"], obj["type"], obj["agent_id"], obj["key_id"], obj["seq"], obj["created_at"],
-        header_key_id,
-    ):  # fmt: skip
-        return
-    checks: list[tuple[str, bool, str]] = [
-        ("v", obj["v"] == ENVELOPE_VERSION and type(obj["v"]) is int, "must be 1"),
-        ("type", obj["type"] in RECORD_TYPES, f"must be one of {', '.join(RECORD_TYPES)}"),
-        ("agent_id", _matches(AGENT_ID_RE, obj["agent_id"]), f"must match {AGENT_ID_RE.pattern}"),
-        ("key_id", _matches(_KEY_ID_RE, obj["key_id"]), "must be k + 16 lowercase hex digits"),
-        ("key_id", obj["key_id"] == header_key_id, "differs from the header's key id"),
-        ("seq", type(obj["seq"]) is int and obj["seq"] >= 1, "must be an integer >= 1"),
-        ("created_at", valid_envelope_time(obj["created_at"]), "must be a real UTC time with ms"),
-        ("body", isinstance(obj["body"], dict), "must be a JSON object"),
-    ]
-    for name, ok, message in checks:
-        if not ok:
-            raise EnvelopeError("bad_field", f"{name} {message}", field=name)
+    """The envelope fields of §4, in the order of its table; the first broken one is named."""
+    version, seq, key_id = obj["v"], obj["seq"], obj["key_id"]
+    if type(version) is not int or version != ENVELOPE_VERSION:
+        raise _bad_field("v", "v must be 1")
+    if obj["type"] not in RECORD_TYPES:
+        raise _bad_field("type", _TYPE_RULE)
+    if not _matches(AGENT_ID_RE, obj["agent_id"]):
+        raise _bad_field("agent_id", _AGENT_ID_RULE)
+    # The header's key id has the pattern already, so an equal one has it too.
+    if key_id != header_key_id:
+        if not _matches(_KEY_ID_RE, key_id):
+            raise _bad_field("key_id", _KEY_ID_RULE)
+        raise _bad_field("key_id", "key_id differs from the header's key id")
+    if type(seq) is not int or not 1 <= seq <= MAX_SAFE_INT:
+        raise _bad_field("seq", "seq must be an integer >= 1")
+    if not valid_envelope_time(obj["created_at"]):
+        raise _bad_field("created_at", _CREATED_AT_RULE)
+    if type(obj["body"]) is not dict:
+        raise _bad_field("body", "body must be a JSON object")
+
+
+def _bad_field(name: str, message: str) -> EnvelopeError:
+    return EnvelopeError("bad_field", message, field=name)
 
 
 def _matches(pattern: re.Pattern[str], value: Any) -> bool:
@@ -559,7 +455,7 @@ def open_envelope(
     return verify_and_parse(payload, public_key, max_size=max_size)
 
 
-# --- bundle: many payloads in one file, for offline export (issue 3) -------------------------
+# --- bundle: many payloads in one file, for offline export -------------------------------
 
 _BUNDLE_MAGIC = b"SGBUNDLE1 "
 _DECIMAL_RE = re.compile(rb"(0|[1-9][0-9]{0,8})\n")

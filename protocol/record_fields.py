@@ -16,8 +16,13 @@ from protocol.errors import LocalProtocolError
 from protocol.sealed import SEALED_TOKEN_RE
 
 
-class RecordValueError(LocalProtocolError):
+class RecordValueError(LocalProtocolError, ValueError):
     """A record was constructed with a bad value.
+
+    It is also a :class:`ValueError` so that msgspec, when it raises it while decoding a
+    received body into the record classes, reports it with the location of the object that
+    failed (``$.buckets[2]``) and keeps it as the cause (see
+    :func:`protocol.records.record_from_body`).
 
     :param message: what is wrong
     :param field: name of the offending field
@@ -42,26 +47,10 @@ _CURRENCY_RE = re.compile(r"[0-9]{3}")
 _MASKED_PAN_RE = re.compile(r"[0-9]{0,6}[*X]+[0-9]{0,4}")
 _MASKED_ACCOUNT_RE = re.compile(r"[*X]{1,32}[0-9]{4}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# --- fast predicates for the valid case ---------------------------------------------------
-# The record classes test all their fields in one expression built from these and run the
-# check_* functions (which word the error) only when it fails. Each accepts a subset of what
-# its check accepts; tests/protocol/test_records_fast.py holds them to that. Call them on a
-# ``str`` only. Dates: days 01-28 exist in every month, 29-30 in all but February, 31 in the
-# seven long months; February 29 (leap years) is left to the full check.
-_DATE_OK = (
-    r"(?!0000)[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
-    r"|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
-    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-)
-is_utc_time = re.compile(_DATE_OK + r"(?:\.[0-9]{1,6})?Z").fullmatch
 #: The envelope's ``created_at``: UTC with exactly three fraction digits.
-is_envelope_time = re.compile(_DATE_OK + r"\.[0-9]{3}Z").fullmatch
-is_local_time = re.compile(_DATE_OK).fullmatch
-is_identifier = _IDENT_RE.fullmatch
-is_card_type = CARD_TYPE_RE.fullmatch
-is_currency = _CURRENCY_RE.fullmatch
-is_version = VERSION_RE.fullmatch
-is_masked_pan = _MASKED_PAN_RE.fullmatch
+_ENVELOPE_TIME_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{3}Z"
+)
 # Digit runs that may hold a card number, allowing single spaces or dashes between groups.
 _DIGIT_RUN_RE = re.compile(r"[0-9](?:[ -]?[0-9]){12,}")
 
@@ -177,9 +166,10 @@ def check_choice(
 
 
 def _valid_datetime(match: re.Match[str]) -> bool:
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    # Every time pattern here starts with exactly "YYYY-MM-DDTHH:MM:SS"; the calendar and
+    # clock ranges (leap days, no year 0000, no hour 24) are datetime's.
     try:
-        datetime(year, month, day, hour, minute, second)
+        datetime.fromisoformat(match.group()[:19])
     except ValueError:
         return False
     return True
@@ -190,10 +180,8 @@ def valid_envelope_time(value: Any) -> bool:
     (year 0001 on, leap days only in leap years)."""
     if type(value) is not str:
         return False
-    if is_envelope_time(value) is not None:
-        return True
-    match = _UTC_RE.fullmatch(value)  # its 7th group is the fraction with its dot
-    return match is not None and len(match.group(7) or "") == 4 and _valid_datetime(match)
+    match = _ENVELOPE_TIME_RE.fullmatch(value)
+    return match is not None and _valid_datetime(match)
 
 
 def check_utc_time(name: str, value: Any, *, optional: bool = False) -> None:

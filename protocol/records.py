@@ -20,26 +20,23 @@ Rules shared by every record:
   contain a Luhn-valid 13–19 digit number are refused;
 * on the wire every field is present (``null`` where allowed); unknown fields are refused.
 
-The collector validates every received record, so the valid case has shortcuts that decide
-exactly as the full checks (``tests/protocol/test_records_fast.py``): ``__post_init__`` first
-tests all fields in one expression (``_plainly_valid``) and runs the ``check_*`` functions,
-which word the error, only when that says no; :func:`record_from_body` first builds from a
-dict with exactly the expected keys (``_build_valid``) and only on any doubt walks the body
-field by field to name the offending one. :func:`canonical_body_pattern` gives the envelope
-parser the canonical byte shape of each body.
+:func:`record_from_body` checks a received body's keys, then converts it into the record class
+with msgspec, which checks each value's JSON type and runs the same ``check_*`` functions
+(``__post_init__``) as for a record built locally; an error names the offending field.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+import msgspec
+
 from protocol import record_fields as _f
 from protocol.buckets import CHINA_BUCKETS
-from protocol.canonical import CANONICAL_SCALAR, canonical_object_pattern
-from protocol.canonical import MAX_SAFE_INT as _MAX
 from protocol.errors import RemoteProtocolError
 from protocol.record_fields import (
     RecordValueError,
@@ -64,7 +61,6 @@ __all__ = [
     "RecordValueError",
     "TerminalReplaced",
     "TurnoverReading",
-    "canonical_body_pattern",
     "contains_pan",
     "record_from_body",
     "redact_pans",
@@ -123,29 +119,7 @@ class Bucket:
     scheme: str | None = None  # the protocol's own bucket name (ZVT, POSLink), for the record
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        return (
-            type(self.name) is str
-            and _f.is_card_type(self.name) is not None
-            and (self.scheme is None or (
-                type(self.scheme) is str and _f.is_card_type(self.scheme) is not None))
-            and type(self.sale_count) is int
-            and 0 <= self.sale_count <= _MAX
-            and type(self.sale_amount) is int
-            and 0 <= self.sale_amount <= _MAX
-            and type(self.refund_count) is int
-            and 0 <= self.refund_count <= _MAX
-            and type(self.refund_amount) is int
-            and 0 <= self.refund_amount <= _MAX
-            and type(self.void_count) is int
-            and 0 <= self.void_count <= _MAX
-            and type(self.void_amount) is int
-            and 0 <= self.void_amount <= _MAX
-        )  # fmt: skip
+        self._check()
 
     def _check(self) -> None:
         _f.check_text("name", self.name, pattern=_f.CARD_TYPE_RE)
@@ -177,26 +151,7 @@ class JournalEntry:
     time: str
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        return (
-            type(self.receipt_no) is int
-            and 0 <= self.receipt_no <= _MAX
-            and type(self.kind) is str
-            and self.kind in JOURNAL_KINDS
-            and type(self.amount) is int
-            and 0 <= self.amount <= _MAX
-            and type(self.masked_pan) is str
-            and len(self.masked_pan) <= 19
-            and _f.is_masked_pan(self.masked_pan) is not None
-            and type(self.card_type) is str
-            and _f.is_card_type(self.card_type) is not None
-            and type(self.time) is str
-            and (_f.is_utc_time(self.time) is not None or _f.is_local_time(self.time) is not None)
-        )
+        self._check()
 
     def _check(self) -> None:
         _f.check_integer("receipt_no", self.receipt_no, minimum=0)
@@ -211,16 +166,6 @@ class JournalEntry:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _optional_identifier(value: Any) -> bool:
-    """True only if ``check_identifier(…, optional=True)`` accepts."""
-    return value is None or (type(value) is str and _f.is_identifier(value) is not None)
-
-
-def _optional_local_time(value: Any) -> bool:
-    """True only if ``check_local_time(…, optional=True)`` accepts."""
-    return value is None or (type(value) is str and _f.is_local_time(value) is not None)
-
-
 def _bucket_name_ok(protocol: Any, bucket: Bucket) -> bool:
     """China bucket names everywhere; only older ZVT records name a ZVT bucket, unmapped."""
     if bucket.name in CHINA_BUCKETS:
@@ -230,28 +175,6 @@ def _bucket_name_ok(protocol: Any, bucket: Bucket) -> bool:
         and bucket.scheme is None
         and (protocol != "zvt" or bucket.name in ZVT_BUCKETS)
     )
-
-
-def _buckets_ok(protocol: Any, buckets: Any) -> bool:
-    """True only if :func:`_check_buckets` accepts (the fast path of the valid case)."""
-    if type(buckets) is not tuple:
-        return False
-    names = set()
-    for bucket in buckets:
-        if type(bucket) is not Bucket or not _bucket_name_ok(protocol, bucket):
-            return False
-        names.add((bucket.name, bucket.scheme))
-    return len(names) == len(buckets)
-
-
-def _journal_ok(journal: Any) -> bool:
-    """True only if ``check_tuple_of("journal", journal, JournalEntry)`` accepts."""
-    if type(journal) is not tuple:
-        return False
-    for entry in journal:
-        if type(entry) is not JournalEntry:
-            return False
-    return True
 
 
 def _check_buckets(protocol: str, buckets: tuple[Bucket, ...]) -> None:
@@ -268,13 +191,6 @@ def _check_buckets(protocol: str, buckets: tuple[Bucket, ...]) -> None:
             raise RecordValueError(
                 f"must be one of {', '.join(CHINA_BUCKETS)}", f"buckets[{i}].name"
             )
-
-
-def _receipts_ok(start: Any, end: Any) -> bool:
-    """True only if :func:`_check_receipts` accepts."""
-    if start is None:
-        return end is None
-    return type(start) is type(end) is int and 0 <= start <= _MAX and 0 <= end <= _MAX
 
 
 def _check_receipts(start: int | None, end: int | None) -> None:
@@ -329,36 +245,7 @@ class BatchSummary(_Totals):
     source: str = "terminal"  # "slip": typed from the printed settlement slip
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        return (
-            type(self.source) is str
-            and self.source in SOURCES
-            and (self.source == "slip") == (self.protocol == "slip")
-            and type(self.terminal_id) is str
-            and _f.is_identifier(self.terminal_id) is not None
-            and (self.merchant_id is None or (
-                type(self.merchant_id) is str and _f.is_identifier(self.merchant_id) is not None))
-            and type(self.batch_no) is int
-            and 0 <= self.batch_no <= _MAX
-            and type(self.closed_at) is str
-            and _f.is_utc_time(self.closed_at) is not None
-            and (self.terminal_local_time is None or (
-                type(self.terminal_local_time) is str
-                and _f.is_local_time(self.terminal_local_time) is not None))
-            and (self.currency is None or (
-                type(self.currency) is str and _f.is_currency(self.currency) is not None))
-            and type(self.protocol) is str
-            and self.protocol in PROTOCOLS
-            and _buckets_ok(self.protocol, self.buckets)
-            and (self.receipt_start is self.receipt_end is None
-                 or _receipts_ok(self.receipt_start, self.receipt_end))
-            and (self.host_reconciled is None or type(self.host_reconciled) is bool)
-            and _journal_ok(self.journal)
-        )  # fmt: skip
+        self._check()
 
     def _check(self) -> None:
         _f.check_identifier("terminal_id", self.terminal_id)
@@ -404,27 +291,7 @@ class TurnoverReading(_Totals):
     journal: tuple[JournalEntry, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        return (
-            _optional_identifier(self.terminal_id)
-            and _optional_identifier(self.merchant_id)
-            and type(self.read_at) is str
-            and _f.is_utc_time(self.read_at) is not None
-            and _optional_local_time(self.terminal_local_time)
-            and (self.currency is None or (
-                type(self.currency) is str and _f.is_currency(self.currency) is not None))
-            and type(self.protocol) is str
-            and self.protocol in PROTOCOLS
-            and _buckets_ok(self.protocol, self.buckets)
-            and _receipts_ok(self.receipt_start, self.receipt_end)
-            and (self.batch_no is None or (
-                type(self.batch_no) is int and 0 <= self.batch_no <= _MAX))
-            and _journal_ok(self.journal)
-        )  # fmt: skip
+        self._check()
 
     def _check(self) -> None:
         _f.check_identifier("terminal_id", self.terminal_id, optional=True)
@@ -540,28 +407,7 @@ class Heartbeat:
     last_error: str | None = None
 
     def __post_init__(self) -> None:
-        if not self._plainly_valid():
-            self._check()
-
-    def _plainly_valid(self) -> bool:
-        # One expression for the valid case; True only where _check() passes (test_records_fast).
-        # A last_error is free text (PAN scan and all): left to _check().
-        return (
-            type(self.outbox_pending) is int
-            and 0 <= self.outbox_pending <= _MAX
-            and (self.oldest_unacked_age_s is None or (
-                type(self.oldest_unacked_age_s) is int
-                and 0 <= self.oldest_unacked_age_s <= _MAX))
-            and type(self.link_state) is str
-            and _f.is_card_type(self.link_state) is not None
-            and type(self.agent_version) is str
-            and _f.is_version(self.agent_version) is not None
-            and _optional_identifier(self.terminal_id)
-            and type(self.agent_time) is str
-            and _f.is_utc_time(self.agent_time) is not None
-            and type(self.disk_alarm) is bool
-            and self.last_error is None
-        )  # fmt: skip
+        self._check()
 
     def _check(self) -> None:
         _f.check_integer("outbox_pending", self.outbox_pending, minimum=0)
@@ -604,126 +450,65 @@ def _body(record: Record) -> dict[str, Any]:
     return body
 
 
-def _nested(cls: type[Any], name: str, value: Any) -> tuple[Any, ...]:
-    if not isinstance(value, list):
-        raise RecordError("must be a JSON array", name)
-    items = []
-    for i, item in enumerate(value):
-        items.append(_build(cls, item, f"{name}[{i}]"))
-    return tuple(items)
+# The objects nested in a record body, by the field that holds their array.
+_NESTED: dict[str, type[Any]] = {"buckets": Bucket, "journal": JournalEntry}
+# Per class: every field name, and those a body must carry (all but ADDED_FIELDS).
+_WIRE_KEYS: dict[type[Any], tuple[frozenset[str], frozenset[str]]] = {}
 
 
-_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+def _wire_keys(cls: type[Any]) -> tuple[frozenset[str], frozenset[str]]:
+    keys = _WIRE_KEYS.get(cls)
+    if keys is None:
+        names = tuple(f.name for f in fields(cls))
+        keys = _WIRE_KEYS[cls] = (
+            frozenset(names),
+            frozenset(name for name in names if name not in ADDED_FIELDS),
+        )
+    return keys
 
 
-def _field_names(cls: type[Any]) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:  # dataclasses.fields() is slow enough to show up in ingest profiles
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
+def _check_keys(cls: type[Any], body: dict[str, Any], path: str) -> None:
+    """Every field present (but those of ADDED_FIELDS) and no other, in nested objects too.
 
-
-_NESTED_TYPES: dict[str, type[Any]] = {"buckets": Bucket, "journal": JournalEntry}
-
-
-def _shape(cls: type[Any]) -> tuple[frozenset[str], tuple[tuple[str, type[Any]], ...]]:
-    names = _field_names(cls)
-    nested = tuple((n, _NESTED_TYPES[n]) for n in names if n in _NESTED_TYPES)
-    return frozenset(names), nested
-
-
-# Per class: its field names as a set, and its nested list fields (field name, item class).
-_SHAPES = {cls: _shape(cls) for cls in (Bucket, JournalEntry, *_RECORD_CLASSES.values())}
-
-
-def _added(cls: type[Any]) -> frozenset[str]:
-    """The fields of ``cls`` an older body may omit (:data:`ADDED_FIELDS`)."""
-    return frozenset(n for n in _field_names(cls) if n in ADDED_FIELDS)
-
-
-def _build_valid(cls: type[Any], body: Any) -> Any:
-    """:func:`_build` for the valid case: the same record, or ``None`` if anything is off.
-
-    A dict with exactly the expected keys has no unknown and no missing field; nested lists
-    are built the same way (their items have no nested lists of their own); the constructor
-    validates as always. On ``None`` the caller runs :func:`_build`, which finds the same
-    problem and names its field.
+    The values are msgspec's to check (below); it fills in defaults for absent fields and
+    skips unknown ones, which the wire format allows only for ADDED_FIELDS.
     """
-    names, nested = _SHAPES[cls]
-    if type(body) is not dict or (body.keys() != names and body.keys() | _added(cls) != names):
-        return None
-    try:
-        if nested:
-            body = dict(body)
-            for name, item_cls in nested:
-                items = body[name]
-                if type(items) is not list:
-                    return None
-                item_names = _SHAPES[item_cls][0]
-                built = []
-                for item in items:
-                    if type(item) is not dict or (
-                        item.keys() != item_names and item.keys() | _added(item_cls) != item_names
-                    ):
-                        return None
-                    built.append(item_cls(**item))
-                body[name] = tuple(built)
-        return cls(**body)
-    except RecordValueError:
-        return None
-
-
-def canonical_body_pattern(record_type: str) -> bytes:
-    """Regex source matching canonical bodies of ``record_type`` whose values need no escapes.
-
-    For :func:`protocol.canonical.loads_if_canonical`'s ``shape``; it says nothing about the
-    values beyond their JSON form (:func:`record_from_body` checks them).
-
-    :param record_type: one of :data:`RECORD_TYPES`
-    """
-    return _object_pattern(_RECORD_CLASSES[record_type])
-
-
-def _object_pattern(cls: type[Any]) -> bytes:
-    members = {}
-    for name in _field_names(cls):
-        item_cls = _NESTED_TYPES.get(name)
-        if item_cls is None:
-            members[name] = CANONICAL_SCALAR
-        else:
-            item = _object_pattern(item_cls)
-            members[name] = rb"\[(?:" + item + rb"(?:," + item + rb")*)?\]"
-    return canonical_object_pattern(members)
-
-
-def _build(cls: type[Any], body: Any, path: str) -> Any:
-    prefix = f"{path}." if path else ""
-    if not isinstance(body, Mapping):
-        raise RecordError("must be a JSON object", path or None)
-    expected = _field_names(cls)
-    for key in body:
-        if key not in expected:
+    allowed, required = _wire_keys(cls)
+    keys = body.keys()
+    if keys != allowed:
+        prefix = f"{path}." if path else ""
+        for key in sorted(keys - allowed):
             raise RecordError("unknown field", f"{prefix}{str(key)[:64]}")
-    kwargs: dict[str, Any] = {}
-    for name in expected:
-        if name not in body:
-            if name in ADDED_FIELDS:
-                continue  # an older agent's body: the dataclass default applies
-            raise RecordError("missing field", f"{prefix}{name}")
-        value = body[name]
-        if name == "buckets":
-            value = _nested(Bucket, f"{prefix}{name}", value)
-        elif name == "journal":
-            value = _nested(JournalEntry, f"{prefix}{name}", value)
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except RecordValueError as exc:
-        raise RecordError(exc.message, f"{prefix}{exc.field}") from None
+        for f in fields(cls):
+            if f.name in required and f.name not in keys:
+                raise RecordError("missing field", f"{prefix}{f.name}")
+    for name, item_cls in _NESTED.items():
+        items = body.get(name)
+        if type(items) is list:
+            for i, item in enumerate(items):
+                if type(item) is dict:
+                    _check_keys(item_cls, item, f"{path}.{name}[{i}]" if path else f"{name}[{i}]")
+
+
+# msgspec's location of a conversion error: "<message> - at `$.buckets[0].sale_amount`".
+_AT_RE = re.compile(r"(.*) - at `\$\.?(.*)`\Z", re.DOTALL)
+
+
+def _record_error(exc: msgspec.ValidationError) -> RecordError:
+    match = _AT_RE.match(str(exc))
+    message, path = match.groups() if match else (str(exc), "")
+    cause = exc.__cause__
+    if isinstance(cause, RecordValueError):  # raised by a record's own checks at ``path``
+        return RecordError(cause.message, f"{path}.{cause.field}" if path else cause.field)
+    return RecordError(message.replace("`", ""), path or None)
 
 
 def record_from_body(record_type: str, body: Mapping[str, Any]) -> Record:
     """Build and validate a record from a received envelope body.
+
+    The body's keys are checked first (:func:`_check_keys`), then msgspec converts it into the
+    record class, checking each value's JSON type (an integer is no float and no boolean) and
+    running the records' own checks (``__post_init__``).
 
     :param record_type: the envelope's ``type``, one of :data:`RECORD_TYPES`
     :param body: the decoded JSON object
@@ -732,7 +517,12 @@ def record_from_body(record_type: str, body: Mapping[str, Any]) -> Record:
     cls = _RECORD_CLASSES.get(record_type) if isinstance(record_type, str) else None
     if cls is None:
         raise RecordError(f"unknown record type {str(record_type)[:64]!r}", "type")
-    record: Record | None = _build_valid(cls, body)
-    if record is None:
-        record = _build(cls, body, "")
+    if not isinstance(body, Mapping):
+        raise RecordError("must be a JSON object")
+    body = body if type(body) is dict else dict(body)
+    _check_keys(cls, body, "")
+    try:
+        record: Record = msgspec.convert(body, cls)
+    except msgspec.ValidationError as exc:
+        raise _record_error(exc) from None
     return record

@@ -4,17 +4,10 @@
 # say what is missing, and the tests that need it skip with that message.
 #   mosquitto: the broker tests start their own on free ports
 #   chromium:  the dashboard's browser tests (tests/e2e/test_browser.py) drive it headless
-#   gcc, libssl-dev, python3-dev: to build protocol/_ed25519_batch.c (setup.py), the ingest
-#              workers' batch signature check; without them the slower fallback is used
 set -eu
 missing=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$missing mosquitto"
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
-command -v cc >/dev/null 2>&1 || missing="$missing gcc"
-[ -f /usr/include/openssl/evp.h ] || missing="$missing libssl-dev"
-"${PYTHON:-python3}" -c 'import os, sys, sysconfig
-sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
-    || missing="$missing python3-dev"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing:$missing"

@@ -44,7 +44,7 @@ from collector.account_numbers import account_key_text
 from collector.keys import CollectorKeys
 from collector.store.base import Tx
 from protocol.buckets import CHINA_BUCKETS, totals_by_china_bucket
-from protocol.envelope import Envelope, LazyBody
+from protocol.envelope import Envelope
 from protocol.records import (
     BatchSummary,
     CardChange,
@@ -75,18 +75,15 @@ def sha256_hex(data: bytes) -> str:
 def _body_bytes(envelope: Envelope, payload: bytes | None = None) -> bytes:
     """The body as compact JSON with sorted keys (UTF-8), for queries and content comparison.
 
-    A :class:`~protocol.envelope.LazyBody` holds exactly those bytes (the parser proved them
-    canonical). Otherwise, when ``payload`` is the verified envelope, the body is cut out of
-    its signed bytes: those are RFC 8785 canonical (checked by the parser), the envelope's keys
-    sort as ``agent_id``, ``body``, ``created_at``, ``key_id``, ``seq``, ``type``, ``v``, and
-    every field but the body is a plain ASCII string or integer, so the bytes between the known
-    prefix and suffix are the canonical body. That equals the :func:`json.dumps` form below
+    When ``payload`` is the verified envelope, the body is cut out of its signed bytes: those
+    are RFC 8785 canonical (checked by the parser), the envelope's keys sort as ``agent_id``,
+    ``body``, ``created_at``, ``key_id``, ``seq``, ``type``, ``v``, and every field but the body
+    is a plain ASCII string or integer, so the bytes between the known prefix and suffix are
+    the canonical body. That equals the :func:`json.dumps` form below
     whenever the body's keys are in the BMP (see :func:`protocol.canonical.is_canonical`),
     which every record schema's are. If prefix or suffix do not match literally, the body is
     encoded again.
     """
-    if type(envelope.body) is LazyBody:  # the parser kept the verified canonical body bytes
-        return envelope.body.raw
     if payload is not None:
         signed = payload[payload.find(b"\n") + 1 :]
         prefix = b'{"agent_id":"%s","body":' % envelope.agent_id.encode()

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.canonical import JSONError, is_canonical, strict_json_loads
+from protocol.canonical import JSONError, canonical_dumps, is_canonical, strict_json_loads
 from protocol.envelope import (
     DOMAIN,
     MAX_ENVELOPE_BYTES,
@@ -130,6 +130,17 @@ def _flip(data: bytes, index: int) -> bytes:
     return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
 
 
+def _edited(old: bytes, new: bytes) -> bytes:
+    """The canonical heartbeat envelope with ``old`` replaced by ``new`` (once, by position)."""
+    signed = rfc8785.dumps(envelope_obj())
+    assert signed.count(old) == 1
+    return signed.replace(old, new)
+
+
+def _with_seq(number: bytes) -> bytes:
+    return _edited(b'"seq":1', b'"seq":' + number)
+
+
 REFUSALS: list[tuple[str, bytes, str]] = [
     ("empty", b"", "bad_header"),
     ("not ours", b"GET / HTTP/1.1\r\n\r\n", "bad_header"),
@@ -150,23 +161,69 @@ REFUSALS: list[tuple[str, bytes, str]] = [
     ("truncated body", GOOD[:-1], "bad_signature"),
     ("appended byte", GOOD + b"\n", "bad_signature"),
     ("bad utf-8", sign_raw(b'{"agent_id":"\xff"}'), "malformed"),
-    ("duplicate key", sign_raw(b'{"v":1,"v":1}'), "malformed"),
+    # The parser keeps the last of two equal names; the re-encoding then holds it once.
+    ("duplicate key", sign_raw(b'{"v":1,"v":1}'), "not_canonical"),
+    (
+        "duplicate envelope key",
+        sign_raw(rfc8785.dumps(envelope_obj()).replace(b'"seq":1', b'"seq":1,"seq":1')),
+        "not_canonical",
+    ),
+    (
+        "duplicate body key",
+        sign_raw(
+            rfc8785.dumps(envelope_obj()).replace(
+                b'"disk_alarm":false', b'"disk_alarm":false,"disk_alarm":false'
+            )
+        ),
+        "not_canonical",
+    ),
+    # 1.0 is how the encoder writes a float, so the field's type refuses it.
     (
         "float",
         sign_raw(rfc8785.dumps(envelope_obj(seq=1)).replace(b'"seq":1', b'"seq":1.0')),
-        "malformed",
+        "bad_field",
+    ),
+    (
+        "float in body",
+        sign_raw(
+            rfc8785.dumps(envelope_obj()).replace(b'"outbox_pending":0', b'"outbox_pending":0.0')
+        ),
+        "bad_field",
     ),
     (
         "exponent",
         sign_raw(rfc8785.dumps(envelope_obj(seq=1)).replace(b'"seq":1', b'"seq":1e0')),
-        "malformed",
+        "not_canonical",
     ),
     ("NaN", sign_raw(b'{"seq":NaN}'), "malformed"),
     ("Infinity", sign_raw(b'{"seq":-Infinity}'), "malformed"),
-    ("huge int", sign_raw(b'{"seq":9007199254740992}'), "malformed"),
+    ("huge int", sign_raw(_with_seq(b"9007199254740992")), "bad_field"),
+    ("huge negative int", sign_raw(_with_seq(b"-9007199254740992")), "bad_field"),
+    ("int beyond 64 bits", sign_raw(_with_seq(b"1" + b"0" * 30)), "bad_field"),
+    ("int of 5000 digits", sign_raw(_with_seq(b"1" * 5000)), "malformed"),
+    (
+        "huge int in body",
+        sign_raw(
+            rfc8785.dumps(envelope_obj()).replace(
+                b'"outbox_pending":0', b'"outbox_pending":9007199254740992'
+            )
+        ),
+        "bad_field",
+    ),
     ("deep nesting", sign_raw(b"[" * 1000 + b"]" * 1000), "malformed"),
+    (
+        "deep nesting in an object",
+        sign_raw(b'{"body":' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        "malformed",
+    ),
+    (
+        "deep nesting in the body",
+        sign_raw(rfc8785.dumps(envelope_obj(body={**HB.to_body(), "last_error": [[[[["x"]]]]]}))),
+        "bad_field",
+    ),
     ("bom", sign_raw(b"\xef\xbb\xbf{}"), "malformed"),
     ("lone surrogate", sign_raw(b'{"x":"\\ud800"}'), "malformed"),
+    ("lone low surrogate", sign_raw(b'{"x":"\\udc00 "}'), "malformed"),
     ("not an object", sign_raw(b"[1,2]"), "malformed"),
     ("trailing garbage", sign_raw(rfc8785.dumps(envelope_obj()) + b"x"), "malformed"),
     ("whitespace", sign_raw(json.dumps(envelope_obj(), sort_keys=True).encode()), "not_canonical"),
@@ -232,6 +289,110 @@ def test_bad_record_names_the_body_field() -> None:
     with pytest.raises(EnvelopeError) as info:
         verify_and_parse(sign_raw(rfc8785.dumps(envelope_obj(body=body))), PUB)
     assert info.value.field == "body.outbox_pending"
+
+
+def _refusal(signed_bytes: bytes) -> EnvelopeError:
+    with pytest.raises(EnvelopeError) as info:
+        verify_and_parse(sign_raw(signed_bytes), PUB)
+    return info.value
+
+
+def _batch_body(**bucket_changes: Any) -> dict[str, Any]:
+    body = batch().to_body()
+    body["buckets"] = [{**body["buckets"][0], **bucket_changes}]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        # a record's own check, raised while msgspec builds a nested bucket
+        (_batch_body(sale_amount=-1), "body.buckets[0].sale_amount", "between 0 and"),
+        # the JSON type, checked by msgspec
+        (_batch_body(sale_count=True), "body.buckets[0].sale_count", "Expected int, got bool"),
+        (_batch_body(name=7), "body.buckets[0].name", "Expected str, got int"),
+        ({**batch().to_body(), "buckets": {}}, "body.buckets", "Expected array, got object"),
+        ({**batch().to_body(), "buckets": [1]}, "body.buckets[0]", "Expected object, got int"),
+        # the key set: unknown fields, and fields with a default that still must be sent
+        (_batch_body(x=1), "body.buckets[0].x", "unknown field"),
+        ({k: v for k, v in _batch_body().items() if k != "journal"}, "body.journal", "missing"),
+        (
+            {**batch().to_body(), "buckets": [{"name": "visa", "scheme": None}]},
+            "body.buckets[0].sale_count",
+            "missing field",
+        ),
+        ({**batch().to_body(), "extra": 1}, "body.extra", "unknown field"),
+        # a check across fields of the record itself
+        ({**batch().to_body(), "receipt_end": None}, "body.receipt_end", "go together"),
+    ],
+)
+def test_a_bad_body_names_its_field(body: dict[str, Any], field: str, words: str) -> None:
+    error = _refusal(rfc8785.dumps(envelope_obj(type="batch_summary", body=body)))
+    assert (error.reason, error.field) == ("bad_field", field), str(error)
+    assert words in error.message
+
+
+def _changed(**changes: Any) -> bytes:
+    return canonical_dumps(envelope_obj(**changes))
+
+
+@pytest.mark.parametrize(
+    ("signed", "field", "words"),
+    [
+        (_changed(v=2), "v", "v must be 1"),
+        (_changed(type=["heartbeat"]), "type", "type must be one of"),
+        (_changed(agent_id=7), "agent_id", "agent_id must match"),
+        (_changed(key_id="K21FE31DFA154A261"), "key_id", "16 lowercase hex"),
+        (_changed(key_id="k0000000000000000"), "key_id", "differs from the header"),
+        (_with_seq(b"1.5"), "seq", "integer"),
+        (_changed(created_at=None), "created_at", "real UTC time"),
+        (_changed(body="{}"), "body", "JSON object"),
+        (_changed(v=2, seq=0), "v", "v must be 1"),  # the first broken field in §4's order
+    ],
+)
+def test_a_bad_envelope_field_is_named(signed: bytes, field: str, words: str) -> None:
+    error = _refusal(signed)
+    assert (error.reason, error.field) == ("bad_field", field), str(error)
+    assert words in error.message
+
+
+def test_an_older_body_without_the_added_fields_reads_with_their_defaults() -> None:
+    body = batch().to_body()
+    del body["source"]
+    body["buckets"] = [{k: v for k, v in b.items() if k != "scheme"} for b in body["buckets"]]
+    payload = sign_raw(rfc8785.dumps(envelope_obj(type="batch_summary", body=body)))
+    assert verify_and_parse(payload, PUB).record() == batch()
+
+
+def test_not_canonical_points_at_the_first_differing_byte() -> None:
+    signed = rfc8785.dumps(envelope_obj()).replace(b'"seq":1', b'"seq":1,"seq":1')
+    error = _refusal(signed)
+    assert error.reason == "not_canonical"
+    # canonical: ...,"seq":1,"type"... ; sent: ...,"seq":1,"seq":1,... (the 's' of the second)
+    assert error.offset == HEADER_LEN + signed.index(b',"seq":1,') + len(b',"seq":1,"')
+    assert "repeated name" in error.message
+    assert _refusal(b'{"v": 1}').offset == HEADER_LEN + 5
+
+
+@pytest.mark.parametrize(
+    ("signed", "offset", "words"),
+    [
+        (b'{"a":1,}', 7, "trailing comma"),
+        (b'{"a":"\xe4\xb8\xad\xff"}', 9, "invalid UTF-8"),
+        (b'{"x":"\\ud800"}', None, "lone UTF-16 surrogate"),
+        (b'{"x":"\\ud800\\u0041"}', 18, "surrogate"),
+        (b'{"x":"\\udc00 "}', 12, "surrogate"),
+        (b'{"a":[1,', 8, "ends early"),
+        (b"\xef\xbb\xbf{}", 0, "invalid character"),
+        (b'{"seq":' + b"9" * 5000 + b"}", None, "out of range"),
+        (b"[" * 5000, None, "nested too deeply"),
+    ],
+)
+def test_malformed_says_what_and_where(signed: bytes, offset: int | None, words: str) -> None:
+    error = _refusal(signed)
+    assert error.reason == "malformed", str(error)
+    assert error.offset == (None if offset is None else HEADER_LEN + offset)
+    assert words in error.message
 
 
 def test_offsets_point_into_the_payload() -> None:
@@ -471,3 +632,12 @@ def test_sealing_refuses_a_created_at_that_is_no_real_time() -> None:
     with pytest.raises(LocalProtocolError, match="real UTC time"):
         seal_envelope(KEY, record_type="heartbeat", agent_id="shop-0001", seq=1,
                       created_at="2026-02-30T12:00:00.000Z", body=HB.to_body())  # fmt: skip
+
+
+@pytest.mark.parametrize("depth", [300, 600, 900, 2000])
+@pytest.mark.parametrize("key", ["é", "\U0001f600"])
+def test_deep_nesting_is_refused_at_every_step(depth: int, key: str) -> None:
+    # Non-ASCII keys send the canonical check through its key-order walk, which must not let a
+    # RecursionError out where the parser still managed the nesting.
+    signed = f'{{"{key}":'.encode() + b"[" * depth + b"]" * depth + b"}"
+    assert _refusal(signed).reason in ("malformed", "bad_field")

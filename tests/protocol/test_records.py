@@ -482,3 +482,20 @@ def test_card_change_kind_and_class_are_optional_and_left_out_when_unsaid() -> N
     with pytest.raises(RecordValueError) as info:
         card_change(account_class="III")
     assert info.value.field == "account_class"
+
+
+@pytest.mark.parametrize(
+    ("closed_at", "ok"),
+    [("2028-02-29T23:59:59Z", True), ("2000-02-29T00:00:00Z", True),
+     ("1900-02-29T00:00:00Z", False), ("2027-02-29T12:00:00Z", False),
+     ("0000-01-01T00:00:00Z", False), ("0001-01-01T00:00:00Z", True),
+     ("2026-04-31T00:00:00Z", False), ("2026-12-31T23:59:59.123456Z", True),
+     ("2026-12-31T24:00:00Z", False), ("2026-12-31T23:60:00Z", False)],
+)  # fmt: skip
+def test_utc_times_are_real_calendar_times(closed_at: str, ok: bool) -> None:
+    if ok:
+        assert batch(closed_at=closed_at).closed_at == closed_at
+    else:
+        with pytest.raises(RecordValueError) as info:
+            batch(closed_at=closed_at)
+        assert info.value.field == "closed_at"
