@@ -28,8 +28,11 @@ One connection, in order:
    it; a resumed session redelivers them with DUP on the new one).
 
 Flow control (§4.9): our QoS 1 publishes stop at the broker's Receive Maximum
-(:attr:`ClientSession.can_publish`); on v5 a broker that sends us more unacknowledged QoS 1
-messages than our Receive Maximum breaks the protocol. Malformed input — a PUBACK or SUBACK
+(:attr:`ClientSession.can_publish`). Our own Receive Maximum tells the broker how many
+unacknowledged messages we take; one it sends beyond that is still taken, not treated as a
+protocol error: Mosquitto 2.0.11, the broker we ship with, can overrun a peer's quota after a
+PUBACK it does not match (eclipse-mosquitto/mosquitto issue 2301), and dropping the link for
+it makes a resumed session deliver its whole window again on every reconnect. Malformed input — a PUBACK or SUBACK
 shorter than its packet id, properties past their block, a Receive Maximum of 0, a QoS 3
 PUBLISH, a packet above :attr:`ClientSession.max_packet` — is a :class:`LinkError` whose text
 names the packet and its size, never its content.
@@ -249,7 +252,6 @@ class ClientSession:
         self._sub_id = 0
         self._unacked: dict[int, bytes] = {}  # our QoS 1 publishes (packet bytes) awaiting PUBACK
         self._send_quota = 65535  # the broker's Receive Maximum (v5 CONNACK), else the default
-        self._unacked_in = 0  # QoS 1 messages from the broker on this connection not PUBACKed
 
     # -- the connection -----------------------------------------------------------------------
 
@@ -264,7 +266,6 @@ class ClientSession:
         self._buf = bytearray()  # messages already in ready stay: acks() skips theirs
         self.connected = self.subscribed = self.session_present = False
         self.disconnect_reason = None
-        self._unacked_in = 0
         flags = (0x80 if self.username else 0) | (0x40 if self.password is not None else 0)
         if not self.resumes_session:
             flags |= 0x02  # clean start
@@ -379,7 +380,6 @@ class ClientSession:
         others: list[tuple[int, bytes]] = []
         ready, generation, v5 = self.ready, self.generation, self.v5
         props = 0
-        unacked_in = self._unacked_in
         try:
             while pos + 2 <= end:
                 first = buf[pos]
@@ -408,7 +408,6 @@ class ClientSession:
                         if qos:
                             packet_id = (buf[at] << 8) | buf[at + 1]
                             at += 2
-                            unacked_in += 1
                         if v5:
                             props = buf[at]
                             at += 1
@@ -430,10 +429,6 @@ class ClientSession:
         finally:
             if pos:
                 del buf[:pos]
-            self._unacked_in = unacked_in
-        if v5 and self.receive_maximum and unacked_in > self.receive_maximum:
-            raise LinkError(f"the broker sent {unacked_in} unacknowledged QoS 1 messages, more "
-                            f"than our Receive Maximum of {self.receive_maximum}")  # fmt: skip
         return others
 
     def _reason(self, body: bytes) -> str:
@@ -486,5 +481,4 @@ class ClientSession:
         ids = [m.packet_id for m in messages if m.qos and m.generation == generation]
         if not ids:
             return b""
-        self._unacked_in = max(self._unacked_in - len(ids), 0)
         return struct.pack(f"!{len(ids)}I", *[0x40020000 | i for i in ids])
