@@ -30,9 +30,9 @@ One connection, in order:
 Flow control (§4.9): our QoS 1 publishes stop at the broker's Receive Maximum
 (:attr:`ClientSession.can_publish`). Our own Receive Maximum tells the broker how many
 unacknowledged messages we take; one it sends beyond that is still taken, not treated as a
-protocol error: Mosquitto 2.0.11, the broker we ship with, can overrun a peer's quota after a
-PUBACK it does not match (eclipse-mosquitto/mosquitto issue 2301), and dropping the link for
-it makes a resumed session deliver its whole window again on every reconnect. Malformed input — a PUBACK or SUBACK
+protocol error: Mosquitto 2.0.11, the broker we ship with, sends past it while it drains a
+resumed session (``docs/decisions/0005-ingest-mqtt-client.md``), and dropping the link for it
+makes the session deliver its whole window again on every reconnect. Malformed input — a PUBACK or SUBACK
 shorter than its packet id, properties past their block, a Receive Maximum of 0, a QoS 3
 PUBLISH, a packet above :attr:`ClientSession.max_packet` — is a :class:`LinkError` whose text
 names the packet and its size, never its content.

@@ -165,3 +165,34 @@ def test_a_puback_for_an_old_connection_is_not_sent(tmp_path: Path) -> None:
         finally:
             agent.close()
             link.close()
+
+
+@pytest.mark.mosquitto
+def test_a_broker_past_our_receive_maximum_does_not_drop_the_link(tmp_path: Path) -> None:
+    """Draining a resumed session with acknowledgements lagging behind, as the worker's
+    pipeline does: whatever the broker sends beyond our Receive Maximum is taken."""
+    with running_broker(tmp_path / "b", agents={"agent-a": "pw-a"}) as running:
+        link = _collector_link(running.port, running.collector[1], session_expiry_s=300,
+                               receive_maximum=8)  # fmt: skip
+        link.connect(5)
+        link.close()  # away: the broker queues for the session
+        agent = MqttProbe.connect(running.port, "agent-a", "pw-a")
+        try:
+            for n in range(60):
+                agent.publish(rec_topic("agent-a"), b"m-%d" % n)
+            link.connect(5)
+            held: list[list[Received]] = []
+            got: list[bytes] = []
+            deadline = time.monotonic() + 20
+            while len(got) < 60 and time.monotonic() < deadline:
+                batch = link.receive(4, 0.2, 0.01)
+                got += [m.payload for m in batch]
+                held.append(batch)
+                if len(held) > 3 or not batch:  # up to 16 taken and not yet acknowledged
+                    link.ack_all(held.pop(0))
+                    assert link.flush()
+            assert got == [b"m-%d" % n for n in range(60)]
+            assert link.generation == 2 and link.last_error is None
+        finally:
+            agent.close()
+            link.close()
