@@ -321,8 +321,9 @@ class ClientSession:
         self._send_quota = quota
         self.session_present = bool(body[0] & 0x01) and self.resumes_session
         if self.session_present:  # resent with DUP by subscribe_packet
-            self._unacked = {pid: bytes([data[0] | DUP]) + data[1:]
-                             for pid, data in self._unacked.items()}  # fmt: skip
+            self._unacked = {
+                pid: bytes([data[0] | DUP]) + data[1:] for pid, data in self._unacked.items()
+            }
         else:  # a new session: our old packet ids mean nothing to the broker
             self._unacked.clear()
         self.connected = True
@@ -418,8 +419,16 @@ class ClientSession:
                         at = stop + 1
                     if at > stop or (v5 and props < 0):
                         raise LinkError(f"malformed PUBLISH from the broker ({size} bytes)")
-                    ready.append(Received(topic, bytes(buf[at:stop]), qos, packet_id,
-                                          generation, bool(first & DUP)))  # fmt: skip
+                    ready.append(
+                        Received(
+                            topic,
+                            bytes(buf[at:stop]),
+                            qos,
+                            packet_id,
+                            generation,
+                            bool(first & DUP),
+                        )
+                    )
                 else:
                     others.append((first, bytes(buf[body_at:stop])))
                     if first >> 4 == DISCONNECT:

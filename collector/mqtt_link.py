@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024
 
 
-def tls_context(ca_file: str | None, cert_file: str | None = None,
-                key_file: str | None = None) -> ssl.SSLContext:  # fmt: skip
+def tls_context(
+    ca_file: str | None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
     """A client TLS context: the broker verified against ``ca_file`` (else the system's CAs),
     host name checked, and our certificate presented when ``cert_file`` is given.
 
@@ -224,8 +225,7 @@ class IngestLink:
             self.last_error = str(exc)
             self._backoff = min(self._backoff * 2, 10.0)
             self._retry_at = now + self._backoff * random.uniform(0.5, 1.0)
-            log.warning("MQTT reconnect failed (next try in %.1f s): %s",
-                        self._retry_at - now, exc)  # fmt: skip
+            log.warning("MQTT reconnect failed (next try in %.1f s): %s", self._retry_at - now, exc)
             return False
 
     # -- receiving ----------------------------------------------------------------------------
@@ -303,8 +303,10 @@ class IngestLink:
         deadline = time.monotonic() + self.keepalive_s
         while not self.session.can_publish and self.connected:
             if time.monotonic() >= deadline:
-                self._drop(f"the broker acknowledged none of our {self.session.unacknowledged} "
-                           f"publishes within {self.keepalive_s} s")  # fmt: skip
+                self._drop(
+                    f"the broker acknowledged none of our {self.session.unacknowledged} "
+                    f"publishes within {self.keepalive_s} s"
+                )
                 break
             self.flush()
             self._pump(1.0)

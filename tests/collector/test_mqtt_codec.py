@@ -28,8 +28,16 @@ from collector.mqtt_codec import (
 )
 
 
-def publish_packet(topic: str, payload: bytes, *, qos: int = 1, packet_id: int = 7,
-                   props: bytes = b"", v5: bool = True, dup: bool = False) -> bytes:  # fmt: skip
+def publish_packet(
+    topic: str,
+    payload: bytes,
+    *,
+    qos: int = 1,
+    packet_id: int = 7,
+    props: bytes = b"",
+    v5: bool = True,
+    dup: bool = False,
+) -> bytes:
     body = string(topic) + (struct.pack("!H", packet_id) if qos else b"")
     if v5:
         body += varint(len(props)) + props
@@ -65,8 +73,9 @@ def split_packets(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-def connected(session: ClientSession, *, session_present: bool = False,
-              props: bytes = b"") -> bytes:  # fmt: skip
+def connected(
+    session: ClientSession, *, session_present: bool = False, props: bytes = b""
+) -> bytes:
     """Run the connect handshake; return what the session sent after the CONNECT."""
     session.connect_packet()
     session.receive_data(connack(session_present=session_present, props=props, v5=session.v5))
@@ -74,8 +83,9 @@ def connected(session: ClientSession, *, session_present: bool = False,
     sent = session.subscribe_packet()
     sub_first, sub_body = split_packets(sent)[-1]
     assert sub_first >> 4 == SUBSCRIBE
-    session.receive_data(suback(packet_id_of("SUBSCRIBE", sub_body), len(session.filters),
-                                session.v5))  # fmt: skip
+    session.receive_data(
+        suback(packet_id_of("SUBSCRIBE", sub_body), len(session.filters), session.v5)
+    )
     assert session.subscribed
     return sent
 
@@ -97,8 +107,11 @@ def test_packets_are_cut_the_same_wherever_a_read_splits_them() -> None:
         + puback(5)  # for a publish of ours
         + publish_packet("sg/v1/a/z/hb", b"L" * 20_000, qos=0)  # 3-byte remaining length
     )
-    expected = [("sg/v1/a/x/rec", b"small", 1, 1), ("sg/v1/a/y/rec", b"m" * 300, 1, 2),
-                ("sg/v1/a/z/hb", b"L" * 20_000, 0, 0)]  # fmt: skip
+    expected = [
+        ("sg/v1/a/x/rec", b"small", 1, 1),
+        ("sg/v1/a/y/rec", b"m" * 300, 1, 2),
+        ("sg/v1/a/z/hb", b"L" * 20_000, 0, 0),
+    ]
     for split in range(0, len(stream) + 1, 7):
         session = new_session()
         connected(session)
@@ -139,8 +152,15 @@ def test_a_packet_above_the_limit_is_refused_before_it_is_read() -> None:
 
 
 def test_properties_are_read_and_unknown_ones_refused() -> None:
-    block = (struct.pack("!BH", 0x21, 20) + b"\x1f" + string("because")
-             + b"\x26" + string("a") + string("b") + b"\x0b\x81\x01")  # fmt: skip
+    block = (
+        struct.pack("!BH", 0x21, 20)
+        + b"\x1f"
+        + string("because")
+        + b"\x26"
+        + string("a")
+        + string("b")
+        + b"\x0b\x81\x01"
+    )
     assert parse_properties(block) == {0x21: 20, 0x1F: b"because", 0x0B: 129}
     with pytest.raises(LinkError, match="unknown MQTT property 0x7f"):
         parse_properties(b"\x7f\x00")
@@ -163,8 +183,13 @@ def test_packet_ids_and_property_blocks_are_checked() -> None:
 
 
 def test_connect_asks_for_our_limits_and_the_session() -> None:
-    session = new_session(session_expiry_s=300, receive_maximum=600, max_packet=70_000,
-                          username="collector", password="pw")  # fmt: skip
+    session = new_session(
+        session_expiry_s=300,
+        receive_maximum=600,
+        max_packet=70_000,
+        username="collector",
+        password="pw",
+    )
     [(first, body)] = split_packets(session.connect_packet())
     assert first == 0x10
     assert body[:7] == string("MQTT") + b"\x05"
@@ -229,9 +254,12 @@ def test_messages_beyond_our_receive_maximum_are_taken_not_a_protocol_error() ->
 def test_a_disconnect_mid_stream_ends_the_connection_after_what_came_before() -> None:
     session = new_session()
     connected(session)
-    stream = (publish_packet("r", b"one", packet_id=1) + publish_packet("r", b"two", packet_id=2)
-              + packet(DISCONNECT << 4, b"\x8b\x00")  # server shutting down
-              + publish_packet("r", b"after", packet_id=3))  # fmt: skip
+    stream = (
+        publish_packet("r", b"one", packet_id=1)
+        + publish_packet("r", b"two", packet_id=2)
+        + packet(DISCONNECT << 4, b"\x8b\x00")  # server shutting down
+        + publish_packet("r", b"after", packet_id=3)
+    )
     cut = len(stream) - 5
     session.receive_data(stream[:cut])
     session.receive_data(stream[cut:])
@@ -291,8 +319,12 @@ def test_acks_skip_qos0_and_earlier_connections() -> None:
     session = new_session()
     connected(session)
     now = session.generation
-    batch = [Received("t", b"", 1, 1, now), Received("t", b"", 0, 0, now),
-             Received("t", b"", 1, 65535, now), Received("t", b"", 1, 7, now - 1),
-             Received("t", b"", 1, 258, now)]  # fmt: skip
+    batch = [
+        Received("t", b"", 1, 1, now),
+        Received("t", b"", 0, 0, now),
+        Received("t", b"", 1, 65535, now),
+        Received("t", b"", 1, 7, now - 1),
+        Received("t", b"", 1, 258, now),
+    ]
     one_by_one = b"".join(session.acks([m]) for m in batch)
     assert session.acks(batch) == one_by_one == bytes.fromhex("400200014002ffff40020102")
