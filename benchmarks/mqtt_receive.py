@@ -1,6 +1,6 @@
 """Receive-side MQTT cost: CPU per QoS 1 message of the ingest link against paho-mqtt 2.x.
 
-    python benchmarks/mqtt_receive.py [--messages 5000] [--runs 5] [--protocol 5|3.1.1]
+    python benchmarks/mqtt_receive.py [--messages 5000] [--runs 5] [--payload 420]
 
 A local Mosquitto (our generated config) queues ``--messages`` QoS 1 messages for a
 persistent session of the reader while it is away; the reader then reconnects and drains
@@ -17,8 +17,9 @@ Readers:
 - ``paho-read``: the same but driving paho with ``loop_read()`` / ``loop_write()`` (paho's
   "external event loop" interface, which skips the wake-up socket pair of ``loop()``).
 
-Last line: ``RESULT link_us=… paho_loop_us=… paho_read_us=… messages=… protocol=…``.
-MQTT 3.1.1 has no session expiry: there the queue is kept by a clean-session-off connect.
+Last line: ``RESULT link_us=… paho_loop_us=… paho_read_us=… messages=… protocol=5`` (MQTT 5
+only: the link keeps a session only there). Figures and the decision they fed:
+``docs/decisions/0005-ingest-mqtt-client.md``.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def link_for(port: int, user: tuple[str, str], v5: bool) -> IngestLink:
 def link_prepare(port: int, user: tuple[str, str], v5: bool) -> None:
     link = link_for(port, user, v5)
     if not v5:
-        raise SystemExit("the link keeps no session on MQTT 3.1.1: use --protocol 5")
+        raise SystemExit("the link keeps a session only on MQTT 5")
     link.connect()
     link.close()
 
