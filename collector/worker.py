@@ -21,9 +21,9 @@ crash after the commit only causes a resend, which the store answers as ``duplic
 workers (processes) share the load through the MQTT v5 shared subscription
 ``$share/ingest/sg/v1/a/+/rec``; with MQTT 3.1.1 (e.g. amqtt) run one worker on the plain filter.
 
-The link is our own small MQTT client rather than paho-mqtt: see :mod:`collector.mqtt_link` for
-the measured reason (paho and the thread hand-over cost ~80 µs per message, more than half of
-an Ed25519 verify).
+The link is our own small MQTT client (:mod:`collector.mqtt_link` around the sans-I/O
+:mod:`collector.mqtt_codec`) rather than paho-mqtt: ``docs/decisions/0005-ingest-mqtt-client.md``
+has the measurements.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""The ingest worker's own MQTT client: packet cutting, properties, and a real Mosquitto."""
+"""The ingest worker's MQTT link against a real Mosquitto (packets alone: test_mqtt_codec.py)."""
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import time
 from pathlib import Path
@@ -10,86 +9,10 @@ from pathlib import Path
 import pytest
 
 from collector import broker as broker_config
-from collector.mqtt_link import (
-    IngestLink,
-    LinkError,
-    LinkRefused,
-    Received,
-    _packet,
-    _string,
-    _varint,
-    parse_properties,
-)
+from collector.mqtt_link import IngestLink, LinkRefused, Received
 from protocol.topics import SHARED_INGEST_FILTER, rec_topic
 from tests.helpers.mosquitto import _accepts, running_broker, wait_until
 from tests.helpers.mqtt import MqttProbe
-
-
-def _publish(topic: str, payload: bytes, *, qos: int = 1, packet_id: int = 7,
-             props: bytes = b"", v5: bool = True) -> bytes:  # fmt: skip
-    body = _string(topic) + (struct.pack("!H", packet_id) if qos else b"")
-    if v5:
-        body += _varint(len(props)) + props
-    return _packet(0x30 | (qos << 1), body + payload)
-
-
-def _link(v5: bool = True) -> IngestLink:
-    return IngestLink("127.0.0.1", 1, client_id="t", filters=["x"], v5=v5)
-
-
-def _cut_in_pieces(stream: bytes, split: int, v5: bool = True) -> tuple[list[Received], list]:  # type: ignore[type-arg]
-    link = _link(v5)
-    others = []
-    for piece in (stream[:split], stream[split:]):
-        link._buf += piece
-        others += link._cut_packets(queue_publishes=True)
-    assert not link._buf, "every complete packet was consumed"
-    return link._ready, others
-
-
-def test_packets_are_cut_the_same_wherever_a_read_splits_them() -> None:
-    user_property = b"\x26" + _string("k") + _string("v")
-    stream = (
-        _publish("sg/v1/a/x/rec", b"small", packet_id=1)
-        + _publish("sg/v1/a/y/rec", b"m" * 300, packet_id=2, props=user_property)  # 2-byte length
-        + b"\xd0\x00"  # PINGRESP
-        + b"\x40\x02\x00\x05"  # PUBACK for our publish 5
-        + _publish("sg/v1/a/z/hb", b"L" * 20_000, qos=0)  # 3-byte remaining length
-    )
-    expected = [("sg/v1/a/x/rec", b"small", 1, 1), ("sg/v1/a/y/rec", b"m" * 300, 1, 2),
-                ("sg/v1/a/z/hb", b"L" * 20_000, 0, 0)]  # fmt: skip
-    for split in range(len(stream) + 1):
-        ready, others = _cut_in_pieces(stream, split)
-        assert [(m.topic, m.payload, m.qos, m.packet_id) for m in ready] == expected, split
-        assert [first >> 4 for first, _ in others] == [13, 4]
-
-
-def test_mqtt_311_publish_has_no_properties() -> None:
-    stream = _publish("a/b", b"\x00\x01payload", v5=False, packet_id=9)
-    ready, _ = _cut_in_pieces(stream, 3, v5=False)
-    assert [(m.topic, m.payload, m.packet_id) for m in ready] == [("a/b", b"\x00\x01payload", 9)]
-
-
-def test_malformed_length_and_publish_are_link_errors() -> None:
-    link = _link()
-    link._buf += b"\x30\xff\xff\xff\xff\x01"  # a five-byte remaining length
-    with pytest.raises(LinkError, match="variable byte integer"):
-        link._cut_packets(queue_publishes=True)
-    link = _link()
-    link._buf += _packet(0x32, _string("topic-longer-than-the-packet")[:6])
-    with pytest.raises(LinkError):
-        link._cut_packets(queue_publishes=True)
-
-
-def test_properties_are_read_and_unknown_ones_refused() -> None:
-    block = (struct.pack("!BH", 0x21, 20) + b"\x1f" + _string("because")
-             + b"\x26" + _string("a") + _string("b") + b"\x0b\x81\x01")  # fmt: skip
-    assert parse_properties(block) == {0x21: 20, 0x1F: b"because", 0x0B: 129}
-    with pytest.raises(LinkError, match="unknown MQTT property 0x7f"):
-        parse_properties(b"\x7f\x00")
-    with pytest.raises(LinkError, match="truncated"):
-        parse_properties(b"\x21\x00")
-
 
 # -- against a real Mosquitto with our configuration -------------------------------------------
 
@@ -218,30 +141,58 @@ def test_keepalive_holds_an_idle_link(tmp_path: Path) -> None:
 
 
 @pytest.mark.mosquitto
-def test_a_pubacks_for_an_old_connection_is_not_sent(tmp_path: Path) -> None:
-    with running_broker(tmp_path / "b") as running:
-        link = _collector_link(running.port, running.collector[1])
+def test_a_puback_for_an_old_connection_is_not_sent(tmp_path: Path) -> None:
+    """After a reconnect the message of the first connection stays unacknowledged: the
+    resumed session delivers it again, with DUP set, and only that copy's PUBACK counts."""
+    with running_broker(tmp_path / "b", agents={"agent-a": "pw-a"}) as running:
+        link = _collector_link(running.port, running.collector[1], session_expiry_s=300)
         link.connect(5)
-        stale = Received("t", b"", 1, 3, generation=link.generation - 1)
-        link.ack(stale)
-        assert link._out == []
-        link.close()
+        agent = MqttProbe.connect(running.port, "agent-a", "pw-a")
+        try:
+            agent.publish(rec_topic("agent-a"), b"once")
+            [first] = _receive_until(link, 1)
+            link.close()
+            link.connect(5)
+            link.ack(first)  # of generation 1: nothing is sent on generation 2
+            assert link.flush()
+            [again] = _receive_until(link, 1)
+            assert (again.payload, again.dup, again.generation) == (b"once", True, 2)
+            link.ack(again)
+            assert link.flush()
+            link.close()
+            link.connect(5)
+            assert _receive_until(link, 1, timeout=0.5) == []
+        finally:
+            agent.close()
+            link.close()
 
 
 @pytest.mark.mosquitto
-def test_ack_all_writes_what_ack_writes_one_by_one(tmp_path: Path) -> None:
-    with running_broker(tmp_path / "b") as running:
-        link = _collector_link(running.port, running.collector[1])
+def test_a_broker_past_our_receive_maximum_does_not_drop_the_link(tmp_path: Path) -> None:
+    """Draining a resumed session with acknowledgements lagging behind, as the worker's
+    pipeline does: whatever the broker sends beyond our Receive Maximum is taken."""
+    with running_broker(tmp_path / "b", agents={"agent-a": "pw-a"}) as running:
+        link = _collector_link(running.port, running.collector[1], session_expiry_s=300,
+                               receive_maximum=8)  # fmt: skip
         link.connect(5)
-        now = link.generation
-        batch = [Received("t", b"", 1, 1, now), Received("t", b"", 0, 0, now),
-                 Received("t", b"", 1, 65535, now), Received("t", b"", 1, 7, now - 1),
-                 Received("t", b"", 1, 258, now)]  # fmt: skip
-        for message in batch:
-            link.ack(message)
-        one_by_one = b"".join(link._out)
-        link._out.clear()
-        link.ack_all(batch)
-        assert b"".join(link._out) == one_by_one == bytes.fromhex("400200014002ffff40020102")
-        link._out.clear()
-        link.close()
+        link.close()  # away: the broker queues for the session
+        agent = MqttProbe.connect(running.port, "agent-a", "pw-a")
+        try:
+            for n in range(60):
+                agent.publish(rec_topic("agent-a"), b"m-%d" % n)
+            link.connect(5)
+            held: list[list[Received]] = []
+            got: list[bytes] = []
+            deadline = time.monotonic() + 20
+            while len(got) < 60 and time.monotonic() < deadline:
+                batch = link.receive(4, 0.2, 0.01)
+                got += [m.payload for m in batch]
+                held.append(batch)
+                if len(held) > 3 or not batch:  # up to 16 taken and not yet acknowledged
+                    link.ack_all(held.pop(0))
+                    assert link.flush()
+            assert got == [b"m-%d" % n for n in range(60)]
+            assert link.generation == 2 and link.last_error is None
+        finally:
+            agent.close()
+            link.close()

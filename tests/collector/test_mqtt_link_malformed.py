@@ -15,7 +15,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from collector.mqtt_link import IngestLink, LinkError, _packet, _varint, packet_id_of, properties_at
+from collector.mqtt_codec import packet as _packet
+from collector.mqtt_codec import varint as _varint
+from collector.mqtt_link import IngestLink, LinkError
 from collector.store import Store
 from collector.worker import IngestWorker, WorkerError
 from tests.helpers.mosquitto import wait_until
@@ -220,14 +222,3 @@ def test_worker_start_reports_a_malformed_suback_as_its_own_error(store: Store) 
         worker = IngestWorker(store, {"host": "127.0.0.1", "port": broker.port}, pipeline=False)
         with pytest.raises(WorkerError, match="malformed SUBACK"):
             worker.start(5)
-
-
-def test_packet_ids_and_property_blocks_are_checked() -> None:
-    assert packet_id_of("PUBACK", b"\x01\x02") == 0x0102
-    for body in (b"", b"\x01"):
-        with pytest.raises(LinkError, match="malformed PUBACK"):
-            packet_id_of("PUBACK", body)
-    assert properties_at("SUBACK", b"\x00\x01\x03\x21\x00\x05\x00", 2) == ({0x21: 5}, 6)
-    for body in (b"\x00\x01", b"\x00\x01\x80", b"\x00\x01\x04\x21\x00"):
-        with pytest.raises(LinkError):
-            properties_at("SUBACK", body, 2)
