@@ -6,7 +6,7 @@ DESIGN.md §4 ("Keys"). The agent already has its key and fixed agent id (:mod:`
 enrollment *registers* them with the operator's one-time token:
 
 ``POST {collector}/api/v1/enroll`` with ``{"token", "agent_id", "public_key" (base64 raw
-Ed25519), "agent_version"}``. The collector (``collector/api_enroll.py``) answers 201 with
+Ed25519), "agent_version"}``. The collector (``collector/web/enroll.py``) answers 201 with
 ``{"agent_id", "merchant_id", "key_id", "status": "pending"|"approved", "mqtt": {"host",
 "port", "username", "password", "protocol", "tls"?}, "collector_public_key"}`` or 400 with
 ``{"error"}``. The answer, including the broker password, is stored in ``enrollment.json``

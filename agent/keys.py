@@ -177,7 +177,7 @@ def rotate_key(home: AgentHome) -> dict[str, Any]:
         new_public = private.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
-        # The collector's format (collector/enrollment.py rotation_message):
+        # The collector's format (collector/enrollment/service.py rotation_message):
         # ROTATION_DOMAIN + agent_id + "\n" + raw new public key, signed by the old key.
         signature = old.private_key.sign(
             ROTATION_DOMAIN + old.agent_id.encode("ascii") + b"\n" + new_public

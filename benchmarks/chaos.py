@@ -7,7 +7,7 @@
 Theory of operation (DESIGN.md §4 "never lose a batch", §5 ingest, §6, issue 9): every process
 is real and separate. A Mosquitto runs with the configuration ``write_broker_config`` ships
 (two limits are lowered so a short burst can reach them, see :func:`start_broker`); N ingest
-workers (``collector.worker.run_worker``) share ``$share/ingest/…`` and write to a real store;
+workers (``collector.ingest.worker.run_worker``) share ``$share/ingest/…`` and write to a real store;
 M agents (this file's ``_agent`` mode: the agent library's recorder + ``SyncLink`` in a loop,
 as ``agent run`` does) each commit a signed ``BatchSummary`` to their own outbox every few tens
 of milliseconds and sync continuously. A scheduler meanwhile:
@@ -170,7 +170,7 @@ def agent_main(home_dir: str, port: str, password: str, interval: str, window: s
 
 def worker_main(url: str, port: str, password: str, inflight: str) -> None:
     """One ingest worker process (exits non-zero if the broker is not there: restarted)."""
-    from collector.worker import run_worker
+    from collector.ingest.worker import run_worker
 
     run_worker({"DATABASE_URL": url, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": int(port),
                 "MQTT_USERNAME": "collector", "MQTT_PASSWORD": password, "MQTT_PROTOCOL": "5",
@@ -251,7 +251,7 @@ class Supervised:
 
 def start_broker(directory: Path, port: int, agents: dict[str, str], opts: ChaosOptions) -> Path:
     """Write OUR broker config; lower the in-flight/queue limits and log notices (for drops)."""
-    from collector import broker
+    from collector.enrollment import broker
 
     files = broker.write_broker_config(
         directory, port=port, collector_password_hash=broker.hash_password(COLLECTOR_PASSWORD),
@@ -393,7 +393,7 @@ def run_chaos(opts: ChaosOptions, workdir: Path,
     """Run the whole scenario in ``workdir``; return the counts (see :class:`ChaosResult`)."""
     from agent.home import agent_home
     from agent.keys import load_or_create_key
-    from collector import enrollment
+    from collector.enrollment import service as enrollment
     from collector.store import open_store
 
     rng = random.Random(opts.seed)
@@ -418,7 +418,7 @@ def run_chaos(opts: ChaosOptions, workdir: Path,
     port = free_port()
     config = start_broker(workdir / "broker", port, passwords, opts)
     binary = "/usr/sbin/mosquitto"
-    from collector.broker import mosquitto_binary
+    from collector.enrollment.broker import mosquitto_binary
 
     binary = mosquitto_binary() or binary
     logs = workdir / "logs"

@@ -45,9 +45,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.app import close_store, create_app, get_store
 from collector.reconcile.model import GAP_CATEGORIES
-from collector.users import add_user
+from collector.web.app import create_app
+from collector.web.db import close_store, get_store
+from collector.web.users import add_user
 from settleguard.demo.services import start_web
 
 CHUNK = 20_000

@@ -47,9 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector import broker, enrollment
+from collector.enrollment import broker
+from collector.enrollment import service as enrollment
+from collector.ingest.worker import IngestWorker, tune_gc, worker_settings
 from collector.store import open_store
-from collector.worker import IngestWorker, tune_gc, worker_settings
 from protocol.acks import decode_acks
 from protocol.envelope import DOMAIN, read_header
 from tests.helpers.records import TestAgent, batch, make_agent

@@ -8,10 +8,10 @@ one thread's CPU clock (``time.thread_time``):
 
 * **verify**: bare Ed25519 over the same signed bytes, a loop over
   ``Ed25519PublicKey.verify`` (the ceiling that ``benchmarks/ingest.py`` divides by);
-* **verify_message**: :func:`collector.ingest.verify_messages` in batches of 256, as the worker
+* **verify_message**: :func:`collector.ingest.verify.verify_messages` in batches of 256, as the worker
   calls it: topic, header, key lookup, the signatures, strict parse, record schema
   (``verify_message - verify`` is the parse and checks);
-* **store**: :func:`collector.ingest.store_decided` in batches of 256 into a fresh database
+* **store**: :func:`collector.ingest.verify.store_decided` in batches of 256 into a fresh database
   (rows, hashes, the multi-row INSERTs, one commit with ``synchronous = FULL`` per batch);
 
 and, on wall clocks, the two together **sequentially** on one thread and **pipelined** as the
@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.ingest import (
+from collector.ingest.verify import (
     IncomingMessage,
     Keyring,
     Refused,
@@ -45,7 +45,7 @@ from collector.ingest import (
     store_decided,
     verify_messages,
 )
-from collector.ingest import verify_message as verify_one
+from collector.ingest.verify import verify_message as verify_one
 from collector.store import open_store
 from protocol.envelope import DOMAIN, read_header
 from tests.helpers.records import batch, make_agent

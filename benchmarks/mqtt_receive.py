@@ -11,7 +11,7 @@ broker's and the publisher's CPU do not count. Runs of the clients alternate; me
 printed.
 
 Readers:
-- ``link``: :class:`collector.mqtt_link.IngestLink` (``receive`` / ``ack_all`` / ``flush``).
+- ``link``: :class:`collector.ingest.mqtt_link.IngestLink` (``receive`` / ``ack_all`` / ``flush``).
 - ``paho-loop``: paho with ``manual_ack=True``, ``loop()`` in the caller's thread, one
   ``ack(mid, 1)`` per message after the batch.
 - ``paho-read``: the same but driving paho with ``loop_read()`` / ``loop_write()`` (paho's
@@ -39,7 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from collector.mqtt_link import IngestLink
+from collector.ingest.mqtt_link import IngestLink
 from tests.helpers.mosquitto import running_broker
 
 BATCH = 256

@@ -15,14 +15,14 @@ the batch row, one or two buckets), acquirer payout records and bank credits. Sh
 Then, in the same run, it measures
 
 (a) **scan**: reading the same inputs once from the store -- every query the loader runs
-    (:data:`collector.recon_store.LOADER_SQL`: merchants, account history, batches with their
+    (:data:`collector.reconcile.store.LOADER_SQL`: merchants, account history, batches with their
     buckets, credits, statement coverage, payouts, replacements), chunked the same way, each in
     a transaction like the loader's, rows materialised as tuples (``Tx.query_rows``, what the
     loader itself reads). The batches-and-credits part alone is printed too (``ratio_to_bc``);
-(b) **reconcile**: :func:`collector.recon_store.reconcile` with ``full=True`` -- load, engine,
+(b) **reconcile**: :func:`collector.reconcile.store.reconcile` with ``full=True`` -- load, engine,
     write matches and gaps -- and its split into load / engine / write (summed over worker
     processes). By default it runs with its own default process count (one per CPU, see
-    :mod:`collector.recon_parallel`); ``--processes 1`` pins the calling process alone. The
+    :mod:`collector.reconcile.runner`); ``--processes 1`` pins the calling process alone. The
     process count is printed; reconcile CPU time includes the worker processes'.
 
 ``--repeat N`` runs (a) and (b) N times, each on a fresh copy of the generated database, and
@@ -53,8 +53,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from collector.account_numbers import account_hmac, mask_account
-from collector.recon_store import CHUNK, LOADER_SQL, load_inputs, reconcile
 from collector.reconcile import expected_credits, load_calendar
+from collector.reconcile.store import CHUNK, LOADER_SQL, load_inputs, reconcile
 from collector.store import open_store
 from collector.store.sqlite import SqliteStore
 

@@ -4,7 +4,7 @@
     python benchmarks/scale.py --duration 60      # a short look
 
 Theory of operation (DESIGN.md §7-8, issue 9 "Scale"): a real Mosquitto with our config, a
-fresh PostgreSQL database, ``--workers`` ingest processes (``collector.worker.run_worker``) in
+fresh PostgreSQL database, ``--workers`` ingest processes (``collector.ingest.worker.run_worker``) in
 ``$share/ingest``, and ``--publishers`` publisher processes that play ``--agents`` enrolled
 agents: each seals a fresh ``BatchSummary`` per publish (Ed25519, like a real agent) and keeps
 at most ``--window`` records per agent un-acked, waiting for the collector's application acks,
@@ -243,10 +243,10 @@ def main() -> None:
     import ingest as bench  # benchmarks/ingest.py: broker and database helpers
     from cryptography.hazmat.primitives import serialization
 
-    from collector import enrollment
-    from collector.recon_store import reconcile
+    from collector.enrollment import service as enrollment
+    from collector.ingest.worker import run_worker
+    from collector.reconcile.store import reconcile
     from collector.store import open_store
-    from collector.worker import run_worker
     from tests.helpers.records import make_agent
 
     tmp = Path(tempfile.mkdtemp(prefix="sg-scale-"))

@@ -80,7 +80,7 @@ def account_hmac(key: bytes, s: str) -> str:
     """Return HMAC-SHA256 (hex) of :func:`account_key_text` of ``s`` under ``key``.
 
     This is the one definition of the account matching key: statement importers, the
-    merchants import, card changes from agents (:meth:`collector.keys.CollectorKeys.account_hmac`)
+    merchants import, card changes from agents (:meth:`collector.enrollment.keys.CollectorKeys.account_hmac`)
     all call it, so the same account hashes equal whichever way it arrived.
 
     :param key: the collector's matching key (at least 16 bytes)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from collector import merchants, recon_store
+from collector import merchants
 from collector.audit import audit
+from collector.reconcile import store as recon_store
 from collector.store import Store
 
 

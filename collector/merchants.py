@@ -31,10 +31,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.account_numbers import mask_account
-from collector.imports import AccountHasher
 from collector.reconcile.acquirers import fee_schedule_from_doc, load_profiles
 from collector.reconcile.acquirers import profile as acquirer_profile
 from collector.reconcile.model import CYCLES, FeeRule, FeeSchedule
+from collector.statements.importer import AccountHasher
 from collector.store import Store, Tx
 from collector.store.schema import ACCOUNT_STATUSES
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .gateway import GatewayUnavailable, SendRejected, SendUncertain, SmsGateway
-from .policy import (
+from collector.alerts.gateway import GatewayUnavailable, SendRejected, SendUncertain, SmsGateway
+from collector.alerts.policy import (
     AlertPolicy,
     AlertState,
     escalation_reason,
@@ -26,7 +26,7 @@ from .policy import (
     local_day_start,
     next_allowed,
 )
-from .store import Alert, AlertStore
+from collector.alerts.store import Alert, AlertStore
 
 __all__ = ["DispatchReport", "dispatch_due", "recover_interrupted"]
 

@@ -48,14 +48,11 @@ from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collector.reconcile.gaps import LATE_BY_DUE_DATE
-from collector.store import Row, Store
-
-from .gateway import TemplateCall
-from .policy import ARRIVED as ARRIVED_STAGE
-from .policy import AlertPolicy, GapState, message_key, stage_due
-from .store import AlertStore, NewAlert, parse_time
-from .templates import (
+from collector.alerts.gateway import TemplateCall
+from collector.alerts.policy import ARRIVED as ARRIVED_STAGE
+from collector.alerts.policy import AlertPolicy, GapState, message_key, stage_due
+from collector.alerts.store import AlertStore, NewAlert, parse_time
+from collector.alerts.templates import (
     ARRIVED,
     DEFAULT_LOCALE,
     DIGEST,
@@ -69,6 +66,8 @@ from .templates import (
     render,
     signed,
 )
+from collector.reconcile.gaps import LATE_BY_DUE_DATE
+from collector.store import Row, Store
 
 __all__ = [
     "CALENDAR_SLACK",

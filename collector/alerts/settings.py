@@ -20,17 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .approval import load_codes, missing_codes
-from .gateway import GatewayConfigError, SmsGateway, gateway_from_url, template_provider
-from .planner import (
+from collector.alerts.approval import load_codes, missing_codes
+from collector.alerts.gateway import GatewayConfigError, SmsGateway, template_provider
+from collector.alerts.planner import (
     DEFAULT_ACQUIRER,
     DEFAULT_SIGN_NAME,
     DEFAULT_SIGN_NAME_EN,
     Wording,
     sendable_templates,
 )
-from .policy import AlertPolicy
-from .templates import TemplateError, check_sign_name
+from collector.alerts.policy import AlertPolicy
+from collector.alerts.providers import gateway_from_url
+from collector.alerts.templates import TemplateError, check_sign_name
 
 ENV_PREFIX = "SETTLEGUARD_"
 

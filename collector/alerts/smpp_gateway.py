@@ -35,8 +35,8 @@ from smpplib import consts, smpp
 from smpplib import exceptions as smpp_errors
 from smpplib.client import Client
 
-from .encoding import concat_udh, data_coding, encode_part, segment
-from .gateway import (
+from collector.alerts.encoding import concat_udh, data_coding, encode_part, segment
+from collector.alerts.gateway import (
     DeliveryReceipt,
     GatewayConfigError,
     GatewayUnavailable,

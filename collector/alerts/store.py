@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from collector.alerts.gateway import DeliveryReceipt, SendResult, TemplateCall, message_id_aliases
+from collector.alerts.policy import AlertState, transition
 from collector.store import Row, Store, Tx
-
-from .gateway import DeliveryReceipt, SendResult, TemplateCall, message_id_aliases
-from .policy import AlertState, transition
 
 __all__ = [
     "Alert",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date as Date
 from pathlib import Path
 
-from .encoding import segment
+from collector.alerts.encoding import segment
 
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"

@@ -10,7 +10,7 @@ open it, the sealed full number). Exactly one fitting account ties the import; n
 several refuse it, listing the candidates, and the operator names the merchant with
 ``--account-of`` (or on the upload form). Nothing is guessed.
 
-Plain functions over plain data; :mod:`collector.imports` reads the accounts from the store.
+Plain functions over plain data; :mod:`collector.statements.importer` reads the accounts from the store.
 """
 
 from __future__ import annotations

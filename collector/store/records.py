@@ -12,7 +12,7 @@ Theory of operation: an accepted envelope is written in the caller's transaction
    conflict when it does not.
 
 Every row belongs to the merchant the agent was enrolled for (``agents.merchant_id``), never
-to a merchant a body names: :mod:`collector.ingest` refuses a body that names another one,
+to a merchant a body names: :mod:`collector.ingest.verify` refuses a body that names another one,
 and the keys above, terminals and terminal replacements are all scoped to that merchant, so
 an agent cannot write, pre-empt or retire another merchant's batches and terminals. An agent
 only *reports* a card change: its settlement account starts ``requested`` whatever status the
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.account_numbers import account_key_text
-from collector.keys import CollectorKeys
+from collector.enrollment.keys import CollectorKeys
 from collector.store.base import Tx
 from protocol.buckets import CHINA_BUCKETS, totals_by_china_bucket
 from protocol.envelope import Envelope

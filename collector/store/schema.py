@@ -398,7 +398,7 @@ _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)
 # Version 7: a retired agent key signs only what it could have signed before the rotation.
 # max_seq is the agent's last seq the collector had seen when the key was retired; after
 # grace_until (or once an operator revokes the key, revoked_at) the key verifies no record with
-# a higher seq (collector/ingest.py, Keyring).
+# a higher seq (collector/ingest/verify.py, Keyring).
 _V7 = (
     "ALTER TABLE agent_keys ADD COLUMN max_seq {int}",
     "ALTER TABLE agent_keys ADD COLUMN grace_until TEXT",

@@ -9,7 +9,6 @@ helpers (``_`` for zh-CN/en, ``money``, ``can``), and the blueprints: ``auth`` (
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
@@ -17,6 +16,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from collector.money import format_money
+from collector.settings import WEB_DEFAULTS
 from collector.web import api, auth, pages, wording
 from collector.web.i18n import current_lang, translate
 from collector.web.security import (
@@ -25,24 +25,6 @@ from collector.web.security import (
     TlsAwareSessionInterface,
     add_security_headers,
 )
-
-WEB_DEFAULTS: dict[str, Any] = {
-    "SESSION_COOKIE_HTTPONLY": True,
-    "SESSION_COOKIE_SAMESITE": "Lax",
-    "SESSION_COOKIE_NAME": "sg_session",
-    "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
-    "WTF_CSRF_TIME_LIMIT": 8 * 3600,
-    # Checked by check_csrf below for every state-changing request instead (see its comment).
-    "WTF_CSRF_CHECK_DEFAULT": False,
-    "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
-    "LOGIN_MAX_FAILURES_USER": 5,
-    "LOGIN_MAX_FAILURES_ADDRESS": 20,
-    "LOGIN_WINDOW_S": 300,
-    "AGENT_SILENT_AFTER_S": 6 * 3600,
-    "DASHBOARD_DEFAULT_LANG": "en",
-    # Times outside a merchant's own pages (imports, alerts, audit, agents) are shown here.
-    "DASHBOARD_TIMEZONE": "Asia/Shanghai",
-}
 
 _FLASK_DEFAULTS = dict(Flask.default_config)
 csrf = CSRFProtect()

@@ -13,10 +13,12 @@ from typing import Any
 
 from flask import Flask
 
-from collector import card_reviews, enrollment, recon_store
+from collector import card_reviews
 from collector.audit import audit
-from collector.imports import ImportRejected, import_file
-from collector.keys import KeyFileError, load_keys
+from collector.enrollment import service as enrollment
+from collector.enrollment.keys import KeyFileError, load_keys
+from collector.reconcile import store as recon_store
+from collector.statements.importer import ImportRejected, import_file
 from collector.store import Store, Tx
 
 
@@ -169,7 +171,7 @@ def agent_action(
     """Run one of :data:`AGENT_ACTIONS` on an agent.
 
     ``revoke-keys`` ends the grace period of the agent's retired keys
-    (:func:`collector.enrollment.revoke_retired_keys`): after a rotation away from a leaked key
+    (:func:`collector.enrollment.service.revoke_retired_keys`): after a rotation away from a leaked key
     the old key signs nothing beyond the last seq the collector had seen at the rotation.
 
     :raises ActionError: no such agent or action (404), approving a revoked agent (409)

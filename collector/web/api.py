@@ -15,10 +15,10 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from collector.app import get_db
-from collector.imports import list_imports
+from collector.statements.importer import list_imports
 from collector.web import actions, read_models
 from collector.web.auth import actor, role_required
+from collector.web.db import get_db
 from collector.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -1,7 +1,7 @@
 """JSON API for hand matching (``/api/v1``): match, unmatch, split, suggestions, list.
 
 Routes of :data:`collector.web.api.bp`, registered by importing this module. Each one checks the
-body and calls :mod:`collector.hand_match`; its errors answer with their status and one line.
+body and calls :mod:`collector.reconcile.manual`; its errors answer with their status and one line.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 from flask import abort, jsonify
 
-from collector import hand_match
-from collector.app import get_db
+from collector.reconcile import manual as hand_match
 from collector.web.api import _body, _id_in_range, _note, bp
 from collector.web.auth import actor, role_required
+from collector.web.db import get_db
 
 
 def _strings(body: dict[str, Any], name: str, *, required: bool = True) -> list[str]:

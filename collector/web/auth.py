@@ -1,7 +1,7 @@
 """Sign-in, sign-out, who is asking, and what their role lets them do.
 
 A request is authenticated by the signed session cookie (the dashboard, and API calls from
-it) or by ``Authorization: Bearer sgt_…`` (API tokens, :mod:`collector.tokens`). The user is
+it) or by ``Authorization: Bearer sgt_…`` (API tokens, :mod:`collector.web.tokens`). The user is
 re-read from the store on every request, so disabling someone takes effect at once.
 Pages without a user redirect to the sign-in page; the API answers 401. A role too low for an
 action answers 403, and templates hide the controls (``can('operator')``).
@@ -31,11 +31,11 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from collector.app import get_db
-from collector.tokens import authenticate_token
-from collector.users import authenticate, role_at_least
+from collector.web.db import get_db
 from collector.web.i18n import translate
 from collector.web.security import LoginThrottle, client_address, same_site_path
+from collector.web.tokens import authenticate_token
+from collector.web.users import authenticate, role_at_least
 
 bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -25,12 +25,12 @@ from flask import (
 )
 
 from collector.alerts.store import escalated_alerts, escalation_count
-from collector.app import get_db
 from collector.reconcile.calendar import CalendarError, calendar_path, load_calendar
 from collector.reconcile.model import GAP_CATEGORIES
 from collector.web import actions, read_models
 from collector.web.auth import actor, can, role_required
 from collector.web.chart import bars, ticks
+from collector.web.db import get_db
 from collector.web.export import ADMIN_ONLY, TABLES, export_csv
 from collector.web.i18n import translate
 from collector.web.security import same_site_path
@@ -293,7 +293,7 @@ def audit() -> str:
 @bp.get("/users")
 @role_required("admin")
 def users() -> str:
-    from collector.users import list_users
+    from collector.web.users import list_users
 
     return render_template("users.html", rows=list_users(get_db()))
 

@@ -1,7 +1,7 @@
 """Dashboard pages for hand matching: a gap's suggestions and forms, undo on the merchant page.
 
 Routes of :data:`collector.web.pages.bp`, registered by importing this module. Every form posts
-with the CSRF token and calls :mod:`collector.hand_match`; an error is flashed, not raised.
+with the CSRF token and calls :mod:`collector.reconcile.manual`; an error is flashed, not raised.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from collector import hand_match
-from collector.app import get_db
+from collector.reconcile import manual as hand_match
 from collector.statements.amounts import AmountError, parse_decimal, to_minor_units
 from collector.web.auth import actor, role_required
+from collector.web.db import get_db
 from collector.web.i18n import translate
 from collector.web.pages import bp
 

@@ -323,7 +323,7 @@ def register(app: Any) -> None:
     """Make the wording above available to the templates (language from the request)."""
     from flask import current_app
 
-    from collector.app import get_db
+    from collector.web.db import get_db
     from collector.web.i18n import current_lang
 
     def merchant_zone() -> str | None:

@@ -37,15 +37,16 @@ from agent.replace import Replacement, ReplaceState
 from agent.slip_entry import SlipEntry, merge_rows
 from agent.sync import SyncLink
 from agent.technician import LinkTerminals, OutboxAdapter, close_and_store, store_record
-from collector import enrollment
-from collector.app import create_app, get_store
-from collector.imports import import_file
-from collector.keys import init_keys
+from collector.enrollment import service as enrollment
+from collector.enrollment.keys import init_keys
+from collector.ingest.worker import run_worker
 from collector.merchants import import_merchants, set_account_status
-from collector.recon_store import reconcile
 from collector.reconcile import load_calendar
+from collector.reconcile.store import reconcile
+from collector.statements.importer import import_file
+from collector.web.app import create_app
+from collector.web.db import get_store
 from collector.web.read_models import money_at_risk
-from collector.worker import run_worker
 from protocol.records import BatchSummary
 from settleguard.demo import files
 from settleguard.demo.bank import (
@@ -634,9 +635,9 @@ def send_alerts(demo: Demo, progress: Progress) -> tuple[int, int]:
     during them, it dispatches at the next 08:00 instead, as the dispatcher service would.
     """
     from collector.alerts.dispatcher import dispatch_due, recover_interrupted
-    from collector.alerts.gateway import gateway_from_url
     from collector.alerts.planner import plan_alerts
     from collector.alerts.policy import AlertPolicy
+    from collector.alerts.providers import gateway_from_url
     from collector.alerts.store import AlertStore
 
     policy = AlertPolicy()
@@ -675,7 +676,7 @@ def send_alerts(demo: Demo, progress: Progress) -> tuple[int, int]:
 
 def create_login(demo: Demo) -> tuple[str, str]:
     """An operator login for the dashboard (the password exists only in this run's output)."""
-    from collector.users import add_user
+    from collector.web.users import add_user
 
     password = secrets.token_urlsafe(12)
     add_user(demo.store, "demo", "operator", password, actor="demo")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from collector import broker as broker_config
+from collector.enrollment import broker as broker_config
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ time, ``duplicate`` for the same bytes again, ``conflict`` for different bytes u
 seq, ``rejected`` for a bad signature or a seq listed in :attr:`AckDouble.reject`.
 
 Work happens on one worker thread fed by a queue and batched the way the real ingest worker
-batches (:class:`collector.worker.IngestWorker`): take up to ``batch_size`` messages, waiting at
+batches (:class:`collector.ingest.worker.IngestWorker`): take up to ``batch_size`` messages, waiting at
 most ``batch_wait_s`` to fill the batch, then answer with one ack message per agent per batch
 (at most :data:`protocol.acks.MAX_ACKS` acks each). Only what was received is acked.
 
@@ -37,7 +37,7 @@ from protocol.acks import MAX_ACKS, Ack, encode_acks
 from protocol.envelope import EnvelopeError, verify_and_parse
 from protocol.topics import HEARTBEAT_FILTER, PLAIN_INGEST_FILTER, ack_topic
 
-# The real ingest worker's defaults (collector/config.py INGEST_BATCH_SIZE, _WAIT_S).
+# The real ingest worker's defaults (collector/settings.py INGEST_BATCH_SIZE, _WAIT_S).
 INGEST_BATCH_SIZE = 256
 INGEST_BATCH_WAIT_S = 0.02
 

@@ -102,7 +102,7 @@ GOOD_TOKEN = bind_token("good-token", SEALING_KEY)
 
 
 class CollectorDouble(BaseHTTPRequestHandler):
-    """The collector's enrollment API contract (collector/api_enroll.py)."""
+    """The collector's enrollment API contract (collector/web/enroll.py)."""
 
     answers: ClassVar[dict[str, Any]] = {}
     requests: ClassVar[list[tuple[str, dict[str, Any]]]] = []

@@ -247,7 +247,9 @@ def test_probe_of_dead_ports_ends_with_one_short_verdict_each(dead_ports: list[s
     lines = out.splitlines()
     assert [line.split(": ", 1)[0] for line in lines] == dead_ports  # one verdict per port
     for line in lines:
-        assert "nothing answered (mispos, zvt, poslink, 9 line settings)" in line and len(line) < 160
+        assert (
+            "nothing answered (mispos, zvt, poslink, 9 line settings)" in line and len(line) < 160
+        )
         assert line.count("check") == 1  # the hint once, not once per try
     assert all(f"... {port}: trying zvt at 9600 8N2" in err for port in dead_ports)  # progress
 

@@ -3,7 +3,7 @@
 A throw-away PKI is made per test (:mod:`tests.helpers.tls`): a CA that issues the broker's
 certificate (SAN 127.0.0.1/localhost), the agent's client certificate (CN = ``agent_id``) and
 the collector's (CN = ``collector``), and a second, rogue CA. The broker runs with the config
-``collector.broker.write_broker_config`` ships, its listener made TLS by ``TlsListener``; the
+``collector.enrollment.broker.write_broker_config`` ships, its listener made TLS by ``TlsListener``; the
 ack double (the collector's role) connects over the same TLS listener.
 """
 
@@ -31,7 +31,7 @@ from agent.keys import AgentKey
 from agent.outbox import Outbox
 from agent.recorder import record
 from agent.sync import BrokerTarget, SyncLink
-from collector.broker import BrokerFiles, TlsListener, render_config
+from collector.enrollment.broker import BrokerFiles, TlsListener, render_config
 from tests.agent.ackdouble import AckDouble
 from tests.agent.conftest import AGENT_PASSWORD
 from tests.agent.samples import sample_record

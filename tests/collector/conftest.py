@@ -9,8 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from collector.app import close_store, create_app, get_store
 from collector.store import Store, open_store
+from collector.web.app import create_app
+from collector.web.db import close_store, get_store
 from tests.helpers.postgres import clean_migrated_database, fresh_database
 
 

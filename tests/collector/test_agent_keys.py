@@ -10,12 +10,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from collector import enrollment
-from collector.app import get_store
 from collector.cli import collector
-from collector.enrollment import rotation_message
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
+from collector.enrollment import service as enrollment
+from collector.enrollment.service import rotation_message
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
 from collector.store import Store
+from collector.web.db import get_store
 from tests.helpers.records import TestAgent, batch
 
 P = 2**255 - 19

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from collector.app import close_store, create_app
 from collector.cli import collector
-from collector.keys import KeyFileError, account_hmac, init_keys, load_keys, mask_account
+from collector.enrollment.keys import KeyFileError, account_hmac, init_keys, load_keys, mask_account
 from collector.store.schema import latest_version
+from collector.web.app import create_app
+from collector.web.db import close_store
 
 
 def test_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

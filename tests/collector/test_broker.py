@@ -16,10 +16,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from collector import broker
-from collector.app import close_store, create_app, get_store
 from collector.cli import collector as collector_group
-from collector.mqtt_link import IngestLink, LinkError, LinkRefused, tls_context
+from collector.enrollment import broker
+from collector.ingest.mqtt_link import IngestLink, LinkError, LinkRefused, tls_context
+from collector.web.app import create_app
+from collector.web.db import close_store, get_store
 from tests.helpers.mosquitto import (
     Broker,
     free_port,

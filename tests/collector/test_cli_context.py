@@ -133,7 +133,7 @@ def test_misspelt_variable_is_named(instance: dict[str, str]) -> None:
 def test_every_variable_the_code_reads_is_known() -> None:
     import re
 
-    from collector.config import known_settings
+    from collector.settings import known_settings
 
     root = Path(__file__).resolve().parents[2]
     named = set()

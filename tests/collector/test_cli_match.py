@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from collector.app import get_store
 from collector.cli import collector
-from collector.recon_store import list_gaps, reconcile
+from collector.reconcile.store import list_gaps, reconcile
+from collector.web.db import get_store
 from tests.collector.test_recon_acquirer import _credit, _merchant
 from tests.collector.test_recon_store import add_batch
 

@@ -16,8 +16,8 @@ from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from collector.app import get_store
 from collector.cli import collector
+from collector.web.db import get_store
 
 FIXTURES = Path(__file__).parent / "statements" / "fixtures"
 IMPORT_KEYS = {

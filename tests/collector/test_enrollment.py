@@ -12,13 +12,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from collector import broker, enrollment
-from collector.app import get_store
 from collector.cli import collector
-from collector.enrollment import rotation_message
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
-from collector.keys import init_keys
-from collector.tokens import create_token
+from collector.enrollment import broker
+from collector.enrollment import service as enrollment
+from collector.enrollment.keys import init_keys
+from collector.enrollment.service import rotation_message
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from collector.web.db import get_store
+from collector.web.tokens import create_token
 from protocol.enroll_token import key_fingerprint, token_fingerprint
 from tests.helpers.records import TestAgent, batch, make_agent
 

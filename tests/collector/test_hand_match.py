@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collector.hand_match import (
+from collector.reconcile.manual import (
     HandMatchError,
     list_hand_matches,
     match_by_hand,
@@ -15,7 +15,7 @@ from collector.hand_match import (
     suggest_matches,
     unmatch,
 )
-from collector.recon_store import list_gaps, reconcile
+from collector.reconcile.store import list_gaps, reconcile
 from collector.store import Store
 from tests.collector.test_recon_acquirer import ACCOUNT, _credit, _merchant
 from tests.collector.test_recon_store import add_batch

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from collector.account_numbers import account_hmac, account_key_text
-from collector.imports import ImportRejected, import_file, list_imports
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
-from collector.keys import CollectorKeys, init_keys
+from collector.enrollment.keys import CollectorKeys, init_keys
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
 from collector.merchants import import_merchants
-from collector.recon_store import list_gaps, reconcile
+from collector.reconcile.store import list_gaps, reconcile
+from collector.statements.importer import ImportRejected, import_file, list_imports
 from collector.store import Store
 from protocol.records import CardChange
 from protocol.sealed import card_change_context, seal

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from collector.account_numbers import account_hmac
-from collector.imports import ImportRejected, import_file
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
-from collector.keys import init_keys
+from collector.enrollment.keys import init_keys
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
 from collector.merchants import import_merchants
 from collector.reconcile.payers import payer_matches
 from collector.statements.accounts import (
@@ -23,6 +22,7 @@ from collector.statements.accounts import (
     visible_digits,
 )
 from collector.statements.errors import StatementError
+from collector.statements.importer import ImportRejected, import_file
 from collector.store import Store
 from protocol.records import CardChange
 from protocol.sealed import card_change_context, seal

@@ -5,9 +5,9 @@ from __future__ import annotations
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector import enrollment
-from collector.ingest import IncomingMessage, Keyring, Refused, ingest_batch, verify_messages
-from collector.keys import init_keys
+from collector.enrollment import service as enrollment
+from collector.enrollment.keys import init_keys
+from collector.ingest.verify import IncomingMessage, Keyring, Refused, ingest_batch, verify_messages
 from collector.store import Store
 from protocol.envelope import key_id_for
 from protocol.records import CardChange

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.bundle_import import import_bundle
-from collector.ingest import IncomingMessage, Keyring, ingest_batch, verify_message
+from collector.ingest.bundles import import_bundle
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch, verify_message
 from collector.store import Store, open_store
 from protocol.envelope import BundleError, encode_bundle
 from tests.helpers.records import TestAgent, batch, make_agent

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.bundle_import import import_bundle
-from collector.ingest import (
+from collector.enrollment.keys import CollectorKeys, init_keys
+from collector.ingest.bundles import import_bundle
+from collector.ingest.verify import (
     MAX_BATCH_AMOUNT,
     MAX_BUCKET_AMOUNT,
     MAX_BUCKETS,
@@ -19,7 +20,6 @@ from collector.ingest import (
     Keyring,
     ingest_batch,
 )
-from collector.keys import CollectorKeys, init_keys
 from collector.store import Store
 from protocol.envelope import encode_bundle
 from protocol.records import BatchSummary, Bucket, CardChange, Record, TerminalReplaced

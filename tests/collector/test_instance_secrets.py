@@ -17,12 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
-from collector import enrollment
-from collector.app import close_store, create_app, get_store
 from collector.cli import collector
-from collector.keys import KeyFileError, init_keys, load_keys
-from collector.users import hash_password
+from collector.enrollment import service as enrollment
+from collector.enrollment.keys import KeyFileError, init_keys, load_keys
 from collector.web import actions
+from collector.web.app import create_app
+from collector.web.db import close_store, get_store
+from collector.web.users import hash_password
 
 ACCOUNT_CSV = b"date,amount,reference\n2026-11-27,100.00,x\n"
 
@@ -96,7 +97,7 @@ def test_serve_refuses_the_default_or_a_short_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str | bytes, why: str
 ) -> None:
     served: list[object] = []
-    monkeypatch.setattr("collector.serve.serve", lambda app, **kw: served.append(kw))
+    monkeypatch.setattr("collector.web.serve.serve", lambda app, **kw: served.append(kw))
     app = _app(tmp_path / "i", SECRET_KEY=secret, DATABASE_URL=f"sqlite:///{tmp_path / 'c.db'}")
     result = CliRunner().invoke(collector, ["serve", "--port", "0"], obj=app)
     assert result.exit_code == 1 and served == []
@@ -108,7 +109,7 @@ def test_serve_starts_with_the_instance_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[object] = []
-    monkeypatch.setattr("collector.serve.serve", lambda app, **kw: served.append(kw))
+    monkeypatch.setattr("collector.web.serve.serve", lambda app, **kw: served.append(kw))
     app = _app(tmp_path / "i", DATABASE_URL=f"sqlite:///{tmp_path / 'c.db'}")
     result = CliRunner().invoke(collector, ["serve", "--port", "0"], obj=app)
     assert result.exit_code == 0, result.output

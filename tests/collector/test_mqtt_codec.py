@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from collector.mqtt_codec import (
+from collector.ingest.mqtt_codec import (
     DISCONNECT,
     PUBLISH,
     SUBSCRIBE,

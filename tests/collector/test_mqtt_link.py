@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from collector import broker as broker_config
-from collector.mqtt_link import IngestLink, LinkRefused, Received
+from collector.enrollment import broker as broker_config
+from collector.ingest.mqtt_link import IngestLink, LinkRefused, Received
 from protocol.topics import SHARED_INGEST_FILTER, rec_topic
 from tests.helpers.mosquitto import _accepts, running_broker, wait_until
 from tests.helpers.mqtt import MqttProbe

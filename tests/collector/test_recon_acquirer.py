@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from collector.merchants import import_merchants
-from collector.recon_store import list_gaps, load_inputs, reconcile
+from collector.reconcile.store import list_gaps, load_inputs, reconcile
 from collector.store import Store
 from tests.collector.test_recon_store import add_batch, hasher
 

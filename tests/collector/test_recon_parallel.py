@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from collector import recon_parallel
-from collector.recon_store import ReconcileReport, reconcile
+from collector.reconcile import runner as recon_parallel
+from collector.reconcile.store import ReconcileReport, reconcile
 from collector.store import Store
 from tests.collector.test_recon_store import NOW, add_batch, assert_conserved, build
 

@@ -2,7 +2,7 @@
 
 Runs on SQLite and PostgreSQL (the ``store`` fixture). Batches are written the way ingest
 writes them (a received record, the batch row, its buckets); credits arrive as statement files
-through :func:`collector.imports.import_file`.
+through :func:`collector.statements.importer.import_file`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from collector.imports import import_file
-from collector.keys import account_hmac as keyed_hmac
+from collector.enrollment.keys import account_hmac as keyed_hmac
 from collector.merchants import import_merchants, set_account_status
-from collector.recon_store import acknowledge_gap, list_gaps, load_inputs, reconcile
 from collector.reconcile import expected_credits, load_calendar
 from collector.reconcile.model import BATCH_CATEGORIES
+from collector.reconcile.store import acknowledge_gap, list_gaps, load_inputs, reconcile
+from collector.statements.importer import import_file
 from collector.store import Store, Tx
 
 KEY = b"k" * 32

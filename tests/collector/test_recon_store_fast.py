@@ -11,14 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.recon_build import new_account_change as _new_account_change
-from collector.recon_build import new_batch as _new_batch
-from collector.recon_build import new_bucket as _new_bucket
-from collector.recon_build import new_credit as _new_credit
-from collector.recon_build import new_payout as _new_payout
-from collector.recon_store import _closed, _json_tuple
-from collector.recon_write import json_list as _json_list
-from collector.recon_write import match_key
 from collector.reconcile import (
     AccountChange,
     Batch,
@@ -29,6 +21,14 @@ from collector.reconcile import (
     ReconcileInputError,
     batch_key,
 )
+from collector.reconcile.build import new_account_change as _new_account_change
+from collector.reconcile.build import new_batch as _new_batch
+from collector.reconcile.build import new_bucket as _new_bucket
+from collector.reconcile.build import new_credit as _new_credit
+from collector.reconcile.build import new_payout as _new_payout
+from collector.reconcile.store import _closed, _json_tuple
+from collector.reconcile.writer import json_list as _json_list
+from collector.reconcile.writer import match_key
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)
 times = st.datetimes(

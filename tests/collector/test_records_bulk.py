@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector import enrollment
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
+from collector.enrollment import service as enrollment
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
 from collector.store import Store, open_store
 from tests.helpers.records import TestAgent, batch, heartbeat, make_agent
 

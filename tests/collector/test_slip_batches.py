@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from agent.slip_entry import entry_from_json
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
-from collector.keys import account_hmac as keyed_hmac
+from collector.enrollment.keys import account_hmac as keyed_hmac
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
 from collector.merchants import import_merchants
-from collector.recon_store import reconcile
+from collector.reconcile.store import reconcile
 from collector.store import Store
 from collector.web.read_models import gap_queue, timeline
 from protocol.records import BatchSummary, Bucket

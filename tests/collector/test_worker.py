@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from collector import enrollment
+from collector.enrollment import service as enrollment
+from collector.ingest.worker import IngestWorker, WorkerError, _optional_int
 from collector.store import Store
-from collector.worker import IngestWorker, WorkerError, _optional_int
 from protocol.acks import decode_acks
 from protocol.topics import ack_topic
 from tests.helpers.mosquitto import Broker, running_broker, wait_until
@@ -132,7 +132,7 @@ def test_worker_with_wrong_password_fails_clearly(broker_with_store: tuple[Broke
 def test_failed_commit_is_retried_and_acked_only_after_it_succeeds(
     broker_with_store: tuple[Broker, Store], monkeypatch: pytest.MonkeyPatch, pipeline: bool
 ) -> None:
-    import collector.worker as worker_module
+    import collector.ingest.worker as worker_module
 
     running, store = broker_with_store
     agent = make_agent(store, "agent-a")
@@ -254,7 +254,7 @@ def test_tune_gc_freezes_the_start_up_heap_and_raises_the_young_threshold() -> N
 
     code = (
         "import gc\n"
-        "from collector.worker import GC_GEN0_THRESHOLD, tune_gc\n"
+        "from collector.ingest.worker import GC_GEN0_THRESHOLD, tune_gc\n"
         "default = gc.get_threshold()\n"
         "tune_gc()\n"
         "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskCliRunner
 
-from collector.broker import TlsListener
 from collector.cli import collector as collector_group
-from collector.mqtt_link import IngestLink, LinkError, tls_context
+from collector.enrollment.broker import TlsListener
+from collector.ingest.mqtt_link import IngestLink, LinkError, tls_context
+from collector.ingest.worker import IngestWorker, WorkerError
 from collector.store import Store
-from collector.worker import IngestWorker, WorkerError
 from protocol.acks import decode_acks
 from protocol.topics import ack_topic
 from tests.helpers.mosquitto import running_broker, wait_until

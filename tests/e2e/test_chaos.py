@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.broker import mosquitto_binary
+from collector.enrollment.broker import mosquitto_binary
 from tests.helpers.benchmarks import load_benchmark
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.broker import mosquitto_binary
+from collector.enrollment.broker import mosquitto_binary
 from settleguard.demo.run import DemoOptions, run_demo
 from settleguard.demo.services import wait_for
 from settleguard.privacy import scan_path

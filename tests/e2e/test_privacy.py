@@ -32,11 +32,11 @@ from agent.keys import load_or_create_key
 from agent.outbox import Outbox
 from agent.recorder import append_record, heartbeat_record, seal_heartbeat
 from agent.sync import BrokerTarget, SyncLink
-from collector import enrollment
-from collector.broker import mosquitto_binary
-from collector.keys import init_keys
+from collector.enrollment import service as enrollment
+from collector.enrollment.broker import mosquitto_binary
+from collector.enrollment.keys import init_keys
+from collector.ingest.worker import IngestWorker
 from collector.store import open_store
-from collector.worker import IngestWorker
 from settleguard.demo.run import DemoOptions, run_demo
 from settleguard.demo.world import build_world
 from settleguard.privacy import scan_path, scan_texts

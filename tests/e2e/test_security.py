@@ -27,14 +27,15 @@ from agent.keys import load_or_create_key
 from agent.outbox import Outbox
 from agent.recorder import append_record
 from agent.sync import BrokerTarget, SyncLink
-from collector import enrollment
-from collector.app import close_store, create_app, get_store
-from collector.broker import mosquitto_binary
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
-from collector.keys import init_keys
+from collector.enrollment import service as enrollment
+from collector.enrollment.broker import mosquitto_binary
+from collector.enrollment.keys import init_keys
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from collector.ingest.worker import IngestWorker
 from collector.store import Store, open_store
-from collector.users import hash_password
-from collector.worker import IngestWorker
+from collector.web.app import create_app
+from collector.web.db import close_store, get_store
+from collector.web.users import hash_password
 from protocol.envelope import seal_envelope
 from tests.helpers.mosquitto import running_broker
 from tests.helpers.records import batch, make_agent
@@ -184,7 +185,7 @@ def test_clock_skew_beyond_limits_is_flagged_not_rejected(store: Store) -> None:
 def test_a_late_record_is_not_skew_but_a_late_heartbeat_is() -> None:
     from datetime import UTC, datetime
 
-    from collector.ingest import clock_skew
+    from collector.ingest.verify import clock_skew
 
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     week_old = "2026-11-19T12:00:00.000Z"

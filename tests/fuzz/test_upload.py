@@ -17,9 +17,10 @@ from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.app import close_store, create_app, get_store
-from collector.keys import init_keys
-from collector.users import hash_password
+from collector.enrollment.keys import init_keys
+from collector.web.app import create_app
+from collector.web.db import close_store, get_store
+from collector.web.users import hash_password
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import bytes_or_mutation
 

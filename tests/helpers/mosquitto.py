@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from collector import broker as broker_config
+from collector.enrollment import broker as broker_config
 
 
 def free_port() -> int:
@@ -81,7 +81,7 @@ def running_broker(
 ) -> Iterator[Broker]:
     """Start Mosquitto with ``write_broker_config`` output; skip if the binary is missing.
 
-    :param tls: make the listener TLS (see :class:`collector.broker.TlsListener`)
+    :param tls: make the listener TLS (see :class:`collector.enrollment.broker.TlsListener`)
     """
     binary = broker_config.mosquitto_binary()
     if binary is None:

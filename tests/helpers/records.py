@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector import enrollment
+from collector.enrollment import service as enrollment
 from collector.store import Store
 from protocol.envelope import DOMAIN, key_id_for, seal_envelope
 from protocol.records import BatchSummary, Bucket, Heartbeat, Record

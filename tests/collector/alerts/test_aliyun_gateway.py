@@ -9,15 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from collector.alerts.aliyun_gateway import AliyunGateway, acs3_signature
-from collector.alerts.cli import run_pass
-from collector.alerts.gateway import (
-    GatewayUnavailable,
-    SendRejected,
-    TemplateCall,
-    gateway_from_url,
-)
+from collector.alerts.gateway import GatewayUnavailable, SendRejected, TemplateCall
 from collector.alerts.policy import AlertState
+from collector.alerts.providers import gateway_from_url
 from collector.alerts.store import AlertStore, escalated_alerts
+from collector.cli.alerts import run_pass
 
 from .china_sms import AliyunHandler, Fake, register, serve
 from .collector_seed import add_gap, add_merchant

@@ -15,9 +15,9 @@ from flask.testing import FlaskCliRunner
 from collector.alerts.gateway import SendResult
 from collector.alerts.http_gateways import twilio_signature
 from collector.alerts.store import AlertStore, NewAlert
-from collector.app import get_store
 from collector.cli import collector
 from collector.store import Store
+from collector.web.db import get_store
 from settleguard.privacy import find_card_numbers
 
 from .china_sms import AliyunHandler, Fake, register, serve

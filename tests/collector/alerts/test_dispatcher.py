@@ -17,10 +17,10 @@ from collector.alerts.gateway import (
     SendResult,
     SendUncertain,
     TemplateCall,
-    gateway_from_url,
 )
 from collector.alerts.planner import plan_alerts
 from collector.alerts.policy import AlertPolicy, AlertState
+from collector.alerts.providers import gateway_from_url
 from collector.alerts.store import AlertStore, NewAlert
 from collector.store import Store
 

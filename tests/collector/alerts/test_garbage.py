@@ -12,11 +12,11 @@ from collector.alerts.aliyun_gateway import AliyunGateway
 from collector.alerts.gateway import (
     GatewayConfigError,
     GatewayError,
-    gateway_from_url,
     message_id_aliases,
     parse_receipt_text,
 )
 from collector.alerts.http_gateways import SignatureError, TwilioGateway
+from collector.alerts.providers import gateway_from_url
 from collector.alerts.templates import TemplateError, default_catalog, render
 
 from .smsc import wait_for

@@ -13,8 +13,9 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from collector.alerts.gateway import GatewayUnavailable, SendRejected, gateway_from_url
+from collector.alerts.gateway import GatewayUnavailable, SendRejected
 from collector.alerts.http_gateways import SignatureError, TwilioGateway, twilio_signature
+from collector.alerts.providers import gateway_from_url
 
 SID, TOKEN = "AC0123456789abcdef", "twilio-token"
 

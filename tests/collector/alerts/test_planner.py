@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.alerts.cli import run_pass
 from collector.alerts.dispatcher import recover_interrupted
 from collector.alerts.planner import CALENDAR_SLACK, PlannerError, plan_alerts, preview_gap
 from collector.alerts.policy import AlertState
 from collector.alerts.smpp_gateway import SmppGateway
 from collector.alerts.store import AlertStore, escalated_alerts
+from collector.cli.alerts import run_pass
 from collector.store import Store, open_store
 from settleguard.privacy import find_card_numbers, luhn_ok
 

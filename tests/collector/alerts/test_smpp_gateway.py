@@ -4,12 +4,8 @@ import logging
 
 import pytest
 
-from collector.alerts.gateway import (
-    GatewayConfigError,
-    GatewayUnavailable,
-    SendUncertain,
-    gateway_from_url,
-)
+from collector.alerts.gateway import GatewayConfigError, GatewayUnavailable, SendUncertain
+from collector.alerts.providers import gateway_from_url
 from collector.alerts.smpp_gateway import SmppSettings
 
 from .smsc import (

@@ -8,16 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.alerts.cli import run_pass
-from collector.alerts.gateway import (
-    GatewayUnavailable,
-    SendRejected,
-    TemplateCall,
-    gateway_from_url,
-)
+from collector.alerts.gateway import GatewayUnavailable, SendRejected, TemplateCall
 from collector.alerts.policy import AlertState
+from collector.alerts.providers import gateway_from_url
 from collector.alerts.store import AlertStore
 from collector.alerts.tencent_gateway import TencentGateway, tc3_signature
+from collector.cli.alerts import run_pass
 
 from .china_sms import Fake, TencentHandler, register, serve, tencent_expected_signature
 from .collector_seed import add_gap, add_merchant

@@ -11,10 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from collector.app import get_store
-from collector.keys import init_keys
+from collector.enrollment.keys import init_keys
 from collector.store import Store
-from collector.users import hash_password
+from collector.web.db import get_store
+from collector.web.users import hash_password
 
 ROLES = ("viewer", "operator", "admin")
 PASSWORD = "correct horse battery"

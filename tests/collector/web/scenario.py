@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from collector.keys import CollectorKeys
+from collector.enrollment.keys import CollectorKeys
 from collector.merchants import import_merchants
 from collector.store import Store
 

@@ -10,12 +10,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from collector.app import get_store
 from collector.cli import collector
 from collector.merchants import AccountTransitionError, set_account_status
-from collector.recon_store import reconcile
+from collector.reconcile.store import reconcile
 from collector.store import Store
-from collector.tokens import create_token
+from collector.web.db import get_store
+from collector.web.tokens import create_token
 from tests.collector.test_recon_acquirer import _merchant
 from tests.collector.test_recon_store import add_batch, hasher
 from tests.collector.web.conftest import csrf_token

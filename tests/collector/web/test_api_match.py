@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
-from collector.recon_store import list_gaps, reconcile
+from collector.reconcile.store import list_gaps, reconcile
 from collector.store import Store
-from collector.tokens import create_token
+from collector.web.tokens import create_token
 from tests.collector.test_recon_acquirer import _credit, _merchant
 from tests.collector.test_recon_store import add_batch
 

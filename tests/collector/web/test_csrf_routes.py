@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from collector.store import Store
-from collector.tokens import create_token
 from collector.web.security import CSRF_EXEMPT, NO_ROLE, STATE_CHANGING
+from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token, seed_world
 
 

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from collector.store import Store
-from collector.tokens import create_token
+from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token, seed_world
 
 

@@ -15,8 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from collector.store import Store
-from collector.tokens import create_token
 from collector.web.export import escape_formula
+from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token
 
 PHONE = "13912345678"

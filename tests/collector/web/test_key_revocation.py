@@ -9,9 +9,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
 
-from collector import enrollment
+from collector.enrollment import service as enrollment
 from collector.store import Store
-from collector.tokens import create_token
+from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token
 
 

@@ -14,9 +14,10 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from collector.app import close_store, create_app, get_store
-from collector.keys import init_keys
-from collector.tokens import create_token
+from collector.enrollment.keys import init_keys
+from collector.web.app import create_app
+from collector.web.db import close_store, get_store
+from collector.web.tokens import create_token
 from tests.collector.web.conftest import seed_world
 
 

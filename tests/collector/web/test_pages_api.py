@@ -14,10 +14,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from collector.keys import load_keys
+from collector.enrollment.keys import load_keys
 from collector.store import Store
-from collector.tokens import create_token
 from collector.web.read_models import overview
+from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token, seed_world
 from tests.collector.web.scenario import ACCOUNT, MERCHANT, build_world
 

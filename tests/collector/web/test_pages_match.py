@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import Flask
 from flask.testing import FlaskClient
 
-from collector.recon_store import list_gaps, reconcile
+from collector.reconcile.store import list_gaps, reconcile
 from collector.store import Store
 from tests.collector.test_recon_acquirer import _credit, _merchant
 from tests.collector.test_recon_store import add_batch

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from flask.testing import FlaskClient
 
 from agent.slip_entry import entry_from_json
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
-from collector.keys import account_hmac as keyed_hmac
+from collector.enrollment.keys import account_hmac as keyed_hmac
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
 from collector.merchants import import_merchants
-from collector.recon_store import reconcile
+from collector.reconcile.store import reconcile
 from collector.store import Store
 from tests.helpers.records import make_agent
 

@@ -8,8 +8,8 @@ from flask import Flask
 
 from collector.cli import collector
 from collector.store import Store
-from collector.tokens import authenticate_token, create_token
-from collector.users import UserError, add_user, authenticate, list_users
+from collector.web.tokens import authenticate_token, create_token
+from collector.web.users import UserError, add_user, authenticate, list_users
 
 
 def test_add_authenticate_and_refuse(db: Store) -> None:

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from collector.keys import load_keys
+from collector.enrollment.keys import load_keys
 from collector.store import Store
 from collector.web.wording import CATEGORIES, age, local_time, mask_card
 from tests.collector.web.conftest import csrf_token, seed_world

@@ -14,7 +14,7 @@ other writers still meet the busy timeout as usual). PostgreSQL writers of disti
 do not conflict and need no lock.
 
 Results do not depend on the number of processes or on which process ran which chunk: every
-stored row is keyed by its content (see :mod:`collector.recon_write`); only the order of new
+stored row is keyed by its content (see :mod:`collector.reconcile.writer`); only the order of new
 rows' ids may differ. ``tests/collector/test_recon_parallel.py`` checks this.
 
 Start method: ``fork`` when the calling process runs a single thread (cheap: nothing is

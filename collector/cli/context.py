@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo
 import click
 from flask import Flask
 
-from collector.app import create_app, get_store
-from collector.config import unknown_settings
+from collector.settings import unknown_settings
 from collector.store import Store, StoreError
+from collector.web.app import create_app
+from collector.web.db import get_store
 
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]+):[^@/]*@")
 _POINT_AT = (

@@ -12,13 +12,14 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
-from collector.enrollment import DEFAULT_RETIRED_KEY_GRACE_S
-from collector.keys import load_or_create_secret_key
+from collector.enrollment.keys import load_or_create_secret_key
+from collector.enrollment.service import DEFAULT_RETIRED_KEY_GRACE_S
 
 INSTANCE_FILE = "collector.toml"
 
@@ -29,7 +30,7 @@ FORMER_DEFAULT_SECRET_KEY = "dev"  # noqa: S105 - refused, not used
 
 DEFAULTS: dict[str, Any] = {
     # Flask session signing. None: the instance's own random key, <instance>/secret_key (0600),
-    # made on first use (collector/keys.py). SETTLEGUARD_SECRET_KEY overrides it.
+    # made on first use (collector/enrollment/keys.py). SETTLEGUARD_SECRET_KEY overrides it.
     "SECRET_KEY": None,
     # None -> sqlite:///<instance>/collector.db
     "DATABASE_URL": None,
@@ -81,6 +82,26 @@ def secret_key_problem(value: object) -> str | None:
     return None
 
 
+#: The dashboard's settings (sessions, sign-in throttling, language, display time zone).
+WEB_DEFAULTS: dict[str, Any] = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_NAME": "sg_session",
+    "PERMANENT_SESSION_LIFETIME": timedelta(hours=8),
+    "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+    # Checked by collector.web.check_csrf for every state-changing request instead (see its comment).
+    "WTF_CSRF_CHECK_DEFAULT": False,
+    "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+    "LOGIN_MAX_FAILURES_USER": 5,
+    "LOGIN_MAX_FAILURES_ADDRESS": 20,
+    "LOGIN_WINDOW_S": 300,
+    "AGENT_SILENT_AFTER_S": 6 * 3600,
+    "DASHBOARD_DEFAULT_LANG": "en",
+    # Times outside a merchant's own pages (imports, alerts, audit, agents) are shown here.
+    "DASHBOARD_TIMEZONE": "Asia/Shanghai",
+}
+
+
 def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
     """Fill ``app.config``: defaults → instance file → environment → ``overrides``.
 
@@ -119,12 +140,12 @@ def ensure_secret_key(app: Flask) -> None:
 
 # SETTLEGUARD_* variables read outside app.config (by the modules named) or by the test suite.
 OTHER_VARIABLES = frozenset({
-    "INSTANCE_PATH",  # collector.app
+    "INSTANCE_PATH",  # collector.web.app
     "SMS_URL", "SMS_CALLBACK_TOKEN", "SMS_SIGN_NAME", "SMS_SIGN_NAME_EN", "SMS_ACQUIRER",
     "SMS_TEMPLATE_CODES",  # collector.alerts.settings
     "ACQUIRERS",  # collector.reconcile.acquirers
     "CALENDAR",  # collector.reconcile.calendar
-    "RECON_PROCESSES",  # collector.recon_parallel
+    "RECON_PROCESSES",  # collector.reconcile.runner
     "PROFILE_DIR",  # collector.statements.profiles
     "AGENT_HOME",  # agent.home
     "UPDATE_SCREENSHOT", "TEST_PG_ADMIN_URL", "FUZZ_EXAMPLES",  # tests
@@ -133,8 +154,6 @@ OTHER_VARIABLES = frozenset({
 
 def known_settings() -> set[str]:
     """Every ``SETTLEGUARD_*`` name (without the prefix) that some part of settleguard reads."""
-    from collector.web import WEB_DEFAULTS
-
     return set(DEFAULTS) | set(WEB_DEFAULTS) | set(Flask.default_config) | OTHER_VARIABLES
 
 

@@ -1,6 +1,6 @@
 """HTTP endpoints used by ``settleguard agent enroll`` (blueprint ``enroll``).
 
-The views only translate JSON to :mod:`collector.enrollment` calls and errors to 400 answers;
+The views only translate JSON to :mod:`collector.enrollment.service` calls and errors to 400 answers;
 the contract is documented in docs/collector.md ("Enrollment API").
 """
 
@@ -14,11 +14,12 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from collector import broker, enrollment
-from collector.app import get_db
-from collector.keys import CollectorKeys, init_keys
+from collector.enrollment import broker
+from collector.enrollment import service as enrollment
+from collector.enrollment.keys import CollectorKeys, init_keys
 from collector.store import Row
-from collector.users import role_at_least
+from collector.web.db import get_db
+from collector.web.users import role_at_least
 
 bp = Blueprint("enroll", __name__, url_prefix="/api/v1")
 

@@ -4,7 +4,7 @@ A bundle is a sequence of signed payloads (:func:`protocol.envelope.decode_bundl
 topic, so each payload is checked as if it had arrived on its own agent's ``rec`` topic: the
 header's key must belong to an approved agent and the envelope's ``agent_id`` must be that agent
 (the key owner). Everything else -- verification, idempotency, conflicts, rejected messages --
-is :func:`collector.ingest.ingest_batch`, so importing a bundle twice, or a bundle whose records
+is :func:`collector.ingest.verify.ingest_batch`, so importing a bundle twice, or a bundle whose records
 also arrived over MQTT, changes nothing.
 """
 
@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.ingest import IncomingMessage, Keyring, ingest_batch
-from collector.keys import CollectorKeys
+from collector.enrollment.keys import CollectorKeys
+from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
 from collector.store import Store
 from protocol.envelope import EnvelopeError, decode_bundle, read_header
 from protocol.topics import rec_topic

@@ -2,7 +2,7 @@
 
 Theory of operation: the engine's input types (:mod:`collector.reconcile.model`) are frozen,
 slotted dataclasses that validate in ``__post_init__``. The store adapter
-(:mod:`collector.recon_store`) builds about four of them per batch, and their constructors were
+(:mod:`collector.reconcile.store`) builds about four of them per batch, and their constructors were
 most of its load time. The builders here fill the slots directly for rows that are valid by
 construction, and fall back to the plain constructors whenever the model's shape differs from
 the one they were written for. ``tests/collector/test_recon_store_fast.py`` proves both ways

@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from collector import tokens, users
-from collector.cli_context import app_from_context as _app
-from collector.cli_context import fail as _fail
-from collector.cli_context import store_from_context
-from collector.config import MIN_SECRET_KEY_LENGTH, ensure_secret_key, secret_key_problem
+from collector.cli.context import app_from_context as _app
+from collector.cli.context import fail as _fail
+from collector.cli.context import store_from_context
+from collector.settings import MIN_SECRET_KEY_LENGTH, ensure_secret_key, secret_key_problem
 from collector.store import Store
+from collector.web import tokens, users
 
 
 def _store(ctx: click.Context, *, create: bool = True) -> Store:
@@ -91,7 +91,7 @@ def serve_cmd(
     ctx: click.Context, host: str, port: int, threads: int, trusted_proxy: str | None
 ) -> None:
     """Serve the dashboard and API with waitress (production WSGI server)."""
-    from collector.serve import serve
+    from collector.web.serve import serve
 
     app = _app(ctx)
     ensure_secret_key(app)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from collector.app import get_store
 from collector.card_reviews import ReviewError, import_reviews, review_account
-from collector.cli_context import app_from_context as _app
-from collector.cli_context import fail as _fail
+from collector.cli.context import app_from_context as _app
+from collector.cli.context import fail as _fail
 from collector.store.schema import ACCOUNT_STATUSES
+from collector.web.db import get_store
 
 
 @click.group("accounts")

@@ -26,10 +26,11 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from .aliyun_gateway import AliyunGateway
-from .gateway import GatewayError, SmsGateway, gateway_from_url
-from .http_gateways import SignatureError, TwilioGateway
-from .store import AlertStore
+from collector.alerts.aliyun_gateway import AliyunGateway
+from collector.alerts.gateway import GatewayError, SmsGateway
+from collector.alerts.http_gateways import SignatureError, TwilioGateway
+from collector.alerts.providers import gateway_from_url
+from collector.alerts.store import AlertStore
 
 bp = Blueprint("sms_callbacks", __name__, url_prefix="/api/sms")
 
@@ -53,7 +54,7 @@ def _gateway() -> SmsGateway | None:
 
 
 def _alerts() -> AlertStore:
-    from collector.app import get_db
+    from collector.web.db import get_db
 
     return AlertStore(get_db())
 

@@ -1,7 +1,7 @@
 """``settleguard collector import | merchants import | reconcile | gaps``: thin click wrappers.
 
-Each command calls one library function (:mod:`collector.imports`, :mod:`collector.merchants`,
-:mod:`collector.recon_store`); :func:`register` adds them to the collector's click group.
+Each command calls one library function (:mod:`collector.statements.importer`, :mod:`collector.merchants`,
+:mod:`collector.reconcile.store`); :func:`register` adds them to the collector's click group.
 Errors print one line that says where, and exit 1.
 """
 
@@ -14,18 +14,18 @@ from typing import Any
 
 import click
 
-from collector.cli_context import app_from_context as _app
-from collector.cli_context import as_json as _with_place
-from collector.cli_context import as_of_option, as_of_time
-from collector.cli_context import fail as _fail
-from collector.cli_context import store_from_context as _store
-from collector.imports import ImportRejected, import_file
-from collector.keys import CollectorKeys, KeyFileError, load_keys
+from collector.cli.context import app_from_context as _app
+from collector.cli.context import as_json as _with_place
+from collector.cli.context import as_of_option, as_of_time
+from collector.cli.context import fail as _fail
+from collector.cli.context import store_from_context as _store
+from collector.enrollment.keys import CollectorKeys, KeyFileError, load_keys
 from collector.merchants import MerchantFileError, import_merchants
 from collector.money import format_money, minor_keys
-from collector.recon_store import list_gaps, reconcile
 from collector.reconcile import CalendarError, load_calendar
+from collector.reconcile.store import list_gaps, reconcile
 from collector.statements import FORMATS
+from collector.statements.importer import ImportRejected, import_file
 from collector.store import Store
 
 

@@ -2,7 +2,7 @@
 
 :class:`ClientSession` builds every packet the ingest worker sends and parses every packet the
 broker sends, for MQTT 3.1.1 and 5.0 (OASIS; section numbers are v5's). It owns no socket, no
-clock and no thread: :mod:`collector.mqtt_link` does the I/O, the timers and the reconnects,
+clock and no thread: :mod:`collector.ingest.mqtt_link` does the I/O, the timers and the reconnects,
 and tests drive this class with bytes alone. The worker needs a small part of MQTT, so this
 is that part and no more (see ``docs/decisions/0005-ingest-mqtt-client.md`` for why the
 collector does not use paho-mqtt here).
@@ -103,7 +103,7 @@ class Received(msgspec.Struct, frozen=True, gc=False):
     packet_id: int
     generation: int
     dup: bool = False
-    #: Where it came from, as :class:`collector.ingest.Message` has it.
+    #: Where it came from, as :class:`collector.ingest.verify.Message` has it.
     source: ClassVar[str] = "mqtt"
 
 

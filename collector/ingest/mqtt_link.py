@@ -1,6 +1,6 @@
-"""The ingest worker's MQTT connection: the I/O around :class:`collector.mqtt_codec.ClientSession`.
+"""The ingest worker's MQTT connection: the I/O around :class:`collector.ingest.mqtt_codec.ClientSession`.
 
-The packets, the protocol state and its checks live in :mod:`collector.mqtt_codec` (sans-I/O);
+The packets, the protocol state and its checks live in :mod:`collector.ingest.mqtt_codec` (sans-I/O);
 this module owns the socket, TLS, the clocks and the reconnects, all in the worker's own
 thread (``docs/decisions/0005-ingest-mqtt-client.md`` has why this is not paho-mqtt).
 
@@ -31,7 +31,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 
-from collector.mqtt_codec import (
+from collector.ingest.mqtt_codec import (
     DISCONNECT_PACKET,
     MAX_PACKET,
     PINGREQ_PACKET,

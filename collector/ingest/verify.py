@@ -9,7 +9,7 @@ the acks it returns.
    topic agent is the MQTT username that published it.
 2. Size and header, then the key by the header's key id; the key must belong to an *approved*
    agent and that agent must be the topic's agent (key owner = topic agent). A retired key
-   (:mod:`collector.enrollment`) carries a ceiling: past its grace period it verifies no
+   (:mod:`collector.enrollment.service`) carries a ceiling: past its grace period it verifies no
    ``seq`` above it (checked in step 4, where the ``seq`` is read).
 3. Ed25519 over the received bytes, for a whole batch in one call
    (:func:`protocol.ed25519.verify_many`); only then strict parsing
@@ -42,7 +42,7 @@ from typing import Protocol
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from collector.keys import CollectorKeys
+from collector.enrollment.keys import CollectorKeys
 from collector.store import Store
 from collector.store.records import REJECTED, STORE_REFUSALS, WriteBatch, write_envelopes
 from protocol.acks import Ack
@@ -78,7 +78,7 @@ MAX_BATCH_AMOUNT = 100_000_000_000  # Σ sale + refund + void amounts of one bat
 
 class Message(Protocol):
     """What :func:`verify_messages` needs of a received message (an :class:`IncomingMessage`,
-    or the MQTT link's own :class:`~collector.mqtt_link.Received`, saving a copy per message)."""
+    or the MQTT link's own :class:`~collector.ingest.mqtt_link.Received`, saving a copy per message)."""
 
     @property
     def topic(self) -> str: ...
@@ -110,7 +110,7 @@ class KeyEntry:
     key_id: str  # key_id_for(public_key), computed once when the key is cached
     raw: bytes  # the 32 raw public key bytes (for protocol.ed25519.verify_many)
     #: the highest seq this key may sign: ``None`` for the agent's current key and for a
-    #: retired key still in its grace period, else its ``max_seq`` (collector/enrollment.py)
+    #: retired key still in its grace period, else its ``max_seq`` (collector/enrollment/service.py)
     seq_limit: int | None = None
     merchant_id: str | None = None  # the merchant the agent was enrolled for
 

@@ -31,7 +31,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from collector import broker
+from collector.enrollment import broker
 from collector.store import Row, Store
 from protocol.ed25519 import public_key_problem
 from protocol.enroll_token import bind_token

@@ -17,7 +17,7 @@ import secrets
 from typing import Any
 
 from collector.store import Store
-from collector.users import ROLES, UserError
+from collector.web.users import ROLES, UserError
 
 PREFIX = "sgt_"
 _HASH_TAG = "sha256$"
@@ -30,7 +30,7 @@ def _digest(token: str) -> str:
 def create_token(store: Store, role: str, *, actor: str, label: str = "") -> str:
     """Create an API token with ``role`` and return it (the only time it is readable).
 
-    :param role: one of :data:`collector.users.ROLES`
+    :param role: one of :data:`collector.web.users.ROLES`
     :param actor: who creates it (audit log)
     :param label: a note kept in the audit log (what the token is for)
     :raises UserError: unknown role

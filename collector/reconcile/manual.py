@@ -15,7 +15,6 @@ from typing import Any
 
 from collector.audit import audit
 from collector.merchants import mark_dirty
-from collector.recon_store import load_inputs, reconcile
 from collector.reconcile import (
     Credit,
     MerchantInputs,
@@ -25,6 +24,7 @@ from collector.reconcile import (
 )
 from collector.reconcile.hand import split_credits
 from collector.reconcile.payers import is_acquirer_payer
+from collector.reconcile.store import load_inputs, reconcile
 from collector.store import Store, Tx
 
 #: how far from the due date a suggested credit may be booked ("the same week")

@@ -1,6 +1,6 @@
 """``settleguard collector match …``: match by hand, unmatch, split, suggestions, list.
 
-Thin click wrappers over :mod:`collector.hand_match`. Amounts are typed in yuan (``1514.86``)
+Thin click wrappers over :mod:`collector.reconcile.manual`. Amounts are typed in yuan (``1514.86``)
 and kept in fen. Errors print one line and exit 1.
 """
 
@@ -12,10 +12,9 @@ from typing import Any
 
 import click
 
-from collector import hand_match
-from collector.app import get_store
-from collector.cli_context import app_from_context as _app
-from collector.cli_context import fail as _fail
+from collector.cli.context import app_from_context as _app
+from collector.cli.context import fail as _fail
+from collector.reconcile import manual as hand_match
 from collector.statements.amounts import (
     AmountError,
     format_minor,
@@ -23,6 +22,7 @@ from collector.statements.amounts import (
     to_minor_units,
 )
 from collector.store import Store
+from collector.web.db import get_store
 
 
 def _store(ctx: click.Context) -> Store:

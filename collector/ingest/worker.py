@@ -1,10 +1,10 @@
-"""The MQTT ingest worker: :mod:`collector.mqtt_link` in, :func:`collector.ingest.ingest_batch`,
+"""The MQTT ingest worker: :mod:`collector.ingest.mqtt_link` in, :func:`collector.ingest.verify.ingest_batch`,
 acks out.
 
 Theory of operation (DESIGN.md §3.4, §5, §8): the worker's thread takes up to ``batch_size``
 messages from the link (waiting at most ``batch_wait_s`` to fill a batch once the first
-arrived) and verifies them (:func:`collector.ingest.verify_messages`); a writer thread commits
-each verified batch in one transaction (:func:`collector.ingest.store_decided`) and hands the
+arrived) and verifies them (:func:`collector.ingest.verify.verify_messages`); a writer thread commits
+each verified batch in one transaction (:func:`collector.ingest.verify.store_decided`) and hands the
 result back; only then does the worker's thread (a) publish the application acks, one message
 per agent on ``sg/v1/a/{agent}/ack`` at QoS 1, and (b) PUBACK the messages — all in one socket
 write. The two threads overlap batch N's commit with batch N+1's verification: the batch's
@@ -21,8 +21,8 @@ crash after the commit only causes a resend, which the store answers as ``duplic
 workers (processes) share the load through the MQTT v5 shared subscription
 ``$share/ingest/sg/v1/a/+/rec``; with MQTT 3.1.1 (e.g. amqtt) run one worker on the plain filter.
 
-The link is our own small MQTT client (:mod:`collector.mqtt_link` around the sans-I/O
-:mod:`collector.mqtt_codec`) rather than paho-mqtt: ``docs/decisions/0005-ingest-mqtt-client.md``
+The link is our own small MQTT client (:mod:`collector.ingest.mqtt_link` around the sans-I/O
+:mod:`collector.ingest.mqtt_codec`) rather than paho-mqtt: ``docs/decisions/0005-ingest-mqtt-client.md``
 has the measurements.
 """
 
@@ -39,7 +39,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from collector.ingest import (
+from collector.enrollment.keys import CollectorKeys
+from collector.ingest.mqtt_link import IngestLink, LinkError, Received, tls_context
+from collector.ingest.verify import (
     Keyring,
     Refused,
     Verified,
@@ -47,8 +49,6 @@ from collector.ingest import (
     store_decided,
     verify_messages,
 )
-from collector.keys import CollectorKeys
-from collector.mqtt_link import IngestLink, LinkError, Received, tls_context
 from collector.store import Store, open_store
 from protocol.acks import Ack, encode_acks
 from protocol.topics import (
@@ -230,7 +230,7 @@ class IngestWorker:
         previous one to the writer, and answer every batch the writer has committed meanwhile.
 
         A verified batch is held until the next batch's signatures are checked
-        (:func:`collector.ingest.verify_messages` calls :meth:`_hand_over` right before): the
+        (:func:`collector.ingest.verify.verify_messages` calls :meth:`_hand_over` right before): the
         writer's Python then runs while this thread needs no GIL, instead of competing with
         it. With nothing more to verify, the held batch goes to the writer at once.
 

@@ -12,11 +12,11 @@ Theory of operation (DESIGN.md §5 "Reconciliation", issue 5): the domain engine
    with one set-based query per table (never one query per merchant or row) in a read
    transaction;
 3. runs :func:`~collector.reconcile.reconcile_merchant`;
-4. **writes** idempotently (:mod:`collector.recon_write`): matches keyed by a digest of their
+4. **writes** idempotently (:mod:`collector.reconcile.writer`): matches keyed by a digest of their
    content, gaps by the engine's stable ``Gap.key``, keeping ids, status and acknowledgements.
 
 Chunks are independent (a merchant's results depend on its own rows only), so a large run
-spreads them over worker processes (:mod:`collector.recon_parallel`); the stored results are
+spreads them over worker processes (:mod:`collector.reconcile.runner`); the stored results are
 the same as in one process. Running twice changes nothing; facts arriving in another order
 give the same rows.
 """
@@ -36,14 +36,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from collector import recon_write
 from collector.merchants import fee_schedule_from_json
-from collector.recon_build import new_account_change as _new_account_change
-from collector.recon_build import new_batch as _new_batch
-from collector.recon_build import new_bucket as _new_bucket
-from collector.recon_build import new_credit as _new_credit
-from collector.recon_build import new_payout as _new_payout
-from collector.recon_parallel import default_processes, run_chunks
 from collector.reconcile import (
     AccountChange,
     Batch,
@@ -62,8 +55,15 @@ from collector.reconcile import (
     load_calendar,
     reconcile_merchant,
 )
+from collector.reconcile import writer as recon_write
 from collector.reconcile.acquirers import profile as acquirer_profile
+from collector.reconcile.build import new_account_change as _new_account_change
+from collector.reconcile.build import new_batch as _new_batch
+from collector.reconcile.build import new_bucket as _new_bucket
+from collector.reconcile.build import new_credit as _new_credit
+from collector.reconcile.build import new_payout as _new_payout
 from collector.reconcile.gaps import LATE_BY_DUE_DATE
+from collector.reconcile.runner import default_processes, run_chunks
 from collector.store import Store, Tx
 from collector.store.sqlite import SqliteStore, SqliteTx
 
@@ -700,7 +700,7 @@ def reconcile(
     :param calendar: working-day calendar (default: the shipped China calendar)
     :param config: engine limits and tolerances
     :param chunk: merchants per load/write round trip (at most)
-    :param processes: worker processes (:mod:`collector.recon_parallel`); ``None``: one per
+    :param processes: worker processes (:mod:`collector.reconcile.runner`); ``None``: one per
         CPU or ``$SETTLEGUARD_RECON_PROCESSES`` for runs of at least
         :data:`PARALLEL_MIN_MERCHANTS` merchants, else the calling process alone; ``1``: always
         the calling process. The stored results are the same either way.

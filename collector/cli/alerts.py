@@ -20,16 +20,15 @@ from datetime import UTC, datetime
 
 import click
 
-from collector.cli_context import as_of_option, as_of_time
-
-from .approval import PROVIDERS, approval_sheet, sheet_csv
-from .dispatcher import DispatchReport, dispatch_due, recover_interrupted
-from .gateway import GatewayError, SmsGateway, TemplateCall, template_provider
-from .planner import PlannerError, PlanReport, Wording, plan_alerts, preview_gap
-from .policy import AlertPolicy
-from .settings import SmsSettings
-from .store import AlertStore, mask_number
-from .templates import ARRIVED, LOCALES, TemplateError, default_catalog, signed
+from collector.alerts.approval import PROVIDERS, approval_sheet, sheet_csv
+from collector.alerts.dispatcher import DispatchReport, dispatch_due, recover_interrupted
+from collector.alerts.gateway import GatewayError, SmsGateway, TemplateCall, template_provider
+from collector.alerts.planner import PlannerError, PlanReport, Wording, plan_alerts, preview_gap
+from collector.alerts.policy import AlertPolicy
+from collector.alerts.settings import SmsSettings
+from collector.alerts.store import AlertStore, mask_number
+from collector.alerts.templates import ARRIVED, LOCALES, TemplateError, default_catalog, signed
+from collector.cli.context import as_of_option, as_of_time
 
 __all__ = ["PassReport", "register", "run_collector_alerts", "run_pass", "send_test"]
 
@@ -108,7 +107,7 @@ def send_test(
 
 
 def _app_config(ctx: click.Context) -> dict[str, object]:
-    from collector.cli_context import app_from_context
+    from collector.cli.context import app_from_context
 
     return dict(app_from_context(ctx).config)
 
@@ -123,7 +122,7 @@ def _settings(ctx: click.Context) -> SmsSettings:
 def _alert_store(ctx: click.Context, *, create: bool) -> AlertStore:
     """The alert store of the instance the command names (says which); a read-only command
     (``create=False``) creates no database where there is none."""
-    from collector.cli_context import store_from_context
+    from collector.cli.context import store_from_context
 
     return AlertStore(store_from_context(ctx, create=create))
 

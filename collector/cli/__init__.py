@@ -1,9 +1,9 @@
 """``settleguard collector …``: thin click wrappers over library functions (like sqlite-utils).
 
-Each command builds the app with :func:`collector.app.create_app` (so the same configuration
+Each command builds the app with :func:`collector.web.app.create_app` (so the same configuration
 rules apply: defaults → instance file → ``SETTLEGUARD_*``) and calls one library function.
 Each says on stderr which instance and database it uses; errors print one ``error: …`` line
-(exit codes in :mod:`collector.cli_context`).
+(exit codes in :mod:`collector.cli.context`).
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ from typing import Any
 import click
 from flask import Flask
 
-from collector import broker, enrollment
-from collector.app import get_store
-from collector.bundle_import import import_bundle_file
-from collector.cli_context import announce, open_existing
-from collector.cli_context import app_from_context as _app
-from collector.cli_context import fail as _fail
-from collector.cli_context import store_from_context as _store
-from collector.keys import CollectorKeys, KeyFileError, init_keys, load_keys
+from collector.cli.context import announce, open_existing
+from collector.cli.context import app_from_context as _app
+from collector.cli.context import fail as _fail
+from collector.cli.context import store_from_context as _store
+from collector.enrollment import broker
+from collector.enrollment import service as enrollment
+from collector.enrollment.keys import CollectorKeys, KeyFileError, init_keys, load_keys
+from collector.ingest.bundles import import_bundle_file
+from collector.ingest.worker import WorkerError, run_workers
 from collector.store import StoreError
-from collector.worker import WorkerError, run_workers
+from collector.web.db import get_store
 from protocol.enroll_token import is_loopback
 from protocol.envelope import BundleError
 from settleguard.cli_errors import ErrorStyleGroup
@@ -319,10 +320,7 @@ def import_bundle_cmd(ctx: click.Context, bundle: Path) -> None:
     click.echo(f"{bundle.name}: {result.total} records: {counts}")
 
 
-from collector.cli_statements import register as _register_statements  # noqa: E402
+from collector.cli import accounts, alerts, match, statements, web  # noqa: E402
 
-_register_statements(collector)
-__import__("collector.cli_match").cli_match.register(collector)
-__import__("collector.cli_accounts").cli_accounts.register(collector)
-__import__("collector.cli_web").cli_web.register(collector)  # users, tokens, serve (issue 7)
-__import__("collector.alerts.cli").alerts.cli.register(collector)
+for _module in (statements, match, accounts, web, alerts):
+    _module.register(collector)
