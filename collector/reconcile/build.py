@@ -5,7 +5,7 @@ slotted dataclasses that validate in ``__post_init__``. The store adapter
 (:mod:`collector.reconcile.store`) builds about four of them per batch, and their constructors were
 most of its load time. The builders here fill the slots directly for rows that are valid by
 construction, and fall back to the plain constructors whenever the model's shape differs from
-the one they were written for. ``tests/collector/test_recon_store_fast.py`` proves both ways
+the one they were written for. ``tests/collector/reconcile/test_recon_store_fast.py`` proves both ways
 build equal objects.
 """
 
@@ -43,7 +43,7 @@ __all__ = [
 # amount goes through ``int``), so the builders below fill the slots directly and derive
 # ``Batch.key`` with the model's own :func:`batch_key`. They are used only while the model has
 # exactly the shape they were written for; otherwise the plain constructors are used.
-# ``tests/collector/test_recon_store.py`` proves both build equal objects.
+# ``tests/collector/reconcile/test_recon_store.py`` proves both build equal objects.
 
 
 def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...] | None:

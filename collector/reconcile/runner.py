@@ -15,7 +15,7 @@ do not conflict and need no lock.
 
 Results do not depend on the number of processes or on which process ran which chunk: every
 stored row is keyed by its content (see :mod:`collector.reconcile.writer`); only the order of new
-rows' ids may differ. ``tests/collector/test_recon_parallel.py`` checks this.
+rows' ids may differ. ``tests/collector/reconcile/test_recon_parallel.py`` checks this.
 
 Start method: ``fork`` when the calling process runs a single thread (cheap: nothing is
 imported again), else ``spawn`` (a process with threads -- a web server, a connection pool --

@@ -265,7 +265,7 @@ def write_envelopes(
     every row was inserted; any clash (a resend, a conflict, the same key twice in this list)
     rolls the savepoint back and every item takes the one-by-one path of
     :func:`write_envelope`, which decides duplicates and conflicts. The result is the same
-    either way (tests/collector/test_records_bulk.py).
+    either way (tests/collector/ingest/test_records_bulk.py).
     """
     batches = [i for i, item in enumerate(items) if type(item[3]) is BatchSummary]
     if len(batches) >= 2 and _bulk_batches(tx, items, batches, shared):

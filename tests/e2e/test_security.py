@@ -2,7 +2,7 @@
 
 What other suites already prove is referenced in docs/reliability.md, not repeated here:
 anonymous/wrong-password MQTT refused, agent A cannot publish as B or read B's acks, revoked
-agent cut off at the broker (tests/collector/test_broker.py); viewer 403 / anonymous 401 on the
+agent cut off at the broker (tests/collector/enrollment/test_broker.py); viewer 403 / anonymous 401 on the
 listed actions (tests/collector/web/test_permissions.py); SMPP password never logged
 (tests/collector/alerts/test_smpp_gateway.py). This file adds the end-to-end and
 whole-surface versions.

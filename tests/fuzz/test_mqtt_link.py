@@ -1,5 +1,5 @@
 """The ingest link's MQTT session on arbitrary broker bytes: only LinkError comes out (which the
-link turns into a dropped connection: tests/collector/test_mqtt_link_malformed.py)."""
+link turns into a dropped connection: tests/collector/ingest/test_mqtt_link_malformed.py)."""
 
 from __future__ import annotations
 

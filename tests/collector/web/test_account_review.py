@@ -16,8 +16,8 @@ from collector.reconcile.store import reconcile
 from collector.store import Store
 from collector.web.db import get_store
 from collector.web.tokens import create_token
-from tests.collector.test_recon_acquirer import _merchant
-from tests.collector.test_recon_store import add_batch, hasher
+from tests.collector.reconcile.test_recon_acquirer import _merchant
+from tests.collector.reconcile.test_recon_store import add_batch, hasher
 from tests.collector.web.conftest import csrf_token
 
 

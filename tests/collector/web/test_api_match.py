@@ -9,8 +9,8 @@ from flask import Flask
 from collector.reconcile.store import list_gaps, reconcile
 from collector.store import Store
 from collector.web.tokens import create_token
-from tests.collector.test_recon_acquirer import _credit, _merchant
-from tests.collector.test_recon_store import add_batch
+from tests.collector.reconcile.test_recon_acquirer import _credit, _merchant
+from tests.collector.reconcile.test_recon_store import add_batch
 
 NET = 152_300 - 914
 

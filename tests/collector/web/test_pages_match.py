@@ -10,8 +10,8 @@ from flask.testing import FlaskClient
 
 from collector.reconcile.store import list_gaps, reconcile
 from collector.store import Store
-from tests.collector.test_recon_acquirer import _credit, _merchant
-from tests.collector.test_recon_store import add_batch
+from tests.collector.reconcile.test_recon_acquirer import _credit, _merchant
+from tests.collector.reconcile.test_recon_store import add_batch
 from tests.collector.web.conftest import csrf_token
 
 NET = 152_300 - 914

@@ -135,7 +135,7 @@ def test_every_variable_the_code_reads_is_known() -> None:
 
     from collector.settings import known_settings
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     named = set()
     for folder in ("agent", "collector", "settleguard", "simulator", "tests", "docs"):
         for path in (root / folder).rglob("*.*"):

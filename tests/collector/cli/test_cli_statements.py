@@ -19,7 +19,7 @@ from flask.testing import FlaskCliRunner
 from collector.cli import collector
 from collector.web.db import get_store
 
-FIXTURES = Path(__file__).parent / "statements" / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "statements" / "fixtures"
 IMPORT_KEYS = {
     "format", "account", "credits", "credit_total_minor", "debits", "reversals", "pending",
     "rejected", "duplicate",

@@ -10,7 +10,7 @@ import pytest
 from collector.merchants import import_merchants
 from collector.reconcile.store import list_gaps, load_inputs, reconcile
 from collector.store import Store
-from tests.collector.test_recon_store import add_batch, hasher
+from tests.collector.reconcile.test_recon_store import add_batch, hasher
 
 NOW = datetime(2025, 3, 20, 4, 0, tzinfo=UTC)
 ACCOUNT = "6217000011112222333"

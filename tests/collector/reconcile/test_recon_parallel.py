@@ -19,7 +19,7 @@ import pytest
 from collector.reconcile import runner as recon_parallel
 from collector.reconcile.store import ReconcileReport, reconcile
 from collector.store import Store
-from tests.collector.test_recon_store import NOW, add_batch, assert_conserved, build
+from tests.collector.reconcile.test_recon_store import NOW, add_batch, assert_conserved, build
 
 FATES = ["paid", "paid", "paid", "short", "none", "double"]
 MATCH_COLUMNS = (

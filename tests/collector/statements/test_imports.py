@@ -28,7 +28,7 @@ from protocol.sealed import card_change_context, seal
 from settleguard.privacy import scan_texts
 from tests.helpers.records import make_agent
 
-FIXTURES = Path(__file__).parent / "statements" / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"
 KEY = b"test-hmac-key-0123456789abcdef!!"
 
 #: The full account numbers that appear in the fixtures (statement accounts, payout targets

@@ -17,8 +17,8 @@ from collector.reconcile.manual import (
 )
 from collector.reconcile.store import list_gaps, reconcile
 from collector.store import Store
-from tests.collector.test_recon_acquirer import ACCOUNT, _credit, _merchant
-from tests.collector.test_recon_store import add_batch
+from tests.collector.reconcile.test_recon_acquirer import ACCOUNT, _credit, _merchant
+from tests.collector.reconcile.test_recon_store import add_batch
 
 NOW = datetime(2025, 3, 20, 4, 0, tzinfo=UTC)
 NET = 152_300 - 914

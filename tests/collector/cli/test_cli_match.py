@@ -11,8 +11,8 @@ from flask.testing import FlaskCliRunner
 from collector.cli import collector
 from collector.reconcile.store import list_gaps, reconcile
 from collector.web.db import get_store
-from tests.collector.test_recon_acquirer import _credit, _merchant
-from tests.collector.test_recon_store import add_batch
+from tests.collector.reconcile.test_recon_acquirer import _credit, _merchant
+from tests.collector.reconcile.test_recon_store import add_batch
 
 NET = 152_300 - 914
 

@@ -266,7 +266,7 @@ def test_tune_gc_freezes_the_start_up_heap_and_raises_the_young_threshold() -> N
         "print('ok')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=str(Path(__file__).resolve().parents[2]))  # fmt: skip
+                          timeout=60, cwd=str(Path(__file__).resolve().parents[3]))  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
