@@ -7,9 +7,9 @@ the terminal's own local time travels beside it so a skewed clock on either side
 
 from __future__ import annotations
 
-from protocol.buckets import CHINA_BUCKETS, china_bucket
-from protocol.records import BatchSummary, Bucket, TurnoverReading
-from protocol.totals import TerminalTotals
+from settleguard.protocol.buckets import CHINA_BUCKETS, china_bucket
+from settleguard.protocol.records import BatchSummary, Bucket, TurnoverReading
+from settleguard.protocol.totals import TerminalTotals
 
 
 def buckets_of(totals: TerminalTotals) -> tuple[Bucket, ...]:
@@ -49,7 +49,7 @@ def batch_summary(
     :param batch_no: fallback batch number when the protocol does not report one
     :raises agent.errors.UsageError: no terminal id or batch number is known
     """
-    from agent.errors import UsageError
+    from settleguard.agent.errors import UsageError
 
     tid = totals.terminal_id or terminal_id
     merchant_id = merchant_id or totals.merchant_id

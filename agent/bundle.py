@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agent.config import AgentConfig
-from agent.errors import StorageError
-from agent.home import AgentHome
-from agent.recorder import open_outbox
-from protocol.envelope import encode_bundle
+from settleguard.agent.config import AgentConfig
+from settleguard.agent.errors import StorageError
+from settleguard.agent.home import AgentHome
+from settleguard.agent.recorder import open_outbox
+from settleguard.protocol.envelope import encode_bundle
 
 
 def export_bundle(home: AgentHome, out: Path, *, config: AgentConfig | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Settlement-card changes as the technician records them (DESIGN.md §3.2, §6).
+"""Settlement-card changes as the technician records them (docs/architecture.md §3.2, §6).
 
 The new account number is typed without echo, checked, shown and stored only as its last four
 digits, and otherwise exists only as a token sealed to the collector's public key. The clear
@@ -17,9 +17,9 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from agent.errors import UsageError
-from protocol.records import CardChange
-from protocol.sealed import card_change_context, seal
+from settleguard.agent.errors import UsageError
+from settleguard.protocol.records import CardChange
+from settleguard.protocol.sealed import card_change_context, seal
 
 _SEPARATORS = re.compile(r"[\s-]+")
 

@@ -16,7 +16,7 @@ from settleguard.cli_errors import ErrorStyleGroup
 
 
 def _exit_code_epilog() -> str:
-    from agent.errors import EXIT_CODES
+    from settleguard.agent.errors import EXIT_CODES
 
     lines = ["\b", "Exit codes:"]
     lines += [f"  {code:>2}  {text.splitlines()[0]}" for code, text in sorted(EXIT_CODES.items())]
@@ -29,14 +29,14 @@ def agent() -> None:
 
 
 def _register() -> None:
-    from agent import cli_slip, cli_terminal
+    from settleguard.agent import cli_slip, cli_terminal
 
     cli_terminal.register(agent)
     cli_slip.register(agent)
     try:
-        cli_sync = importlib.import_module("agent.cli_sync")
+        cli_sync = importlib.import_module("settleguard.agent.cli_sync")
     except ModuleNotFoundError as exc:  # until the sync commands land
-        if exc.name != "agent.cli_sync":
+        if exc.name != "settleguard.agent.cli_sync":
             raise
     else:
         cli_sync.register(agent)

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from agent.cli_terminal import _failures
-from agent.errors import UsageError
-from agent.home import agent_home
-from agent.report import totals_table, totals_to_json
-from agent.slip_entry import (
+from settleguard.agent.cli_terminal import _failures
+from settleguard.agent.errors import UsageError
+from settleguard.agent.home import agent_home
+from settleguard.agent.report import totals_table, totals_to_json
+from settleguard.agent.slip_entry import (
     SlipEntry,
     entry_from_json,
     merge_rows,
@@ -21,7 +20,7 @@ from agent.slip_entry import (
     parse_count,
     parse_time,
 )
-from protocol.buckets import CHINA_BUCKETS
+from settleguard.protocol.buckets import CHINA_BUCKETS
 
 
 def _ask(label: str, default: str | None = None) -> str:
@@ -81,7 +80,7 @@ def slip(
     The rows must add up to the slip's own total; the batch is then signed and stored like a
     batch read from a terminal, marked as typed (source: slip).
     """
-    from agent.technician import merchant_of, store_record
+    from settleguard.agent.technician import merchant_of, store_record
 
     home = agent_home(home_dir)
     with _failures(as_json):

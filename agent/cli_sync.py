@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from agent.config import AgentConfig, load_config, write_default_config
-from agent.errors import AgentError, UsageError
-from agent.home import AgentHome, agent_home
+from settleguard.agent.config import AgentConfig, load_config, write_default_config
+from settleguard.agent.errors import AgentError, UsageError
+from settleguard.agent.home import AgentHome, agent_home
 
 _home_option = click.option(
     "--home",
@@ -62,7 +61,7 @@ def init(home_dir: str | None, force: bool) -> None:
     with _failures(False):
         home = agent_home(home_dir)
         written = write_default_config(home.config_path, force=force)
-        from agent.keys import load_or_create_key
+        from settleguard.agent.keys import load_or_create_key
 
         key = load_or_create_key(home)
     state = "wrote" if written else "kept existing"
@@ -76,7 +75,7 @@ def init(home_dir: str | None, force: bool) -> None:
 @_json_option
 def enroll(home_dir: str | None, collector_url: str | None, token: str, as_json: bool) -> None:
     """Register this agent's key with the collector (queued if it cannot be reached)."""
-    from agent.enroll import enroll as enroll_agent
+    from settleguard.agent.enroll import enroll as enroll_agent
 
     with _failures(as_json):
         home, config = _load(home_dir)
@@ -93,7 +92,7 @@ def enroll(home_dir: str | None, collector_url: str | None, token: str, as_json:
 @_json_option
 def status(home_dir: str | None, as_json: bool) -> None:
     """Show outbox, sync, broker, key and terminal state."""
-    from agent.daemon import status as agent_status
+    from settleguard.agent.daemon import status as agent_status
 
     with _failures(as_json):
         home, config = _load(home_dir)
@@ -125,7 +124,7 @@ def _end_of_day_hook(home: AgentHome, config: AgentConfig) -> Callable[[], objec
     """
     if not config.schedule.end_of_day or not config.terminal.port:
         return None
-    from agent.technician import close_and_store, merchant_of
+    from settleguard.agent.technician import close_and_store, merchant_of
 
     def close() -> object:
         return close_and_store(
@@ -145,7 +144,7 @@ def _end_of_day_hook(home: AgentHome, config: AgentConfig) -> Callable[[], objec
 @_home_option
 def run(home_dir: str | None) -> None:
     """Run the daemon: sync, heartbeats, enrollment retries, scheduled End-of-Day."""
-    from agent.daemon import run as run_daemon
+    from settleguard.agent.daemon import run as run_daemon
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -161,11 +160,11 @@ def run(home_dir: str | None) -> None:
 @_json_option
 def sync(home_dir: str | None, timeout: float, as_json: bool) -> None:
     """Connect, send every pending record, wait for the acks, disconnect (exit 11 if short)."""
-    from agent.enroll import broker_target
-    from agent.errors import SyncError
-    from agent.keys import load_or_create_key
-    from agent.recorder import open_outbox
-    from agent.sync import SyncLink
+    from settleguard.agent.enroll import broker_target
+    from settleguard.agent.errors import SyncError
+    from settleguard.agent.keys import load_or_create_key
+    from settleguard.agent.recorder import open_outbox
+    from settleguard.agent.sync import SyncLink
 
     with _failures(as_json):
         home, config = _load(home_dir)
@@ -191,7 +190,7 @@ def sync(home_dir: str | None, timeout: float, as_json: bool) -> None:
 @_json_option
 def export(home_dir: str | None, out_path: str, as_json: bool) -> None:
     """Write every unacked record to a signed bundle file for offline import."""
-    from agent.bundle import export_bundle
+    from settleguard.agent.bundle import export_bundle
 
     with _failures(as_json):
         home, config = _load(home_dir)
@@ -203,7 +202,7 @@ def export(home_dir: str | None, out_path: str, as_json: bool) -> None:
 @_home_option
 def rotate_key(home_dir: str | None) -> None:
     """Make a new signing key, announced under the old one (sent by `run` or `enroll`)."""
-    from agent.keys import rotate_key as rotate
+    from settleguard.agent.keys import rotate_key as rotate
 
     with _failures(False):
         announcement = rotate(agent_home(home_dir))

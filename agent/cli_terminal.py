@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from agent import terminal_link
-from agent.errors import AgentError, UsageError
-from agent.home import agent_home
-from agent.report import totals_table, totals_to_json, utc_now_iso
+from settleguard.agent import terminal_link
+from settleguard.agent.errors import AgentError, UsageError
+from settleguard.agent.home import agent_home
+from settleguard.agent.report import totals_table, totals_to_json, utc_now_iso
 
 _port_option = click.option(
     "--port", "port_url", required=True, help="Serial device or pyserial URL, e.g. /dev/ttyUSB0."
@@ -57,7 +56,7 @@ _home_option = click.option(
 
 def _currency(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """``CNY`` or ``156`` → ``"156"`` (ISO 4217 numeric, as the totals carry it)."""
-    from agent.report import CURRENCIES
+    from settleguard.agent.report import CURRENCIES
 
     text = value.strip().upper()
     by_alpha = {alpha: numeric for numeric, (alpha, _) in CURRENCIES.items()}
@@ -141,9 +140,13 @@ def read(
             )
         else:
             totals = terminal_link.read_totals(
-                port_url, protocol, password=password, baud=baud, progress=_progress(as_json),
+                port_url,
+                protocol,
+                password=password,
+                baud=baud,
+                progress=_progress(as_json),
                 currency=currency,
-            )  # fmt: skip
+            )
     read_at = utc_now_iso()
     if as_json:
         click.echo(json.dumps(totals_to_json(totals, read_at), ensure_ascii=False))
@@ -186,7 +189,7 @@ def close(
     MIS-POS: a lost or damaged settlement reply is recovered with the reprint (19), never by
     settling again.
     """
-    from agent.technician import close_and_store, merchant_of
+    from settleguard.agent.technician import close_and_store, merchant_of
 
     home = agent_home(home_dir)
     with _failures(as_json):
@@ -230,7 +233,7 @@ def probe(ports: tuple[str, ...], as_json: bool) -> None:
     Progress (each try) goes to stderr; each try waits briefly for an acknowledgement, so a
     machine of dead ports answers within seconds. Exit 6 when no port answered.
     """
-    from agent.probe import probe as run_probe
+    from settleguard.agent.probe import probe as run_probe
 
     with _failures(as_json):
         results = run_probe(list(ports) or None, progress=_progress(as_json))
@@ -278,8 +281,14 @@ def replace(
     Run it again after any interruption: it continues where it stopped and never closes a
     batch twice.
     """
-    from agent.replace import Replacement, ReplaceState, load_state, state_path, summary_json
-    from agent.technician import LinkTerminals, OutboxAdapter, merchant_of
+    from settleguard.agent.replace import (
+        Replacement,
+        ReplaceState,
+        load_state,
+        state_path,
+        summary_json,
+    )
+    from settleguard.agent.technician import LinkTerminals, OutboxAdapter, merchant_of
 
     home = agent_home(home_dir)
     say = _progress(as_json) if as_json else click.echo
@@ -348,13 +357,17 @@ def replace(
     help="A personal bank card (Luhn-checked) or a corporate account (对公账户).",
 )
 @click.option(
-    "--type", "account_class", type=click.Choice(["I", "II"]), default=None,
+    "--type",
+    "account_class",
+    type=click.Choice(["I", "II"]),
+    default=None,
     help="Personal account type (一类户 / 二类户), if known.",
-)  # fmt: skip
+)
 @click.option(
-    "--registered-name", default=None,
+    "--registered-name",
+    default=None,
     help="The merchant's registered name, to warn when the holder differs.",
-)  # fmt: skip
+)
 @click.option("--card-stdin", is_flag=True, help="Read the card number from stdin (scripts).")
 @click.option(
     "--collector-key",
@@ -381,8 +394,8 @@ def card_change(
 ) -> None:
     """Record a settlement-account change (card or corporate); the number is typed without echo
     and sealed."""
-    from agent.card_change import CardChangeRequest, build_card_change, intake_warnings
-    from agent.technician import collector_public_key, merchant_of, store_record
+    from settleguard.agent.card_change import CardChangeRequest, build_card_change, intake_warnings
+    from settleguard.agent.technician import collector_public_key, merchant_of, store_record
 
     home = agent_home(home_dir)
     with _failures(as_json):

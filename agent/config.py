@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from agent.errors import UsageError
+from settleguard.agent.errors import UsageError
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,14 +31,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.config import AgentConfig, end_of_day_time
-from agent.enroll import broker_target, load_enrollment, retry_pending
-from agent.errors import AgentError, CollectorUnreachable, SyncError
-from agent.home import AgentHome
-from agent.keys import identity_info, load_or_create_key
-from agent.outbox import Outbox
-from agent.recorder import heartbeat_record, open_outbox, seal_heartbeat
-from agent.sync import SyncLink, backoff_delay
+from settleguard.agent.config import AgentConfig, end_of_day_time
+from settleguard.agent.enroll import broker_target, load_enrollment, retry_pending
+from settleguard.agent.errors import AgentError, CollectorUnreachable, SyncError
+from settleguard.agent.home import AgentHome
+from settleguard.agent.keys import identity_info, load_or_create_key
+from settleguard.agent.outbox import Outbox
+from settleguard.agent.recorder import heartbeat_record, open_outbox, seal_heartbeat
+from settleguard.agent.sync import SyncLink, backoff_delay
 
 log = logging.getLogger("settleguard.agent")
 EndOfDayHook = Callable[[], object]

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-DESIGN.md §4 ("Keys"). The agent already has its key and fixed agent id (:mod:`agent.keys`);
+docs/architecture.md §4 ("Keys"). The agent already has its key and fixed agent id (:mod:`agent.keys`);
 enrollment *registers* them with the operator's one-time token:
 
 ``POST {collector}/api/v1/enroll`` with ``{"token", "agent_id", "public_key" (base64 raw
@@ -39,13 +39,13 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.config import AgentConfig
-from agent.errors import CollectorUnreachable, EnrollmentError, StorageError, UsageError
-from agent.home import AgentHome, write_private_file
-from agent.keys import clear_pending_rotation, identity_info, load_or_create_key
-from agent.recorder import AGENT_VERSION
-from agent.sync import BrokerTarget
-from protocol.enroll_token import is_loopback, key_fingerprint, token_fingerprint
+from settleguard.agent.config import AgentConfig
+from settleguard.agent.errors import CollectorUnreachable, EnrollmentError, StorageError, UsageError
+from settleguard.agent.home import AgentHome, write_private_file
+from settleguard.agent.keys import clear_pending_rotation, identity_info, load_or_create_key
+from settleguard.agent.recorder import AGENT_VERSION
+from settleguard.agent.sync import BrokerTarget
+from settleguard.protocol.enroll_token import is_loopback, key_fingerprint, token_fingerprint
 
 
 def check_collector_url(url: str) -> None:
@@ -220,9 +220,12 @@ def retry_pending(home: AgentHome, *, timeout: float = 15.0) -> dict[str, Any] |
         return enroll(home, state["collector"], state["token"], timeout=timeout)
     if state["status"] == "pending":
         answer = _call(
-            "GET", f"{state['collector']}/api/v1/agents/{state['agent_id']}/status", None,
-            timeout, auth=(state["agent_id"], state["broker"]["password"]),
-        )  # fmt: skip
+            "GET",
+            f"{state['collector']}/api/v1/agents/{state['agent_id']}/status",
+            None,
+            timeout,
+            auth=(state["agent_id"], state["broker"]["password"]),
+        )
         if answer.get("status") != state["status"]:
             state["status"] = str(answer.get("status"))
             _save(home, state)

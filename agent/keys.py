@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-DESIGN.md §3.3 and §4 ("Keys"). The private key is generated **on the device** the first time
+docs/architecture.md §3.3 and §4 ("Keys"). The private key is generated **on the device** the first time
 anything needs it (``read``/``close`` on a fresh box work before enrollment) and written as
 PKCS#8 PEM with mode 0600 under ``keys/``. At the same moment the agent id is fixed:
 ``"a-" + key_id`` of that first key (e.g. ``a-k1f0c…``), stored in ``identity.json``.
@@ -37,10 +37,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from agent.errors import StorageError
-from agent.home import AgentHome, write_private_file
-from protocol.envelope import key_id_for
+from settleguard.agent.errors import StorageError
+from settleguard.agent.home import AgentHome, write_private_file
+from settleguard.protocol.envelope import key_id_for
 
 ROTATION_DOMAIN = b"settleguard/v1 rotate\n"
 

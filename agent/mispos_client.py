@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable
 
 import serial
-
-from agent.errors import NoAnswer, TerminalAborted, TerminalProtocolError, UsageError
-from protocol.errors import RemoteProtocolError
-from protocol.mispos import (
+from settleguard.agent.errors import NoAnswer, TerminalAborted, TerminalProtocolError, UsageError
+from settleguard.protocol.errors import RemoteProtocolError
+from settleguard.protocol.mispos import (
     PROBE_APP,
     TYPE_PROBE,
     TYPE_REPRINT_SETTLEMENT,
@@ -31,10 +30,10 @@ from protocol.mispos import (
     TimedOut,
     settlement_from_reply,
 )
-from protocol.mispos.connection import REPLY_TIMEOUT
-from protocol.mispos.messages import TAG_TERMINAL_NO
-from protocol.mispos.settlement import EMPTY_BATCH
-from protocol.totals import TerminalTotals
+from settleguard.protocol.mispos.connection import REPLY_TIMEOUT
+from settleguard.protocol.mispos.messages import TAG_TERMINAL_NO
+from settleguard.protocol.mispos.settlement import EMPTY_BATCH
+from settleguard.protocol.totals import TerminalTotals
 
 Progress = Callable[[str], None]
 Clock = Callable[[], float]

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-DESIGN.md §4 ("Outbox"): a record, its canonical bytes (the sealed MQTT payload), its
+docs/architecture.md §4 ("Outbox"): a record, its canonical bytes (the sealed MQTT payload), its
 signature and its outbox row are committed in **one** ``BEGIN IMMEDIATE`` transaction before
 :meth:`Outbox.append` returns. The database runs in WAL mode with ``synchronous=FULL``, so a
 returned ``seq`` survives power loss and ``kill -9``.
@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sqlite_utils
-
-from agent.errors import StorageError
+from settleguard.agent.errors import StorageError
 
 PENDING, ACKED, REJECTED = "pending", "acked", "rejected"
 BATCH_RECORD_TYPES = frozenset({"batch_summary", "terminal_replaced"})

@@ -2,7 +2,7 @@
 
 ``/dev/ttyUSB0``, ``/dev/serial/by-path/…``, ``socket://host:20007`` and pseudo-terminals all
 go through :func:`serial.serial_for_url`, so the agent never branches on "test mode"
-(STYLE.md, "Ports by URL").
+(docs/architecture.md §4, "Ports by URL").
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import errno
 from dataclasses import dataclass
 
 import serial
-
-from agent.errors import PortBusy, PortNotFound, PortPermissionDenied, UsageError
+from settleguard.agent.errors import PortBusy, PortNotFound, PortPermissionDenied, UsageError
 
 DIALOUT_HINT = (
     "add this user to the 'dialout' group (sudo usermod -aG dialout $USER, then log in again) "

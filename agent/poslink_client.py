@@ -15,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import serial
-
-from agent.errors import LinkFailure, NoAnswer, TerminalAborted, TerminalProtocolError
-from protocol.errors import RemoteProtocolError
-from protocol.poslink import (
+from settleguard.agent.errors import LinkFailure, NoAnswer, TerminalAborted, TerminalProtocolError
+from settleguard.protocol.errors import RemoteProtocolError
+from settleguard.protocol.poslink import (
     NEED_DATA,
     BatchCloseRequest,
     BatchCloseResponse,
@@ -38,8 +37,8 @@ from protocol.poslink import (
     totals_from_batch_close,
     totals_from_report,
 )
-from protocol.poslink.messages import REQUEST_COMMANDS, Request, Response
-from protocol.totals import TerminalTotals
+from settleguard.protocol.poslink.messages import REQUEST_COMMANDS, Request, Response
+from settleguard.protocol.totals import TerminalTotals
 
 Progress = Callable[[str], None]
 CABLE_HINT = "check the cable, the baud rate (POSLink default 9600 8N1) and that ECR mode is on"

@@ -18,9 +18,15 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from agent.errors import AgentError, NoAnswer, PortBusy, PortNotFound, PortPermissionDenied
-from agent.ports import SerialSettings, is_network_url, open_port
-from agent.terminal_link import default_settings
+from settleguard.agent.errors import (
+    AgentError,
+    NoAnswer,
+    PortBusy,
+    PortNotFound,
+    PortPermissionDenied,
+)
+from settleguard.agent.ports import SerialSettings, is_network_url, open_port
+from settleguard.agent.terminal_link import default_settings
 
 #: (protocol, baud) in the order tried: the factory defaults first.
 DEFAULT_ATTEMPTS: tuple[tuple[str, int], ...] = (
@@ -82,15 +88,19 @@ class ProbeResult:
     def verdict(self) -> str:
         """One short line for this port: what answered, or the one reason nothing did."""
         if self.found:
-            return (f"{self.protocol} terminal {self.terminal_id or '(id not reported)'} "
-                    f"at {self.settings}")  # fmt: skip
+            return (
+                f"{self.protocol} terminal {self.terminal_id or '(id not reported)'} "
+                f"at {self.settings}"
+            )
         if self.stopped is not None:
             return self.stopped
         spoke = [a for a in self.attempts if not a.silent]
         if spoke:
             first = spoke[0]
-            return (f"something answered but no terminal we know ({first.protocol} "
-                    f"{first.settings}: {first.detail})")  # fmt: skip
+            return (
+                f"something answered but no terminal we know ({first.protocol} "
+                f"{first.settings}: {first.detail})"
+            )
         protocols = ", ".join(dict.fromkeys(a.protocol for a in self.attempts))
         return f"nothing answered ({protocols}, {len(self.attempts)} line settings): {SILENT_HINT}"
 
@@ -128,15 +138,15 @@ Identify = Callable[[str, object, bool], str | None]
 
 
 def _identify_zvt(port: object, network: bool) -> str | None:
-    from agent.zvt_client import ZvtClient, ZvtTimers
+    from settleguard.agent.zvt_client import ZvtClient, ZvtTimers
 
     timers = ZvtTimers(t2=PROBE_ACK_WAIT_S, repeats=0)
     return ZvtClient(port, network=network, timers=timers).status_enquiry()  # type: ignore[arg-type]
 
 
 def _identify_poslink(port: object, network: bool) -> str | None:
-    from agent.poslink_client import PosLinkClient
-    from protocol.poslink.connection import PosLinkTimers
+    from settleguard.agent.poslink_client import PosLinkClient
+    from settleguard.protocol.poslink.connection import PosLinkTimers
 
     timers = PosLinkTimers(ack_timeout=PROBE_ACK_WAIT_S, max_attempts=1)
     PosLinkClient(port, timers=timers).probe()  # type: ignore[arg-type]
@@ -144,7 +154,7 @@ def _identify_poslink(port: object, network: bool) -> str | None:
 
 
 def _identify_mispos(port: object, network: bool) -> str | None:
-    from agent.mispos_client import MisposClient
+    from settleguard.agent.mispos_client import MisposClient
 
     # the port search (MANAGER 07) waits its own 3 s: a MIS-POS terminal sends no acknowledgement
     return MisposClient(port).probe()  # type: ignore[arg-type]

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.config import AgentConfig
-from agent.home import AgentHome
-from agent.keys import AgentKey, load_or_create_key
-from agent.outbox import Outbox, Sealed
-from protocol.envelope import read_header, seal_envelope
-from protocol.records import Heartbeat, Record, sanitize_free_text
+from settleguard.agent.config import AgentConfig
+from settleguard.agent.home import AgentHome
+from settleguard.agent.keys import AgentKey, load_or_create_key
+from settleguard.agent.outbox import Outbox, Sealed
+from settleguard.protocol.envelope import read_header, seal_envelope
+from settleguard.protocol.records import Heartbeat, Record, sanitize_free_text
 
 AGENT_VERSION = "0.1.0"
 

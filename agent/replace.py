@@ -37,10 +37,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.batch_records import batch_summary
-from agent.errors import UsageError
-from protocol.records import BatchSummary, TerminalReplaced
-from protocol.totals import TerminalTotals
+from settleguard.agent.batch_records import batch_summary
+from settleguard.agent.errors import UsageError
+from settleguard.protocol.records import BatchSummary, TerminalReplaced
+from settleguard.protocol.totals import TerminalTotals
 
 STEPS = ("start", "closing", "closed", "swapped", "bound", "done")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from protocol.buckets import add_up, china_bucket
-from protocol.totals import TerminalTotals
+from settleguard.protocol.buckets import add_up, china_bucket
+from settleguard.protocol.totals import TerminalTotals
 
 # ISO 4217 numeric -> (alpha code, minor-unit exponent) for the currencies terminals report.
 CURRENCIES: dict[str, tuple[str, int]] = {
@@ -28,7 +28,7 @@ def utc_now_iso() -> str:
 
 
 def totals_to_json(totals: TerminalTotals, read_at: str) -> dict[str, Any]:
-    """The documented ``agent read/close --json`` object (issue 2 contract)."""
+    """The documented ``agent read/close --json`` object."""
     return {
         "protocol": totals.protocol,
         "kind": totals.kind,

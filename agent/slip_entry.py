@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from agent.errors import UsageError
-from protocol.buckets import CHINA_BUCKETS, add_up
-from protocol.mispos.settlement import CNY, yuan
-from protocol.mispos.slip import bucket_of, yuan_to_fen
-from protocol.records import BatchSummary, Bucket, RecordValueError
-from protocol.totals import BucketTotal, TerminalTotals
+from settleguard.agent.errors import UsageError
+from settleguard.protocol.buckets import CHINA_BUCKETS, add_up
+from settleguard.protocol.mispos.settlement import CNY, yuan
+from settleguard.protocol.mispos.slip import bucket_of, yuan_to_fen
+from settleguard.protocol.records import BatchSummary, Bucket, RecordValueError
+from settleguard.protocol.totals import BucketTotal, TerminalTotals
 
 CHINA_TIME = timezone(timedelta(hours=8))
 JSON_KEYS = {"merchant_no", "terminal_no", "batch_no", "date", "time", "rows", "total"}

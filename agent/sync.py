@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-DESIGN.md §3.4 and §4 ("Sync"). One :class:`SyncLink` owns one paho-mqtt 2.x client
+docs/architecture.md §3.4 and §4 ("Sync"). One :class:`SyncLink` owns one paho-mqtt 2.x client
 (``CallbackAPIVersion.VERSION2``) and one outbox connection. paho's network thread
 (``loop_start``) does the socket I/O, so sending and receiving overlap; its callbacks only set
 flags, append received acks to a locked list and set an :class:`threading.Event`. Everything
@@ -48,14 +48,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-from agent.config import SyncSettings
-from agent.errors import SyncError, UsageError
-from agent.keys import AgentKey
-from agent.outbox import Outbox
-from agent.tls import client_context, explain_dropped, explain_handshake_error
-from protocol.acks import Ack, AckError, decode_acks
-from protocol.topics import ack_topic, hb_topic, rec_topic
+from settleguard.agent.config import SyncSettings
+from settleguard.agent.errors import SyncError, UsageError
+from settleguard.agent.keys import AgentKey
+from settleguard.agent.outbox import Outbox
+from settleguard.agent.tls import client_context, explain_dropped, explain_handshake_error
+from settleguard.protocol.acks import Ack, AckError, decode_acks
+from settleguard.protocol.topics import ack_topic, hb_topic, rec_topic
 
 #: Write app acks to the outbox once this many are waiting …
 ACK_WRITE_BATCH = 500
@@ -207,7 +206,7 @@ class SyncLink:
             client.tls_set_context(self._tls)
         client.enable_logger(self._paho_log)  # type: ignore[arg-type]
         # No paho in-flight limit: with one, paho rescans every stored message on each PUBACK
-        # (O(window) per record, ~40 % of the network thread at window 500). Our window bounds
+        # (O(window) per record; docs/decisions/0006-hot-path-figures.md). Our window bounds
         # what is in flight, and the queue cap (same size) bounds what paho holds.
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(self.settings.window)

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import probe, terminal_link
-from agent.batch_records import batch_summary
-from agent.config import AgentConfig, load_config
-from agent.errors import StorageError, TerminalProtocolError, UsageError
-from agent.home import AgentHome
-from agent.recorder import open_outbox, record, utc_ms
-from protocol.envelope import read_header
-from protocol.records import BatchSummary, Record, TerminalReplaced
-from protocol.totals import TerminalTotals
+from settleguard.agent import probe, terminal_link
+from settleguard.agent.batch_records import batch_summary
+from settleguard.agent.config import AgentConfig, load_config
+from settleguard.agent.errors import StorageError, TerminalProtocolError, UsageError
+from settleguard.agent.home import AgentHome
+from settleguard.agent.recorder import open_outbox, record, utc_ms
+from settleguard.protocol.envelope import read_header
+from settleguard.protocol.records import BatchSummary, Record, TerminalReplaced
+from settleguard.protocol.totals import TerminalTotals
 
 Progress = Callable[[str], None]
 

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Protocol
 
 import serial
-
-from agent.errors import UsageError
-from agent.ports import SerialSettings, is_network_url, open_port
-from protocol.totals import TerminalTotals
+from settleguard.agent.errors import UsageError
+from settleguard.agent.ports import SerialSettings, is_network_url, open_port
+from settleguard.protocol.totals import TerminalTotals
 
 Progress = Callable[[str], None]
 PROTOCOLS = ("mispos", "zvt", "poslink")
@@ -62,15 +61,15 @@ def make_client(
 ) -> TerminalClient:
     """Build the protocol client for an open port."""
     if protocol == "zvt":
-        from agent.zvt_client import ZvtClient
+        from settleguard.agent.zvt_client import ZvtClient
 
         return ZvtClient(port, network=network, progress=progress, currency=int(currency))
     if protocol == "poslink":
-        from agent.poslink_client import PosLinkClient
+        from settleguard.agent.poslink_client import PosLinkClient
 
         return PosLinkClient(port, progress=progress)
     if protocol == "mispos":
-        from agent.mispos_client import MisposClient
+        from settleguard.agent.mispos_client import MisposClient
 
         return MisposClient(port, progress=progress)
     raise UsageError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
@@ -92,7 +91,7 @@ def read_totals(
     :raises agent.errors.AgentError: with a message and exit code for the technician
     """
     if protocol == "mispos":
-        from agent.mispos_client import NO_TOTALS_QUERY
+        from settleguard.agent.mispos_client import NO_TOTALS_QUERY
 
         raise UsageError(NO_TOTALS_QUERY)
     with _client(url, protocol, baud, progress, None, currency) as client:
@@ -123,7 +122,7 @@ def close_batch(
         raise UsageError("--recover is for MIS-POS terminals (reprint of the last settlement)")
     with _client(url, protocol, baud, progress, save_raw, currency) as client:
         if recover:
-            from agent.mispos_client import MisposClient
+            from settleguard.agent.mispos_client import MisposClient
 
             assert isinstance(client, MisposClient)
             totals = client.recover_batch()
@@ -149,7 +148,7 @@ def read_last(
     if protocol != "mispos":
         raise UsageError("--last is for MIS-POS terminals (reprint of the last settlement)")
     with _client(url, protocol, baud, progress, save_raw, DEFAULT_CURRENCY) as client:
-        from agent.mispos_client import MisposClient
+        from settleguard.agent.mispos_client import MisposClient
 
         assert isinstance(client, MisposClient)
         return with_currency(client.read_last(), DEFAULT_CURRENCY)

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography import x509
-
-from agent.errors import UsageError
+from settleguard.agent.errors import UsageError
 
 
 class TlsFiles(Protocol):

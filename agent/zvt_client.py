@@ -12,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import serial
-
-from agent.errors import LinkFailure, NoAnswer, TerminalAborted, TerminalProtocolError
-from protocol.errors import ProtocolError
-from protocol.totals import TerminalTotals, TotalsKind
-from protocol.zvt.connection import (
+from settleguard.agent.errors import LinkFailure, NoAnswer, TerminalAborted, TerminalProtocolError
+from settleguard.protocol.errors import ProtocolError
+from settleguard.protocol.totals import TerminalTotals, TotalsKind
+from settleguard.protocol.zvt.connection import (
     Aborted,
     CommandAccepted,
     CommandRefused,
@@ -25,7 +24,7 @@ from protocol.zvt.connection import (
     TimedOut,
     Timers,
 )
-from protocol.zvt.messages import (
+from settleguard.protocol.zvt.messages import (
     CONFIG_INTERMEDIATE_STATUS,
     Completion,
     EcrCommand,
@@ -39,8 +38,8 @@ from protocol.zvt.messages import (
     TurnoverTotals,
     totals_from_status,
 )
-from protocol.zvt.result_codes import describe_intermediate
-from protocol.zvt.transport import (
+from settleguard.protocol.zvt.result_codes import describe_intermediate
+from settleguard.protocol.zvt.transport import (
     MAX_REPEATS,
     ApduReceived,
     FrameRepeated,

@@ -6,7 +6,7 @@ Usage: ``python benchmarks/agent_backlog.py [--quick] [--records N] [--window W]
    password file, per-agent ACL) and the collector ack double in its own process
    (:mod:`tests.agent.ackdouble`: dedupes by ``(agent, seq)`` and payload hash, acks in
    batches of up to 256 records or 20 ms, as the ingest worker commits). By default it does not verify signatures: that is the collector's cost, spread
-   over its ingest processes (DESIGN.md §7), and in one Python process it, not the agent,
+   over its ingest processes (docs/architecture.md §7), and in one Python process it, not the agent,
    would set the pace. ``--verify`` turns verification on to show the end-to-end rate.
 2. Fills a fresh outbox with N signed records (not timed).
 3. **raw**: bare paho (QoS 1, 100 in flight) publishes the same payloads under a second agent
@@ -18,7 +18,7 @@ Usage: ``python benchmarks/agent_backlog.py [--quick] [--records N] [--window W]
 The last line is ``RESULT flush_per_s=… raw_per_s=… ratio=… rss_mb=… lost=…``;
 ``rss_mb`` is the peak RSS of the agent process (the flush runs in a child that imports
 only the agent, as ``settleguard agent sync`` would), ``lost`` counts records that were
-not both acked in the outbox and accepted by the ack double. Targets (issue 3):
+not both acked in the outbox and accepted by the ack double. Targets:
 ratio ≥ 0.5, rss_mb ≤ 60, lost = 0. ``--quick`` uses the same 10,000 records (it finishes
 in well under a minute); use ``--records`` for other sizes.
 """
@@ -41,14 +41,13 @@ sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
-
-from agent.config import SyncSettings  # noqa: E402
-from agent.home import agent_home  # noqa: E402
-from agent.keys import load_or_create_key  # noqa: E402
-from agent.outbox import Outbox  # noqa: E402
-from agent.recorder import append_record  # noqa: E402
-from agent.sync import BrokerTarget, SyncLink  # noqa: E402
-from protocol.topics import rec_topic  # noqa: E402
+from settleguard.agent.config import SyncSettings  # noqa: E402
+from settleguard.agent.home import agent_home  # noqa: E402
+from settleguard.agent.keys import load_or_create_key  # noqa: E402
+from settleguard.agent.outbox import Outbox  # noqa: E402
+from settleguard.agent.recorder import append_record  # noqa: E402
+from settleguard.agent.sync import BrokerTarget, SyncLink  # noqa: E402
+from settleguard.protocol.topics import rec_topic  # noqa: E402
 
 PASSWORD = "bench-pw"
 

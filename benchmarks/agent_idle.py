@@ -25,10 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.config import AgentConfig  # noqa: E402
-from agent.daemon import status  # noqa: E402
-from agent.home import agent_home  # noqa: E402
-from agent.keys import load_or_create_key  # noqa: E402
+from settleguard.agent.config import AgentConfig  # noqa: E402
+from settleguard.agent.daemon import status  # noqa: E402
+from settleguard.agent.home import agent_home  # noqa: E402
+from settleguard.agent.keys import load_or_create_key  # noqa: E402
+
 from tests.helpers.mosquitto import running_broker, wait_until  # noqa: E402
 
 PASSWORD = "agent-idle-pw"

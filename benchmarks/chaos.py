@@ -4,7 +4,7 @@
     python benchmarks/chaos.py --long               # nightly: longer, more agents
     python benchmarks/chaos.py --quick --store postgresql
 
-Theory of operation (DESIGN.md §4 "never lose a batch", §5 ingest, §6, issue 9): every process
+Theory of operation (docs/architecture.md §4 "never lose a batch", §5 ingest, §6): every process
 is real and separate. A Mosquitto runs with the configuration ``write_broker_config`` ships
 (two limits are lowered so a short burst can reach them, see :func:`start_broker`); N ingest
 workers (``collector.ingest.worker.run_worker``) share ``$share/ingest/…`` and write to a real store;
@@ -106,25 +106,34 @@ class ChaosResult:
 # --- child processes ------------------------------------------------------------------------
 
 
-def agent_main(home_dir: str, port: str, password: str, interval: str, window: str,
-               ack_timeout: str, burst: str) -> None:  # fmt: skip
+def agent_main(
+    home_dir: str,
+    port: str,
+    password: str,
+    interval: str,
+    window: str,
+    ack_timeout: str,
+    burst: str,
+) -> None:
     """One agent: commit a batch every ``interval`` s (plus bursts on SIGUSR1) and sync."""
-    from agent.config import SyncSettings
-    from agent.errors import SyncError
-    from agent.home import agent_home
-    from agent.keys import load_or_create_key
-    from agent.outbox import Outbox
-    from agent.recorder import append_record
-    from agent.sync import BrokerTarget, SyncLink, backoff_delay
-    from protocol.records import BatchSummary, Bucket
+    from settleguard.agent.config import SyncSettings
+    from settleguard.agent.errors import SyncError
+    from settleguard.agent.home import agent_home
+    from settleguard.agent.keys import load_or_create_key
+    from settleguard.agent.outbox import Outbox
+    from settleguard.agent.recorder import append_record
+    from settleguard.agent.sync import BrokerTarget, SyncLink, backoff_delay
+    from settleguard.protocol.records import BatchSummary, Bucket
 
     home = agent_home(home_dir)
     key = load_or_create_key(home)
     box = Outbox(home.outbox_path)
-    target = BrokerTarget.from_url(f"mqtt://127.0.0.1:{port}", username=key.agent_id,
-                                   password=password)  # fmt: skip
-    settings = SyncSettings(window=int(window), ack_timeout_s=float(ack_timeout),
-                            session_expiry_s=120, keepalive_s=5)  # fmt: skip
+    target = BrokerTarget.from_url(
+        f"mqtt://127.0.0.1:{port}", username=key.agent_id, password=password
+    )
+    settings = SyncSettings(
+        window=int(window), ack_timeout_s=float(ack_timeout), session_expiry_s=120, keepalive_s=5
+    )
     link = SyncLink(box, key, target, settings)
     state = {"stop": False, "burst": 0}
     signal.signal(signal.SIGTERM, lambda *_: state.update(stop=True))
@@ -135,13 +144,23 @@ def agent_main(home_dir: str, port: str, password: str, interval: str, window: s
     def commit() -> None:
         number = int(box.get_meta("next_seq") or 1)
         amount = 1000 + number % 9000
-        append_record(box, key, BatchSummary(
-            terminal_id=terminal, merchant_id="M-CHAOS", batch_no=number,
-            closed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            terminal_local_time=None, currency="978",
-            buckets=(Bucket("girocard", sale_count=1 + number % 7, sale_amount=amount),),
-            receipt_start=1, receipt_end=1 + number % 7, host_reconciled=True, protocol="zvt",
-        ))  # fmt: skip
+        append_record(
+            box,
+            key,
+            BatchSummary(
+                terminal_id=terminal,
+                merchant_id="M-CHAOS",
+                batch_no=number,
+                closed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                terminal_local_time=None,
+                currency="978",
+                buckets=(Bucket("girocard", sale_count=1 + number % 7, sale_amount=amount),),
+                receipt_start=1,
+                receipt_end=1 + number % 7,
+                host_reconciled=True,
+                protocol="zvt",
+            ),
+        )
 
     next_record, attempt, next_connect = time.monotonic(), 0, 0.0
     while not state["stop"]:
@@ -170,13 +189,22 @@ def agent_main(home_dir: str, port: str, password: str, interval: str, window: s
 
 def worker_main(url: str, port: str, password: str, inflight: str) -> None:
     """One ingest worker process (exits non-zero if the broker is not there: restarted)."""
-    from collector.ingest.worker import run_worker
+    from settleguard.collector.ingest.worker import run_worker
 
-    run_worker({"DATABASE_URL": url, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": int(port),
-                "MQTT_USERNAME": "collector", "MQTT_PASSWORD": password, "MQTT_PROTOCOL": "5",
-                "INGEST_BATCH_SIZE": 64, "INGEST_BATCH_WAIT_S": 0.01,
-                # the broker's in-flight limit for the burst to overflow (ChaosOptions)
-                "INGEST_RECEIVE_MAXIMUM": int(inflight)})  # fmt: skip
+    run_worker(
+        {
+            "DATABASE_URL": url,
+            "MQTT_HOST": "127.0.0.1",
+            "MQTT_PORT": int(port),
+            "MQTT_USERNAME": "collector",
+            "MQTT_PASSWORD": password,
+            "MQTT_PROTOCOL": "5",
+            "INGEST_BATCH_SIZE": 64,
+            "INGEST_BATCH_WAIT_S": 0.01,
+            # the broker's in-flight limit for the burst to overflow (ChaosOptions)
+            "INGEST_RECEIVE_MAXIMUM": int(inflight),
+        }
+    )
 
 
 # --- the harness ----------------------------------------------------------------------------
@@ -251,13 +279,15 @@ class Supervised:
 
 def start_broker(directory: Path, port: int, agents: dict[str, str], opts: ChaosOptions) -> Path:
     """Write OUR broker config; lower the in-flight/queue limits and log notices (for drops)."""
-    from collector.enrollment import broker
+    from settleguard.collector.enrollment import broker
 
     files = broker.write_broker_config(
-        directory, port=port, collector_password_hash=broker.hash_password(COLLECTOR_PASSWORD),
+        directory,
+        port=port,
+        collector_password_hash=broker.hash_password(COLLECTOR_PASSWORD),
         agents={a: broker.hash_password(p) for a, p in agents.items()},
         run_as=pwd.getpwuid(os.geteuid()).pw_name,
-    )  # fmt: skip
+    )
     text = files.config.read_text()
     text = text.replace(
         "max_inflight_messages 100", f"max_inflight_messages {opts.broker_inflight}"
@@ -292,13 +322,13 @@ class Monitor:
     def __init__(self, port: int) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
-
-        from protocol.envelope import read_header
+        from settleguard.protocol.envelope import read_header
 
         self.seen: Counter[tuple[str, int]] = Counter()
         self._read_header = read_header
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"chaos-mon-{port}",
-                                  protocol=mqtt.MQTTv5)  # fmt: skip
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"chaos-mon-{port}", protocol=mqtt.MQTTv5
+        )
         self.client.username_pw_set("collector", COLLECTOR_PASSWORD)
         self.client.reconnect_delay_set(0.1, 1.0)
         self.client.on_connect = lambda c, *_: c.subscribe("sg/v1/a/+/rec", 0)
@@ -331,14 +361,15 @@ def _pending(outbox: Path) -> int:
 def verify(store_url: str, outboxes: list[Path], result: ChaosResult) -> None:
     """Compare every committed record with the store (see the module docstring)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from collector.store import open_store
-    from protocol.envelope import EnvelopeError, verify_and_parse
+    from settleguard.collector.store import open_store
+    from settleguard.protocol.envelope import EnvelopeError, verify_and_parse
 
     store = open_store(store_url)
     try:
-        keys = {r["agent_id"]: Ed25519PublicKey.from_public_bytes(bytes(r["public_key"]))
-                for r in store.query("SELECT agent_id, public_key FROM agent_keys")}  # fmt: skip
+        keys = {
+            r["agent_id"]: Ed25519PublicKey.from_public_bytes(bytes(r["public_key"]))
+            for r in store.query("SELECT agent_id, public_key FROM agent_keys")
+        }
         stored: dict[tuple[str, int], list[bytes]] = {}
         for row in store.query("SELECT agent_id, seq, envelope FROM received_records"):
             stored.setdefault((row["agent_id"], int(row["seq"])), []).append(bytes(row["envelope"]))
@@ -370,15 +401,14 @@ def verify(store_url: str, outboxes: list[Path], result: ChaosResult) -> None:
                         verify_and_parse(copy, keys[agent_id])
                     except (EnvelopeError, KeyError):
                         result.bad_signatures += 1
-        committed = {(json.loads(_signed(p))["agent_id"], s) for o in outboxes
-                     for s, p in _rows(o)}  # fmt: skip
+        committed = {(json.loads(_signed(p))["agent_id"], s) for o in outboxes for s, p in _rows(o)}
         result.duplicated += sum(len(v) for k, v in stored.items() if k not in committed)
     finally:
         store.close()
 
 
 def _signed(payload: bytes) -> bytes:
-    from protocol.envelope import read_header
+    from settleguard.protocol.envelope import read_header
 
     return read_header(payload).signed_bytes
 
@@ -388,13 +418,12 @@ def _rows(outbox: Path) -> list[tuple[int, bytes]]:
         return conn.execute("SELECT seq, payload FROM outbox").fetchall()
 
 
-def run_chaos(opts: ChaosOptions, workdir: Path,
-              say: Callable[[str], None] = print) -> ChaosResult:  # fmt: skip
+def run_chaos(opts: ChaosOptions, workdir: Path, say: Callable[[str], None] = print) -> ChaosResult:
     """Run the whole scenario in ``workdir``; return the counts (see :class:`ChaosResult`)."""
-    from agent.home import agent_home
-    from agent.keys import load_or_create_key
-    from collector.enrollment import service as enrollment
-    from collector.store import open_store
+    from settleguard.agent.home import agent_home
+    from settleguard.agent.keys import load_or_create_key
+    from settleguard.collector.enrollment import service as enrollment
+    from settleguard.collector.store import open_store
 
     rng = random.Random(opts.seed)
     result = ChaosResult()
@@ -408,8 +437,9 @@ def run_chaos(opts: ChaosOptions, workdir: Path,
         home = agent_home(workdir / f"agent-{i}")
         key = load_or_create_key(home)
         token = enrollment.issue_token(store, "M-CHAOS", ttl_s=600)
-        enrolled = enrollment.enroll(store, token=token, public_key=key.public_raw,
-                                     agent_id=key.agent_id)  # fmt: skip
+        enrolled = enrollment.enroll(
+            store, token=token, public_key=key.public_raw, agent_id=key.agent_id
+        )
         enrollment.approve(store, key.agent_id, actor="chaos")
         passwords[key.agent_id] = enrolled.broker_password
         homes.append((home, key.agent_id))
@@ -418,20 +448,39 @@ def run_chaos(opts: ChaosOptions, workdir: Path,
     port = free_port()
     config = start_broker(workdir / "broker", port, passwords, opts)
     binary = "/usr/sbin/mosquitto"
-    from collector.enrollment.broker import mosquitto_binary
+    from settleguard.collector.enrollment.broker import mosquitto_binary
 
     binary = mosquitto_binary() or binary
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     me = [sys.executable, str(Path(__file__).resolve())]
     broker = Supervised("broker", [binary, "-c", str(config)], logs / "mosquitto.log")
-    workers = [Supervised(f"worker{i}", [*me, "_worker", url, str(port), COLLECTOR_PASSWORD,
-                                         str(opts.broker_inflight)],
-                          logs / f"worker{i}.log") for i in range(opts.workers)]  # fmt: skip
-    agents = [Supervised(f"agent{i}", [*me, "_agent", str(home.root), str(port), passwords[aid],
-                                       str(opts.record_interval_s), str(opts.agent_window),
-                                       str(opts.ack_timeout_s), str(opts.burst_records)],
-                         logs / f"agent{i}.log") for i, (home, aid) in enumerate(homes)]  # fmt: skip
+    workers = [
+        Supervised(
+            f"worker{i}",
+            [*me, "_worker", url, str(port), COLLECTOR_PASSWORD, str(opts.broker_inflight)],
+            logs / f"worker{i}.log",
+        )
+        for i in range(opts.workers)
+    ]
+    agents = [
+        Supervised(
+            f"agent{i}",
+            [
+                *me,
+                "_agent",
+                str(home.root),
+                str(port),
+                passwords[aid],
+                str(opts.record_interval_s),
+                str(opts.agent_window),
+                str(opts.ack_timeout_s),
+                str(opts.burst_records),
+            ],
+            logs / f"agent{i}.log",
+        )
+        for i, (home, aid) in enumerate(homes)
+    ]
     everyone = [broker, *workers, *agents]
     broker.start()
     deadline = time.monotonic() + 10
@@ -444,8 +493,11 @@ def run_chaos(opts: ChaosOptions, workdir: Path,
     outage_until: float | None = None
     thaw: list[tuple[float, Supervised]] = []
     start = time.monotonic()
-    planned = {"outage": start + opts.duration_s * 0.35, "burst": start + opts.duration_s * 0.65,
-               "freeze": start + opts.duration_s * 0.5}  # fmt: skip
+    planned = {
+        "outage": start + opts.duration_s * 0.35,
+        "burst": start + opts.duration_s * 0.65,
+        "freeze": start + opts.duration_s * 0.5,
+    }
     next_event = start + rng.uniform(0.5, 2 * opts.mean_event_gap_s)
     try:
         while time.monotonic() - start < opts.duration_s:
@@ -540,8 +592,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
-    opts = ChaosOptions(store=args.store, seed=args.seed if args.seed is not None else
-                        random.randrange(1 << 30))  # fmt: skip
+    opts = ChaosOptions(
+        store=args.store, seed=args.seed if args.seed is not None else random.randrange(1 << 30)
+    )
     if args.long:
         opts.duration_s, opts.agents, opts.workers, opts.mean_event_gap_s = 900, 8, 3, 4.0
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sg-chaos-"))
@@ -549,9 +602,11 @@ def main() -> None:
     t0 = time.monotonic()
     result = run_chaos(opts, workdir, say=lambda s: print(s, flush=True))
     print(f"kills by kind: {dict(result.kills)}  outages={result.outages} bursts={result.bursts}")
-    print(f"drained={result.drained} rejected={result.rejected} "
-          f"republished={result.republished} broker_drop_notices={result.broker_drops} "
-          f"elapsed={time.monotonic() - t0:.0f}s")  # fmt: skip
+    print(
+        f"drained={result.drained} rejected={result.rejected} "
+        f"republished={result.republished} broker_drop_notices={result.broker_drops} "
+        f"elapsed={time.monotonic() - t0:.0f}s"
+    )
     print(result.line(), flush=True)
     if result.lost or result.duplicated or result.bad_signatures or not result.drained:
         sys.exit(1)

@@ -45,15 +45,32 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.reconcile.model import GAP_CATEGORIES
-from collector.web.app import create_app
-from collector.web.db import close_store, get_store
-from collector.web.users import add_user
+from settleguard.collector.reconcile.model import GAP_CATEGORIES
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import close_store, get_store
+from settleguard.collector.web.users import add_user
+
 from settleguard.demo.services import start_web
 
 CHUNK = 20_000
-WORDS = ("Noodle", "Tea", "Dumpling", "Rice", "Hotpot", "Bakery", "Fruit", "Pharmacy",
-         "Hardware", "Books", "Mobile", "Laundry", "Flower", "Coffee", "Barber", "Market")  # fmt: skip
+WORDS = (
+    "Noodle",
+    "Tea",
+    "Dumpling",
+    "Rice",
+    "Hotpot",
+    "Bakery",
+    "Fruit",
+    "Pharmacy",
+    "Hardware",
+    "Books",
+    "Mobile",
+    "Laundry",
+    "Flower",
+    "Coffee",
+    "Barber",
+    "Market",
+)
 STATUSES = ("open",) * 7 + ("acknowledged",) + ("resolved",) * 2
 
 
@@ -89,25 +106,51 @@ def generate(path: Path, merchants: int, batches: int, seed: int = 7) -> dict[st
     db.execute("PRAGMA synchronous = OFF")
     counts: dict[str, int] = {}
     mid = [f"M{i:07d}" for i in range(merchants)]
-    counts["merchants"] = _insert(db, "merchants", "merchant_id, name, phones", (
-        (mid[i], f"{WORDS[i % len(WORDS)]} {WORDS[(i // 16) % len(WORDS)]} {i}",
-         json.dumps([f"139{i:08d}"])) for i in range(merchants)
-    ))  # fmt: skip
+    counts["merchants"] = _insert(
+        db,
+        "merchants",
+        "merchant_id, name, phones",
+        (
+            (
+                mid[i],
+                f"{WORDS[i % len(WORDS)]} {WORDS[(i // 16) % len(WORDS)]} {i}",
+                json.dumps([f"139{i:08d}"]),
+            )
+            for i in range(merchants)
+        ),
+    )
     counts["settlement_accounts"] = _insert(
-        db, "settlement_accounts",
+        db,
+        "settlement_accounts",
         "id, merchant_id, account_masked, account_hmac, status, effective_at",
-        ((i + 1, mid[i], f"6222****{i % 10000:04d}", f"{i:064x}", "active", "2020-01-01")
-         for i in range(merchants)),
-    )  # fmt: skip
+        (
+            (i + 1, mid[i], f"6222****{i % 10000:04d}", f"{i:064x}", "active", "2020-01-01")
+            for i in range(merchants)
+        ),
+    )
     counts["agents"] = _insert(
-        db, "agents", "agent_id, merchant_id, status, key_id, public_key, last_seen, outbox_depth",
-        ((f"ag-{i}", mid[i], "approved", f"k{i}", b"\0" * 32,
-          _iso(now - timedelta(hours=30 if i % 997 == 0 else 1)), i % 5) for i in range(merchants)),
-    )  # fmt: skip
+        db,
+        "agents",
+        "agent_id, merchant_id, status, key_id, public_key, last_seen, outbox_depth",
+        (
+            (
+                f"ag-{i}",
+                mid[i],
+                "approved",
+                f"k{i}",
+                b"\0" * 32,
+                _iso(now - timedelta(hours=30 if i % 997 == 0 else 1)),
+                i % 5,
+            )
+            for i in range(merchants)
+        ),
+    )
     counts["terminals"] = _insert(
-        db, "terminals", "terminal_id, merchant_id, agent_id, protocol",
+        db,
+        "terminals",
+        "terminal_id, merchant_id, agent_id, protocol",
         ((f"T{i:07d}", mid[i], f"ag-{i}", "zvt") for i in range(merchants)),
-    )  # fmt: skip
+    )
     per_merchant = max(1, batches // merchants)
     start = now - timedelta(days=per_merchant + 2)
 
@@ -115,62 +158,139 @@ def generate(path: Path, merchants: int, batches: int, seed: int = 7) -> dict[st
         for j in range(batches):
             i, no = j % merchants, j // merchants + 1
             closed = _iso(start + timedelta(days=no, minutes=i % 600))
-            yield (j + 1, j + 1, f"ag-{i}", f"T{i:07d}", mid[i], no, closed, "156",
-                   1000 + (j * 7919) % 500_000, "c")  # fmt: skip
+            yield (
+                j + 1,
+                j + 1,
+                f"ag-{i}",
+                f"T{i:07d}",
+                mid[i],
+                no,
+                closed,
+                "156",
+                1000 + (j * 7919) % 500_000,
+                "c",
+            )
 
     counts["received_records"] = _insert(
-        db, "received_records",
+        db,
+        "received_records",
         "id, agent_id, seq, key_id, record_type, created_at, source, payload_sha256, envelope",
-        ((j + 1, f"ag-{j % merchants}", j // merchants + 1, "k", "batch_summary", _iso(now),
-          "bench", "h", b"") for j in range(batches)),
-    )  # fmt: skip
+        (
+            (
+                j + 1,
+                f"ag-{j % merchants}",
+                j // merchants + 1,
+                "k",
+                "batch_summary",
+                _iso(now),
+                "bench",
+                "h",
+                b"",
+            )
+            for j in range(batches)
+        ),
+    )
     counts["batch_summaries"] = _insert(
-        db, "batch_summaries",
+        db,
+        "batch_summaries",
         "id, received_record_id, agent_id, terminal_id, merchant_id, batch_no, closed_at,"
         " currency, total_amount, content_sha256",
         batch_rows(),
-    )  # fmt: skip
+    )
     # every tenth batch matched to one credit (enough rows for the timeline's joins)
     matched = range(0, batches, 10)
     counts["credits"] = _insert(
-        db, "credits",
+        db,
+        "credits",
         "id, account_hmac, account_masked, value_date, amount, currency, reference, entry_id",
-        ((k + 1, f"{j % merchants:064x}", f"6222****{j % merchants % 10000:04d}",
-          (start + timedelta(days=j // merchants + 2)).date().isoformat(), 1000, "156",
-          f"PAY{j}", f"e{j}") for k, j in enumerate(matched)),
-    )  # fmt: skip
+        (
+            (
+                k + 1,
+                f"{j % merchants:064x}",
+                f"6222****{j % merchants % 10000:04d}",
+                (start + timedelta(days=j // merchants + 2)).date().isoformat(),
+                1000,
+                "156",
+                f"PAY{j}",
+                f"e{j}",
+            )
+            for k, j in enumerate(matched)
+        ),
+    )
     counts["matches"] = _insert(
-        db, "matches",
+        db,
+        "matches",
         "merchant_id, rule, credit_ids, batch_ids, expected_amount, credited_amount, residual,"
         " match_key, explanation",
-        ((mid[j % merchants], "reference", f"[{k + 1}]", f"[{j + 1}]", 1000, 1000, 0, f"m{j}",
-          "reference PAY matched") for k, j in enumerate(matched)),
-    )  # fmt: skip
+        (
+            (
+                mid[j % merchants],
+                "reference",
+                f"[{k + 1}]",
+                f"[{j + 1}]",
+                1000,
+                1000,
+                0,
+                f"m{j}",
+                "reference PAY matched",
+            )
+            for k, j in enumerate(matched)
+        ),
+    )
     gap_batches = rng.sample(range(batches), max(1, batches * 3 // 100))
     counts["gaps"] = _insert(
-        db, "gaps",
+        db,
+        "gaps",
         "id, dedupe_key, merchant_id, category, amount, currency, due_at, batch_ids, status,"
         " detected_at, since, evidence, reason",
-        ((k + 1, f"g{j}", mid[j % merchants], rng.choice(GAP_CATEGORIES),
-          rng.randrange(100, 2_000_000), "156", (now - timedelta(days=rng.randrange(30))).date().isoformat(),
-          f"[{j + 1}]", rng.choice(STATUSES), _iso(now - timedelta(minutes=rng.randrange(43_000))),
-          (now - timedelta(days=rng.randrange(1, 40))).date().isoformat(),
-          json.dumps({"expected": 1000, "rule": "due_unpaid", "account_in_force": "6222****0001"}),
-          "no credit on the account in force") for k, j in enumerate(gap_batches)),
-    )  # fmt: skip
+        (
+            (
+                k + 1,
+                f"g{j}",
+                mid[j % merchants],
+                rng.choice(GAP_CATEGORIES),
+                rng.randrange(100, 2_000_000),
+                "156",
+                (now - timedelta(days=rng.randrange(30))).date().isoformat(),
+                f"[{j + 1}]",
+                rng.choice(STATUSES),
+                _iso(now - timedelta(minutes=rng.randrange(43_000))),
+                (now - timedelta(days=rng.randrange(1, 40))).date().isoformat(),
+                json.dumps(
+                    {"expected": 1000, "rule": "due_unpaid", "account_in_force": "6222****0001"}
+                ),
+                "no credit on the account in force",
+            )
+            for k, j in enumerate(gap_batches)
+        ),
+    )
     counts["alerts"] = _insert(
-        db, "alerts",
+        db,
+        "alerts",
         "dedupe_key, gap_id, merchant_id, phone, locale, text, state, escalated_at,"
         " escalation_reason",
-        ((f"a{k}", k + 1, mid[j % merchants], f"139{j % merchants:08d}", "zh-CN",
-          "您的结算款未到账", "sending" if k % 97 == 0 else "delivered",
-          _iso(now) if k % 97 == 0 else None, "interrupted while sending" if k % 97 == 0 else None)
-         for k, j in enumerate(gap_batches) if k % 2 == 0),
-    )  # fmt: skip
+        (
+            (
+                f"a{k}",
+                k + 1,
+                mid[j % merchants],
+                f"139{j % merchants:08d}",
+                "zh-CN",
+                "您的结算款未到账",
+                "sending" if k % 97 == 0 else "delivered",
+                _iso(now) if k % 97 == 0 else None,
+                "interrupted while sending" if k % 97 == 0 else None,
+            )
+            for k, j in enumerate(gap_batches)
+            if k % 2 == 0
+        ),
+    )
     counts["imports"] = _insert(
-        db, "imports", "kind, filename, file_sha256, row_count, file_format, status",
+        db,
+        "imports",
+        "kind, filename, file_sha256, row_count, file_format, status",
         (("statement", f"bank-{n}.xml", f"{n:064x}", 1000, "camt053", "done") for n in range(30)),
-    )  # fmt: skip
+    )
     db.commit()
     db.close()
     return counts
@@ -223,14 +343,18 @@ def workload(db_path: Path, merchants: int, seed: int) -> dict[str, Callable[[],
     rng = random.Random(seed)
     db = sqlite3.connect(db_path)
     cursors = [
-        f"money&after={a}~{i}" for a, i in db.execute(
+        f"money&after={a}~{i}"
+        for a, i in db.execute(
             "SELECT amount, id FROM gaps WHERE status IN ('open', 'acknowledged')"
-            " ORDER BY random() LIMIT 200")
+            " ORDER BY random() LIMIT 200"
+        )
     ] + [
-        f"age&after={urllib.parse.quote(s)}~{i}" for s, i in db.execute(
+        f"age&after={urllib.parse.quote(s)}~{i}"
+        for s, i in db.execute(
             "SELECT COALESCE(since, detected_at), id FROM gaps WHERE status IN"
-            " ('open', 'acknowledged') ORDER BY random() LIMIT 200")
-    ]  # fmt: skip
+            " ('open', 'acknowledged') ORDER BY random() LIMIT 200"
+        )
+    ]
     db.close()
 
     def merchant_list() -> str:
@@ -294,8 +418,10 @@ def main() -> int:
             web.stop()
             close_store(app)
     for name, values in times.items():
-        print(f"{name:9s} n={len(values)} median={statistics.median(values):.1f}ms"
-              f" p95={p95(values):.1f}ms max={max(values):.1f}ms")  # fmt: skip
+        print(
+            f"{name:9s} n={len(values)} median={statistics.median(values):.1f}ms"
+            f" p95={p95(values):.1f}ms max={max(values):.1f}ms"
+        )
     result = {
         "overview_ms": p95(times["overview"]),
         "merchant_ms": p95(times["list"] + times["timeline"]),

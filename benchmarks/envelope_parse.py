@@ -34,15 +34,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from protocol.envelope import (
+from settleguard.protocol.envelope import (
     DOMAIN,
     key_id_for,
     read_header,
     seal_envelope,
     verify_header_and_parse,
 )
-from protocol.records import Heartbeat, Record
+from settleguard.protocol.records import Heartbeat, Record
+
 from tests.helpers.records import batch
 
 Sealed = tuple[Ed25519PublicKey, str, bytes]
@@ -60,9 +60,13 @@ def seal_all(records: int, kind: str) -> list[Sealed]:
         else:
             record = Heartbeat(seq % 50, 5, "up", "0.1.0", f"T{agent:03d}", "2026-03-01T10:00:00Z")
         payload = seal_envelope(
-            keys[agent], record_type=record.RECORD_TYPE, agent_id=f"bench-{agent:03d}",
-            seq=seq, created_at="2026-03-01T10:00:00.000Z", body=record.to_body(),
-        )  # fmt: skip
+            keys[agent],
+            record_type=record.RECORD_TYPE,
+            agent_id=f"bench-{agent:03d}",
+            seq=seq,
+            created_at="2026-03-01T10:00:00.000Z",
+            body=record.to_body(),
+        )
         public = keys[agent].public_key()
         sealed.append((public, key_id_for(public), payload))
     return sealed
@@ -107,12 +111,16 @@ def main() -> int:
         full.append(time_full(sealed))
         verify.append(time_verify(pairs))
         parse.append(full[-1] - verify[-1])
-        print(f"round {i + 1}: full {full[-1]:.1f} µs  verify {verify[-1]:.1f} µs  "
-              f"parse {parse[-1]:.1f} µs  ratio {verify[-1] / full[-1]:.2f}")  # fmt: skip
+        print(
+            f"round {i + 1}: full {full[-1]:.1f} µs  verify {verify[-1]:.1f} µs  "
+            f"parse {parse[-1]:.1f} µs  ratio {verify[-1] / full[-1]:.2f}"
+        )
     full_us, verify_us = statistics.median(full), statistics.median(verify)
-    print(f"RESULT full_us={full_us:.1f} verify_us={verify_us:.1f} "
-          f"parse_us={statistics.median(parse):.1f} ratio={verify_us / full_us:.2f} "
-          f"records={len(sealed)} kind={args.kind}")  # fmt: skip
+    print(
+        f"RESULT full_us={full_us:.1f} verify_us={verify_us:.1f} "
+        f"parse_us={statistics.median(parse):.1f} ratio={verify_us / full_us:.2f} "
+        f"records={len(sealed)} kind={args.kind}"
+    )
     return 0
 
 

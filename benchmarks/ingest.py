@@ -46,13 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from settleguard.collector.enrollment import broker
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.ingest.worker import IngestWorker, tune_gc, worker_settings
+from settleguard.collector.store import open_store
+from settleguard.protocol.acks import decode_acks
+from settleguard.protocol.envelope import DOMAIN, read_header
 
-from collector.enrollment import broker
-from collector.enrollment import service as enrollment
-from collector.ingest.worker import IngestWorker, tune_gc, worker_settings
-from collector.store import open_store
-from protocol.acks import decode_acks
-from protocol.envelope import DOMAIN, read_header
 from tests.helpers.records import TestAgent, batch, make_agent
 
 COLLECTOR_PASSWORD = "bench-collector"
@@ -67,9 +67,11 @@ def free_port() -> int:
 def start_broker(directory: Path) -> tuple[subprocess.Popen[bytes], int, broker.BrokerFiles]:
     port = free_port()
     files = broker.write_broker_config(
-        directory, port=port, collector_password_hash=broker.hash_password(COLLECTOR_PASSWORD),
+        directory,
+        port=port,
+        collector_password_hash=broker.hash_password(COLLECTOR_PASSWORD),
         run_as=pwd.getpwuid(os.geteuid()).pw_name,
-    )  # fmt: skip
+    )
     binary = broker.mosquitto_binary()
     if binary is None:
         sys.exit("mosquitto binary not found (apt-get install mosquitto)")
@@ -116,8 +118,9 @@ class Publisher:
         self.acks: dict[int, int] = {}
         self.last_ack = 0.0
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=agent.agent_id,
-                                  protocol=mqtt.MQTTv5)  # fmt: skip
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=agent.agent_id, protocol=mqtt.MQTTv5
+        )
         self.client.username_pw_set(agent.agent_id, agent.password)
         self.client.max_inflight_messages_set(200)
         self.client.on_message = self._on_message
@@ -182,16 +185,31 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_worker(config: dict[str, object], client_id: str, session_s: int, ready: Any,
-                 go: Any, stop: Any, batches: Any, answered: Any, last: Any) -> None:  # fmt: skip
+def bench_worker(
+    config: dict[str, object],
+    client_id: str,
+    session_s: int,
+    ready: Any,
+    go: Any,
+    stop: Any,
+    batches: Any,
+    answered: Any,
+    last: Any,
+) -> None:
     """One worker process: set up everything, then connect when ``go`` is set.
 
     Reports its number of batches, of records answered, and the ``time.perf_counter()`` of its
     last answer (the system-wide monotonic clock on Linux, so comparable between processes).
     """
     store = open_store(str(config["DATABASE_URL"]))
-    worker = IngestWorker(store, worker_settings(config), batch_size=256, batch_wait_s=0.01,
-                          client_id=client_id, session_expiry_s=session_s)  # fmt: skip
+    worker = IngestWorker(
+        store,
+        worker_settings(config),
+        batch_size=256,
+        batch_wait_s=0.01,
+        client_id=client_id,
+        session_expiry_s=session_s,
+    )
     tune_gc()  # as run_worker does
     ready.set()
     go.wait()
@@ -211,8 +229,15 @@ def bench_worker(config: dict[str, object], client_id: str, session_s: int, read
         answered.value = records
 
 
-def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.BrokerFiles,
-              proc: subprocess.Popen[bytes], tmp: Path, mode: str) -> dict[str, Any]:  # fmt: skip
+def run_round(
+    args: argparse.Namespace,
+    workers: int,
+    port: int,
+    files: broker.BrokerFiles,
+    proc: subprocess.Popen[bytes],
+    tmp: Path,
+    mode: str,
+) -> dict[str, Any]:
     """One measured run (``mode`` queued or live); returns rate, loss and CPU accounting."""
     url, pg_name = fresh_url(args.store, tmp)
     store = open_store(url)
@@ -221,20 +246,32 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     agents = [make_agent(store, f"bench-{tag}-{i:03d}") for i in range(args.agents)]
     pid_file = tmp / "pid"
     pid_file.write_text(str(proc.pid))
-    enrollment.sync_broker_passwords(store, files.password_file, collector_user="collector",
-                                     pid_file=pid_file)  # fmt: skip
+    enrollment.sync_broker_passwords(
+        store, files.password_file, collector_user="collector", pid_file=pid_file
+    )
     per_agent = args.records // args.agents
-    payloads = {a.agent_id: [a.seal(batch(terminal_id=f"T{a.agent_id[-3:]}", batch_no=s), s)
-                             for s in range(1, per_agent + 1)] for a in agents}  # fmt: skip
-    config = {"DATABASE_URL": url, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": port,
-              "MQTT_USERNAME": "collector", "MQTT_PASSWORD": COLLECTOR_PASSWORD,
-              "MQTT_PROTOCOL": "5"}  # fmt: skip
+    payloads = {
+        a.agent_id: [
+            a.seal(batch(terminal_id=f"T{a.agent_id[-3:]}", batch_no=s), s)
+            for s in range(1, per_agent + 1)
+        ]
+        for a in agents
+    }
+    config = {
+        "DATABASE_URL": url,
+        "MQTT_HOST": "127.0.0.1",
+        "MQTT_PORT": port,
+        "MQTT_USERNAME": "collector",
+        "MQTT_PASSWORD": COLLECTOR_PASSWORD,
+        "MQTT_PROTOCOL": "5",
+    }
     client_ids = [f"bench-ingest-{tag}-{i}-{uuid.uuid4().hex[:6]}" for i in range(workers)]
     session_s = 600 if mode == "queued" else 0
     if mode == "queued":  # create the workers' sessions and shared subscriptions, then leave
         for client_id in client_ids:
-            primer = IngestWorker(store, worker_settings(config), client_id=client_id,
-                                  session_expiry_s=session_s)  # fmt: skip
+            primer = IngestWorker(
+                store, worker_settings(config), client_id=client_id, session_expiry_s=session_s
+            )
             primer.start()
             primer.stop()
     pubs = [Publisher(a, port, payloads[a.agent_id]) for a in agents]
@@ -252,9 +289,10 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     counters = [ctx.Value("i", 0) for _ in range(workers)]
     answered = [ctx.Value("i", 0) for _ in range(workers)]
     lasts = [ctx.Value("d", 0.0) for _ in range(workers)]
-    procs = [ctx.Process(target=bench_worker, args=(config, c, session_s, r, go, stop, n, a, t))
-             for c, r, n, a, t in zip(client_ids, readies, counters, answered, lasts,
-                                      strict=True)]  # fmt: skip
+    procs = [
+        ctx.Process(target=bench_worker, args=(config, c, session_s, r, go, stop, n, a, t))
+        for c, r, n, a, t in zip(client_ids, readies, counters, answered, lasts, strict=True)
+    ]
     for p in procs:
         p.start()
     for r in readies:
@@ -267,9 +305,22 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     spy = None
     if args.profile and workers == 1:  # sample the worker for the whole timed phase
         out = Path(args.profile) / f"worker-{mode}-{args.store}.txt"
-        spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p",
-                                str(procs[0].pid), "--threads", "-r", "250", "-f", "raw", "-o",
-                                str(out)], stdout=subprocess.DEVNULL)  # fmt: skip
+        spy = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "-p",
+                str(procs[0].pid),
+                "--threads",
+                "-r",
+                "250",
+                "-f",
+                "raw",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         time.sleep(1)
     start = time.perf_counter()
     go.set()
@@ -312,7 +363,9 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
     batches = sum(c.value for c in counters)
     per_us = max(acked, 1) / 1e6  # seconds / per_us = µs per record
     return {
-        "rate": acked / wall, "lost": total - stored, "duplicated": duplicated,
+        "rate": acked / wall,
+        "lost": total - stored,
+        "duplicated": duplicated,
         "wall": wall,
         "cores": {k: v / wall for k, v in cpu.items()},
         "worker_cpu_per_record_us": cpu["workers"] / per_us,
@@ -320,15 +373,17 @@ def run_round(args: argparse.Namespace, workers: int, port: int, files: broker.B
         "worker_others_us": (sum(b[1] for b in split1) - sum(a[1] for a in split0)) / per_us,
         "mean_batch": stored / batches if batches else 0.0,
         "finished": [(a.value, t.value - start) for a, t in zip(answered, lasts, strict=True)],
-    }  # fmt: skip
+    }
 
 
 def describe(label: str, r: dict[str, Any]) -> str:
     cores = " ".join(f"{k}={v:.2f}" for k, v in r["cores"].items())
-    return (f"{label}: {r['rate']:7.0f} records/s  lost={r['lost']} duplicated={r['duplicated']}"
-            f"  cores used: {cores}  worker CPU/record={r['worker_cpu_per_record_us']:.0f} us"
-            f" (main threads {r['worker_main_us']:.0f}, writers {r['worker_others_us']:.0f})"
-            f"  mean batch={r['mean_batch']:.0f}{finishing(r['finished'])}")  # fmt: skip
+    return (
+        f"{label}: {r['rate']:7.0f} records/s  lost={r['lost']} duplicated={r['duplicated']}"
+        f"  cores used: {cores}  worker CPU/record={r['worker_cpu_per_record_us']:.0f} us"
+        f" (main threads {r['worker_main_us']:.0f}, writers {r['worker_others_us']:.0f})"
+        f"  mean batch={r['mean_batch']:.0f}{finishing(r['finished'])}"
+    )
 
 
 def finishing(finished: list[tuple[int, float]]) -> str:
@@ -369,14 +424,20 @@ def verify_ceiling(payloads: list[bytes]) -> tuple[float, float, str]:
 def ceiling_payloads(count: int) -> list[bytes]:
     """``count`` envelopes shaped like a round's (batch summaries sealed by a bench agent)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from protocol.envelope import seal_envelope
+    from settleguard.protocol.envelope import seal_envelope
 
     key = Ed25519PrivateKey.generate()
-    return [seal_envelope(key, record_type="batch_summary", agent_id="bench-q1-000", seq=s,
-                          created_at="2026-03-01T10:00:00.000Z",
-                          body=batch(terminal_id="T000", batch_no=s).to_body())
-            for s in range(1, count + 1)]  # fmt: skip
+    return [
+        seal_envelope(
+            key,
+            record_type="batch_summary",
+            agent_id="bench-q1-000",
+            seq=s,
+            created_at="2026-03-01T10:00:00.000Z",
+            body=batch(terminal_id="T000", batch_no=s).to_body(),
+        )
+        for s in range(1, count + 1)
+    ]
 
 
 def ceiling_samples(payloads: list[bytes], count: int = 2) -> list[tuple[float, float, str]]:
@@ -390,13 +451,21 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--records", type=int, default=None)
     parser.add_argument("--agents", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="pairs of one- and two-worker rounds; RESULT gives medians")  # fmt: skip
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="pairs of one- and two-worker rounds; RESULT gives medians",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="per round, seconds")
-    parser.add_argument("--live", action="store_true",
-                        help="also time agents publishing while the workers run")  # fmt: skip
-    parser.add_argument("--profile", metavar="DIR",
-                        help="py-spy the one-worker rounds into DIR (flame-graph raw format)")  # fmt: skip
+    parser.add_argument(
+        "--live", action="store_true", help="also time agents publishing while the workers run"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="py-spy the one-worker rounds into DIR (flame-graph raw format)",
+    )
     args = parser.parse_args()
     args.records = args.records or (6000 if args.quick else 40000)
     tmp = Path(tempfile.mkdtemp(prefix="sg-bench-"))
@@ -411,8 +480,9 @@ def main() -> None:
             ceilings = ceiling_samples(sample)  # right before the one-worker round
             for mode in modes:
                 for workers in (1, 2):
-                    r = results[mode, workers] = run_round(args, workers, port, files, proc, tmp,
-                                                           mode)  # fmt: skip
+                    r = results[mode, workers] = run_round(
+                        args, workers, port, files, proc, tmp, mode
+                    )
                     print(describe(f"{mode:6} {workers} worker(s)", r), flush=True)
                     lost, duplicated = lost + r["lost"], duplicated + r["duplicated"]
                     if (mode, workers) == ("queued", 1):  # and right after it
@@ -420,29 +490,40 @@ def main() -> None:
             ceiling = statistics.median(c[0] for c in ceilings)
             ceiling_cpu = statistics.median(c[1] for c in ceilings)
             ways = sorted({c[2] for c in ceilings})
-            print(f"bare Ed25519 verify, one core: median {ceiling:.0f}/s wall, {ceiling_cpu:.0f}/s"
-                  f" CPU of {len(ceilings)} samples right before and right after the one-worker"
-                  f" round ({min(c[0] for c in ceilings):.0f}-{max(c[0] for c in ceilings):.0f}/s;"
-                  f" each a {', '.join(ways)} over {len(sample)} signatures)")  # fmt: skip
+            print(
+                f"bare Ed25519 verify, one core: median {ceiling:.0f}/s wall, {ceiling_cpu:.0f}/s"
+                f" CPU of {len(ceilings)} samples right before and right after the one-worker"
+                f" round ({min(c[0] for c in ceilings):.0f}-{max(c[0] for c in ceilings):.0f}/s;"
+                f" each a {', '.join(ways)} over {len(sample)} signatures)"
+            )
             one, two = results["queued", 1], results["queued", 2]
-            pair = {"rate": one["rate"], "ceiling": ceiling, "ratio": one["rate"] / ceiling,
-                    "scale2": two["rate"] / one["rate"],
-                    "cpu_ratio": 1e6 / one["worker_cpu_per_record_us"] / ceiling_cpu}  # fmt: skip
+            pair = {
+                "rate": one["rate"],
+                "ceiling": ceiling,
+                "ratio": one["rate"] / ceiling,
+                "scale2": two["rate"] / one["rate"],
+                "cpu_ratio": 1e6 / one["worker_cpu_per_record_us"] / ceiling_cpu,
+            }
             pairs.append(pair)
             best = max(c[0] for c in ceilings)
-            print(f"pair {rep + 1}/{args.repeat}: ratio {pair['ratio']:.2f} scale2"
-                  f" {pair['scale2']:.2f} (against the best sample instead of the median:"
-                  f" ratio {one['rate'] / best:.2f}; one worker's CPU per record vs bare verify:"
-                  f" {pair['cpu_ratio']:.2f})", flush=True)  # fmt: skip
+            print(
+                f"pair {rep + 1}/{args.repeat}: ratio {pair['ratio']:.2f} scale2"
+                f" {pair['scale2']:.2f} (against the best sample instead of the median:"
+                f" ratio {one['rate'] / best:.2f}; one worker's CPU per record vs bare verify:"
+                f" {pair['cpu_ratio']:.2f})",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     med = {k: statistics.median(p[k] for p in pairs) for k in pairs[0]}
-    print(f"RESULT ingest_per_s={med['rate']:.0f} verify_ceiling_per_s={med['ceiling']:.0f} "
-          f"ratio={med['ratio']:.2f} scale2={med['scale2']:.2f} lost={lost} "
-          f"duplicated={duplicated} store={args.store} cpu_ratio={med['cpu_ratio']:.2f} "
-          f"pairs={len(pairs)}")  # fmt: skip
+    print(
+        f"RESULT ingest_per_s={med['rate']:.0f} verify_ceiling_per_s={med['ceiling']:.0f} "
+        f"ratio={med['ratio']:.2f} scale2={med['scale2']:.2f} lost={lost} "
+        f"duplicated={duplicated} store={args.store} cpu_ratio={med['cpu_ratio']:.2f} "
+        f"pairs={len(pairs)}"
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.ingest.verify import (
+from settleguard.collector.ingest.verify import (
     IncomingMessage,
     Keyring,
     Refused,
@@ -45,9 +45,10 @@ from collector.ingest.verify import (
     store_decided,
     verify_messages,
 )
-from collector.ingest.verify import verify_message as verify_one
-from collector.store import open_store
-from protocol.envelope import DOMAIN, read_header
+from settleguard.collector.ingest.verify import verify_message as verify_one
+from settleguard.collector.store import open_store
+from settleguard.protocol.envelope import DOMAIN, read_header
+
 from tests.helpers.records import batch, make_agent
 
 BATCH = 256
@@ -59,9 +60,11 @@ def world(directory: Path, records: int, tag: str) -> tuple[object, list[Incomin
     store.migrate()
     agents = [make_agent(store, f"bench-{i:03d}") for i in range(8)]
     per_agent = records // len(agents)
-    messages = [IncomingMessage(a.topic, a.seal(batch(terminal_id=f"T{a.agent_id[-3:]}",
-                                                      batch_no=s), s))
-                for a in agents for s in range(1, per_agent + 1)]  # fmt: skip
+    messages = [
+        IncomingMessage(a.topic, a.seal(batch(terminal_id=f"T{a.agent_id[-3:]}", batch_no=s), s))
+        for a in agents
+        for s in range(1, per_agent + 1)
+    ]
     keyring = Keyring(store, ttl_s=3600)  # no re-reads of the keys inside a timed loop
     for message in messages[::per_agent]:
         verify_one(message, keyring)
@@ -123,8 +126,13 @@ def one_round(directory: Path, records: int, tag: str) -> dict[str, float]:
     if store.count("received_records") != n:  # type: ignore[attr-defined]
         sys.exit("pipelined round lost records")
     store.close()  # type: ignore[attr-defined]
-    return {"verify_us": verify_us, "verify_message_us": verify_message_us,
-            "store_us": store_us, "sequential": sequential, "pipelined": pipelined}  # fmt: skip
+    return {
+        "verify_us": verify_us,
+        "verify_message_us": verify_message_us,
+        "store_us": store_us,
+        "sequential": sequential,
+        "pipelined": pipelined,
+    }
 
 
 def main() -> int:
@@ -140,20 +148,27 @@ def main() -> int:
         for r in range(args.repeat):
             rounds.append(one_round(directory, records, f"r{r}"))
             x = rounds[-1]
-            print(f"round {r + 1}: verify {x['verify_us']:.1f} us  verify_message"
-                  f" {x['verify_message_us']:.1f} us  store {x['store_us']:.1f} us  sequential"
-                  f" {x['sequential']:.0f}/s  pipelined {x['pipelined']:.0f}/s", flush=True)  # fmt: skip
+            print(
+                f"round {r + 1}: verify {x['verify_us']:.1f} us  verify_message"
+                f" {x['verify_message_us']:.1f} us  store {x['store_us']:.1f} us  sequential"
+                f" {x['sequential']:.0f}/s  pipelined {x['pipelined']:.0f}/s",
+                flush=True,
+            )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     med = {k: statistics.median(x[k] for x in rounds) for k in rounds[0]}
     ceiling = 1e6 / med["verify_us"]
-    print(f"parse and checks (verify_message - verify): {med['verify_message_us'] - med['verify_us']:.1f} us;"
-          f" {records} records x {args.repeat} rounds, medians")  # fmt: skip
-    print(f"RESULT verify_us={med['verify_us']:.1f} verify_message_us={med['verify_message_us']:.1f} "
-          f"store_us={med['store_us']:.1f} sequential_per_s={med['sequential']:.0f} "
-          f"pipelined_per_s={med['pipelined']:.0f} "
-          f"ratio_sequential={med['sequential'] / ceiling:.2f} "
-          f"ratio_pipelined={med['pipelined'] / ceiling:.2f}")  # fmt: skip
+    print(
+        f"parse and checks (verify_message - verify): {med['verify_message_us'] - med['verify_us']:.1f} us;"
+        f" {records} records x {args.repeat} rounds, medians"
+    )
+    print(
+        f"RESULT verify_us={med['verify_us']:.1f} verify_message_us={med['verify_message_us']:.1f} "
+        f"store_us={med['store_us']:.1f} sequential_per_s={med['sequential']:.0f} "
+        f"pipelined_per_s={med['pipelined']:.0f} "
+        f"ratio_sequential={med['sequential'] / ceiling:.2f} "
+        f"ratio_pipelined={med['pipelined'] / ceiling:.2f}"
+    )
     return 0
 
 

@@ -38,8 +38,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from settleguard.collector.ingest.mqtt_link import IngestLink
 
-from collector.ingest.mqtt_link import IngestLink
 from tests.helpers.mosquitto import running_broker
 
 BATCH = 256
@@ -131,9 +131,16 @@ def paho_drain(port: int, user: tuple[str, str], v5: bool, count: int, external:
 
 def link_for(port: int, user: tuple[str, str], v5: bool) -> IngestLink:
     return IngestLink(
-        "127.0.0.1", port, client_id="bench-rx-link", filters=[FILTER], username=user[0],
-        password=user[1], v5=v5, session_expiry_s=3600, receive_maximum=RECEIVE_MAXIMUM,
-    )  # fmt: skip
+        "127.0.0.1",
+        port,
+        client_id="bench-rx-link",
+        filters=[FILTER],
+        username=user[0],
+        password=user[1],
+        v5=v5,
+        session_expiry_s=3600,
+        receive_maximum=RECEIVE_MAXIMUM,
+    )
 
 
 def link_prepare(port: int, user: tuple[str, str], v5: bool) -> None:
@@ -189,8 +196,10 @@ def main() -> None:
                     results[name].append(spent / args.messages * 1e6)
             print(f"run {run + 1}: " + "  ".join(f"{n}={v[-1]:.1f} µs" for n, v in results.items()))
     med = {n: statistics.median(v) for n, v in results.items()}
-    print(f"RESULT link_us={med['link']:.1f} paho_loop_us={med['paho-loop']:.1f} "
-          f"paho_read_us={med['paho-read']:.1f} messages={args.messages} protocol=5")  # fmt: skip
+    print(
+        f"RESULT link_us={med['link']:.1f} paho_loop_us={med['paho-loop']:.1f} "
+        f"paho_read_us={med['paho-read']:.1f} messages={args.messages} protocol=5"
+    )
 
 
 if __name__ == "__main__":

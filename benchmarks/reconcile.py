@@ -52,22 +52,27 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from collector.account_numbers import account_hmac, mask_account
-from collector.reconcile import expected_credits, load_calendar
-from collector.reconcile.store import CHUNK, LOADER_SQL, load_inputs, reconcile
-from collector.store import open_store
-from collector.store.sqlite import SqliteStore
+from settleguard.collector.account_numbers import account_hmac, mask_account
+from settleguard.collector.reconcile import expected_credits, load_calendar
+from settleguard.collector.reconcile.store import CHUNK, LOADER_SQL, load_inputs, reconcile
+from settleguard.collector.store import open_store
+from settleguard.collector.store.sqlite import SqliteStore
 
 KEY = b"bench-hmac-key-0123456789abcdef!"
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2025, 3, 3, 21, 0, tzinfo=TZ)  # a Monday evening, local close time
 NOW = datetime(2025, 4, 1, 4, 0, tzinfo=UTC)  # every batch is due by then
 FEES = json.dumps(
-    {"rules": [{"card_type": "UPI", "rate_bp": 60, "cap": 2000, "fixed": 0},
-               {"card_type": "VISA", "rate_bp": 125, "cap": None, "fixed": 0}],
-     "default": {"card_type": "*", "rate_bp": 60, "cap": None, "fixed": 0},
-     "refund_fee_returned": False}, sort_keys=True,
-)  # fmt: skip
+    {
+        "rules": [
+            {"card_type": "UPI", "rate_bp": 60, "cap": 2000, "fixed": 0},
+            {"card_type": "VISA", "rate_bp": 125, "cap": None, "fixed": 0},
+        ],
+        "default": {"card_type": "*", "rate_bp": 60, "cap": None, "fixed": 0},
+        "refund_fee_returned": False,
+    },
+    sort_keys=True,
+)
 
 
 def _stamp(at: datetime) -> str:
@@ -93,9 +98,18 @@ def generate(store: SqliteStore, merchants: int, per_merchant: int, seed: int) -
     conn.executemany(
         "INSERT INTO settlement_accounts (id, merchant_id, account_masked, account_hmac, status,"
         " requested_at, effective_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
-        ((m + 1, f"M{m:07d}", mask_account(f"62170000{m:011d}"), hmacs[m],
-          "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z") for m in range(merchants)),
-    )  # fmt: skip
+        (
+            (
+                m + 1,
+                f"M{m:07d}",
+                mask_account(f"62170000{m:011d}"),
+                hmacs[m],
+                "2024-01-01T00:00:00Z",
+                "2024-01-01T00:00:00Z",
+            )
+            for m in range(merchants)
+        ),
+    )
     conn.executemany(
         "INSERT INTO settlement_account_history (account_id, status, changed_at, actor)"
         " VALUES (?, 'active', '2024-01-01T00:00:00Z', 'bench')",
@@ -106,9 +120,11 @@ def generate(store: SqliteStore, merchants: int, per_merchant: int, seed: int) -
         " account_masked, account_hmac, period_start, period_end, balance_ok)"
         " VALUES (?, 'statement', ?, ?, 'done', 'camt053', '****', ?, '2025-03-01',"
         " '2025-04-30', ?)",
-        ((m + 1, f"s{m}.xml", f"sha{m}", hmacs[m], 0 if m in broken else 1)
-         for m in range(merchants)),
-    )  # fmt: skip
+        (
+            (m + 1, f"s{m}.xml", f"sha{m}", hmacs[m], 0 if m in broken else 1)
+            for m in range(merchants)
+        ),
+    )
     received, summaries, buckets = [], [], []
     batch_id = 0
     for m in range(merchants):
@@ -121,10 +137,22 @@ def generate(store: SqliteStore, merchants: int, per_merchant: int, seed: int) -
             closed = _stamp(START + timedelta(days=day, minutes=n))
             upi = rng.randint(10_000, 900_000)
             visa = rng.randint(0, 60_000) if rng.random() < 0.3 else 0
-            received.append((batch_id, f"ag-{tid}", no + 1, "k", "batch_summary", closed,
-                             "bench", f"{batch_id:064x}", b"{}"))  # fmt: skip
-            summaries.append((batch_id, batch_id, f"ag-{tid}", tid, mid, no + 1, closed, "156",
-                              upi + visa, "c"))  # fmt: skip
+            received.append(
+                (
+                    batch_id,
+                    f"ag-{tid}",
+                    no + 1,
+                    "k",
+                    "batch_summary",
+                    closed,
+                    "bench",
+                    f"{batch_id:064x}",
+                    b"{}",
+                )
+            )
+            summaries.append(
+                (batch_id, batch_id, f"ag-{tid}", tid, mid, no + 1, closed, "156", upi + visa, "c")
+            )
             buckets.append((batch_id, "UPI", 1, upi, 0, 0, 0, 0))
             if visa:
                 buckets.append((batch_id, "VISA", 1, visa, 0, 0, 0, 0))
@@ -174,8 +202,18 @@ def _payouts_and_credits(
                 for exp in expected:
                     per_day[exp.due_date] = per_day.get(exp.due_date, 0) + exp.amount
                 for due, amount in per_day.items():
-                    credits.append((hmacs[m], masked, due.isoformat(), due.isoformat(), amount,
-                                    "", "合并到账 settlement", f"A{m}-{due:%m%d}"))  # fmt: skip
+                    credits.append(
+                        (
+                            hmacs[m],
+                            masked,
+                            due.isoformat(),
+                            due.isoformat(),
+                            amount,
+                            "",
+                            "合并到账 settlement",
+                            f"A{m}-{due:%m%d}",
+                        )
+                    )
                 continue
             for exp in expected:
                 ref = f"PAY{m:07d}X{exp.batch_no:03d}"
@@ -185,10 +223,21 @@ def _payouts_and_credits(
                     status = "returned"
                 elif fate < 0.01:
                     status = "held"
-                payouts.append((item.merchant.merchant_id, exp.due_date.isoformat(),
-                                exp.gross, exp.fees, exp.amount, "CNY", masked, status,
-                                "name mismatch" if status == "returned" else None, ref,
-                                json.dumps([f"{exp.terminal_id}#{exp.batch_no}"])))  # fmt: skip
+                payouts.append(
+                    (
+                        item.merchant.merchant_id,
+                        exp.due_date.isoformat(),
+                        exp.gross,
+                        exp.fees,
+                        exp.amount,
+                        "CNY",
+                        masked,
+                        status,
+                        "name mismatch" if status == "returned" else None,
+                        ref,
+                        json.dumps([f"{exp.terminal_id}#{exp.batch_no}"]),
+                    )
+                )
                 if status != "paid":
                     faults[status] += 1
                     continue
@@ -205,8 +254,9 @@ def _payouts_and_credits(
                 )
                 if fate > 0.995:
                     faults["duplicate"] += 1
-                    credits.append((hmacs[m], masked, day, day, amount, ref, "",
-                                    f"E{m}-{exp.batch_no}-dup"))  # fmt: skip
+                    credits.append(
+                        (hmacs[m], masked, day, day, amount, ref, "", f"E{m}-{exp.batch_no}-dup")
+                    )
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO credits (import_id, account_hmac, account_masked, booked_at, value_date,"
@@ -265,11 +315,21 @@ def one_run(path: Path, ids: list[str], processes: int | None) -> dict[str, floa
     recon_cpu = _cpu() - cpu
     store.close()
     return {
-        "scan_s": scan_s, "scan_cpu": scan_cpu, "rows": rows, "bc_s": bc_s, "bc_cpu": bc_cpu,
-        "recon_s": report.seconds, "recon_cpu": recon_cpu, "batches": report.batches,
-        "merchants": report.merchants, "matches": report.matches, "gaps": report.gaps_open,
-        "errors": len(report.errors), "processes": report.processes, **report.phases,
-    }  # fmt: skip
+        "scan_s": scan_s,
+        "scan_cpu": scan_cpu,
+        "rows": rows,
+        "bc_s": bc_s,
+        "bc_cpu": bc_cpu,
+        "recon_s": report.seconds,
+        "recon_cpu": recon_cpu,
+        "batches": report.batches,
+        "merchants": report.merchants,
+        "matches": report.matches,
+        "gaps": report.gaps_open,
+        "errors": len(report.errors),
+        "processes": report.processes,
+        **report.phases,
+    }
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as wall
 from zoneinfo import ZoneInfo
 
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     AccountChange,
     Batch,
     Bucket,
@@ -136,26 +136,53 @@ def build_store_shape(merchants: int, per_merchant: int, seed: int) -> list[Merc
                 per_day[exp.due_date] = per_day.get(exp.due_date, 0) + exp.amount
             for due, amount in per_day.items():
                 credits.append(
-                    Credit(f"A{m}-{due:%m%d}", f"k{m}", "1234", due, due, amount, "156", "",
-                           "合并到账 settlement")
-                )  # fmt: skip
+                    Credit(
+                        f"A{m}-{due:%m%d}",
+                        f"k{m}",
+                        "1234",
+                        due,
+                        due,
+                        amount,
+                        "156",
+                        "",
+                        "合并到账 settlement",
+                    )
+                )
         for exp in [] if two else exps:
             ref = f"PAY{m:07d}X{exp.batch_no:03d}"
             fate = rng.random()
             status = "returned" if fate < 0.005 else "held" if fate < 0.01 else "paid"
             payouts.append(
-                PayoutRecord(mid, exp.due_date, exp.gross, exp.fees, exp.amount, "1234", status,
-                             "name mismatch" if status == "returned" else None, ref,
-                             (f"{exp.terminal_id}#{exp.batch_no}",))
-            )  # fmt: skip
+                PayoutRecord(
+                    mid,
+                    exp.due_date,
+                    exp.gross,
+                    exp.fees,
+                    exp.amount,
+                    "1234",
+                    status,
+                    "name mismatch" if status == "returned" else None,
+                    ref,
+                    (f"{exp.terminal_id}#{exp.batch_no}",),
+                )
+            )
             if status != "paid" or fate < 0.03:
                 continue
             amount = exp.amount - 3_700 if fate < 0.04 else exp.amount
             for suffix in ("", "-dup") if fate > 0.995 else ("",):
                 credits.append(
-                    Credit(f"E{m}-{exp.batch_no}{suffix}", f"k{m}", "1234", exp.due_date,
-                           exp.due_date, amount, "156", ref, "")
-                )  # fmt: skip
+                    Credit(
+                        f"E{m}-{exp.batch_no}{suffix}",
+                        f"k{m}",
+                        "1234",
+                        exp.due_date,
+                        exp.due_date,
+                        amount,
+                        "156",
+                        ref,
+                        "",
+                    )
+                )
         coverage = (
             StatementCoverage(f"k{m}", date(2025, 3, 1), date(2025, 4, 30), rng.random() >= 0.01),
         )

@@ -3,7 +3,7 @@
     python benchmarks/scale.py                    # ~10 minutes of ingest (default 600 s)
     python benchmarks/scale.py --duration 60      # a short look
 
-Theory of operation (DESIGN.md §7-8, issue 9 "Scale"): a real Mosquitto with our config, a
+Theory of operation (docs/architecture.md §7-8): a real Mosquitto with our config, a
 fresh PostgreSQL database, ``--workers`` ingest processes (``collector.ingest.worker.run_worker``) in
 ``$share/ingest``, and ``--publishers`` publisher processes that play ``--agents`` enrolled
 agents: each seals a fresh ``BatchSummary`` per publish (Ed25519, like a real agent) and keeps
@@ -113,9 +113,17 @@ def peak_rss_mb(pid: int) -> float:
     return status_mb(pid, "VmHWM")
 
 
-def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop_at: float,
-              out: multiprocessing.Queue, per_agent: int = 0, merchants: int = 500,  # type: ignore[type-arg]
-              ready: Any = None, go: Any = None) -> None:  # fmt: skip
+def publisher(
+    port: int,
+    agents: list[tuple[str, bytes, str]],
+    window: int,
+    stop_at: float,
+    out: multiprocessing.Queue,
+    per_agent: int = 0,
+    merchants: int = 500,  # type: ignore[type-arg]
+    ready: Any = None,
+    go: Any = None,
+) -> None:
     """Play ``agents`` (id, raw private key, broker password) until ``stop_at``; report counts.
 
     With ``per_agent`` > 0 each agent seals that many records *before* ``ready`` is set and
@@ -125,11 +133,10 @@ def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop
     import paho.mqtt.client as mqtt
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from paho.mqtt.enums import CallbackAPIVersion
-
-    from protocol.acks import decode_acks
-    from protocol.envelope import seal_envelope
-    from protocol.records import BatchSummary, Bucket
-    from protocol.topics import ack_topic, rec_topic
+    from settleguard.protocol.acks import decode_acks
+    from settleguard.protocol.envelope import seal_envelope
+    from settleguard.protocol.records import BatchSummary, Bucket
+    from settleguard.protocol.topics import ack_topic, rec_topic
 
     class One:
         def __init__(self, agent_id: str, raw: bytes, password: str) -> None:
@@ -137,8 +144,9 @@ def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop
             self.seq = self.acked = 0
             self.cond = threading.Condition()
             self.ready = threading.Event()
-            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=agent_id,
-                                      protocol=mqtt.MQTTv5)  # fmt: skip
+            self.client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=agent_id, protocol=mqtt.MQTTv5
+            )
             self.client.username_pw_set(agent_id, password)
             self.client.max_inflight_messages_set(window)
             self.client.on_connect = lambda c, *_: c.subscribe(ack_topic(agent_id), 1)
@@ -159,14 +167,24 @@ def publisher(port: int, agents: list[tuple[str, bytes, str]], window: int, stop
             record = BatchSummary(
                 terminal_id=f"T{self.agent_id[-6:]}",
                 merchant_id=f"M{number % merchants:05d}",  # the agent's own (see make_agent)
-                batch_no=self.seq, closed_at=f"2026-03-{1 + self.seq % 28:02d}T22:00:00Z",
+                batch_no=self.seq,
+                closed_at=f"2026-03-{1 + self.seq % 28:02d}T22:00:00Z",
                 terminal_local_time=None,
-                currency="156", buckets=(Bucket("other", sale_count=3, sale_amount=1000 + self.seq),),
-                receipt_start=1, receipt_end=3, host_reconciled=True, protocol="zvt",
-            )  # fmt: skip
-            return seal_envelope(self.key, record_type=record.RECORD_TYPE, agent_id=self.agent_id,
-                                 seq=self.seq, created_at="2026-03-02T22:00:01.000Z",
-                                 body=record.to_body())  # fmt: skip
+                currency="156",
+                buckets=(Bucket("other", sale_count=3, sale_amount=1000 + self.seq),),
+                receipt_start=1,
+                receipt_end=3,
+                host_reconciled=True,
+                protocol="zvt",
+            )
+            return seal_envelope(
+                self.key,
+                record_type=record.RECORD_TYPE,
+                agent_id=self.agent_id,
+                seq=self.seq,
+                created_at="2026-03-02T22:00:01.000Z",
+                body=record.to_body(),
+            )
 
     ones = [One(*a) for a in agents]
     for one in ones:
@@ -242,11 +260,11 @@ def main() -> None:
 
     import ingest as bench  # benchmarks/ingest.py: broker and database helpers
     from cryptography.hazmat.primitives import serialization
+    from settleguard.collector.enrollment import service as enrollment
+    from settleguard.collector.ingest.worker import run_worker
+    from settleguard.collector.reconcile.store import reconcile
+    from settleguard.collector.store import open_store
 
-    from collector.enrollment import service as enrollment
-    from collector.ingest.worker import run_worker
-    from collector.reconcile.store import reconcile
-    from collector.store import open_store
     from tests.helpers.records import make_agent
 
     tmp = Path(tempfile.mkdtemp(prefix="sg-scale-"))
@@ -260,20 +278,39 @@ def main() -> None:
                 "INSERT INTO merchants (merchant_id, name) VALUES (?, ?)",
                 [(f"M{m:05d}", f"Shop {m}") for m in range(args.merchants)],
             )
-        agents = [make_agent(store, f"scale-{i:04d}", merchant=f"M{i % args.merchants:05d}")
-                  for i in range(args.agents)]  # fmt: skip
+        agents = [
+            make_agent(store, f"scale-{i:04d}", merchant=f"M{i % args.merchants:05d}")
+            for i in range(args.agents)
+        ]
         (tmp / "pid").write_text(str(broker.pid))
-        enrollment.sync_broker_passwords(store, files.password_file, collector_user="collector",
-                                         pid_file=tmp / "pid")  # fmt: skip
+        enrollment.sync_broker_passwords(
+            store, files.password_file, collector_user="collector", pid_file=tmp / "pid"
+        )
         time.sleep(0.5)  # benchmark only: let the SIGHUP reload finish before agents log in
-        raw = [(a.agent_id, a.key.private_bytes(serialization.Encoding.Raw,
-                serialization.PrivateFormat.Raw, serialization.NoEncryption()), a.password)
-               for a in agents]  # fmt: skip
+        raw = [
+            (
+                a.agent_id,
+                a.key.private_bytes(
+                    serialization.Encoding.Raw,
+                    serialization.PrivateFormat.Raw,
+                    serialization.NoEncryption(),
+                ),
+                a.password,
+            )
+            for a in agents
+        ]
         ctx = multiprocessing.get_context("spawn")
         stop = ctx.Event()
-        config = {"DATABASE_URL": url, "MQTT_HOST": "127.0.0.1", "MQTT_PORT": port,
-                  "MQTT_USERNAME": "collector", "MQTT_PASSWORD": bench.COLLECTOR_PASSWORD,
-                  "MQTT_PROTOCOL": "5", "INGEST_BATCH_SIZE": 512, "INGEST_BATCH_WAIT_S": 0.02}  # fmt: skip
+        config = {
+            "DATABASE_URL": url,
+            "MQTT_HOST": "127.0.0.1",
+            "MQTT_PORT": port,
+            "MQTT_USERNAME": "collector",
+            "MQTT_PASSWORD": bench.COLLECTOR_PASSWORD,
+            "MQTT_PROTOCOL": "5",
+            "INGEST_BATCH_SIZE": 512,
+            "INGEST_BATCH_WAIT_S": 0.02,
+        }
         readies = [ctx.Event() for _ in range(args.workers)]
         workers = [ctx.Process(target=run_worker, args=(config, stop, None, r)) for r in readies]
         for w in workers:
@@ -285,15 +322,30 @@ def main() -> None:
         pub_ready = [ctx.Event() for _ in range(args.publishers)]
         go = ctx.Event()
         stop_at = time.time() + args.duration
-        pubs = [ctx.Process(target=publisher,
-                            args=(port, raw[i :: args.publishers], args.window, stop_at, out,
-                                  per_agent, args.merchants, pub_ready[i], go))
-                for i in range(args.publishers)]  # fmt: skip
+        pubs = [
+            ctx.Process(
+                target=publisher,
+                args=(
+                    port,
+                    raw[i :: args.publishers],
+                    args.window,
+                    stop_at,
+                    out,
+                    per_agent,
+                    args.merchants,
+                    pub_ready[i],
+                    go,
+                ),
+            )
+            for i in range(args.publishers)
+        ]
         for p in pubs:
             p.start()
         if per_agent:
-            print(f"pre-signing {per_agent * args.agents} records in {args.publishers} processes",
-                  flush=True)  # fmt: skip
+            print(
+                f"pre-signing {per_agent * args.agents} records in {args.publishers} processes",
+                flush=True,
+            )
         for r in pub_ready:
             r.wait(3600)
         worker_cpu0 = sum(cpu_seconds(w.pid) for w in workers if w.pid)
@@ -313,8 +365,10 @@ def main() -> None:
             except queue.Empty:
                 pass
             now, count = time.time(), store.count("received_records")
-            print(f"{now - start:6.0f}s stored={count:9d}  last interval {(count - last) / (now - last_t):7.0f}/s",
-                  flush=True)  # fmt: skip
+            print(
+                f"{now - start:6.0f}s stored={count:9d}  last interval {(count - last) / (now - last_t):7.0f}/s",
+                flush=True,
+            )
             last, last_t = count, now
             if not per_agent and now > stop_at + 180:
                 results += [out.get(timeout=60) for _ in range(len(pubs) - len(results))]
@@ -336,13 +390,19 @@ def main() -> None:
         ingest_s = ingest_end - start
         size = store.query_one("SELECT pg_database_size(current_database()) AS n")
         db_mb = int(size["n"]) / 2**20 if size else 0.0
-        print(f"ingest: published={published} acked={acked} stored={stored} in {ingest_s:.0f}s"
-              f" = {stored / ingest_s:.0f} records/s with {args.workers} workers")  # fmt: skip
+        print(
+            f"ingest: published={published} acked={acked} stored={stored} in {ingest_s:.0f}s"
+            f" = {stored / ingest_s:.0f} records/s with {args.workers} workers"
+        )
         per_k = 1000 / max(stored, 1)
-        print(f"cpu s per 1000 batches: workers={worker_cpu * per_k:.3f} broker={broker_cpu * per_k:.3f}"
-              f" postgresql={pg_cpu * per_k:.3f} publishers(agents)={pub_cpu * per_k:.3f}")  # fmt: skip
-        print(f"peak RSS: worker={worker_rss:.0f} MB broker={broker_rss:.0f} MB; database {db_mb:.0f} MB"
-              f" ({db_mb * 2**20 / max(stored, 1):.0f} bytes/batch)")  # fmt: skip
+        print(
+            f"cpu s per 1000 batches: workers={worker_cpu * per_k:.3f} broker={broker_cpu * per_k:.3f}"
+            f" postgresql={pg_cpu * per_k:.3f} publishers(agents)={pub_cpu * per_k:.3f}"
+        )
+        print(
+            f"peak RSS: worker={worker_rss:.0f} MB broker={broker_rss:.0f} MB; database {db_mb:.0f} MB"
+            f" ({db_mb * 2**20 / max(stored, 1):.0f} bytes/batch)"
+        )
         sampler = RssSampler()
         sampler.start()
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -351,16 +411,24 @@ def main() -> None:
         report = reconcile(store, full=True, now=datetime(2026, 3, 20, tzinfo=UTC))
         rec_s = time.perf_counter() - t0
         children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        rec_cpu = (time.process_time() - c0 + children1.ru_utime - children0.ru_utime
-                   + children1.ru_stime - children0.ru_stime)  # fmt: skip
+        rec_cpu = (
+            time.process_time()
+            - c0
+            + children1.ru_utime
+            - children0.ru_utime
+            + children1.ru_stime
+            - children0.ru_stime
+        )
         rec_pg = postgres_cpu_seconds() - pg0
         rec_rss = sampler.stop()
         batches = store.count("batch_summaries")
         rec_k = 1000 / max(batches, 1)
-        print(f"reconcile: {batches} batches, {report.merchants} merchants in {rec_s:.1f}s ="
-              f" {batches / rec_s:.0f} batches/s; cpu s per 1000 batches: reconcile processes"
-              f" {rec_cpu * rec_k:.3f}, postgresql {rec_pg * rec_k:.3f}; peak RSS of this process"
-              f" and its reconcile workers together {rec_rss:.0f} MB")  # fmt: skip
+        print(
+            f"reconcile: {batches} batches, {report.merchants} merchants in {rec_s:.1f}s ="
+            f" {batches / rec_s:.0f} batches/s; cpu s per 1000 batches: reconcile processes"
+            f" {rec_cpu * rec_k:.3f}, postgresql {rec_pg * rec_k:.3f}; peak RSS of this process"
+            f" and its reconcile workers together {rec_rss:.0f} MB"
+        )
         store.close()
         lost = published - stored
         print(

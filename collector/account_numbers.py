@@ -1,6 +1,6 @@
 """Bank account and settlement-card numbers: normalise, mask, and key for matching.
 
-DESIGN §6: a full account number is never stored. The collector keeps the masked form
+docs/architecture.md §6: a full account number is never stored. The collector keeps the masked form
 (last four digits) for people and a keyed HMAC for matching statement accounts against
 the settlement accounts merchants registered.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from collector.store import Tx
+from settleguard.collector.store import Tx
 
 
 def audit(
@@ -15,6 +15,10 @@ def audit(
     detail = {"before": before, "after": after, **extra}
     tx.insert(
         "audit_log",
-        {"actor": actor, "action": action, "target": target,
-         "detail": json.dumps(detail, ensure_ascii=False, default=str)},
-    )  # fmt: skip
+        {
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "detail": json.dumps(detail, ensure_ascii=False, default=str),
+        },
+    )

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from collector import merchants
-from collector.audit import audit
-from collector.reconcile import store as recon_store
-from collector.store import Store
+from settleguard.collector import merchants
+from settleguard.collector.audit import audit
+from settleguard.collector.reconcile import store as recon_store
+from settleguard.collector.store import Store
 
 
 class ReviewError(ValueError):
@@ -62,9 +62,17 @@ def review_account(
         raise ReviewError(str(exc), 400) from exc
     after = store.query_one(_STATE, (account_id,))
     with store.transaction() as tx:
-        audit(tx, actor, "account.status", f"account:{account_id}", before, after,
-              merchant_id=merchant_id, reference=reference,
-              decided_at=at.isoformat() if at else None)  # fmt: skip
+        audit(
+            tx,
+            actor,
+            "account.status",
+            f"account:{account_id}",
+            before,
+            after,
+            merchant_id=merchant_id,
+            reference=reference,
+            decided_at=at.isoformat() if at else None,
+        )
     if reconcile:
         recon_store.reconcile(store, [merchant_id])
     return after or {}
@@ -163,9 +171,16 @@ def parse_reviews(data: bytes) -> list[ReviewRow]:
             except ValueError:
                 raise ReviewError(f"line {number} column 审核日期: not a date") from None
         out.append(
-            ReviewRow(number, cell("merchant_id"), digits[-4:], status,
-                      cell("reference") or None, decided, cell("note") or None)
-        )  # fmt: skip
+            ReviewRow(
+                number,
+                cell("merchant_id"),
+                digits[-4:],
+                status,
+                cell("reference") or None,
+                decided,
+                cell("note") or None,
+            )
+        )
     return out
 
 
@@ -198,8 +213,16 @@ def import_reviews(store: Store, data: bytes, *, actor: str = "acquirer-file") -
             continue
         at = datetime.combine(row.decided, datetime.min.time(), UTC) if row.decided else None
         try:
-            review_account(store, match["id"], row.status, actor=actor, note=row.note,
-                           reference=row.reference, at=at, reconcile=False)  # fmt: skip
+            review_account(
+                store,
+                match["id"],
+                row.status,
+                actor=actor,
+                note=row.note,
+                reference=row.reference,
+                at=at,
+                reconcile=False,
+            )
         except ReviewError as exc:
             errors[row.line] = str(exc)
             continue

@@ -1,6 +1,6 @@
 """Merchants and their settlement accounts (``settleguard collector merchants import FILE``).
 
-Theory of operation (DESIGN.md §5 "Reconciliation", issue 5 "Merchants and accounts"):
+Theory of operation (docs/architecture.md §5 "Reconciliation"):
 
 * A merchants CSV (UTF-8, BOM allowed) has a header row naming these columns, in any order:
   ``merchant_id`` (required), ``name``, ``phones`` (``;``-separated), ``locale``, ``cycle``
@@ -30,18 +30,28 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collector.account_numbers import mask_account
-from collector.reconcile.acquirers import fee_schedule_from_doc, load_profiles
-from collector.reconcile.acquirers import profile as acquirer_profile
-from collector.reconcile.model import CYCLES, FeeRule, FeeSchedule
-from collector.statements.importer import AccountHasher
-from collector.store import Store, Tx
-from collector.store.schema import ACCOUNT_STATUSES
+from settleguard.collector.account_numbers import mask_account
+from settleguard.collector.reconcile.acquirers import fee_schedule_from_doc, load_profiles
+from settleguard.collector.reconcile.acquirers import profile as acquirer_profile
+from settleguard.collector.reconcile.model import CYCLES, FeeRule, FeeSchedule
+from settleguard.collector.statements.importer import AccountHasher
+from settleguard.collector.store import Store, Tx
+from settleguard.collector.store.schema import ACCOUNT_STATUSES
 
 COLUMNS = (
-    "merchant_id", "name", "phones", "locale", "cycle", "cutoff", "timezone", "fees",
-    "account", "account_holder", "account_effective_at", "acquirer",
-)  # fmt: skip
+    "merchant_id",
+    "name",
+    "phones",
+    "locale",
+    "cycle",
+    "cutoff",
+    "timezone",
+    "fees",
+    "account",
+    "account_holder",
+    "account_effective_at",
+    "acquirer",
+)
 
 
 class MerchantFileError(ValueError):
@@ -160,9 +170,20 @@ def _check_row(raw: dict[str, str | None], line: int) -> MerchantRow:
         p.strip() for p in _cell(raw, "phones").replace(",", ";").split(";") if p.strip()
     )
     return MerchantRow(
-        line, mid, _cell(raw, "name"), phones, _cell(raw, "locale") or "zh-CN", cycle, cutoff,
-        zone, fees, account, _cell(raw, "account_holder") or None, effective, acquirer,
-    )  # fmt: skip
+        line,
+        mid,
+        _cell(raw, "name"),
+        phones,
+        _cell(raw, "locale") or "zh-CN",
+        cycle,
+        cutoff,
+        zone,
+        fees,
+        account,
+        _cell(raw, "account_holder") or None,
+        effective,
+        acquirer,
+    )
 
 
 def _utc_iso(text: str) -> str:
@@ -250,10 +271,18 @@ def import_merchants(
                 " settlement_cycle = excluded.settlement_cycle,"
                 " cutoff_local = excluded.cutoff_local, timezone = excluded.timezone,"
                 " locale = excluded.locale, phones = excluded.phones",
-                (row.merchant_id, row.name, json.dumps(row.fee_schedule, sort_keys=True),
-                 row.cycle, row.cutoff, row.timezone, row.locale, json.dumps(list(row.phones)),
-                 row.acquirer),
-            )  # fmt: skip
+                (
+                    row.merchant_id,
+                    row.name,
+                    json.dumps(row.fee_schedule, sort_keys=True),
+                    row.cycle,
+                    row.cutoff,
+                    row.timezone,
+                    row.locale,
+                    json.dumps(list(row.phones)),
+                    row.acquirer,
+                ),
+            )
             mark_dirty(tx, row.merchant_id, "merchants import")
             if row.account is not None:
                 accounts += _operator_account(tx, row, account_hmac(row.account), actor)
@@ -354,8 +383,14 @@ def set_account_status(
         )
         tx.insert(
             "settlement_account_history",
-            {"account_id": account_id, "status": status, "actor": actor, "note": note,
-             "changed_at": when, "reference": reference},
-        )  # fmt: skip
+            {
+                "account_id": account_id,
+                "status": status,
+                "actor": actor,
+                "note": note,
+                "changed_at": when,
+                "reference": reference,
+            },
+        )
         mark_dirty(tx, row["merchant_id"], f"account {account_id} {status}")
     return str(row["merchant_id"])

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-
-from collector.enrollment.keys import load_or_create_secret_key
-from collector.enrollment.service import DEFAULT_RETIRED_KEY_GRACE_S
+from settleguard.collector.enrollment.keys import load_or_create_secret_key
+from settleguard.collector.enrollment.service import DEFAULT_RETIRED_KEY_GRACE_S
 
 INSTANCE_FILE = "collector.toml"
 
@@ -139,17 +138,25 @@ def ensure_secret_key(app: Flask) -> None:
 
 
 # SETTLEGUARD_* variables read outside app.config (by the modules named) or by the test suite.
-OTHER_VARIABLES = frozenset({
-    "INSTANCE_PATH",  # collector.web.app
-    "SMS_URL", "SMS_CALLBACK_TOKEN", "SMS_SIGN_NAME", "SMS_SIGN_NAME_EN", "SMS_ACQUIRER",
-    "SMS_TEMPLATE_CODES",  # collector.alerts.settings
-    "ACQUIRERS",  # collector.reconcile.acquirers
-    "CALENDAR",  # collector.reconcile.calendar
-    "RECON_PROCESSES",  # collector.reconcile.runner
-    "PROFILE_DIR",  # collector.statements.profiles
-    "AGENT_HOME",  # agent.home
-    "UPDATE_SCREENSHOT", "TEST_PG_ADMIN_URL", "FUZZ_EXAMPLES",  # tests
-})  # fmt: skip
+OTHER_VARIABLES = frozenset(
+    {
+        "INSTANCE_PATH",  # collector.web.app
+        "SMS_URL",
+        "SMS_CALLBACK_TOKEN",
+        "SMS_SIGN_NAME",
+        "SMS_SIGN_NAME_EN",
+        "SMS_ACQUIRER",
+        "SMS_TEMPLATE_CODES",  # collector.alerts.settings
+        "ACQUIRERS",  # collector.reconcile.acquirers
+        "CALENDAR",  # collector.reconcile.calendar
+        "RECON_PROCESSES",  # collector.reconcile.runner
+        "PROFILE_DIR",  # collector.statements.profiles
+        "AGENT_HOME",  # agent.home
+        "UPDATE_SCREENSHOT",
+        "TEST_PG_ADMIN_URL",
+        "FUZZ_EXAMPLES",  # tests
+    }
+)
 
 
 def known_settings() -> set[str]:

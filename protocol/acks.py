@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from protocol.canonical import MAX_SAFE_INT, JSONError, canonical_dumps, strict_json_loads
-from protocol.envelope import AGENT_ID_RE as _AGENT_ID_RE
-from protocol.errors import LocalProtocolError, RemoteProtocolError
+from .canonical import MAX_SAFE_INT, JSONError, canonical_dumps, strict_json_loads
+from .envelope import AGENT_ID_RE as _AGENT_ID_RE
+from .errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "MAX_ACKS",

@@ -36,7 +36,7 @@ from typing import Any
 
 import msgspec
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "MAX_SAFE_INT",

@@ -47,10 +47,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from protocol.canonical import MAX_SAFE_INT, canonical_dumps, first_difference
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.record_fields import valid_envelope_time
-from protocol.records import RECORD_TYPES, Record, RecordError, record_from_body
+from .canonical import MAX_SAFE_INT, canonical_dumps, first_difference
+from .errors import LocalProtocolError, RemoteProtocolError
+from .record_fields import valid_envelope_time
+from .records import RECORD_TYPES, Record, RecordError, record_from_body
 
 __all__ = [
     "AGENT_ID_RE",

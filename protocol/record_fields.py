@@ -1,7 +1,7 @@
 """Field validation shared by the record types in :mod:`protocol.records`.
 
 Each ``check_*`` function raises :class:`RecordValueError` naming the field; the record
-dataclasses call them from ``__post_init__``. The PAN helpers implement DESIGN.md §6: no full
+dataclasses call them from ``__post_init__``. The PAN helpers implement docs/architecture.md §6: no full
 card number may appear in any record.
 """
 
@@ -11,9 +11,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from protocol.canonical import MAX_SAFE_INT
-from protocol.errors import LocalProtocolError
-from protocol.sealed import SEALED_TOKEN_RE
+from .canonical import MAX_SAFE_INT
+from .errors import LocalProtocolError
+from .sealed import SEALED_TOKEN_RE
 
 
 class RecordValueError(LocalProtocolError, ValueError):

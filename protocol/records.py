@@ -1,4 +1,4 @@
-"""The signed record types: what the agent tells the collector (DESIGN.md §3.2).
+"""The signed record types: what the agent tells the collector (docs/architecture.md §3.2).
 
 Theory of operation
 -------------------
@@ -15,7 +15,7 @@ Rules shared by every record:
 * amounts are integers in minor units (cent, fen), never floats, and ``bool`` is not an integer;
 * times are strings: ``…Z`` is UTC (RFC 3339, seconds with an optional 1–6 digit fraction),
   ``terminal_local_time`` is the terminal's own wall clock without a zone;
-* no full card number anywhere (DESIGN.md §6): a journal carries at most the first 6 and last
+* no full card number anywhere (docs/architecture.md §6): a journal carries at most the first 6 and last
   4 digits of a PAN, a settlement account at most its last 4 digits; free-text fields that
   contain a Luhn-valid 13–19 digit number are refused;
 * on the wire every field is present (``null`` where allowed); unknown fields are refused.
@@ -35,10 +35,10 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from protocol import record_fields as _f
-from protocol.buckets import CHINA_BUCKETS
-from protocol.errors import RemoteProtocolError
-from protocol.record_fields import (
+from . import record_fields as _f
+from .buckets import CHINA_BUCKETS
+from .errors import RemoteProtocolError
+from .record_fields import (
     RecordValueError,
     contains_pan,
     redact_pans,
@@ -312,7 +312,7 @@ class TurnoverReading(_Totals):
 
 @dataclass(frozen=True, slots=True)
 class CardChange:
-    """A settlement-card change as the technician recorded it (DESIGN.md §1, §6).
+    """A settlement-card change as the technician recorded it (docs/architecture.md §1, §6).
 
     ``new_account_sealed`` is a :func:`protocol.sealed.seal` token of the full account number,
     sealed with ``context=protocol.sealed.card_change_context(change_id)``.

@@ -1,4 +1,4 @@
-"""Sealed tokens: settlement card numbers encrypted to the collector's public key (DESIGN §6).
+"""Sealed tokens: settlement card numbers encrypted to the collector's public key (docs/architecture.md §6).
 
 Theory of operation
 -------------------
@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "MAX_PLAINTEXT",

@@ -1,4 +1,4 @@
-"""MQTT topic names (DESIGN §3.4).
+"""MQTT topic names (docs/architecture.md §3.4).
 
 Theory of operation
 -------------------
@@ -11,13 +11,13 @@ Each agent owns three topics under ``sg/v1/a/{agent_id}/``:
 The broker ACL ties the topic level to the MQTT username (``pattern write sg/v1/a/%u/rec``), so
 the collector checks that the topic's agent id equals the envelope's ``agent_id``. Collector
 workers share the load with an MQTT v5 shared subscription (:data:`SHARED_INGEST_FILTER`);
-on MQTT 3.1.1 brokers a single worker uses :data:`PLAIN_INGEST_FILTER` (DESIGN §7).
+on MQTT 3.1.1 brokers a single worker uses :data:`PLAIN_INGEST_FILTER` (docs/architecture.md §7).
 """
 
 from __future__ import annotations
 
-from protocol.envelope import AGENT_ID_RE
-from protocol.errors import LocalProtocolError, RemoteProtocolError
+from .envelope import AGENT_ID_RE
+from .errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "HEARTBEAT_FILTER",

@@ -16,15 +16,20 @@ from settleguard.cli_errors import ErrorStyleGroup
 
 # command name -> (module, attribute, the extra that installs what it needs, one-line help)
 GROUPS: dict[str, tuple[str, str, str, str]] = {
-    "agent": ("agent.cli", "agent", "agent", "The agent beside a POS terminal: read, close, sync."),
+    "agent": (
+        "settleguard.agent.cli",
+        "agent",
+        "agent",
+        "The agent beside a POS terminal: read, close, sync.",
+    ),
     "collector": (
-        "collector.cli",
+        "settleguard.collector.cli",
         "collector",
         "collector",
         "The collector: ingest, import, reconcile, alert, serve.",
     ),
     "sim": (
-        "simulator.cli",
+        "settleguard.simulator.cli",
         "sim",
         "agent",
         "Simulated POS terminals on pseudo-terminals, for tests and demos.",
@@ -58,9 +63,8 @@ class LazyGroup(ErrorStyleGroup):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            top = (exc.name or "").split(".")[0]
-            if top in {"agent", "collector", "simulator", "settleguard"}:
-                raise
+            if (exc.name or "").split(".")[0] == "settleguard":
+                raise  # our own code is broken: not a missing extra
             raise MissingExtra(
                 f"'settleguard {cmd_name}' needs the {extra} extra ({exc.name} is not installed): "
                 f"pip install 'settleguard[{extra}]'"

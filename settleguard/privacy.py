@@ -1,4 +1,4 @@
-"""Scan artifacts for full card numbers (DESIGN.md §6: none may ever be stored or sent).
+"""Scan artifacts for full card numbers (docs/architecture.md §6: none may ever be stored or sent).
 
 A *hit* is a run of 13 to 19 digits (optionally grouped by single spaces or dashes, as people
 type them) that is not part of a longer digit run, starts with a card scheme's issuer prefix,
@@ -142,8 +142,12 @@ def scan_path(root: Path, known: Iterable[str] = ()) -> list[Hit]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
     done = subprocess.run(
         [sys.executable, "-m", "settleguard.privacy"],
-        input=request, capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+        input=request,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"privacy scan of {root} failed: {done.stderr.strip()[-500:]}")
     return [Hit(where, masked) for where, masked in json.loads(done.stdout)]

@@ -7,10 +7,9 @@ import sys
 import zlib
 
 import click
-
-from simulator.runner import start
-from simulator.scenario import Scenario, ScenarioError, load_scenario
-from simulator.transport import PtyTransport, SerialTransport, Transport
+from settleguard.simulator.runner import start
+from settleguard.simulator.scenario import Scenario, ScenarioError, load_scenario
+from settleguard.simulator.transport import PtyTransport, SerialTransport, Transport
 
 
 def terminal_id_for(where: str) -> str:
@@ -94,7 +93,7 @@ def terminal(
 
 def _default(protocol: str) -> Scenario:
     if protocol == "mispos":
-        from simulator.mispos_terminal import china_scenario
+        from settleguard.simulator.mispos_terminal import china_scenario
 
         return china_scenario()
     return Scenario()
@@ -104,7 +103,7 @@ def _serve_tcp(protocol: str, listen: str, scenario: Scenario, *, derive_id: boo
     import socket
     import threading
 
-    from simulator.zvt_terminal import serve_zvt_tcp
+    from settleguard.simulator.zvt_terminal import serve_zvt_tcp
 
     if protocol != "zvt":
         raise click.UsageError("--listen serves ZVT over TCP/IP only")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from protocol.buckets import add_up, china_bucket
-from protocol.errors import RemoteProtocolError
-from protocol.mispos import (
+from settleguard.protocol.buckets import add_up, china_bucket
+from settleguard.protocol.errors import RemoteProtocolError
+from settleguard.protocol.mispos import (
     PROBE_APP,
     TYPE_PROBE,
     TYPE_REPRINT_SETTLEMENT,
@@ -27,10 +27,16 @@ from protocol.mispos import (
     TerminalConnection,
     settlement_reply,
 )
-from protocol.mispos.messages import TAG_APP, TAG_RESULT, TAG_RESULT_TEXT, TAG_TERMINAL_NO, TAG_TYPE
-from protocol.mispos.settlement import error_reply
-from simulator.scenario import Scenario, ScenarioBucket
-from simulator.transport import FaultyWriter, Transport
+from settleguard.protocol.mispos.messages import (
+    TAG_APP,
+    TAG_RESULT,
+    TAG_RESULT_TEXT,
+    TAG_TERMINAL_NO,
+    TAG_TYPE,
+)
+from settleguard.protocol.mispos.settlement import error_reply
+from settleguard.simulator.scenario import Scenario, ScenarioBucket
+from settleguard.simulator.transport import FaultyWriter, Transport
 
 MERCHANT_NAME = "上海静安小面馆"
 

@@ -16,8 +16,8 @@ import threading
 import time
 from datetime import datetime
 
-from protocol.errors import RemoteProtocolError
-from protocol.poslink import (
+from settleguard.protocol.errors import RemoteProtocolError
+from settleguard.protocol.poslink import (
     NEED_DATA,
     BatchCloseRequest,
     BatchCloseResponse,
@@ -31,11 +31,11 @@ from protocol.poslink import (
     ResponseStatus,
     TerminalConnection,
 )
-from protocol.poslink.fields import EDC_ORDER, RESPONSE_CODES
-from protocol.poslink.framing import NAK, Control, CorruptFrame, Frame, FrameDecoder
-from protocol.poslink.messages import Request, Response
-from simulator.scenario import Misbehaviour, Scenario
-from simulator.transport import FaultyWriter, Transport
+from settleguard.protocol.poslink.fields import EDC_ORDER, RESPONSE_CODES
+from settleguard.protocol.poslink.framing import NAK, Control, CorruptFrame, Frame, FrameDecoder
+from settleguard.protocol.poslink.messages import Request, Response
+from settleguard.simulator.scenario import Misbehaviour, Scenario
+from settleguard.simulator.transport import FaultyWriter, Transport
 
 #: ZVT-style abort codes in a scenario map to the nearest POSLink response code.
 ZVT_ABORT_TO_POSLINK = {0x77: "100006", 0xF0: "100006", 0x6C: "100002"}

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.scenario import Scenario
-from simulator.transport import PtyTransport, Transport
+from settleguard.simulator.scenario import Scenario
+from settleguard.simulator.transport import PtyTransport, Transport
 
 ServeFunction = Callable[[Transport, Scenario, threading.Event], None]
 
@@ -15,15 +15,15 @@ ServeFunction = Callable[[Transport, Scenario, threading.Event], None]
 def serve_function(protocol: str) -> ServeFunction:
     """The terminal-side loop for ``protocol`` (``zvt`` or ``poslink``)."""
     if protocol == "zvt":
-        from simulator.zvt_terminal import serve_zvt
+        from settleguard.simulator.zvt_terminal import serve_zvt
 
         return serve_zvt
     if protocol == "poslink":
-        from simulator.poslink_terminal import serve_poslink
+        from settleguard.simulator.poslink_terminal import serve_poslink
 
         return serve_poslink
     if protocol == "mispos":
-        from simulator.mispos_terminal import serve_mispos
+        from settleguard.simulator.mispos_terminal import serve_mispos
 
         return serve_mispos
     raise ValueError(f"unknown protocol {protocol!r}; choose mispos, zvt or poslink")

@@ -16,7 +16,7 @@ import time
 import tty
 from typing import Protocol
 
-from simulator.scenario import Misbehaviour
+from settleguard.simulator.scenario import Misbehaviour
 
 
 class Transport(Protocol):

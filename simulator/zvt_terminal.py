@@ -15,10 +15,15 @@ import threading
 import time
 from collections import deque
 
-from protocol.errors import ProtocolError
-from protocol.totals import ZVT_BUCKETS
-from protocol.zvt.connection import CommandReceived, PtState, TerminalConnection, TimedOut
-from protocol.zvt.messages import (
+from settleguard.protocol.errors import ProtocolError
+from settleguard.protocol.totals import ZVT_BUCKETS
+from settleguard.protocol.zvt.connection import (
+    CommandReceived,
+    PtState,
+    TerminalConnection,
+    TimedOut,
+)
+from settleguard.protocol.zvt.messages import (
     CONFIG_ECR_PRINT_LINES,
     CONFIG_ECR_PRINTS_ADMIN,
     CONFIG_INTERMEDIATE_STATUS,
@@ -35,10 +40,10 @@ from protocol.zvt.messages import (
     StatusInformation,
     TurnoverTotals,
 )
-from protocol.zvt.result_codes import FUNCTION_NOT_POSSIBLE
-from protocol.zvt.transport import ApduReceived, SerialLink, TcpLink
-from simulator.scenario import Scenario
-from simulator.transport import FaultyWriter, SocketTransport, Transport
+from settleguard.protocol.zvt.result_codes import FUNCTION_NOT_POSSIBLE
+from settleguard.protocol.zvt.transport import ApduReceived, SerialLink, TcpLink
+from settleguard.simulator.scenario import Scenario
+from settleguard.simulator.transport import FaultyWriter, SocketTransport, Transport
 
 SOFTWARE_VERSION = "settleguard-sim 1.0"
 

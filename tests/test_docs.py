@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 import pytest
+from settleguard.collector.reconcile.model import GapCategory
 
-from collector.reconcile.model import GapCategory
 from settleguard.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

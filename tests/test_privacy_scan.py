@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from settleguard.collector.store.sqlite import SqliteStore
 
-from collector.store.sqlite import SqliteStore
 from settleguard.privacy import find_card_numbers, luhn_ok, scan_path
 
 VISA = "4111111111111111"

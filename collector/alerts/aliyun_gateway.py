@@ -34,8 +34,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
-from collector.alerts.encoding import segment
-from collector.alerts.gateway import (
+from settleguard.collector.alerts.encoding import segment
+from settleguard.collector.alerts.gateway import (
     DeliveryReceipt,
     GatewayError,
     GatewayUnavailable,
@@ -44,7 +44,7 @@ from collector.alerts.gateway import (
     SendUncertain,
     TemplateCall,
 )
-from collector.alerts.http_gateways import _check_base, _Receipts, _request, _split
+from settleguard.collector.alerts.http_gateways import _check_base, _Receipts, _request, _split
 
 API_VERSION = "2017-05-25"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()

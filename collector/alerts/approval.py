@@ -23,7 +23,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from collector.alerts.templates import Catalog, TemplateError, default_catalog
+from settleguard.collector.alerts.templates import Catalog, TemplateError, default_catalog
 
 PROVIDERS = ("aliyun", "tencent")
 TEMPLATE_TYPE = "通知短信"

@@ -17,8 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from collector.alerts.gateway import GatewayUnavailable, SendRejected, SendUncertain, SmsGateway
-from collector.alerts.policy import (
+from settleguard.collector.alerts.gateway import (
+    GatewayUnavailable,
+    SendRejected,
+    SendUncertain,
+    SmsGateway,
+)
+from settleguard.collector.alerts.policy import (
     AlertPolicy,
     AlertState,
     escalation_reason,
@@ -26,7 +31,7 @@ from collector.alerts.policy import (
     local_day_start,
     next_allowed,
 )
-from collector.alerts.store import Alert, AlertStore
+from settleguard.collector.alerts.store import Alert, AlertStore
 
 __all__ = ["DispatchReport", "dispatch_due", "recover_interrupted"]
 

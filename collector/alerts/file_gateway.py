@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from collector.alerts.encoding import segment
-from collector.alerts.gateway import (
+from settleguard.collector.alerts.encoding import segment
+from settleguard.collector.alerts.gateway import (
     DeliveryReceipt,
     GatewayConfigError,
     GatewayUnavailable,

@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from collector.alerts.encoding import segment
-from collector.alerts.gateway import (
+from settleguard.collector.alerts.encoding import segment
+from settleguard.collector.alerts.gateway import (
     DeliveryReceipt,
     GatewayConfigError,
     GatewayError,

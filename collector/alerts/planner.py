@@ -48,11 +48,11 @@ from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collector.alerts.gateway import TemplateCall
-from collector.alerts.policy import ARRIVED as ARRIVED_STAGE
-from collector.alerts.policy import AlertPolicy, GapState, message_key, stage_due
-from collector.alerts.store import AlertStore, NewAlert, parse_time
-from collector.alerts.templates import (
+from settleguard.collector.alerts.gateway import TemplateCall
+from settleguard.collector.alerts.policy import ARRIVED as ARRIVED_STAGE
+from settleguard.collector.alerts.policy import AlertPolicy, GapState, message_key, stage_due
+from settleguard.collector.alerts.store import AlertStore, NewAlert, parse_time
+from settleguard.collector.alerts.templates import (
     ARRIVED,
     DEFAULT_LOCALE,
     DIGEST,
@@ -66,8 +66,8 @@ from collector.alerts.templates import (
     render,
     signed,
 )
-from collector.reconcile.gaps import LATE_BY_DUE_DATE
-from collector.store import Row, Store
+from settleguard.collector.reconcile.gaps import LATE_BY_DUE_DATE
+from settleguard.collector.store import Row, Store
 
 __all__ = [
     "CALENDAR_SLACK",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from collector.alerts.gateway import TEMPLATE_SCHEMES, GatewayConfigError, SmsGateway
+from settleguard.collector.alerts.gateway import TEMPLATE_SCHEMES, GatewayConfigError, SmsGateway
 
 
 def gateway_from_url(
@@ -33,23 +33,23 @@ def gateway_from_url(
 
 def _build(url: str, scheme: str, sign_name: str, codes: dict[str, str]) -> SmsGateway:
     if scheme == "file":
-        from collector.alerts.file_gateway import FileGateway
+        from settleguard.collector.alerts.file_gateway import FileGateway
 
         return FileGateway.from_url(url)
     if scheme == "smpp":
-        from collector.alerts.smpp_gateway import SmppGateway
+        from settleguard.collector.alerts.smpp_gateway import SmppGateway
 
         return SmppGateway.from_url(url)
     if scheme in ("twilio+https", "twilio+http"):
-        from collector.alerts.http_gateways import TwilioGateway
+        from settleguard.collector.alerts.http_gateways import TwilioGateway
 
         return TwilioGateway.from_url(url)
     if TEMPLATE_SCHEMES.get(scheme) == "aliyun":
-        from collector.alerts.aliyun_gateway import AliyunGateway
+        from settleguard.collector.alerts.aliyun_gateway import AliyunGateway
 
         return AliyunGateway.from_url(url, sign_name, codes)
     if TEMPLATE_SCHEMES.get(scheme) == "tencent":
-        from collector.alerts.tencent_gateway import TencentGateway
+        from settleguard.collector.alerts.tencent_gateway import TencentGateway
 
         return TencentGateway.from_url(url, sign_name, codes)
     raise GatewayConfigError(f"unknown SMS gateway scheme {scheme!r} in SETTLEGUARD_SMS_URL")

@@ -20,18 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collector.alerts.approval import load_codes, missing_codes
-from collector.alerts.gateway import GatewayConfigError, SmsGateway, template_provider
-from collector.alerts.planner import (
+from settleguard.collector.alerts.approval import load_codes, missing_codes
+from settleguard.collector.alerts.gateway import GatewayConfigError, SmsGateway, template_provider
+from settleguard.collector.alerts.planner import (
     DEFAULT_ACQUIRER,
     DEFAULT_SIGN_NAME,
     DEFAULT_SIGN_NAME_EN,
     Wording,
     sendable_templates,
 )
-from collector.alerts.policy import AlertPolicy
-from collector.alerts.providers import gateway_from_url
-from collector.alerts.templates import TemplateError, check_sign_name
+from settleguard.collector.alerts.policy import AlertPolicy
+from settleguard.collector.alerts.providers import gateway_from_url
+from settleguard.collector.alerts.templates import TemplateError, check_sign_name
 
 ENV_PREFIX = "SETTLEGUARD_"
 

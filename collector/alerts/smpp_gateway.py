@@ -31,12 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from smpplib import consts, smpp
-from smpplib import exceptions as smpp_errors
-from smpplib.client import Client
-
-from collector.alerts.encoding import concat_udh, data_coding, encode_part, segment
-from collector.alerts.gateway import (
+from settleguard.collector.alerts.encoding import concat_udh, data_coding, encode_part, segment
+from settleguard.collector.alerts.gateway import (
     DeliveryReceipt,
     GatewayConfigError,
     GatewayUnavailable,
@@ -47,6 +43,9 @@ from collector.alerts.gateway import (
     normalise_state,
     parse_receipt_text,
 )
+from smpplib import consts, smpp
+from smpplib import exceptions as smpp_errors
+from smpplib.client import Client
 
 log = logging.getLogger("settleguard.alerts.smpp")
 _WIRE_LOGGER = "settleguard.alerts.smpp.wire"

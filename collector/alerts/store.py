@@ -30,9 +30,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.alerts.gateway import DeliveryReceipt, SendResult, TemplateCall, message_id_aliases
-from collector.alerts.policy import AlertState, transition
-from collector.store import Row, Store, Tx
+from settleguard.collector.alerts.gateway import (
+    DeliveryReceipt,
+    SendResult,
+    TemplateCall,
+    message_id_aliases,
+)
+from settleguard.collector.alerts.policy import AlertState, transition
+from settleguard.collector.store import Row, Store, Tx
 
 __all__ = [
     "Alert",
@@ -526,7 +531,7 @@ def _final_state(ids: set[str], states: dict[str, tuple[str, str | None]]) -> Al
     return None
 
 
-# -- for the dashboard (issue 7) ------------------------------------------------------------
+# -- for the dashboard ------------------------------------------------------------
 
 
 def escalated_alerts(store: Store, limit: int = 100) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date as Date
 from pathlib import Path
 
-from collector.alerts.encoding import segment
+from settleguard.collector.alerts.encoding import segment
 
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"

@@ -37,8 +37,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from collector.alerts.encoding import segment
-from collector.alerts.gateway import (
+from settleguard.collector.alerts.encoding import segment
+from settleguard.collector.alerts.gateway import (
     DeliveryReceipt,
     GatewayConfigError,
     GatewayError,
@@ -48,7 +48,7 @@ from collector.alerts.gateway import (
     SendUncertain,
     TemplateCall,
 )
-from collector.alerts.http_gateways import _check_base, _request, _split
+from settleguard.collector.alerts.http_gateways import _check_base, _request, _split
 
 API_VERSION = "2021-01-11"
 SERVICE = "sms"

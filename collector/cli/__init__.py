@@ -15,20 +15,20 @@ from typing import Any
 
 import click
 from flask import Flask
+from settleguard.collector.cli.context import announce, open_existing
+from settleguard.collector.cli.context import app_from_context as _app
+from settleguard.collector.cli.context import fail as _fail
+from settleguard.collector.cli.context import store_from_context as _store
+from settleguard.collector.enrollment import broker
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.keys import CollectorKeys, KeyFileError, init_keys, load_keys
+from settleguard.collector.ingest.bundles import import_bundle_file
+from settleguard.collector.ingest.worker import WorkerError, run_workers
+from settleguard.collector.store import StoreError
+from settleguard.collector.web.db import get_store
+from settleguard.protocol.enroll_token import is_loopback
+from settleguard.protocol.envelope import BundleError
 
-from collector.cli.context import announce, open_existing
-from collector.cli.context import app_from_context as _app
-from collector.cli.context import fail as _fail
-from collector.cli.context import store_from_context as _store
-from collector.enrollment import broker
-from collector.enrollment import service as enrollment
-from collector.enrollment.keys import CollectorKeys, KeyFileError, init_keys, load_keys
-from collector.ingest.bundles import import_bundle_file
-from collector.ingest.worker import WorkerError, run_workers
-from collector.store import StoreError
-from collector.web.db import get_store
-from protocol.enroll_token import is_loopback
-from protocol.envelope import BundleError
 from settleguard.cli_errors import ErrorStyleGroup
 
 
@@ -88,12 +88,16 @@ def _change_status(ctx: click.Context, agent_id: str, actor: str, *, approve: bo
     done = "approved" if approve else "revoked"
     update = enrollment.update_broker(store, app.config)
     if update.missing is None:
-        click.echo(f"{done} {agent_id}; broker password file {update.password_file} updated "
-                   "and the broker reloaded")  # fmt: skip
+        click.echo(
+            f"{done} {agent_id}; broker password file {update.password_file} updated "
+            "and the broker reloaded"
+        )
         return
     if update.written:
-        click.echo(f"{done} {agent_id} in the database; broker password file "
-                   f"{update.password_file} updated")  # fmt: skip
+        click.echo(
+            f"{done} {agent_id} in the database; broker password file "
+            f"{update.password_file} updated"
+        )
     else:
         click.echo(f"{done} {agent_id} in the database only")
     click.echo(f"error: broker not updated: {update.missing}", err=True)
@@ -200,15 +204,26 @@ def keys_init(ctx: click.Context) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="the broker's private key (PEM)",
 )
-@click.option("--require-certificate", is_flag=True,
-              help="TLS: clients also need a certificate from --tls-cafile (and still log in "
-                   "with user name and password)")  # fmt: skip
-@click.option("--run-as", default=None, metavar="USER",
-              help="the user Mosquitto drops to when started as root (Debian: mosquitto); "
-                   "passwd and acl are given to it")  # fmt: skip
-@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="where the broker writes its pid (default: run/mosquitto.pid in --out; a "
-                   "new folder is given to --run-as); approve and revoke signal that pid")  # fmt: skip
+@click.option(
+    "--require-certificate",
+    is_flag=True,
+    help="TLS: clients also need a certificate from --tls-cafile (and still log in "
+    "with user name and password)",
+)
+@click.option(
+    "--run-as",
+    default=None,
+    metavar="USER",
+    help="the user Mosquitto drops to when started as root (Debian: mosquitto); "
+    "passwd and acl are given to it",
+)
+@click.option(
+    "--pid-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="where the broker writes its pid (default: run/mosquitto.pid in --out; a "
+    "new folder is given to --run-as); approve and revoke signal that pid",
+)
 @click.pass_context
 def broker_config(
     ctx: click.Context,
@@ -240,9 +255,11 @@ def broker_config(
     tls = None
     if tls_cafile and tls_certfile and tls_keyfile:
         tls = broker.TlsListener(
-            cafile=tls_cafile.resolve(), certfile=tls_certfile.resolve(),
-            keyfile=tls_keyfile.resolve(), require_certificate=require_certificate,
-        )  # fmt: skip
+            cafile=tls_cafile.resolve(),
+            certfile=tls_certfile.resolve(),
+            keyfile=tls_keyfile.resolve(),
+            require_certificate=require_certificate,
+        )
     app = _app(ctx)
     announce(app)
     collector_user = app.config["MQTT_USERNAME"]
@@ -258,25 +275,40 @@ def broker_config(
         click.echo(f"warning: {exc}; passwd gets the collector's user only", err=True)
     agents = {r["agent_id"]: r["broker_password"] for r in rows if r["broker_password"]}
     if agents.pop(collector_user, None) is not None:
-        click.echo(f"warning: agent {collector_user!r} has the collector's broker user name; "
-                   "it is left out of passwd (revoke it)", err=True)  # fmt: skip
+        click.echo(
+            f"warning: agent {collector_user!r} has the collector's broker user name; "
+            "it is left out of passwd (revoke it)",
+            err=True,
+        )
     try:
         files = broker.write_broker_config(
-            out_dir, port=port, bind=bind, collector_user=collector_user,
-            collector_password_hash=broker.hash_password(password), agents=agents,
-            pid_file=(pid_file or out_dir / "run" / "mosquitto.pid").resolve(), run_as=run_as, tls=tls,
-        )  # fmt: skip
+            out_dir,
+            port=port,
+            bind=bind,
+            collector_user=collector_user,
+            collector_password_hash=broker.hash_password(password),
+            agents=agents,
+            pid_file=(pid_file or out_dir / "run" / "mosquitto.pid").resolve(),
+            run_as=run_as,
+            tls=tls,
+        )
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     click.echo(f"wrote {files.config}, {files.acl_file}, {files.password_file}")
     if run_as and os.geteuid() != 0 and broker.owner_of(run_as)[0] != os.geteuid():
-        click.echo(f"warning: not root, so passwd and acl stay yours; the broker's user {run_as} "
-                   f"must be able to read them (as root: chown {run_as} {files.password_file} "
-                   f"{files.acl_file})", err=True)  # fmt: skip
+        click.echo(
+            f"warning: not root, so passwd and acl stay yours; the broker's user {run_as} "
+            f"must be able to read them (as root: chown {run_as} {files.password_file} "
+            f"{files.acl_file})",
+            err=True,
+        )
     if tls is None and not is_loopback(bind):
-        click.echo(f"warning: plain-TCP listener on {bind}:{port}: broker passwords and records "
-                   "cross the network unencrypted; use --tls-cafile/--tls-certfile/--tls-keyfile "
-                   "or bind to 127.0.0.1", err=True)  # fmt: skip
+        click.echo(
+            f"warning: plain-TCP listener on {bind}:{port}: broker passwords and records "
+            "cross the network unencrypted; use --tls-cafile/--tls-certfile/--tls-keyfile "
+            "or bind to 127.0.0.1",
+            err=True,
+        )
     if generated:
         click.echo(f"collector broker password (set SETTLEGUARD_MQTT_PASSWORD): {password}")
 
@@ -320,7 +352,7 @@ def import_bundle_cmd(ctx: click.Context, bundle: Path) -> None:
     click.echo(f"{bundle.name}: {result.total} records: {counts}")
 
 
-from collector.cli import accounts, alerts, match, statements, web  # noqa: E402
+from settleguard.collector.cli import accounts, alerts, match, statements, web  # noqa: E402
 
 for _module in (statements, match, accounts, web, alerts):
     _module.register(collector)

@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-
-from collector.card_reviews import ReviewError, import_reviews, review_account
-from collector.cli.context import app_from_context as _app
-from collector.cli.context import fail as _fail
-from collector.store.schema import ACCOUNT_STATUSES
-from collector.web.db import get_store
+from settleguard.collector.card_reviews import ReviewError, import_reviews, review_account
+from settleguard.collector.cli.context import app_from_context as _app
+from settleguard.collector.cli.context import fail as _fail
+from settleguard.collector.store.schema import ACCOUNT_STATUSES
+from settleguard.collector.web.db import get_store
 
 
 @click.group("accounts")

@@ -19,16 +19,36 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import click
-
-from collector.alerts.approval import PROVIDERS, approval_sheet, sheet_csv
-from collector.alerts.dispatcher import DispatchReport, dispatch_due, recover_interrupted
-from collector.alerts.gateway import GatewayError, SmsGateway, TemplateCall, template_provider
-from collector.alerts.planner import PlannerError, PlanReport, Wording, plan_alerts, preview_gap
-from collector.alerts.policy import AlertPolicy
-from collector.alerts.settings import SmsSettings
-from collector.alerts.store import AlertStore, mask_number
-from collector.alerts.templates import ARRIVED, LOCALES, TemplateError, default_catalog, signed
-from collector.cli.context import as_of_option, as_of_time
+from settleguard.collector.alerts.approval import PROVIDERS, approval_sheet, sheet_csv
+from settleguard.collector.alerts.dispatcher import (
+    DispatchReport,
+    dispatch_due,
+    recover_interrupted,
+)
+from settleguard.collector.alerts.gateway import (
+    GatewayError,
+    SmsGateway,
+    TemplateCall,
+    template_provider,
+)
+from settleguard.collector.alerts.planner import (
+    PlannerError,
+    PlanReport,
+    Wording,
+    plan_alerts,
+    preview_gap,
+)
+from settleguard.collector.alerts.policy import AlertPolicy
+from settleguard.collector.alerts.settings import SmsSettings
+from settleguard.collector.alerts.store import AlertStore, mask_number
+from settleguard.collector.alerts.templates import (
+    ARRIVED,
+    LOCALES,
+    TemplateError,
+    default_catalog,
+    signed,
+)
+from settleguard.collector.cli.context import as_of_option, as_of_time
 
 __all__ = ["PassReport", "register", "run_collector_alerts", "run_pass", "send_test"]
 
@@ -107,7 +127,7 @@ def send_test(
 
 
 def _app_config(ctx: click.Context) -> dict[str, object]:
-    from collector.cli.context import app_from_context
+    from settleguard.collector.cli.context import app_from_context
 
     return dict(app_from_context(ctx).config)
 
@@ -122,7 +142,7 @@ def _settings(ctx: click.Context) -> SmsSettings:
 def _alert_store(ctx: click.Context, *, create: bool) -> AlertStore:
     """The alert store of the instance the command names (says which); a read-only command
     (``create=False``) creates no database where there is none."""
-    from collector.cli.context import store_from_context
+    from settleguard.collector.cli.context import store_from_context
 
     return AlertStore(store_from_context(ctx, create=create))
 

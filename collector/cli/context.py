@@ -18,11 +18,10 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask
-
-from collector.settings import unknown_settings
-from collector.store import Store, StoreError
-from collector.web.app import create_app
-from collector.web.db import get_store
+from settleguard.collector.settings import unknown_settings
+from settleguard.collector.store import Store, StoreError
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import get_store
 
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]+):[^@/]*@")
 _POINT_AT = (

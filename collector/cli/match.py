@@ -11,18 +11,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-
-from collector.cli.context import app_from_context as _app
-from collector.cli.context import fail as _fail
-from collector.reconcile import manual as hand_match
-from collector.statements.amounts import (
+from settleguard.collector.cli.context import app_from_context as _app
+from settleguard.collector.cli.context import fail as _fail
+from settleguard.collector.reconcile import manual as hand_match
+from settleguard.collector.statements.amounts import (
     AmountError,
     format_minor,
     parse_decimal,
     to_minor_units,
 )
-from collector.store import Store
-from collector.web.db import get_store
+from settleguard.collector.store import Store
+from settleguard.collector.web.db import get_store
 
 
 def _store(ctx: click.Context) -> Store:
@@ -68,12 +67,20 @@ def match_add(
     store = _store(ctx)
     done = _run(
         lambda: hand_match.match_by_hand(
-            store, merchant_id, list(batch_keys), list(credit_ids), note=note, actor=actor,
+            store,
+            merchant_id,
+            list(batch_keys),
+            list(credit_ids),
+            note=note,
+            actor=actor,
             now=datetime.now(UTC),
         )
-    )  # fmt: skip
-    _echo(done, as_json, f"hand match {done['id']}: {len(batch_keys)} batch(es), "
-          f"{len(credit_ids)} credit(s)")  # fmt: skip
+    )
+    _echo(
+        done,
+        as_json,
+        f"hand match {done['id']}: {len(batch_keys)} batch(es), {len(credit_ids)} credit(s)",
+    )
 
 
 @match_group.command("undo")

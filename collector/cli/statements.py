@@ -13,20 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from collector.cli.context import app_from_context as _app
-from collector.cli.context import as_json as _with_place
-from collector.cli.context import as_of_option, as_of_time
-from collector.cli.context import fail as _fail
-from collector.cli.context import store_from_context as _store
-from collector.enrollment.keys import CollectorKeys, KeyFileError, load_keys
-from collector.merchants import MerchantFileError, import_merchants
-from collector.money import format_money, minor_keys
-from collector.reconcile import CalendarError, load_calendar
-from collector.reconcile.store import list_gaps, reconcile
-from collector.statements import FORMATS
-from collector.statements.importer import ImportRejected, import_file
-from collector.store import Store
+from settleguard.collector.cli.context import app_from_context as _app
+from settleguard.collector.cli.context import as_json as _with_place
+from settleguard.collector.cli.context import as_of_option, as_of_time
+from settleguard.collector.cli.context import fail as _fail
+from settleguard.collector.cli.context import store_from_context as _store
+from settleguard.collector.enrollment.keys import CollectorKeys, KeyFileError, load_keys
+from settleguard.collector.merchants import MerchantFileError, import_merchants
+from settleguard.collector.money import format_money, minor_keys
+from settleguard.collector.reconcile import CalendarError, load_calendar
+from settleguard.collector.reconcile.store import list_gaps, reconcile
+from settleguard.collector.statements import FORMATS
+from settleguard.collector.statements.importer import ImportRejected, import_file
+from settleguard.collector.store import Store
 
 
 def _store_and_keys(ctx: click.Context) -> tuple[Store, CollectorKeys]:
@@ -70,10 +69,18 @@ def import_cmd(
     store, keys = _store_and_keys(ctx)
     try:
         result = import_file(
-            store, file.read_bytes(), filename=file.name, account_hmac=keys.account_hmac,
-            fmt=fmt, profile=profile, profile_dir=profile_dir, account=account,
-            account_of=account_of, open_account=keys.open_card_change, actor="cli",
-        )  # fmt: skip
+            store,
+            file.read_bytes(),
+            filename=file.name,
+            account_hmac=keys.account_hmac,
+            fmt=fmt,
+            profile=profile,
+            profile_dir=profile_dir,
+            account=account,
+            account_of=account_of,
+            open_account=keys.open_card_change,
+            actor="cli",
+        )
     except ImportRejected as exc:
         if as_json:
             click.echo(json.dumps({"error": str(exc), "import_id": exc.import_id}))
@@ -158,8 +165,11 @@ def reconcile_cmd(
     now = as_of_time(as_of)
     report = reconcile(store, list(merchant_ids) or None, full=full, now=now, calendar=calendar)
     if as_json:
-        click.echo(json.dumps(_with_place({**report.as_dict(), "as_of": now.isoformat()}, ctx),
-                              sort_keys=True))  # fmt: skip
+        click.echo(
+            json.dumps(
+                _with_place({**report.as_dict(), "as_of": now.isoformat()}, ctx), sort_keys=True
+            )
+        )
     else:
         click.echo(
             f"{report.merchants} merchants, {report.batches} batches: {report.matches} matches, "

@@ -5,13 +5,16 @@ from __future__ import annotations
 import sys
 
 import click
-
-from collector.cli.context import app_from_context as _app
-from collector.cli.context import fail as _fail
-from collector.cli.context import store_from_context
-from collector.settings import MIN_SECRET_KEY_LENGTH, ensure_secret_key, secret_key_problem
-from collector.store import Store
-from collector.web import tokens, users
+from settleguard.collector.cli.context import app_from_context as _app
+from settleguard.collector.cli.context import fail as _fail
+from settleguard.collector.cli.context import store_from_context
+from settleguard.collector.settings import (
+    MIN_SECRET_KEY_LENGTH,
+    ensure_secret_key,
+    secret_key_problem,
+)
+from settleguard.collector.store import Store
+from settleguard.collector.web import tokens, users
 
 
 def _store(ctx: click.Context, *, create: bool = True) -> Store:
@@ -91,7 +94,7 @@ def serve_cmd(
     ctx: click.Context, host: str, port: int, threads: int, trusted_proxy: str | None
 ) -> None:
     """Serve the dashboard and API with waitress (production WSGI server)."""
-    from collector.web.serve import serve
+    from settleguard.collector.web.serve import serve
 
     app = _app(ctx)
     ensure_secret_key(app)

@@ -1,6 +1,6 @@
 """The Mosquitto configuration we ship: ``settleguard collector broker-config --out DIR``.
 
-Theory of operation (DESIGN.md §3.4, §6, §7): the broker is the first half of the identity
+Theory of operation (docs/architecture.md §3.4, §6, §7): the broker is the first half of the identity
 chain. Every agent logs in with its own username (= its ``agent_id``) and password; ACL
 ``pattern`` lines substitute ``%u`` so an agent can only *write* ``sg/v1/a/<itself>/rec`` and
 ``…/hb`` and only *read* ``sg/v1/a/<itself>/ack``. The ingest worker then checks the other half:
@@ -38,8 +38,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.acks import MAX_ACK_BYTES
-from protocol.envelope import MAX_ENVELOPE_BYTES
+from settleguard.protocol.acks import MAX_ACK_BYTES
+from settleguard.protocol.envelope import MAX_ENVELOPE_BYTES
 
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for the $7$ (PBKDF2-SHA512) format
 
@@ -147,7 +147,7 @@ def render_config(
         f"max_packet_size {MAX_PACKET_SIZE}",
         f"listener {port} {bind}",
         "protocol mqtt",
-        # Nagle + delayed ACK on loopback cost ~30x throughput (DESIGN.md §7).
+        # Nagle + delayed ACK on loopback cut throughput many times over (docs/architecture.md §7).
         "set_tcp_nodelay true",
         "log_dest stderr",
         "log_type error",

@@ -2,7 +2,7 @@
 
 * ``sealing.key`` / ``sealing.pub`` -- X25519 (:mod:`protocol.sealed`). Agents encrypt the full
   settlement card number of a card change to ``sealing.pub``; only the collector can open it,
-  and only in memory (DESIGN.md §6).
+  and only in memory (docs/architecture.md §6).
 * ``secret_key`` (in the instance folder) -- 256 random bits that sign the dashboard's session
   cookies (Flask ``SECRET_KEY``), made with the instance and kept, so a restart keeps sessions.
 * ``hmac.key`` -- 256 random bits. :func:`collector.account_numbers.account_hmac` of an account
@@ -26,8 +26,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.account_numbers import account_hmac as _account_hmac
-from protocol.sealed import card_change_context, generate_keypair, open_sealed
+from settleguard.collector.account_numbers import account_hmac as _account_hmac
+from settleguard.protocol.sealed import card_change_context, generate_keypair, open_sealed
 
 HMAC_KEY_BYTES = 32  # ≥ 128 bit required; we use 256
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
@@ -72,7 +72,7 @@ def account_hmac(key: bytes, account_number: str) -> str:
 
 
 def mask_account(account_number: str) -> str:
-    """Masked form of a settlement account: last four digits only (DESIGN.md §6)."""
+    """Masked form of a settlement account: last four digits only (docs/architecture.md §6)."""
     digits = "".join(ch for ch in account_number if ch.isdigit())
     return "*" * max(len(digits) - 4, 0) + digits[-4:]
 

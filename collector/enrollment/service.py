@@ -1,4 +1,4 @@
-"""Agent enrollment, approval, revocation and key rotation (DESIGN.md §4 "Keys", §6).
+"""Agent enrollment, approval, revocation and key rotation (docs/architecture.md §4 "Keys", §6).
 
 Theory of operation: an operator issues a one-time token for a merchant (``agents token``); the
 technician's ``agent enroll`` posts it with the agent's Ed25519 public key. The token is burned
@@ -30,12 +30,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from collector.enrollment import broker
-from collector.store import Row, Store
-from protocol.ed25519 import public_key_problem
-from protocol.enroll_token import bind_token
-from protocol.envelope import AGENT_ID_RE, key_id_for
+from settleguard.collector.enrollment import broker
+from settleguard.collector.store import Row, Store
+from settleguard.protocol.ed25519 import public_key_problem
+from settleguard.protocol.enroll_token import bind_token
+from settleguard.protocol.envelope import AGENT_ID_RE, key_id_for
 
 ROTATION_DOMAIN = b"settleguard/v1 rotate\n"
 RESERVED_AGENT_IDS = frozenset({"collector", "admin", "root", "unknown-key"})
@@ -172,7 +171,10 @@ def enroll(
             "INSERT INTO agent_keys (key_id, agent_id, public_key, created_at) VALUES (?, ?, ?, ?)",
             (key_id, agent_id, public_key, now_iso),
         )
-        tx.insert("audit_log", {"actor": agent_id, "action": "agent.enroll", "target": agent_id})
+        tx.insert(
+            "audit_log",
+            {"actor": agent_id, "action": "settleguard.agent.enroll", "target": agent_id},
+        )
     return Enrollment(agent_id, merchant_id, key_id, "pending", agent_id, password)
 
 
@@ -193,9 +195,13 @@ def _set_status(store: Store, agent_id: str, status: str, column: str, actor: st
         after = tx.query_one(_STATUS_FIELDS, (agent_id,))
         tx.insert(
             "audit_log",
-            {"actor": actor, "action": f"agent.{status}", "target": f"agent:{agent_id}",
-             "detail": json.dumps({"before": before, "after": after}, default=str)},
-        )  # fmt: skip
+            {
+                "actor": actor,
+                "action": f"agent.{status}",
+                "target": f"agent:{agent_id}",
+                "detail": json.dumps({"before": before, "after": after}, default=str),
+            },
+        )
         row = tx.query_one("SELECT * FROM agents WHERE agent_id = ?", (agent_id,))
     assert row is not None
     return row
@@ -307,16 +313,23 @@ def revoke_retired_keys(store: Store, agent_id: str, *, actor: str) -> list[str]
         )
         revoked = sorted(r["key_id"] for r in rows)
         detail = {
-            "before": [{"key_id": r["key_id"], "max_seq": r["max_seq"], "revoked_at": None}
-                       for r in rows],
-            "after": [{"key_id": r["key_id"], "max_seq": r["max_seq"], "revoked_at": now_iso}
-                      for r in rows],
-        }  # fmt: skip
+            "before": [
+                {"key_id": r["key_id"], "max_seq": r["max_seq"], "revoked_at": None} for r in rows
+            ],
+            "after": [
+                {"key_id": r["key_id"], "max_seq": r["max_seq"], "revoked_at": now_iso}
+                for r in rows
+            ],
+        }
         tx.insert(
             "audit_log",
-            {"actor": actor, "action": "agent.revoke_keys", "target": f"agent:{agent_id}",
-             "detail": json.dumps(detail)},
-        )  # fmt: skip
+            {
+                "actor": actor,
+                "action": "agent.revoke_keys",
+                "target": f"agent:{agent_id}",
+                "detail": json.dumps(detail),
+            },
+        )
     return revoked
 
 
@@ -339,10 +352,17 @@ def sync_broker_passwords(
             if user == collector_user:
                 collector_hash = hashed
     if collector_hash is None:
-        return BrokerUpdate(password_file, 0, written=False, reloaded=False, missing=(
-            f"no broker password file with the collector's user {collector_user!r} at "
-            f"{password_file}: run `settleguard collector broker-config --out DIR` and set "
-            "SETTLEGUARD_BROKER_DIR to that DIR, then approve or revoke again"))  # fmt: skip
+        return BrokerUpdate(
+            password_file,
+            0,
+            written=False,
+            reloaded=False,
+            missing=(
+                f"no broker password file with the collector's user {collector_user!r} at "
+                f"{password_file}: run `settleguard collector broker-config --out DIR` and set "
+                "SETTLEGUARD_BROKER_DIR to that DIR, then approve or revoke again"
+            ),
+        )
     rows = store.query(
         "SELECT agent_id, broker_password FROM agents WHERE status = 'approved'"
         " AND broker_password IS NOT NULL"
@@ -353,9 +373,16 @@ def sync_broker_passwords(
     if broker.reload_broker(pid_file=pid_file):
         return BrokerUpdate(password_file, len(agents), written=True, reloaded=True)
     where = f"no running broker in pid file {pid_file}" if pid_file else "no pid file known"
-    return BrokerUpdate(password_file, len(agents), written=True, reloaded=False, missing=(
-        f"the broker was not reloaded ({where}): reload it (`systemctl reload mosquitto` or "
-        "`kill -HUP <broker pid>`), or set SETTLEGUARD_BROKER_PID_FILE"))  # fmt: skip
+    return BrokerUpdate(
+        password_file,
+        len(agents),
+        written=True,
+        reloaded=False,
+        missing=(
+            f"the broker was not reloaded ({where}): reload it (`systemctl reload mosquitto` or "
+            "`kill -HUP <broker pid>`), or set SETTLEGUARD_BROKER_PID_FILE"
+        ),
+    )
 
 
 def update_broker(store: Store, config: Mapping[str, Any]) -> BrokerUpdate:

@@ -14,11 +14,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.enrollment.keys import CollectorKeys
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
-from collector.store import Store
-from protocol.envelope import EnvelopeError, decode_bundle, read_header
-from protocol.topics import rec_topic
+from settleguard.collector.enrollment.keys import CollectorKeys
+from settleguard.collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from settleguard.collector.store import Store
+from settleguard.protocol.envelope import EnvelopeError, decode_bundle, read_header
+from settleguard.protocol.topics import rec_topic
 
 CHUNK = 500
 

@@ -31,7 +31,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 
-from collector.ingest.mqtt_codec import (
+from settleguard.collector.ingest.mqtt_codec import (
     DISCONNECT_PACKET,
     MAX_PACKET,
     PINGREQ_PACKET,

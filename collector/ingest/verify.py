@@ -1,6 +1,6 @@
 """Verification and idempotent storage of incoming envelopes, without any I/O of its own.
 
-Theory of operation (DESIGN.md §3.3, §5; issue 4 "Ingest"): :func:`ingest_batch` takes the raw
+Theory of operation (docs/architecture.md §3.3, §5): :func:`ingest_batch` takes the raw
 messages a worker collected (from MQTT or a bundle file), decides each one in this order, and
 writes all of them in ONE transaction; only after it returns (committed) may the caller publish
 the acks it returns.
@@ -41,14 +41,18 @@ from typing import Protocol
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from collector.enrollment.keys import CollectorKeys
-from collector.store import Store
-from collector.store.records import REJECTED, STORE_REFUSALS, WriteBatch, write_envelopes
-from protocol.acks import Ack
-from protocol.canonical import strict_json_loads
-from protocol.ed25519 import verify_many
-from protocol.envelope import (
+from settleguard.collector.enrollment.keys import CollectorKeys
+from settleguard.collector.store import Store
+from settleguard.collector.store.records import (
+    REJECTED,
+    STORE_REFUSALS,
+    WriteBatch,
+    write_envelopes,
+)
+from settleguard.protocol.acks import Ack
+from settleguard.protocol.canonical import strict_json_loads
+from settleguard.protocol.ed25519 import verify_many
+from settleguard.protocol.envelope import (
     DOMAIN,
     MAX_ENVELOPE_BYTES,
     Envelope,
@@ -58,10 +62,10 @@ from protocol.envelope import (
     parse_verified,
     read_header,
 )
-from protocol.errors import ProtocolError
-from protocol.record_fields import contains_pan
-from protocol.records import BatchSummary, Record, TurnoverReading
-from protocol.topics import agent_id_from_topic
+from settleguard.protocol.errors import ProtocolError
+from settleguard.protocol.record_fields import contains_pan
+from settleguard.protocol.records import BatchSummary, Record, TurnoverReading
+from settleguard.protocol.topics import agent_id_from_topic
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +260,13 @@ def verify_messages(
     return decided  # type: ignore[return-value]  # every None was replaced above
 
 
-def _refused(message: Message, reason: str, detail: str, topic_agent: str | None,
-             header: SignedHeader | None = None) -> Refused:  # fmt: skip
+def _refused(
+    message: Message,
+    reason: str,
+    detail: str,
+    topic_agent: str | None,
+    header: SignedHeader | None = None,
+) -> Refused:
     return Refused(message, reason, detail, topic_agent, _peek_seq(message.payload, header))
 
 
@@ -289,27 +298,42 @@ def _before_signature(message: Message, keyring: Keyring, max_size: int) -> Refu
     except ProtocolError as exc:
         return Refused(message, "wrong_topic", exc.message, None, None)
     if len(message.payload) > max_size:
-        return Refused(message, "too_large", f"{len(message.payload)} > {max_size} bytes",
-                       topic_agent, None)  # fmt: skip
+        return Refused(
+            message, "too_large", f"{len(message.payload)} > {max_size} bytes", topic_agent, None
+        )
     try:
         header = read_header(message.payload)
     except EnvelopeError as exc:
         return _refused(message, exc.reason, exc.message, topic_agent)
     entry = keyring.lookup(header.key_id)
     if entry is None:
-        return _refused(message, "unknown_key", "no agent registered this key id", topic_agent,
-                        header)  # fmt: skip
+        return _refused(
+            message, "unknown_key", "no agent registered this key id", topic_agent, header
+        )
     if entry.agent_status != "approved":
-        return _refused(message, "revoked" if entry.agent_status == "revoked" else "not_approved",
-                        f"agent {entry.agent_id} is {entry.agent_status}", topic_agent, header)  # fmt: skip
+        return _refused(
+            message,
+            "revoked" if entry.agent_status == "revoked" else "not_approved",
+            f"agent {entry.agent_id} is {entry.agent_status}",
+            topic_agent,
+            header,
+        )
     if entry.agent_id != topic_agent:
-        return _refused(message, "wrong_topic",
-                        f"key belongs to {entry.agent_id}, topic to {topic_agent}", topic_agent,
-                        header)  # fmt: skip
+        return _refused(
+            message,
+            "wrong_topic",
+            f"key belongs to {entry.agent_id}, topic to {topic_agent}",
+            topic_agent,
+            header,
+        )
     if entry.key_id != header.key_id:  # a stored key whose id is not the one it is filed under
-        return _refused(message, "unknown_key",
-                        f"payload is signed by {header.key_id}, not this key", topic_agent,
-                        header)  # fmt: skip
+        return _refused(
+            message,
+            "unknown_key",
+            f"payload is signed by {header.key_id}, not this key",
+            topic_agent,
+            header,
+        )
     return message, topic_agent, kind, header, entry
 
 
@@ -318,22 +342,35 @@ def _after_signature(item: _Pending, signature_ok: bool) -> Verified | Refused:
     body merchant = the agent's merchant, plausible amounts."""
     message, topic_agent, kind, header, entry = item
     if not signature_ok:
-        return _refused(message, "bad_signature", "Ed25519 signature does not verify",
-                        topic_agent, header)  # fmt: skip
+        return _refused(
+            message, "bad_signature", "Ed25519 signature does not verify", topic_agent, header
+        )
     try:
         envelope = parse_verified(header)
         if entry.seq_limit is not None and envelope.seq > entry.seq_limit:
-            return _refused(message, "retired_key",
-                            f"key {entry.key_id} is retired and signs no seq above "
-                            f"{entry.seq_limit}", topic_agent, header)  # fmt: skip
+            return _refused(
+                message,
+                "retired_key",
+                f"key {entry.key_id} is retired and signs no seq above {entry.seq_limit}",
+                topic_agent,
+                header,
+            )
         if envelope.agent_id != topic_agent:
-            return _refused(message, "agent_mismatch",
-                            f"body agent_id {envelope.agent_id!r} ≠ topic agent", topic_agent,
-                            header)  # fmt: skip
+            return _refused(
+                message,
+                "agent_mismatch",
+                f"body agent_id {envelope.agent_id!r} ≠ topic agent",
+                topic_agent,
+                header,
+            )
         if kind == "hb" and envelope.record_type != "heartbeat":
-            return _refused(message, "wrong_topic",
-                            f"{envelope.record_type} sent on the heartbeat topic", topic_agent,
-                            header)  # fmt: skip
+            return _refused(
+                message,
+                "wrong_topic",
+                f"{envelope.record_type} sent on the heartbeat topic",
+                topic_agent,
+                header,
+            )
         record = envelope.record()  # the body schema, checked before we open a transaction
     except EnvelopeError as exc:
         return _refused(message, exc.reason, exc.message, topic_agent, header)
@@ -341,9 +378,14 @@ def _after_signature(item: _Pending, signature_ok: bool) -> Verified | Refused:
         return _refused(message, "bad_field", exc.message, topic_agent, header)
     named = getattr(record, "merchant_id", None)
     if named is not None and named != entry.merchant_id:
-        return _refused(message, "wrong_merchant",
-                        f"the body names another merchant than {entry.merchant_id!r}, the one"
-                        f" agent {topic_agent} was enrolled for", topic_agent, header)  # fmt: skip
+        return _refused(
+            message,
+            "wrong_merchant",
+            f"the body names another merchant than {entry.merchant_id!r}, the one"
+            f" agent {topic_agent} was enrolled for",
+            topic_agent,
+            header,
+        )
     if isinstance(record, BatchSummary | TurnoverReading):
         problem = implausible_amounts(record)
         if problem is not None:
@@ -366,13 +408,20 @@ def implausible_amounts(record: BatchSummary | TurnoverReading) -> str | None:
         return f"{len(buckets)} buckets; a batch has at most {MAX_BUCKETS}"
     for i, bucket in enumerate(buckets):
         if max(bucket.sale_amount, bucket.refund_amount, bucket.void_amount) > MAX_BUCKET_AMOUNT:
-            name = next(n for n in ("sale_amount", "refund_amount", "void_amount")
-                        if getattr(bucket, n) > MAX_BUCKET_AMOUNT)  # fmt: skip
-            return (f"buckets[{i}].{name} is above the ceiling of"
-                    f" {_yuan(MAX_BUCKET_AMOUNT)} per bucket amount")  # fmt: skip
+            name = next(
+                n
+                for n in ("sale_amount", "refund_amount", "void_amount")
+                if getattr(bucket, n) > MAX_BUCKET_AMOUNT
+            )
+            return (
+                f"buckets[{i}].{name} is above the ceiling of"
+                f" {_yuan(MAX_BUCKET_AMOUNT)} per bucket amount"
+            )
     if sum(b.sale_amount + b.refund_amount + b.void_amount for b in buckets) > MAX_BATCH_AMOUNT:
-        return (f"sale, refund and void amounts add up to more than {_yuan(MAX_BATCH_AMOUNT)},"
-                " the ceiling per batch")  # fmt: skip
+        return (
+            f"sale, refund and void amounts add up to more than {_yuan(MAX_BATCH_AMOUNT)},"
+            " the ceiling per batch"
+        )
     return None
 
 
@@ -479,8 +528,13 @@ def store_decided(
             status, reason = next(results)
             if status == REJECTED:
                 assert reason is not None
-                refused = Refused(item.message, reason, STORE_REFUSALS[reason],
-                                  item.envelope.agent_id, item.envelope.seq)  # fmt: skip
+                refused = Refused(
+                    item.message,
+                    reason,
+                    STORE_REFUSALS[reason],
+                    item.envelope.agent_id,
+                    item.envelope.seq,
+                )
                 _store_refusal(tx.insert, refused)
                 acks.append((item.envelope.agent_id, Ack(item.envelope.seq, "rejected", reason)))
                 continue
@@ -490,9 +544,14 @@ def store_decided(
                 log.warning("clock skew from %s: %s", item.envelope.agent_id, skew[0])
                 tx.insert(
                     "ingest_flags",
-                    {"agent_id": item.envelope.agent_id, "seq": item.envelope.seq,
-                     "kind": "clock_skew", "detail": skew[0], "skew_s": skew[1]},
-                )  # fmt: skip
+                    {
+                        "agent_id": item.envelope.agent_id,
+                        "seq": item.envelope.seq,
+                        "kind": "clock_skew",
+                        "detail": skew[0],
+                        "skew_s": skew[1],
+                    },
+                )
         shared.flush(tx)
     return acks
 

@@ -1,7 +1,7 @@
 """The MQTT ingest worker: :mod:`collector.ingest.mqtt_link` in, :func:`collector.ingest.verify.ingest_batch`,
 acks out.
 
-Theory of operation (DESIGN.md §3.4, §5, §8): the worker's thread takes up to ``batch_size``
+Theory of operation (docs/architecture.md §3.4, §5, §8): the worker's thread takes up to ``batch_size``
 messages from the link (waiting at most ``batch_wait_s`` to fill a batch once the first
 arrived) and verifies them (:func:`collector.ingest.verify.verify_messages`); a writer thread commits
 each verified batch in one transaction (:func:`collector.ingest.verify.store_decided`) and hands the
@@ -39,9 +39,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from collector.enrollment.keys import CollectorKeys
-from collector.ingest.mqtt_link import IngestLink, LinkError, Received, tls_context
-from collector.ingest.verify import (
+from settleguard.collector.enrollment.keys import CollectorKeys
+from settleguard.collector.ingest.mqtt_link import IngestLink, LinkError, Received, tls_context
+from settleguard.collector.ingest.verify import (
     Keyring,
     Refused,
     Verified,
@@ -49,9 +49,9 @@ from collector.ingest.verify import (
     store_decided,
     verify_messages,
 )
-from collector.store import Store, open_store
-from protocol.acks import Ack, encode_acks
-from protocol.topics import (
+from settleguard.collector.store import Store, open_store
+from settleguard.protocol.acks import Ack, encode_acks
+from settleguard.protocol.topics import (
     HEARTBEAT_FILTER,
     PLAIN_INGEST_FILTER,
     SHARED_HEARTBEAT_FILTER,
@@ -97,8 +97,10 @@ class IngestWorker:
         receive_maximum: int | None = None,
     ) -> None:
         if receive_maximum is not None and not 1 <= receive_maximum <= 65535:
-            raise WorkerError(f"receive_maximum (INGEST_RECEIVE_MAXIMUM) must be 1 to 65535,"
-                              f" not {receive_maximum}")  # fmt: skip
+            raise WorkerError(
+                f"receive_maximum (INGEST_RECEIVE_MAXIMUM) must be 1 to 65535,"
+                f" not {receive_maximum}"
+            )
         self.store = store
         self.keyring = Keyring(store)
         self.keys = keys
@@ -127,9 +129,11 @@ class IngestWorker:
         tls = None
         if self.settings.get("tls_ca_file") or self.settings.get("tls_cert_file"):
             try:
-                tls = tls_context(self.settings.get("tls_ca_file"),
-                                  self.settings.get("tls_cert_file"),
-                                  self.settings.get("tls_key_file"))  # fmt: skip
+                tls = tls_context(
+                    self.settings.get("tls_ca_file"),
+                    self.settings.get("tls_cert_file"),
+                    self.settings.get("tls_key_file"),
+                )
             except LinkError as exc:
                 raise WorkerError(str(exc)) from exc
         self.link = IngestLink(
@@ -157,8 +161,9 @@ class IngestWorker:
         except LinkError as exc:
             raise WorkerError(str(exc)) from exc
         if self.pipeline and self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, name="sg-ingest-writer",
-                                            daemon=True)  # fmt: skip
+            self._writer = threading.Thread(
+                target=self._write_loop, name="sg-ingest-writer", daemon=True
+            )
             self._writer.start()
 
     def stop(self) -> None:
@@ -184,8 +189,9 @@ class IngestWorker:
         while (job := self._jobs.get()) is not None:
             batch, decided = job
             try:
-                acks: list[tuple[str, Ack]] | None = store_decided(self.store, decided,
-                                                                   keys=self.keys)  # fmt: skip
+                acks: list[tuple[str, Ack]] | None = store_decided(
+                    self.store, decided, keys=self.keys
+                )
             except Exception:
                 log.exception("store failed; %d messages will be retried", len(batch))
                 acks = None
@@ -294,9 +300,7 @@ def tune_gc() -> None:
     threshold the collector ran every 700 of them and its older generations rescanned the
     whole heap of imported modules. Freezing what exists after start-up takes that heap out
     of every scan, and a higher threshold lets a batch come and go between young collections.
-    Measured with ``benchmarks/ingest.py``, three interleaved pairs of runs: 4-5 % more records
-    per second, 2-5 µs less worker CPU per record. Cycles are
-    still collected, only less often. Call it once, after the imports and set-up (process-wide).
+    Cycles are still collected, only less often (figures: docs/decisions/0006-hot-path-figures.md). Call it once, after the imports and set-up (process-wide).
     """
     gc.collect()
     gc.freeze()

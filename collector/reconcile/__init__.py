@@ -4,16 +4,20 @@ The store adapter loads :class:`MerchantInputs`, calls :func:`reconcile_merchant
 :func:`reconcile_all`) and saves the :class:`MerchantResult`. See ``docs/reconciliation.md``.
 """
 
-from collector.reconcile.calendar import (
+from settleguard.collector.reconcile.calendar import (
     CalendarError,
     WorkingCalendar,
     add_working_days,
     load_calendar,
     next_working_day,
 )
-from collector.reconcile.engine import reconcile_all, reconcile_merchant
-from collector.reconcile.expected import account_in_force, expected_credits, pending_change
-from collector.reconcile.model import (
+from settleguard.collector.reconcile.engine import reconcile_all, reconcile_merchant
+from settleguard.collector.reconcile.expected import (
+    account_in_force,
+    expected_credits,
+    pending_change,
+)
+from settleguard.collector.reconcile.model import (
     AccountChange,
     Batch,
     Bucket,

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from collector.reconcile.model import CYCLES, FeeRule, FeeSchedule, ReconcileInputError
+from settleguard.collector.reconcile.model import CYCLES, FeeRule, FeeSchedule, ReconcileInputError
 
 DEFAULT_FOLDER = Path(__file__).with_name("acquirers")
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     AccountChange,
     Batch,
     Bucket,
@@ -37,8 +37,8 @@ __all__ = [
 #
 # The engine's input types are frozen, slotted dataclasses that validate in ``__post_init__``
 # (aware datetimes, derived keys). Their constructors set every field through
-# ``object.__setattr__``; for the ~4 objects per batch the loader builds that was most of its
-# time (``Batch`` ~13 µs, ``Credit`` ~8 µs on this machine, against ~2 µs and ~3.5 µs here). Rows
+# ``object.__setattr__``; for the few objects per batch the loader builds that was most of its
+# time (figures: docs/decisions/0006-hot-path-figures.md). Rows
 # we turn into objects are valid by construction (``_closed`` makes every datetime aware, every
 # amount goes through ``int``), so the builders below fill the slots directly and derive
 # ``Batch.key`` with the model's own :func:`batch_key`. They are used only while the model has
@@ -77,8 +77,17 @@ def _key(tid: str, no: int, closed: datetime, text: str) -> str:
 
 
 def _batch_builder() -> Callable[..., Batch]:
-    names = ("merchant_id", "terminal_id", "batch_no", "closed_at", "currency", "buckets",
-             "net_amount", "reference", "key")  # fmt: skip
+    names = (
+        "merchant_id",
+        "terminal_id",
+        "batch_no",
+        "closed_at",
+        "currency",
+        "buckets",
+        "net_amount",
+        "reference",
+        "key",
+    )
     setters = _slot_setters(Batch, names)
     if setters is None:
         return lambda mid, tid, no, closed, cur, buckets, net, _text="": Batch(
@@ -87,8 +96,16 @@ def _batch_builder() -> Callable[..., Batch]:
     s_mid, s_tid, s_no, s_closed, s_cur, s_buckets, s_net, s_ref, s_key = setters
     new = object.__new__
 
-    def build(mid: str, tid: str, no: int, closed: datetime, currency: str,
-              buckets: tuple[Bucket, ...], net: int, closed_text: str = "") -> Batch:  # fmt: skip
+    def build(
+        mid: str,
+        tid: str,
+        no: int,
+        closed: datetime,
+        currency: str,
+        buckets: tuple[Bucket, ...],
+        net: int,
+        closed_text: str = "",
+    ) -> Batch:
         batch = new(Batch)
         s_mid(batch, mid)
         s_tid(batch, tid)
@@ -105,16 +122,25 @@ def _batch_builder() -> Callable[..., Batch]:
 
 
 def _bucket_builder() -> Callable[..., Bucket]:
-    names = ("card_type", "sale_amount", "refund_amount", "void_amount", "sale_count",
-             "refund_count", "void_count", "sales")  # fmt: skip
+    names = (
+        "card_type",
+        "sale_amount",
+        "refund_amount",
+        "void_amount",
+        "sale_count",
+        "refund_count",
+        "void_count",
+        "sales",
+    )
     setters = _slot_setters(Bucket, names)
     if setters is None:
         return Bucket
     s_type, s_sale, s_refund, s_void, n_sale, n_refund, n_void, s_sales = setters
     new = object.__new__
 
-    def build(card_type: str, sale: int, refund: int, void: int,
-              sales: int, refunds: int, voids: int) -> Bucket:  # fmt: skip
+    def build(
+        card_type: str, sale: int, refund: int, void: int, sales: int, refunds: int, voids: int
+    ) -> Bucket:
         bucket = new(Bucket)
         s_type(bucket, card_type)
         s_sale(bucket, sale)
@@ -130,9 +156,22 @@ def _bucket_builder() -> Callable[..., Bucket]:
 
 
 def _credit_builder() -> Callable[..., Credit]:
-    names = ("credit_id", "account_key", "account_masked", "booking_date", "value_date",
-             "amount", "currency", "reference", "remittance", "status", "reversal",
-             "import_id", "payer_name", "payer_account")  # fmt: skip
+    names = (
+        "credit_id",
+        "account_key",
+        "account_masked",
+        "booking_date",
+        "value_date",
+        "amount",
+        "currency",
+        "reference",
+        "remittance",
+        "status",
+        "reversal",
+        "import_id",
+        "payer_name",
+        "payer_account",
+    )
     setters = _slot_setters(Credit, names)
     if setters is None:
         return Credit
@@ -154,9 +193,21 @@ def _credit_builder() -> Callable[..., Credit]:
     ) = setters
     new = object.__new__
 
-    def build(credit_id: str, key: str, masked: str, booked: date, value: date | None,
-              amount: int, currency: str, reference: str, remittance: str, status: str,
-              reversal: bool, payer_name: str = "", payer_account: str = "") -> Credit:  # fmt: skip
+    def build(
+        credit_id: str,
+        key: str,
+        masked: str,
+        booked: date,
+        value: date | None,
+        amount: int,
+        currency: str,
+        reference: str,
+        remittance: str,
+        status: str,
+        reversal: bool,
+        payer_name: str = "",
+        payer_account: str = "",
+    ) -> Credit:
         credit = new(Credit)
         s_id(credit, credit_id)
         s_key(credit, key)
@@ -178,16 +229,36 @@ def _credit_builder() -> Callable[..., Credit]:
 
 
 def _payout_builder() -> Callable[..., PayoutRecord]:
-    names = ("merchant_id", "settlement_date", "gross", "fees", "net", "target_account_masked",
-             "status", "reason", "reference", "batch_refs")  # fmt: skip
+    names = (
+        "merchant_id",
+        "settlement_date",
+        "gross",
+        "fees",
+        "net",
+        "target_account_masked",
+        "status",
+        "reason",
+        "reference",
+        "batch_refs",
+    )
     setters = _slot_setters(PayoutRecord, names)
     if setters is None:
         return PayoutRecord
     s_mid, s_day, s_gross, s_fees, s_net, s_masked, s_status, s_reason, s_ref, s_refs = setters
     new = object.__new__
 
-    def build(mid: str, day: date, gross: int, fees: int, net: int, masked: str, status: str,
-              reason: str, reference: str, refs: tuple[str, ...]) -> PayoutRecord:  # fmt: skip
+    def build(
+        mid: str,
+        day: date,
+        gross: int,
+        fees: int,
+        net: int,
+        masked: str,
+        status: str,
+        reason: str,
+        reference: str,
+        refs: tuple[str, ...],
+    ) -> PayoutRecord:
         payout = new(PayoutRecord)
         s_mid(payout, mid)
         s_day(payout, day)
@@ -211,8 +282,16 @@ def _account_change_builder() -> Callable[..., AccountChange]:
     without ``effective_at`` takes ``requested_at``); anything else goes to the constructor,
     which raises what it raises.
     """
-    names = ("requested_at", "change_id", "merchant_id", "account_key", "account_masked",
-             "status", "effective_at", "status_changed_at")  # fmt: skip
+    names = (
+        "requested_at",
+        "change_id",
+        "merchant_id",
+        "account_key",
+        "account_masked",
+        "status",
+        "effective_at",
+        "status_changed_at",
+    )
     setters = _slot_setters(AccountChange, names)
     if setters is None:
         return AccountChange
@@ -222,9 +301,16 @@ def _account_change_builder() -> Callable[..., AccountChange]:
     def aware(value: datetime | None) -> bool:
         return value is None or (value.tzinfo is not None and value.utcoffset() is not None)
 
-    def build(requested_at: datetime, change_id: str, merchant_id: str, account_key: str,
-              account_masked: str, status: Any, effective_at: datetime | None,
-              status_changed_at: datetime | None) -> AccountChange:  # fmt: skip
+    def build(
+        requested_at: datetime,
+        change_id: str,
+        merchant_id: str,
+        account_key: str,
+        account_masked: str,
+        status: Any,
+        effective_at: datetime | None,
+        status_changed_at: datetime | None,
+    ) -> AccountChange:
         if not (
             requested_at is not None
             and aware(requested_at)
@@ -232,8 +318,16 @@ def _account_change_builder() -> Callable[..., AccountChange]:
             and aware(status_changed_at)
             and (effective_at is not None or status not in ("active", "retired"))
         ):
-            return AccountChange(requested_at, change_id, merchant_id, account_key,
-                                 account_masked, status, effective_at, status_changed_at)  # fmt: skip
+            return AccountChange(
+                requested_at,
+                change_id,
+                merchant_id,
+                account_key,
+                account_masked,
+                status,
+                effective_at,
+                status_changed_at,
+            )
         change = new(AccountChange)
         s_req(change, requested_at)
         s_id(change, change_id)

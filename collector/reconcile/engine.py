@@ -1,6 +1,6 @@
 """Reconcile one merchant (or a stream of merchants): expected credits, matches, gaps.
 
-Theory of operation (DESIGN.md §5 Reconciliation): the inputs are normalised first (exact
+Theory of operation (docs/architecture.md §5 Reconciliation): the inputs are normalised first (exact
 duplicates dropped, everything sorted by its natural key) so that the same facts in any order
 give the same result; then expected credits are computed (:mod:`.expected`), credits are matched
 rule by rule (:mod:`.matching`), and what is left is explained (:mod:`.gaps`).
@@ -20,19 +20,19 @@ from operator import attrgetter, itemgetter, lt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.reconcile.calendar import WorkingCalendar, load_calendar
-from collector.reconcile.expected import ExpectedBuilder
-from collector.reconcile.fast import fast_match
-from collector.reconcile.gaps import (
+from settleguard.collector.reconcile.calendar import WorkingCalendar, load_calendar
+from settleguard.collector.reconcile.expected import ExpectedBuilder
+from settleguard.collector.reconcile.fast import fast_match
+from settleguard.collector.reconcile.gaps import (
     batch_number_gaps,
     build_context,
     classify_open,
     credit_leftovers,
     judge_pairings,
 )
-from collector.reconcile.hand import hand_credits, hand_pairings, split_credits
-from collector.reconcile.matching import Pairing, match_credits
-from collector.reconcile.model import (
+from settleguard.collector.reconcile.hand import hand_credits, hand_pairings, split_credits
+from settleguard.collector.reconcile.matching import Pairing, match_credits
+from settleguard.collector.reconcile.model import (
     AccountChange,
     Batch,
     Credit,
@@ -42,7 +42,7 @@ from collector.reconcile.model import (
     ReconcileConfig,
     ReconcileInputError,
 )
-from collector.reconcile.payers import is_acquirer_payer
+from settleguard.collector.reconcile.payers import is_acquirer_payer
 
 _batch_key = attrgetter("key")
 _match_order = attrgetter("batch_keys", "credit_ids")

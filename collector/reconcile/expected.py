@@ -1,6 +1,6 @@
 """Expected credits: how much each batch should bring, to which account, by which day.
 
-Theory of operation (DESIGN.md §5 Reconciliation):
+Theory of operation (docs/architecture.md §5 Reconciliation):
 
 * Business date: the batch's close time in the merchant's timezone; a batch closed *after* the
   cut-off (strictly later than the cut-off wall-clock time) belongs to the next calendar day.
@@ -27,9 +27,9 @@ from functools import partial
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from collector.reconcile.calendar import WorkingCalendar
-from collector.reconcile.fees import fee_interval
-from collector.reconcile.model import (
+from settleguard.collector.reconcile.calendar import WorkingCalendar
+from settleguard.collector.reconcile.fees import fee_interval
+from settleguard.collector.reconcile.model import (
     AccountChange,
     Batch,
     ExpectedCredit,

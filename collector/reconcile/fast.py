@@ -37,13 +37,18 @@ from datetime import timedelta
 from functools import partial
 from operator import attrgetter
 
-from collector.reconcile.matching import (
+from settleguard.collector.reconcile.matching import (
     MatchOutcome,
     Pairing,
     credit_tokens,
     reference_index,
 )
-from collector.reconcile.model import Credit, ExpectedCredit, PayoutRecord, ReconcileConfig
+from settleguard.collector.reconcile.model import (
+    Credit,
+    ExpectedCredit,
+    PayoutRecord,
+    ReconcileConfig,
+)
 
 _new_pairing = partial(tuple.__new__, Pairing)
 _credit_date_order = attrgetter("booking_date", "credit_id")
@@ -94,10 +99,16 @@ def fast_match(
                     del open_credits[credit.credit_id]
                     pairings.append(
                         _new_pairing(
-                            ("reference", (key,), (credit.credit_id,), exp.amount,
-                             credit.amount, account)
+                            (
+                                "reference",
+                                (key,),
+                                (credit.credit_id,),
+                                exp.amount,
+                                credit.amount,
+                                account,
+                            )
                         )
-                    )  # fmt: skip
+                    )
                     break
         if not (open_credits and open_batches):
             return out

@@ -1,6 +1,6 @@
 """Judging matches and explaining unmatched money as gaps.
 
-Theory of operation (DESIGN.md §5 Reconciliation; docs/reconciliation.md "Gaps"):
+Theory of operation (docs/architecture.md §5 Reconciliation; docs/reconciliation.md "Gaps"):
 
 * A pairing from :mod:`collector.reconcile.matching` whose credit landed on the account in force
   while a change was pending or recently rejected, or on the account a recent switch replaced,
@@ -36,9 +36,9 @@ from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.reconcile.calendar import WorkingCalendar
-from collector.reconcile.matching import Pairing
-from collector.reconcile.model import (
+from settleguard.collector.reconcile.calendar import WorkingCalendar
+from settleguard.collector.reconcile.matching import Pairing
+from settleguard.collector.reconcile.model import (
     Batch,
     Credit,
     CreditNote,
@@ -51,7 +51,7 @@ from collector.reconcile.model import (
     TerminalReplacement,
     batch_key,
 )
-from collector.reconcile.reasons import hold_reason, is_same_day_fallback, return_reason
+from settleguard.collector.reconcile.reasons import hold_reason, is_same_day_fallback, return_reason
 
 #: Open-batch categories that exist only because the due date has passed; the others (returned,
 #: held, paid short or to the old card, duplicated, not uploaded) stand whatever the calendar says.

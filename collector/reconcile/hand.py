@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 
-from collector.reconcile.matching import Pairing
-from collector.reconcile.model import (
+from settleguard.collector.reconcile.matching import Pairing
+from settleguard.collector.reconcile.model import (
     Credit,
     CreditSplit,
     ExpectedCredit,

@@ -13,19 +13,19 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from collector.audit import audit
-from collector.merchants import mark_dirty
-from collector.reconcile import (
+from settleguard.collector.audit import audit
+from settleguard.collector.merchants import mark_dirty
+from settleguard.collector.reconcile import (
     Credit,
     MerchantInputs,
     load_calendar,
     reconcile_merchant,
     split_part_id,
 )
-from collector.reconcile.hand import split_credits
-from collector.reconcile.payers import is_acquirer_payer
-from collector.reconcile.store import load_inputs, reconcile
-from collector.store import Store, Tx
+from settleguard.collector.reconcile.hand import split_credits
+from settleguard.collector.reconcile.payers import is_acquirer_payer
+from settleguard.collector.reconcile.store import load_inputs, reconcile
+from settleguard.collector.store import Store, Tx
 
 #: how far from the due date a suggested credit may be booked ("the same week")
 SUGGEST_DAYS = 7

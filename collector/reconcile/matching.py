@@ -1,6 +1,6 @@
 """Matching credits to expected credits, rule by rule, for one merchant.
 
-Theory of operation (DESIGN.md §5 Reconciliation; docs/reconciliation.md "Matching"): the rules
+Theory of operation (docs/architecture.md §5 Reconciliation; docs/reconciliation.md "Matching"): the rules
 run in a fixed order and each one only sees what the earlier ones left open.
 
 1. ``reference`` - a credit whose reference or remittance text contains, as a whole token, a
@@ -36,14 +36,14 @@ from functools import partial
 from operator import attrgetter
 from typing import NamedTuple
 
-from collector.reconcile.model import (
+from settleguard.collector.reconcile.model import (
     Credit,
     ExpectedCredit,
     MatchRule,
     PayoutRecord,
     ReconcileConfig,
 )
-from collector.reconcile.subset_sum import bounded_subset_sum
+from settleguard.collector.reconcile.subset_sum import bounded_subset_sum
 
 _TOKEN = re.compile(r"[0-9A-Za-z]+(?:[-_/#.][0-9A-Za-z]+)*")
 MIN_REFERENCE_LENGTH = 6

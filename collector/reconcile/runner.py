@@ -1,6 +1,6 @@
 """Run reconciliation chunks in worker processes, one store connection each.
 
-Theory of operation (DESIGN.md §8 "Reconciliation is partitioned by merchant"): a merchant's
+Theory of operation (docs/architecture.md §8 "Reconciliation is partitioned by merchant"): a merchant's
 reconciliation reads only that merchant's rows and writes only that merchant's results, so
 chunks of merchants are independent and can run on every core. :func:`run_chunks` starts a
 pool of processes; each opens its own store from the URL (never a connection of the parent),
@@ -33,7 +33,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.util import Finalize
 from typing import Any, TypeVar
 
-from collector.store import Store, open_store
+from settleguard.collector.store import Store, open_store
 
 #: Environment variable overriding the default number of reconciliation processes.
 PROCESSES_ENV = "SETTLEGUARD_RECON_PROCESSES"

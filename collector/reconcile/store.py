@@ -1,6 +1,6 @@
 """The reconciliation store adapter: load inputs, run the engine, save matches and gaps.
 
-Theory of operation (DESIGN.md §5 "Reconciliation", issue 5): the domain engine
+Theory of operation (docs/architecture.md §5 "Reconciliation"): the domain engine
 (:mod:`collector.reconcile`) knows no database. This module
 
 1. decides **which merchants** to reconcile. Incremental by default: every source table keeps a
@@ -36,8 +36,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from collector.merchants import fee_schedule_from_json
-from collector.reconcile import (
+from settleguard.collector.merchants import fee_schedule_from_json
+from settleguard.collector.reconcile import (
     AccountChange,
     Batch,
     Bucket,
@@ -55,26 +55,36 @@ from collector.reconcile import (
     load_calendar,
     reconcile_merchant,
 )
-from collector.reconcile import writer as recon_write
-from collector.reconcile.acquirers import profile as acquirer_profile
-from collector.reconcile.build import new_account_change as _new_account_change
-from collector.reconcile.build import new_batch as _new_batch
-from collector.reconcile.build import new_bucket as _new_bucket
-from collector.reconcile.build import new_credit as _new_credit
-from collector.reconcile.build import new_payout as _new_payout
-from collector.reconcile.gaps import LATE_BY_DUE_DATE
-from collector.reconcile.runner import default_processes, run_chunks
-from collector.store import Store, Tx
-from collector.store.sqlite import SqliteStore, SqliteTx
+from settleguard.collector.reconcile import writer as recon_write
+from settleguard.collector.reconcile.acquirers import profile as acquirer_profile
+from settleguard.collector.reconcile.build import new_account_change as _new_account_change
+from settleguard.collector.reconcile.build import new_batch as _new_batch
+from settleguard.collector.reconcile.build import new_bucket as _new_bucket
+from settleguard.collector.reconcile.build import new_credit as _new_credit
+from settleguard.collector.reconcile.build import new_payout as _new_payout
+from settleguard.collector.reconcile.gaps import LATE_BY_DUE_DATE
+from settleguard.collector.reconcile.runner import default_processes, run_chunks
+from settleguard.collector.store import Store, Tx
+from settleguard.collector.store.sqlite import SqliteStore, SqliteTx
 
 CHUNK = 1000  # merchants per load/write round trip (bound memory and IN-list size)
 
 #: ISO 4217 numeric codes some terminals report (ZVT sends "978"), to the alphabetic code
 #: statements use; the engine compares currencies as strings.
 NUMERIC_CURRENCY = {
-    "156": "CNY", "978": "EUR", "840": "USD", "344": "HKD", "446": "MOP", "826": "GBP",
-    "392": "JPY", "756": "CHF", "702": "SGD", "901": "TWD", "410": "KRW", "036": "AUD",
-}  # fmt: skip
+    "156": "CNY",
+    "978": "EUR",
+    "840": "USD",
+    "344": "HKD",
+    "446": "MOP",
+    "826": "GBP",
+    "392": "JPY",
+    "756": "CHF",
+    "702": "SGD",
+    "901": "TWD",
+    "410": "KRW",
+    "036": "AUD",
+}
 
 _WATERMARKS: dict[str, str] = {
     "batch_summaries": "SELECT DISTINCT merchant_id FROM batch_summaries WHERE id > ?",
@@ -344,17 +354,41 @@ def _batches(tx: Tx, ids: Sequence[str]) -> dict[str, list[Batch]]:
 def _add_batch(out: dict[str, list[Batch]], head: Sequence[Any], buckets: list[Bucket]) -> None:
     _, mid, tid, no, closed_at, currency, total = head[:7]
     out[mid].append(
-        _new_batch(mid, tid, int(no), _closed(closed_at), _currency(currency), tuple(buckets),
-                   int(total), closed_at)
-    )  # fmt: skip
+        _new_batch(
+            mid,
+            tid,
+            int(no),
+            _closed(closed_at),
+            _currency(currency),
+            tuple(buckets),
+            int(total),
+            closed_at,
+        )
+    )
 
 
 def _credits(tx: Tx, ids: Sequence[str]) -> dict[str, list[Credit]]:
     rows = tx.query_rows(CREDITS_SQL.format(ids=_in(ids)), ids)
     out: dict[str, list[Credit]] = defaultdict(list)
     for row in rows:
-        (mid, entry_id, credit_id, key, masked, booked_at, value_date, amount, currency,
-         reference, remittance, status, reversal, raw, payer_name, payer_account) = row  # fmt: skip
+        (
+            mid,
+            entry_id,
+            credit_id,
+            key,
+            masked,
+            booked_at,
+            value_date,
+            amount,
+            currency,
+            reference,
+            remittance,
+            status,
+            reversal,
+            raw,
+            payer_name,
+            payer_account,
+        ) = row
         if not reference and raw:
             e2e = json.loads(raw).get("end_to_end_id") or ""
             reference = "" if e2e.upper() == "NOTPROVIDED" else e2e
@@ -529,9 +563,9 @@ def load_inputs(tx: Tx, merchant_ids: Iterable[str]) -> list[MerchantInputs]:
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector for one chunk (load, engine, write).
 
-    A chunk builds ~10 objects per batch that all stay alive until its results are written;
-    the collector's generation passes over them found nothing to free and cost ~25 % of the
-    load and engine time (measured, 20k batches). Turned back on once they are freed, its next
+    A chunk builds several objects per batch that all stay alive until its results are
+    written; the collector's generation passes over them find nothing to free and cost a large
+    share of the load and engine time (docs/decisions/0006-hot-path-figures.md). Turned back on once they are freed, its next
     pass has nothing of theirs to look at. Reference counting still frees everything
     as usual; cycles made meanwhile are collected once the collector is back on. Only turns it
     back on if it was on (a caller that disabled it keeps it off).

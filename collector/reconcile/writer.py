@@ -1,6 +1,6 @@
 """Saving reconciliation results: matches and gaps, idempotently.
 
-Theory of operation (DESIGN.md §5, issue 5): writing is split in two so that a worker process
+Theory of operation (docs/architecture.md §5): writing is split in two so that a worker process
 holds the database's write lock only for database work.
 
 1. :func:`prepare` turns the engine's results into row tuples -- match keys (a digest of the
@@ -32,8 +32,8 @@ from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _encode_string
 from typing import Any
 
-from collector.reconcile import Gap, Match, MerchantResult
-from collector.store import Tx
+from settleguard.collector.reconcile import Gap, Match, MerchantResult
+from settleguard.collector.store import Tx
 
 
 def in_list(ids: Sequence[Any]) -> str:
@@ -79,19 +79,48 @@ def _explanation(rule: str, batches: int, credits: int) -> str:
 
 
 _MATCH_COLUMNS = (
-    "merchant_id", "rule", "credit_ids", "batch_ids", "expected_amount", "credited_amount",
-    "residual", "explanation", "match_key", "covered", "account_hmac",
-)  # fmt: skip
+    "merchant_id",
+    "rule",
+    "credit_ids",
+    "batch_ids",
+    "expected_amount",
+    "credited_amount",
+    "residual",
+    "explanation",
+    "match_key",
+    "covered",
+    "account_hmac",
+)
 
 _GAP_COLUMNS = (
-    "dedupe_key", "merchant_id", "category", "amount", "currency", "due_at", "batch_ids",
-    "status", "since", "credit_ids", "evidence", "reason", "explanation", "updated_at",
-)  # fmt: skip
+    "dedupe_key",
+    "merchant_id",
+    "category",
+    "amount",
+    "currency",
+    "due_at",
+    "batch_ids",
+    "status",
+    "since",
+    "credit_ids",
+    "evidence",
+    "reason",
+    "explanation",
+    "updated_at",
+)
 
 _GAP_FIELD_NAMES = (
-    "merchant_id", "category", "amount", "currency", "due_at", "since", "credit_ids",
-    "evidence", "reason", "explanation",
-)  # fmt: skip
+    "merchant_id",
+    "category",
+    "amount",
+    "currency",
+    "due_at",
+    "since",
+    "credit_ids",
+    "evidence",
+    "reason",
+    "explanation",
+)
 
 
 def _gap_fields(gap: Gap, currency: str | None) -> dict[str, Any]:
@@ -132,9 +161,18 @@ def prepare(results: Sequence[MerchantResult]) -> Prepared:
             credit_json = json_list(credit_ids)
             key = match_key(mid, match, batch_json, credit_json)
             matches[key] = (
-                mid, rule, credit_json, batch_json, expected, actual, residual,
-                _explanation(rule, len(batch_keys), len(credit_ids)), key, covered, account,
-            )  # fmt: skip
+                mid,
+                rule,
+                credit_json,
+                batch_json,
+                expected,
+                actual,
+                residual,
+                _explanation(rule, len(batch_keys), len(credit_ids)),
+                key,
+                covered,
+                account,
+            )
             matched_batches.update(batch_keys)
         if result.gaps:
             currency = {e.batch_key: e.currency for e in result.expected}
@@ -197,8 +235,15 @@ def _write_gaps(tx: Tx, prepared: Prepared, stamp: str, counts: WriteCounts) -> 
     for key, fields in wanted.items():
         row = existing.get(key)
         if row is None:
-            fresh.append((key, *(fields[c] for c in _GAP_COLUMNS[1:7]), "open",
-                          *(fields[c] for c in _GAP_COLUMNS[8:13]), stamp))  # fmt: skip
+            fresh.append(
+                (
+                    key,
+                    *(fields[c] for c in _GAP_COLUMNS[1:7]),
+                    "open",
+                    *(fields[c] for c in _GAP_COLUMNS[8:13]),
+                    stamp,
+                )
+            )
             continue
         changed = {c: v for c, v in fields.items() if row[c] != v}
         reopen = row["status"] == "resolved" and row["resolution"] in ("matched", "superseded")

@@ -18,11 +18,11 @@ import os
 import re
 from typing import Any
 
-from collector.account_numbers import mask_account
-from collector.statements.bank_csv import parse_bank_csv
-from collector.statements.camt import detect_camt, parse_camt
-from collector.statements.errors import ProfileError, StatementError
-from collector.statements.model import (
+from settleguard.collector.account_numbers import mask_account
+from settleguard.collector.statements.bank_csv import parse_bank_csv
+from settleguard.collector.statements.camt import detect_camt, parse_camt
+from settleguard.collector.statements.errors import ProfileError, StatementError
+from settleguard.collector.statements.model import (
     Balance,
     ParsedPayoutFile,
     ParsedStatement,
@@ -30,11 +30,11 @@ from collector.statements.model import (
     Reject,
     StatementEntry,
 )
-from collector.statements.payout import parse_payout
-from collector.statements.profiles import Profile, load_profiles
-from collector.statements.sheets import container_of, read_table
-from collector.statements.swift_mt940 import detect_mt940, parse_mt940
-from collector.statements.tabular import find_header
+from settleguard.collector.statements.payout import parse_payout
+from settleguard.collector.statements.profiles import Profile, load_profiles
+from settleguard.collector.statements.sheets import container_of, read_table
+from settleguard.collector.statements.swift_mt940 import detect_mt940, parse_mt940
+from settleguard.collector.statements.tabular import find_header
 
 __all__ = [
     "FORMATS",

@@ -19,8 +19,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from collector.reconcile.payers import payer_matches
-from collector.statements.errors import StatementError
+from settleguard.collector.reconcile.payers import payer_matches
+from settleguard.collector.statements.errors import StatementError
 
 
 @dataclass(frozen=True, slots=True)

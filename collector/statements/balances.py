@@ -1,6 +1,6 @@
 """The balance chain check shared by every format that reports balances.
 
-DESIGN §5: opening balance + booked credits − booked debits must equal the closing
+docs/architecture.md §5: opening balance + booked credits − booked debits must equal the closing
 balance. A chain that does not close is not an exception: the file is still imported,
 and the caller turns the ``balance_mismatch`` warning into a statement gap.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from collector.statements.amounts import format_minor
-from collector.statements.model import Balance, StatementEntry
+from settleguard.collector.statements.amounts import format_minor
+from settleguard.collector.statements.model import Balance, StatementEntry
 
 
 def balance_warning(

@@ -26,16 +26,29 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from collector.account_numbers import mask_account
-from collector.statements.amounts import AmountError, parse_decimal, to_minor_units
-from collector.statements.amounts import format_minor as _fmt
-from collector.statements.entry_ids import assign_entry_ids
-from collector.statements.errors import StatementError
-from collector.statements.model import Balance, Direction, ParsedStatement, Reject, StatementEntry
-from collector.statements.profiles import Profile, load_profiles
-from collector.statements.sheets import Table, read_table
-from collector.statements.tabular import Header, Row, excerpt, find_header, parse_date, strip_money
-from collector.statements.totals import check_totals
+from settleguard.collector.account_numbers import mask_account
+from settleguard.collector.statements.amounts import AmountError, parse_decimal, to_minor_units
+from settleguard.collector.statements.amounts import format_minor as _fmt
+from settleguard.collector.statements.entry_ids import assign_entry_ids
+from settleguard.collector.statements.errors import StatementError
+from settleguard.collector.statements.model import (
+    Balance,
+    Direction,
+    ParsedStatement,
+    Reject,
+    StatementEntry,
+)
+from settleguard.collector.statements.profiles import Profile, load_profiles
+from settleguard.collector.statements.sheets import Table, read_table
+from settleguard.collector.statements.tabular import (
+    Header,
+    Row,
+    excerpt,
+    find_header,
+    parse_date,
+    strip_money,
+)
+from settleguard.collector.statements.totals import check_totals
 
 # Banks print the counterparty's account inside the name cell ("6217…/张三"): mask it there too.
 _LONG_DIGITS = re.compile(r"\d{8,}")
@@ -264,9 +277,12 @@ def parse_bank_csv(
     except StatementError as exc:
         if exc.sheet is None and table.sheet is not None:
             raise type(exc)(
-                exc.reason, filename=exc.filename, line=exc.line, column=exc.column,
+                exc.reason,
+                filename=exc.filename,
+                line=exc.line,
+                column=exc.column,
                 sheet=table.sheet,
-            ) from exc  # fmt: skip
+            ) from exc
         raise
 
 

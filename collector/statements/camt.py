@@ -35,13 +35,12 @@ from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-
-from collector.account_numbers import mask_account, normalize_account
-from collector.statements.amounts import AmountError, parse_decimal, to_minor_units
-from collector.statements.balances import balance_warning
-from collector.statements.entry_ids import assign_entry_ids
-from collector.statements.errors import StatementError
-from collector.statements.model import (
+from settleguard.collector.account_numbers import mask_account, normalize_account
+from settleguard.collector.statements.amounts import AmountError, parse_decimal, to_minor_units
+from settleguard.collector.statements.balances import balance_warning
+from settleguard.collector.statements.entry_ids import assign_entry_ids
+from settleguard.collector.statements.errors import StatementError
+from settleguard.collector.statements.model import (
     Balance,
     Direction,
     EntryStatus,

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 
-from collector.statements.model import StatementEntry
+from settleguard.collector.statements.model import StatementEntry
 
 
 def _fingerprint(entry: StatementEntry, account_key: str) -> str:

@@ -1,6 +1,6 @@
 """Store a parsed statement or payout file (the library behind ``settleguard collector import``).
 
-Theory of operation (DESIGN.md §5 "Statements", issue 5):
+Theory of operation (docs/architecture.md §5 "Statements"):
 
 * A file is identified by the SHA-256 of its bytes. Importing bytes that were already imported
   successfully is a no-op that reports ``duplicate: true``; nothing new is stored.
@@ -39,17 +39,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from collector.account_numbers import mask_account
-from collector.statements import (
+from settleguard.collector.account_numbers import mask_account
+from settleguard.collector.statements import (
     ParsedPayoutFile,
     ParsedStatement,
     StatementError,
     parse_statement,
     summarize,
 )
-from collector.statements.accounts import RegisteredAccount, tie_account, visible_digits
-from collector.store import Store, Tx
-from protocol.sealed import SealedError
+from settleguard.collector.statements.accounts import RegisteredAccount, tie_account, visible_digits
+from settleguard.collector.store import Store, Tx
+from settleguard.protocol.sealed import SealedError
 
 #: Turns a full account number into the collector's keyed HMAC (``CollectorKeys.account_hmac``).
 AccountHasher = Callable[[str], str]
@@ -136,8 +136,9 @@ def import_file(
         )
         own: OwnAccount = (None, None)
         if isinstance(parsed, ParsedStatement):
-            own = _own_account(store, parsed, account, account_of, account_hmac, open_account,
-                               filename)  # fmt: skip
+            own = _own_account(
+                store, parsed, account, account_of, account_hmac, open_account, filename
+            )
     except StatementError as exc:
         raise ImportRejected(
             exc, _record_rejected(store, digest, filename, fmt, exc, actor)
@@ -233,9 +234,12 @@ def _own_account(
         store, open_account, merchant_id=account_of, last4=tail[-4:] if len(tail) >= 4 else None
     )
     chosen = tie_account(
-        parsed.account_number, parsed.account_holder, candidates, merchant_id=account_of,
+        parsed.account_number,
+        parsed.account_holder,
+        candidates,
+        merchant_id=account_of,
         filename=filename,
-    )  # fmt: skip
+    )
     return chosen.account_masked, chosen.account_hmac
 
 
@@ -371,14 +375,40 @@ def _import_row(
 
 
 _CREDIT_COLUMNS = (
-    "import_id", "account_hmac", "account_masked", "booked_at", "value_date", "amount",
-    "currency", "kind", "reference", "counterparty", "line_no", "raw", "entry_id", "status",
-    "reversal", "remittance", "payer_name", "payer_account",
-)  # fmt: skip
+    "import_id",
+    "account_hmac",
+    "account_masked",
+    "booked_at",
+    "value_date",
+    "amount",
+    "currency",
+    "kind",
+    "reference",
+    "counterparty",
+    "line_no",
+    "raw",
+    "entry_id",
+    "status",
+    "reversal",
+    "remittance",
+    "payer_name",
+    "payer_account",
+)
 _PAYOUT_COLUMNS = (
-    "import_id", "merchant_id", "payout_date", "gross_amount", "fee_amount", "net_amount",
-    "currency", "account_masked", "status", "reason", "reference", "batch_refs", "line_no",
-)  # fmt: skip
+    "import_id",
+    "merchant_id",
+    "payout_date",
+    "gross_amount",
+    "fee_amount",
+    "net_amount",
+    "currency",
+    "account_masked",
+    "status",
+    "reason",
+    "reference",
+    "batch_refs",
+    "line_no",
+)
 
 
 def _store_entries(

@@ -1,6 +1,6 @@
 """Plain data produced by the statement and payout parsers (no database, no I/O).
 
-Amounts are integer minor units of their currency (DESIGN §5); statement entry amounts
+Amounts are integer minor units of their currency (docs/architecture.md §5); statement entry amounts
 are always positive and carry their direction separately, balances are signed.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from collector.statements.errors import safe_reason
+from settleguard.collector.statements.errors import safe_reason
 
 Direction = Literal["credit", "debit"]
 EntryStatus = Literal["booked", "pending", "info"]

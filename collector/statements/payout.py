@@ -12,13 +12,25 @@ from __future__ import annotations
 import os
 import re
 
-from collector.account_numbers import mask_account
-from collector.statements.amounts import AmountError, parse_decimal, to_minor_units
-from collector.statements.errors import StatementError
-from collector.statements.model import ParsedPayoutFile, PayoutRecord, PayoutStatus, Reject
-from collector.statements.profiles import load_profiles
-from collector.statements.sheets import read_table
-from collector.statements.tabular import Header, Row, excerpt, find_header, parse_date, strip_money
+from settleguard.collector.account_numbers import mask_account
+from settleguard.collector.statements.amounts import AmountError, parse_decimal, to_minor_units
+from settleguard.collector.statements.errors import StatementError
+from settleguard.collector.statements.model import (
+    ParsedPayoutFile,
+    PayoutRecord,
+    PayoutStatus,
+    Reject,
+)
+from settleguard.collector.statements.profiles import load_profiles
+from settleguard.collector.statements.sheets import read_table
+from settleguard.collector.statements.tabular import (
+    Header,
+    Row,
+    excerpt,
+    find_header,
+    parse_date,
+    strip_money,
+)
 
 
 class _RowReject(Exception):

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from collector.statements.errors import ProfileError
+from settleguard.collector.statements.errors import ProfileError
 
 ProfileKind = Literal["bank", "payout"]
 

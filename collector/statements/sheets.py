@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from collector.statements.errors import StatementError
-from collector.statements.tabular import Row, clean_cell, decode, split_rows
+from settleguard.collector.statements.errors import StatementError
+from settleguard.collector.statements.tabular import Row, clean_cell, decode, split_rows
 
 Container = Literal["text", "xls", "xlsx"]
 
@@ -165,9 +165,12 @@ def _load_sheets(data: bytes, filename: str) -> list[tuple[str, list[list[str]]]
     """Every sheet's rows as text, read in a child process (see ``workbook_child``)."""
     try:
         done = subprocess.run(  # our own script, run by the running interpreter
-            [sys.executable, str(_CHILD)], input=data, capture_output=True,
-            timeout=READ_TIMEOUT_S, check=False,
-        )  # fmt: skip
+            [sys.executable, str(_CHILD)],
+            input=data,
+            capture_output=True,
+            timeout=READ_TIMEOUT_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise StatementError(
             f"the workbook could not be read within {READ_TIMEOUT_S} s", filename=filename

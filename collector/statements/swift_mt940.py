@@ -28,13 +28,17 @@ from itertools import pairwise
 from typing import Any
 
 import mt940
-
-from collector.account_numbers import mask_account
-from collector.statements.amounts import AmountError, parse_decimal, to_minor_units
-from collector.statements.balances import balance_warning
-from collector.statements.entry_ids import assign_entry_ids
-from collector.statements.errors import StatementError
-from collector.statements.model import Balance, Direction, ParsedStatement, StatementEntry
+from settleguard.collector.account_numbers import mask_account
+from settleguard.collector.statements.amounts import AmountError, parse_decimal, to_minor_units
+from settleguard.collector.statements.balances import balance_warning
+from settleguard.collector.statements.entry_ids import assign_entry_ids
+from settleguard.collector.statements.errors import StatementError
+from settleguard.collector.statements.model import (
+    Balance,
+    Direction,
+    ParsedStatement,
+    StatementEntry,
+)
 
 _TAG = re.compile(r":(\d{2}[A-Z]?|NS):")
 _FIELD_61 = re.compile(

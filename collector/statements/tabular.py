@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from collector.statements.errors import StatementError, mask_digit_runs
-from collector.statements.profiles import Profile, ProfileKind
+from settleguard.collector.statements.errors import StatementError, mask_digit_runs
+from settleguard.collector.statements.profiles import Profile, ProfileKind
 
 
 @dataclass(frozen=True, slots=True)

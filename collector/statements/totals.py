@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import re
 
-from collector.statements.amounts import AmountError, format_minor, parse_decimal, to_minor_units
-from collector.statements.errors import StatementError
-from collector.statements.model import StatementEntry
-from collector.statements.tabular import Header, Row, strip_money
+from settleguard.collector.statements.amounts import (
+    AmountError,
+    format_minor,
+    parse_decimal,
+    to_minor_units,
+)
+from settleguard.collector.statements.errors import StatementError
+from settleguard.collector.statements.model import StatementEntry
+from settleguard.collector.statements.tabular import Header, Row, strip_money
 
 # a total is written with decimals (3,166.40); a bare integer after the label is a count (3笔)
 _NUMBER = re.compile(r"[+-]?\d[\d,]*\.\d+")

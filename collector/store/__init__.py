@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collector.store.base import Row, Store, StoreError, Tx
+from settleguard.collector.store.base import Row, Store, StoreError, Tx
 
 
 def open_store(url: str) -> Store:
@@ -18,11 +18,11 @@ def open_store(url: str) -> Store:
     :raises StoreError: for any other scheme
     """
     if url.startswith("sqlite:///"):
-        from collector.store.sqlite import SqliteStore
+        from settleguard.collector.store.sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
-        from collector.store.postgres import PostgresStore
+        from settleguard.collector.store.postgres import PostgresStore
 
         return PostgresStore(url)
     raise StoreError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://…")

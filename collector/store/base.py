@@ -4,7 +4,7 @@ Theory of operation: a backend only knows how to open a transaction (:meth:`Stor
 and how to run one statement inside it (:class:`Tx`). Everything else -- migrations, agents,
 idempotent record writes -- is written once here and in :mod:`collector.store.records`, in the
 portable SQL of :mod:`collector.store.schema` with ``?`` placeholders that the PostgreSQL backend
-rewrites. That is what makes "the same tests run against both stores" (issue 4) mean something.
+rewrites. That is what makes "the same tests run against both stores" mean something.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from collector.store import schema
+from settleguard.collector.store import schema
 
 Row = dict[str, Any]
 

@@ -13,8 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-
-from collector.store.base import Row, Store, StoreError, Tx
+from settleguard.collector.store.base import Row, Store, StoreError, Tx
 
 _BYTEA = 17  # pg_type OID: psycopg returns these columns as memoryview
 
@@ -105,14 +104,16 @@ class PostgresTx(Tx):
         ignore_conflict: bool = False,
     ) -> int:
         # One INSERT … SELECT FROM unnest(array per column): one statement for the whole batch.
-        # psycopg's pipelined executemany costs ~40 µs of client CPU per row in its Python
-        # pipeline machinery; the arrays are dumped by its C adapters.
+        # psycopg's pipelined executemany spends its client CPU per row in Python pipeline
+        # machinery; the arrays are dumped by its C adapters.
         if not rows:
             return 0
         types = _column_types(self._conn, table, columns)
         arrays = ", ".join(f"%b::{types[c]}[]" for c in columns)  # binary: no text escaping
-        sql = (f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608 - names are ours
-               f" SELECT * FROM unnest({arrays})")  # fmt: skip
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608 - names are ours
+            f" SELECT * FROM unnest({arrays})"
+        )
         if ignore_conflict:
             sql += " ON CONFLICT DO NOTHING"
         with self._conn.cursor() as cur:

@@ -1,4 +1,4 @@
-"""Idempotent writes of verified records (DESIGN.md §5 "Ingest workers", issue 4).
+"""Idempotent writes of verified records (docs/architecture.md §5 "Ingest workers").
 
 Theory of operation: an accepted envelope is written in the caller's transaction in two steps.
 
@@ -23,7 +23,7 @@ sealed number's last digits is refused (:data:`REJECTED`) before anything is wri
 Because all of this happens in one transaction that commits before any ack is published, a crash
 between commit and ack makes the agent resend, and the resend lands in case 1: a no-op.
 
-Cost per record (issue 4 benchmark): the statements are fixed strings (sqlite3 and psycopg
+Cost per record: the statements are fixed strings (sqlite3 and psycopg
 reuse their prepared form), and a :class:`WriteBatch` shared by one transaction's writes moves
 the per-agent ``last_seen``/``last_seq`` update to one statement per agent at the end and
 inserts each terminal once. A body (stored for heartbeats and the rarer records, hashed for a
@@ -40,12 +40,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.account_numbers import account_key_text
-from collector.enrollment.keys import CollectorKeys
-from collector.store.base import Tx
-from protocol.buckets import CHINA_BUCKETS, totals_by_china_bucket
-from protocol.envelope import Envelope
-from protocol.records import (
+from settleguard.collector.account_numbers import account_key_text
+from settleguard.collector.enrollment.keys import CollectorKeys
+from settleguard.collector.store.base import Tx
+from settleguard.protocol.buckets import CHINA_BUCKETS, totals_by_china_bucket
+from settleguard.protocol.envelope import Envelope
+from settleguard.protocol.records import (
     BatchSummary,
     CardChange,
     Heartbeat,
@@ -53,7 +53,7 @@ from protocol.records import (
     TerminalReplaced,
     TurnoverReading,
 )
-from protocol.sealed import SealedError
+from settleguard.protocol.sealed import SealedError
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ def _body_bytes(envelope: Envelope, payload: bytes | None = None) -> bytes:
         )
         if signed.startswith(prefix) and signed.endswith(suffix):
             return signed[len(prefix) : len(signed) - len(suffix)]
-    return json.dumps(envelope.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=dict).encode()  # fmt: skip
+    return json.dumps(
+        envelope.body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=dict
+    ).encode()
 
 
 def _body_json(envelope: Envelope, payload: bytes | None = None) -> str:
@@ -240,14 +241,44 @@ def write_envelope(
     return ACCEPTED, None
 
 
-_RECEIVED_COLUMNS = ("id", "agent_id", "seq", "key_id", "record_type", "created_at", "source",
-                     "payload_sha256", "envelope")  # fmt: skip
-_BATCH_COLUMNS = ("id", "received_record_id", "agent_id", "terminal_id", "merchant_id",
-                  "batch_no", "closed_at", "closed_at_local", "currency", "total_amount",
-                  "receipt_start", "receipt_end", "host_reconciled", "content_sha256",
-                  "source")  # fmt: skip
-_BUCKET_COLUMNS = ("batch_id", "name", "sale_count", "sale_amount", "refund_count",
-                   "refund_amount", "void_count", "void_amount")  # fmt: skip
+_RECEIVED_COLUMNS = (
+    "id",
+    "agent_id",
+    "seq",
+    "key_id",
+    "record_type",
+    "created_at",
+    "source",
+    "payload_sha256",
+    "envelope",
+)
+_BATCH_COLUMNS = (
+    "id",
+    "received_record_id",
+    "agent_id",
+    "terminal_id",
+    "merchant_id",
+    "batch_no",
+    "closed_at",
+    "closed_at_local",
+    "currency",
+    "total_amount",
+    "receipt_start",
+    "receipt_end",
+    "host_reconciled",
+    "content_sha256",
+    "source",
+)
+_BUCKET_COLUMNS = (
+    "batch_id",
+    "name",
+    "sale_count",
+    "sale_amount",
+    "refund_count",
+    "refund_amount",
+    "void_count",
+    "void_amount",
+)
 _TERMINAL_COLUMNS = ("terminal_id", "merchant_id", "agent_id")
 
 #: One verified envelope to write: ``(envelope, payload, source, record)``.
@@ -290,11 +321,22 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
     for record_id, i in zip(ids, which, strict=True):
         envelope, payload, source, record = items[i]
         batch: BatchSummary = record  # type: ignore[assignment]
-        received.append((record_id, envelope.agent_id, envelope.seq, envelope.key_id,
-                         envelope.record_type, envelope.created_at, source, sha256_hex(payload),
-                         payload))  # fmt: skip
-    if tx.insert_many("received_records", _RECEIVED_COLUMNS, received,
-                      ignore_conflict=True) != len(which):  # fmt: skip
+        received.append(
+            (
+                record_id,
+                envelope.agent_id,
+                envelope.seq,
+                envelope.key_id,
+                envelope.record_type,
+                envelope.created_at,
+                source,
+                sha256_hex(payload),
+                payload,
+            )
+        )
+    if tx.insert_many("received_records", _RECEIVED_COLUMNS, received, ignore_conflict=True) != len(
+        which
+    ):
         tx.execute("ROLLBACK TO SAVEPOINT sg_bulk")
         tx.execute("RELEASE SAVEPOINT sg_bulk")
         return False
@@ -305,16 +347,32 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
         merchant_id = _merchant_of(tx, envelope, shared)
         reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
         content = sha256_hex(_body_bytes(envelope, payload))
-        summaries.append((batch_id, record_id, envelope.agent_id, batch.terminal_id, merchant_id,
-                          batch.batch_no, batch.closed_at, batch.terminal_local_time,
-                          batch.currency, batch.net_amount, batch.receipt_start,
-                          batch.receipt_end, reconciled, content, batch.source))  # fmt: skip
+        summaries.append(
+            (
+                batch_id,
+                record_id,
+                envelope.agent_id,
+                batch.terminal_id,
+                merchant_id,
+                batch.batch_no,
+                batch.closed_at,
+                batch.terminal_local_time,
+                batch.currency,
+                batch.net_amount,
+                batch.receipt_start,
+                batch.receipt_end,
+                reconciled,
+                content,
+                batch.source,
+            )
+        )
         buckets.extend(_bucket_rows(batch_id, batch))
         if batch.terminal_id and (merchant_id, batch.terminal_id) not in shared.terminals:
             terminals.append((batch.terminal_id, merchant_id, envelope.agent_id))
             shared.terminals.add((merchant_id, batch.terminal_id))
-    if tx.insert_many("batch_summaries", _BATCH_COLUMNS, summaries,
-                      ignore_conflict=True) != len(which):  # fmt: skip
+    if tx.insert_many("batch_summaries", _BATCH_COLUMNS, summaries, ignore_conflict=True) != len(
+        which
+    ):
         for terminal in terminals:
             shared.terminals.discard((terminal[1], terminal[0]))
         tx.execute("ROLLBACK TO SAVEPOINT sg_bulk")
@@ -437,8 +495,19 @@ def _bucket_rows(batch_id: int, batch: BatchSummary) -> list[tuple[int | str, ..
     buckets = batch.buckets
     names = {b.name for b in buckets}
     if len(names) == len(buckets) and names <= _CHINA_NAMES:  # the usual case: one row each
-        return [(batch_id, b.name, b.sale_count, b.sale_amount, b.refund_count, b.refund_amount,
-                 b.void_count, b.void_amount) for b in buckets]  # fmt: skip
+        return [
+            (
+                batch_id,
+                b.name,
+                b.sale_count,
+                b.sale_amount,
+                b.refund_count,
+                b.refund_amount,
+                b.void_count,
+                b.void_amount,
+            )
+            for b in buckets
+        ]
     return [
         (batch_id, name, *figures)
         for name, figures in totals_by_china_bucket(batch.protocol, buckets).items()
@@ -536,8 +605,15 @@ def _write_card_change(
             " stored as requested: only an operator or an acquirer file decides a review"
         )
         log.warning("agent %s: %s", envelope.agent_id, detail)
-        tx.insert("ingest_flags", {"agent_id": envelope.agent_id, "seq": envelope.seq,
-                                   "kind": "review_status_claim", "detail": detail})  # fmt: skip
+        tx.insert(
+            "ingest_flags",
+            {
+                "agent_id": envelope.agent_id,
+                "seq": envelope.seq,
+                "kind": "review_status_claim",
+                "detail": detail,
+            },
+        )
     row: dict[str, Any] = {
         "received_record_id": record_id,
         "agent_id": envelope.agent_id,
@@ -558,8 +634,9 @@ def _write_card_change(
     change_row_id = tx.insert("card_changes", row)
     if merchant_id is None or account_hmac is None or _change_known(tx, merchant_id, change):
         return
-    tx.insert("merchants", {"merchant_id": merchant_id}, ignore_conflict=True,
-              returning="merchant_id")  # fmt: skip
+    tx.insert(
+        "merchants", {"merchant_id": merchant_id}, ignore_conflict=True, returning="merchant_id"
+    )
     status = "requested"
     account_id = tx.insert(
         "settlement_accounts",
@@ -577,9 +654,13 @@ def _write_card_change(
     )
     tx.insert(
         "settlement_account_history",
-        {"account_id": account_id, "status": status, "actor": envelope.agent_id,
-         "note": f"card change {change.change_id}"},
-    )  # fmt: skip
+        {
+            "account_id": account_id,
+            "status": status,
+            "actor": envelope.agent_id,
+            "note": f"card change {change.change_id}",
+        },
+    )
 
 
 def _change_known(tx: Tx, merchant_id: str, change: CardChange) -> bool:

@@ -3,13 +3,13 @@
 Theory of operation: every migration is a list of statements written once in a small portable
 SQL dialect. Four placeholders are rendered per backend -- ``{pk}`` (an auto-numbered primary
 key), ``{blob}`` (raw bytes), ``{int}`` (64-bit integer) and ``{now}`` (a default timestamp) --
-so both stores have the same tables, columns and unique keys (DESIGN.md §5). The applied
+so both stores have the same tables, columns and unique keys (docs/architecture.md §5). The applied
 versions live in ``schema_migrations``; :func:`pending` returns what a store still needs, which
 makes ``settleguard collector init-db`` safe to run any number of times.
 
 Conventions: timestamps are ISO-8601 UTC text (sortable, portable); amounts are integer minor
 units (``{int}``), never floats; JSON documents are text. Settlement account numbers are never
-stored in clear: masked form + keyed HMAC + sealed ciphertext (DESIGN.md §6).
+stored in clear: masked form + keyed HMAC + sealed ciphertext (docs/architecture.md §6).
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ _V1 = (
         target TEXT, detail TEXT NOT NULL DEFAULT '{{}}')""",
 )
 
-# Version 2 (issue 5): what statement imports and the reconciliation store adapter need --
+# Version 2: what statement imports and the reconciliation store adapter need --
 # statement coverage and balance state per import, credit identity across overlapping
 # statements, stable match/gap identities, gap acknowledgement, and the incremental
 # reconciliation state (watermarks per source table, explicitly dirty merchants).
@@ -334,7 +334,7 @@ _V2 = (
         reason TEXT)""",
 )
 
-# Version 3 (issue 6): what the alert dispatcher needs on the alerts table -- the policy stage,
+# Version 3: what the alert dispatcher needs on the alerts table -- the policy stage,
 # the merchant's time zone and the earliest send time (quiet hours, daily limits), when it was
 # handed to a gateway, every provider message id (one per SMPP part), escalation to operators --
 # plus the receipt-matching tables (ids in hex/decimal aliases; receipts that beat the submit
@@ -361,7 +361,7 @@ _V3 = (
         PRIMARY KEY (message_id, state))""",
 )
 
-# Version 4 (issue 7): indexes for the dashboard at national scale (benchmarks/dashboard.py,
+# Version 4: indexes for the dashboard at national scale (benchmarks/dashboard.py,
 # 100k merchants, 1M batches). The gap queue walks partial indexes over unresolved gaps in its
 # sort order and stops after one page (keyset paging, no OFFSET); the overview reads open gaps
 # by category, new gaps by day and silent agents from indexes instead of scanning; a merchant's
@@ -380,7 +380,7 @@ _V4 = (
     "CREATE INDEX alerts_merchant ON alerts (merchant_id)",
 )
 
-# Version 5 (issue 9): clock skew is tolerated within limits and flagged beyond them. A flag
+# Version 5: clock skew is tolerated within limits and flagged beyond them. A flag
 # never rejects the record (a batch from an agent with a wrong clock is still a real batch).
 _V5 = (
     """CREATE TABLE ingest_flags (
@@ -390,7 +390,7 @@ _V5 = (
     "CREATE INDEX ingest_flags_agent ON ingest_flags (agent_id, flagged_at)",
 )
 
-# Version 6 (issue 4): batch_summaries no longer keeps a second copy of the body. Nothing read
+# Version 6: batch_summaries no longer keeps a second copy of the body. Nothing read
 # it; the verbatim envelope in received_records holds it, and the copy was about 15 % of the
 # ingest store stage. content_sha256 (the natural-key comparison) stays.
 _V6 = ("ALTER TABLE batch_summaries DROP COLUMN body",)

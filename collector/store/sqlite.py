@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-
-from collector.store import schema
-from collector.store.base import Row, Store, StoreError, Tx
+from settleguard.collector.store import schema
+from settleguard.collector.store.base import Row, Store, StoreError, Tx
 
 _ROWS_PER_INSERT = 200  # rows per multi-row INSERT in SqliteTx.insert_many
 
@@ -61,8 +60,8 @@ class SqliteTx(Tx):
         *,
         ignore_conflict: bool = False,
     ) -> int:
-        # Multi-row VALUES: ~15 % cheaper than executemany() of a one-row INSERT (measured on
-        # reconciliation's writes). 200 rows per statement stays far below SQLite's limit on
+        # Multi-row VALUES: cheaper than executemany() of a one-row INSERT on reconciliation's
+        # writes (docs/decisions/0006-hot-path-figures.md). 200 rows per statement stays far below SQLite's limit on
         # bound values (32,766 since 3.32) for any of our tables.
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608 - our names
         one = "(" + ",".join("?" * len(columns)) + ")"
@@ -70,8 +69,9 @@ class SqliteTx(Tx):
         before = self._conn.total_changes
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             part = rows[start : start + _ROWS_PER_INSERT]
-            self._conn.execute(head + ",".join([one] * len(part)) + tail,
-                               [value for row in part for value in row])  # fmt: skip
+            self._conn.execute(
+                head + ",".join([one] * len(part)) + tail, [value for row in part for value in row]
+            )
         return self._conn.total_changes - before
 
     def reserve_ids(self, table: str, count: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""The operator dashboard and JSON API (issue 7), attached to the collector app.
+"""The operator dashboard and JSON API, attached to the collector app.
 
 ``register_web(app)`` adds: settings defaults, Flask-WTF CSRF protection on every
 state-changing request (:func:`check_csrf`), the
@@ -13,18 +13,17 @@ from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
-
-from collector.money import format_money
-from collector.settings import WEB_DEFAULTS
-from collector.web import api, auth, pages, wording
-from collector.web.i18n import current_lang, translate
-from collector.web.security import (
+from settleguard.collector.money import format_money
+from settleguard.collector.settings import WEB_DEFAULTS
+from settleguard.collector.web import api, api_match, auth, pages, pages_match, wording
+from settleguard.collector.web.i18n import current_lang, translate
+from settleguard.collector.web.security import (
     CSRF_EXEMPT,
     STATE_CHANGING,
     TlsAwareSessionInterface,
     add_security_headers,
 )
+from werkzeug.exceptions import HTTPException
 
 _FLASK_DEFAULTS = dict(Flask.default_config)
 csrf = CSRFProtect()
@@ -59,8 +58,8 @@ def register_web(app: Flask) -> None:
     app.before_request(check_csrf)
     app.after_request(add_security_headers)
     app.register_blueprint(auth.bp)
-    __import__("collector.web.pages_match")  # hand-matching pages on the pages blueprint
-    __import__("collector.web.api_match")  # hand-matching routes on the API blueprint
+    # api_match and pages_match add the hand-matching routes to these two blueprints
+    assert api_match.bp is api.bp and pages_match.bp is pages.bp
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.jinja_env.globals.update(_=translate, can=auth.can, lang=current_lang)

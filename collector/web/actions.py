@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-
-from collector import card_reviews
-from collector.audit import audit
-from collector.enrollment import service as enrollment
-from collector.enrollment.keys import KeyFileError, load_keys
-from collector.reconcile import store as recon_store
-from collector.statements.importer import ImportRejected, import_file
-from collector.store import Store, Tx
+from settleguard.collector import card_reviews
+from settleguard.collector.audit import audit
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.keys import KeyFileError, load_keys
+from settleguard.collector.reconcile import store as recon_store
+from settleguard.collector.statements.importer import ImportRejected, import_file
+from settleguard.collector.store import Store, Tx
 
 
 class ActionError(Exception):
@@ -117,17 +116,30 @@ def resend_alert(store: Store, gap_id: int, *, actor: str) -> dict[str, Any]:
         stamp = _now()
         new_id = tx.insert(
             "alerts",
-            {"dedupe_key": f"resend:{gap_id}:{last['id']}:{stamp}", "gap_id": gap_id,
-             "merchant_id": last["merchant_id"], "phone": last["phone"],
-             "locale": last["locale"], "text": last["text"], "state": "queued",
-             "template": last["template"], "params": last["params"]},
+            {
+                "dedupe_key": f"resend:{gap_id}:{last['id']}:{stamp}",
+                "gap_id": gap_id,
+                "merchant_id": last["merchant_id"],
+                "phone": last["phone"],
+                "locale": last["locale"],
+                "text": last["text"],
+                "state": "queued",
+                "template": last["template"],
+                "params": last["params"],
+            },
             ignore_conflict=True,
-        )  # fmt: skip
+        )
         if new_id is None:
             raise ActionError("this alert was re-sent a moment ago")
         after = {"alert_id": new_id, "state": "queued"}
-        audit(tx, actor, "alert.resend", f"gap:{gap_id}",
-              {"alert_id": last["id"], "state": last["state"]}, after)  # fmt: skip
+        audit(
+            tx,
+            actor,
+            "alert.resend",
+            f"gap:{gap_id}",
+            {"alert_id": last["id"], "state": last["state"]},
+            after,
+        )
     return after
 
 
@@ -214,22 +226,47 @@ def upload_statement(
         ) from exc
     try:
         result = import_file(
-            store, data, filename=filename, account_hmac=keys.account_hmac, fmt=fmt,
-            profile=profile or None, account=account or None, account_of=account_of or None,
-            open_account=keys.open_card_change, actor=actor,
-        )  # fmt: skip
+            store,
+            data,
+            filename=filename,
+            account_hmac=keys.account_hmac,
+            fmt=fmt,
+            profile=profile or None,
+            account=account or None,
+            account_of=account_of or None,
+            open_account=keys.open_card_change,
+            actor=actor,
+        )
     except ImportRejected as exc:
         outcome: dict[str, Any] = {"import_id": exc.import_id, "error": str(exc)}
         with store.transaction() as tx:
-            audit(tx, actor, "import.rejected", f"import:{exc.import_id}", None, outcome,
-                  filename=filename)  # fmt: skip
+            audit(
+                tx,
+                actor,
+                "import.rejected",
+                f"import:{exc.import_id}",
+                None,
+                outcome,
+                filename=filename,
+            )
         return outcome
     report = None if result.duplicate else recon_store.reconcile(store).as_dict()
-    outcome = {"import_id": result.import_id, "duplicate": result.duplicate,
-               "summary": result.summary, "reconcile": report}  # fmt: skip
+    outcome = {
+        "import_id": result.import_id,
+        "duplicate": result.duplicate,
+        "summary": result.summary,
+        "reconcile": report,
+    }
     with store.transaction() as tx:
-        audit(tx, actor, "import.upload", f"import:{result.import_id}", None,
-              {"duplicate": result.duplicate, "summary": result.summary}, filename=filename)  # fmt: skip
+        audit(
+            tx,
+            actor,
+            "import.upload",
+            f"import:{result.import_id}",
+            None,
+            {"duplicate": result.duplicate, "summary": result.summary},
+            filename=filename,
+        )
     return outcome
 
 
@@ -273,7 +310,7 @@ def decide_uncertain_alert(
     :raises ActionError: unknown decision (400), no such alert (404), the alert is not
         stuck in ``sending`` (409: someone decided already, or it failed for good)
     """
-    from collector.alerts.store import AlertStore
+    from settleguard.collector.alerts.store import AlertStore
 
     if decision not in DECISIONS:
         raise ActionError(f"decision must be one of {', '.join(DECISIONS)}", 400)

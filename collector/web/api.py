@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
-
-from collector.statements.importer import list_imports
-from collector.web import actions, read_models
-from collector.web.auth import actor, role_required
-from collector.web.db import get_db
-from collector.web.openapi import openapi_document
+from settleguard.collector.statements.importer import list_imports
+from settleguard.collector.web import actions, read_models
+from settleguard.collector.web.auth import actor, role_required
+from settleguard.collector.web.db import get_db
+from settleguard.collector.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_LIMIT = 500
@@ -91,9 +90,13 @@ def openapi() -> Any:
 def merchants() -> Any:
     limit = _limit()
     rows, next_after = read_models.search_merchants(
-        get_db(), q=_str_arg("q"), status=_str_arg("status"), category=_str_arg("category"),
-        after=_str_arg("after"), limit=limit,
-    )  # fmt: skip
+        get_db(),
+        q=_str_arg("q"),
+        status=_str_arg("status"),
+        category=_str_arg("category"),
+        after=_str_arg("after"),
+        limit=limit,
+    )
     return jsonify({"items": rows, "next_after": next_after})
 
 
@@ -130,8 +133,11 @@ def credits() -> Any:
     rows = read_models.page_by_id(
         get_db(),
         "SELECT id, import_id, account_masked, booked_at, value_date, amount, currency, kind,"
-        " status, reference FROM credits WHERE 1 = 1", [], after=_int_arg("after"), limit=limit,
-    )  # fmt: skip
+        " status, reference FROM credits WHERE 1 = 1",
+        [],
+        after=_int_arg("after"),
+        limit=limit,
+    )
     return jsonify(_page(rows, limit))
 
 
@@ -143,10 +149,14 @@ def gaps() -> Any:
     if sort not in read_models.GAP_SORTS:
         abort(400, f"sort must be one of {', '.join(read_models.GAP_SORTS)}")
     rows = read_models.gap_queue(
-        get_db(), sort=sort, status=_str_arg("status") or "open",
-        category=_str_arg("category"), merchant_id=_str_arg("merchant_id"),
-        after=_str_arg("after", 128), limit=limit,
-    )  # fmt: skip
+        get_db(),
+        sort=sort,
+        status=_str_arg("status") or "open",
+        category=_str_arg("category"),
+        merchant_id=_str_arg("merchant_id"),
+        after=_str_arg("after", 128),
+        limit=limit,
+    )
     more = len(rows) == limit
     return jsonify(
         {"items": rows, "next_after": read_models.gap_cursor(rows[-1], sort) if more else None}
@@ -219,10 +229,16 @@ def upload() -> Any:
     form = request.form
     try:
         result = actions.upload_statement(
-            current_app, get_db(), upload.read(), filename=upload.filename or "upload",
-            actor=actor(), fmt=form.get("format", "auto"), profile=form.get("profile"),
-            account=form.get("account"), account_of=form.get("account_of"),
-        )  # fmt: skip
+            current_app,
+            get_db(),
+            upload.read(),
+            filename=upload.filename or "upload",
+            actor=actor(),
+            fmt=form.get("format", "auto"),
+            profile=form.get("profile"),
+            account=form.get("account"),
+            account_of=form.get("account_of"),
+        )
     except actions.ActionError as exc:
         return jsonify({"error": str(exc)}), exc.status
     return jsonify(result), 422 if "error" in result else 200
@@ -251,15 +267,18 @@ def alerts() -> Any:
     rows = read_models.page_by_id(
         get_db(),
         "SELECT id, gap_id, merchant_id, state, attempts, created_at, sent_at, delivered_at,"
-        " last_error, text FROM alerts WHERE 1 = 1", [], after=_int_arg("after"), limit=limit,
-    )  # fmt: skip
+        " last_error, text FROM alerts WHERE 1 = 1",
+        [],
+        after=_int_arg("after"),
+        limit=limit,
+    )
     return jsonify(_page(rows, limit))
 
 
 @bp.get("/escalations")
 @role_required("viewer")
 def escalations() -> Any:
-    from collector.alerts.store import escalated_alerts, escalation_count
+    from settleguard.collector.alerts.store import escalated_alerts, escalation_count
 
     store = get_db()
     return jsonify(

@@ -10,11 +10,10 @@ import json
 from typing import Any
 
 from flask import abort, jsonify
-
-from collector.reconcile import manual as hand_match
-from collector.web.api import _body, _id_in_range, _note, bp
-from collector.web.auth import actor, role_required
-from collector.web.db import get_db
+from settleguard.collector.reconcile import manual as hand_match
+from settleguard.collector.web.api import _body, _id_in_range, _note, bp
+from settleguard.collector.web.auth import actor, role_required
+from settleguard.collector.web.db import get_db
 
 
 def _strings(body: dict[str, Any], name: str, *, required: bool = True) -> list[str]:

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-
-from collector.settings import load_config
-from collector.web.db import get_db
+from settleguard.collector.settings import load_config
+from settleguard.collector.web.db import get_db
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -30,13 +29,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask("collector", instance_relative_config=True, instance_path=instance_path)
     load_config(app, config)
 
-    from collector.web.enroll import bp as enroll_bp
+    from settleguard.collector.web.enroll import bp as enroll_bp
 
     app.register_blueprint(enroll_bp)
-    from collector.web import register_web  # dashboard + JSON API (issue 7)
+    from settleguard.collector.web import register_web  # dashboard + JSON API
 
     register_web(app)
-    from collector.web import callbacks
+    from settleguard.collector.web import callbacks
 
     callbacks.register(app)
 

@@ -27,15 +27,14 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm
+from settleguard.collector.web.db import get_db
+from settleguard.collector.web.i18n import translate
+from settleguard.collector.web.security import LoginThrottle, client_address, same_site_path
+from settleguard.collector.web.tokens import authenticate_token
+from settleguard.collector.web.users import authenticate, role_at_least
 from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
-
-from collector.web.db import get_db
-from collector.web.i18n import translate
-from collector.web.security import LoginThrottle, client_address, same_site_path
-from collector.web.tokens import authenticate_token
-from collector.web.users import authenticate, role_at_least
 
 bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -25,12 +25,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
-
-from collector.alerts.aliyun_gateway import AliyunGateway
-from collector.alerts.gateway import GatewayError, SmsGateway
-from collector.alerts.http_gateways import SignatureError, TwilioGateway
-from collector.alerts.providers import gateway_from_url
-from collector.alerts.store import AlertStore
+from settleguard.collector.alerts.aliyun_gateway import AliyunGateway
+from settleguard.collector.alerts.gateway import GatewayError, SmsGateway
+from settleguard.collector.alerts.http_gateways import SignatureError, TwilioGateway
+from settleguard.collector.alerts.providers import gateway_from_url
+from settleguard.collector.alerts.store import AlertStore
 
 bp = Blueprint("sms_callbacks", __name__, url_prefix="/api/sms")
 
@@ -54,7 +53,7 @@ def _gateway() -> SmsGateway | None:
 
 
 def _alerts() -> AlertStore:
-    from collector.web.db import get_db
+    from settleguard.collector.web.db import get_db
 
     return AlertStore(get_db())
 

@@ -40,10 +40,16 @@ def bars(points: list[dict[str, Any]], value: str = "amount") -> list[dict[str, 
     for i, point in enumerate(points):
         height = round((HEIGHT - 2 * PAD) * int(point[value]) / top)
         out.append(
-            {"x": round(LEFT + i * step + 1), "w": max(1, round(step - 2)),
-             "y": HEIGHT - PAD - height, "h": height, "label": point["day"],
-             "value": int(point[value]), "gaps": point.get("gaps", 0)}
-        )  # fmt: skip
+            {
+                "x": round(LEFT + i * step + 1),
+                "w": max(1, round(step - 2)),
+                "y": HEIGHT - PAD - height,
+                "h": height,
+                "label": point["day"],
+                "value": int(point[value]),
+                "gaps": point.get("gaps", 0),
+            }
+        )
     return out
 
 

@@ -7,8 +7,7 @@ Opened once per process on first use and shared by threads; views get it with
 from __future__ import annotations
 
 from flask import Flask, current_app, g
-
-from collector.store import Store, open_store
+from settleguard.collector.store import Store, open_store
 
 _STORE_KEY = "settleguard.store"
 

@@ -13,13 +13,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-
-from collector.enrollment import broker
-from collector.enrollment import service as enrollment
-from collector.enrollment.keys import CollectorKeys, init_keys
-from collector.store import Row
-from collector.web.db import get_db
-from collector.web.users import role_at_least
+from settleguard.collector.enrollment import broker
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.keys import CollectorKeys, init_keys
+from settleguard.collector.store import Row
+from settleguard.collector.web.db import get_db
+from settleguard.collector.web.users import role_at_least
 
 bp = Blueprint("enroll", __name__, url_prefix="/api/v1")
 

@@ -12,7 +12,7 @@ import io
 import unicodedata
 from collections.abc import Iterator
 
-from collector.store import Store
+from settleguard.collector.store import Store
 
 #: table name in the URL -> (SQL table, key column, exported columns)
 TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {

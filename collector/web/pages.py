@@ -23,17 +23,16 @@ from flask import (
     stream_with_context,
     url_for,
 )
-
-from collector.alerts.store import escalated_alerts, escalation_count
-from collector.reconcile.calendar import CalendarError, calendar_path, load_calendar
-from collector.reconcile.model import GAP_CATEGORIES
-from collector.web import actions, read_models
-from collector.web.auth import actor, can, role_required
-from collector.web.chart import bars, ticks
-from collector.web.db import get_db
-from collector.web.export import ADMIN_ONLY, TABLES, export_csv
-from collector.web.i18n import translate
-from collector.web.security import same_site_path
+from settleguard.collector.alerts.store import escalated_alerts, escalation_count
+from settleguard.collector.reconcile.calendar import CalendarError, calendar_path, load_calendar
+from settleguard.collector.reconcile.model import GAP_CATEGORIES
+from settleguard.collector.web import actions, read_models
+from settleguard.collector.web.auth import actor, can, role_required
+from settleguard.collector.web.chart import bars, ticks
+from settleguard.collector.web.db import get_db
+from settleguard.collector.web.export import ADMIN_ONLY, TABLES, export_csv
+from settleguard.collector.web.i18n import translate
+from settleguard.collector.web.security import same_site_path
 
 bp = Blueprint("pages", __name__)
 
@@ -96,9 +95,12 @@ def _calendar_notice() -> dict[str, Any] | None:
 def merchants() -> str:
     args = request.args
     rows, next_after = read_models.search_merchants(
-        get_db(), q=args.get("q", "")[:64], status=args.get("status", ""),
-        category=args.get("category", ""), after=args.get("after", ""),
-    )  # fmt: skip
+        get_db(),
+        q=args.get("q", "")[:64],
+        status=args.get("status", ""),
+        category=args.get("category", ""),
+        after=args.get("after", ""),
+    )
     return render_template(
         "merchants.html", rows=rows, next_after=next_after, categories=GAP_CATEGORIES, args=args
     )
@@ -161,14 +163,21 @@ def gaps() -> Any:
     sort = args.get("sort", "money")
     sort = sort if sort in read_models.GAP_SORTS else "money"
     rows = read_models.gap_queue(
-        get_db(), sort=sort, status=args.get("status", "open"),
-        category=args.get("category", ""), after=args.get("after", "")[:128],
-    )  # fmt: skip
+        get_db(),
+        sort=sort,
+        status=args.get("status", "open"),
+        category=args.get("category", ""),
+        after=args.get("after", "")[:128],
+    )
     more = len(rows) == read_models.PAGE_SIZE
     return render_template(
-        "gaps.html", rows=rows, args=args, categories=GAP_CATEGORIES, sort=sort,
+        "gaps.html",
+        rows=rows,
+        args=args,
+        categories=GAP_CATEGORIES,
+        sort=sort,
         next_after=read_models.gap_cursor(rows[-1], sort) if more else None,
-    )  # fmt: skip
+    )
 
 
 @bp.get("/gaps/<int:gap_id>")
@@ -229,11 +238,16 @@ def imports() -> Any:
         else:
             try:
                 result = actions.upload_statement(
-                    current_app, get_db(), upload.read(), filename=upload.filename,
-                    actor=actor(), fmt=request.form.get("format", "auto"),
-                    profile=request.form.get("profile"), account=request.form.get("account"),
+                    current_app,
+                    get_db(),
+                    upload.read(),
+                    filename=upload.filename,
+                    actor=actor(),
+                    fmt=request.form.get("format", "auto"),
+                    profile=request.form.get("profile"),
+                    account=request.form.get("account"),
                     account_of=request.form.get("account_of"),
-                )  # fmt: skip
+                )
             except actions.ActionError as exc:
                 flash(str(exc), "error")
                 status = exc.status
@@ -253,8 +267,10 @@ def alerts() -> str:
     rows = read_models.page_by_id(
         get_db(),
         "SELECT id, gap_id, merchant_id, phone, state, attempts, created_at, sent_at,"
-        " delivered_at, last_error, text FROM alerts WHERE 1 = 1", [], after=after,
-    )  # fmt: skip
+        " delivered_at, last_error, text FROM alerts WHERE 1 = 1",
+        [],
+        after=after,
+    )
     for row in rows:
         row["phone"] = read_models._mask_phone(row["phone"])
     return render_template("alerts.html", rows=rows)
@@ -284,16 +300,19 @@ def alert_decision(alert_id: int) -> Any:
 def audit() -> str:
     after = request.args.get("after", 0, type=int)
     rows = read_models.page_by_id(
-        get_db(), "SELECT id, at, actor, action, target, detail FROM audit_log WHERE 1 = 1",
-        [], after=after, limit=100,
-    )  # fmt: skip
+        get_db(),
+        "SELECT id, at, actor, action, target, detail FROM audit_log WHERE 1 = 1",
+        [],
+        after=after,
+        limit=100,
+    )
     return render_template("audit.html", rows=rows)
 
 
 @bp.get("/users")
 @role_required("admin")
 def users() -> str:
-    from collector.web.users import list_users
+    from settleguard.collector.web.users import list_users
 
     return render_template("users.html", rows=list_users(get_db()))
 

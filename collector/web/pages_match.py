@@ -10,13 +10,12 @@ import json
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
-
-from collector.reconcile import manual as hand_match
-from collector.statements.amounts import AmountError, parse_decimal, to_minor_units
-from collector.web.auth import actor, role_required
-from collector.web.db import get_db
-from collector.web.i18n import translate
-from collector.web.pages import bp
+from settleguard.collector.reconcile import manual as hand_match
+from settleguard.collector.statements.amounts import AmountError, parse_decimal, to_minor_units
+from settleguard.collector.web.auth import actor, role_required
+from settleguard.collector.web.db import get_db
+from settleguard.collector.web.i18n import translate
+from settleguard.collector.web.pages import bp
 
 
 def _ids(text: str) -> list[str]:

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector.store import Store
+from settleguard.collector.store import Store
 
 OPEN_STATUSES = ("open", "acknowledged")
 # NOT_DUE_YET money is expected, not at risk: shown apart on the overview.
@@ -90,9 +90,12 @@ def overview(store: Store, *, now: datetime, silent_after_s: int) -> dict[str, A
         day = (start + timedelta(days=offset)).isoformat()
         row = by_day.get(day)
         trend.append(
-            {"day": day, "gaps": int(row["gaps"]) if row else 0,
-             "amount": int(row["amount"]) if row else 0}
-        )  # fmt: skip
+            {
+                "day": day,
+                "gaps": int(row["gaps"]) if row else 0,
+                "amount": int(row["amount"]) if row else 0,
+            }
+        )
     silent = store.query(
         "SELECT agent_id, merchant_id, last_seen, outbox_depth FROM agents"
         " WHERE status = 'approved' AND (last_seen IS NULL OR last_seen < ?)"
@@ -229,69 +232,149 @@ def timeline(store: Store, merchant_id: str) -> list[dict[str, Any]]:
         "SELECT id, terminal_id, batch_no, closed_at, currency, total_amount, host_reconciled,"
         " source FROM batch_summaries WHERE merchant_id = ? ORDER BY closed_at DESC LIMIT ?",
         (*mid, n),
-    ):  # fmt: skip
-        events.append(_event(b["closed_at"], "batch", f"{b['terminal_id']} #{b['batch_no']}",
-                             amount=b["total_amount"], currency=b["currency"], id=b["id"],
-                             terminal_id=b["terminal_id"], host_reconciled=b["host_reconciled"],
-                             source=b["source"]))  # fmt: skip
+    ):
+        events.append(
+            _event(
+                b["closed_at"],
+                "batch",
+                f"{b['terminal_id']} #{b['batch_no']}",
+                amount=b["total_amount"],
+                currency=b["currency"],
+                id=b["id"],
+                terminal_id=b["terminal_id"],
+                host_reconciled=b["host_reconciled"],
+                source=b["source"],
+            )
+        )
     for r in store.query(
         "SELECT old_terminal_id, new_terminal_id, replaced_at, final_batch_no FROM"
-        " terminal_replacements WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
-    ):  # fmt: skip
-        events.append(_event(r["replaced_at"], "replacement",
-                             f"{r['old_terminal_id']} → {r['new_terminal_id']}",
-                             final_batch_no=r["final_batch_no"]))  # fmt: skip
+        " terminal_replacements WHERE merchant_id = ? ORDER BY id DESC LIMIT ?",
+        (*mid, n),
+    ):
+        events.append(
+            _event(
+                r["replaced_at"],
+                "replacement",
+                f"{r['old_terminal_id']} → {r['new_terminal_id']}",
+                final_batch_no=r["final_batch_no"],
+            )
+        )
     for c in store.query(
         "SELECT change_id, old_account_masked, new_account_masked, requested_at, effective_at,"
-        " review_status FROM card_changes WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
-    ):  # fmt: skip
-        events.append(_event(c["requested_at"], "card_change",
-                             f"{c['old_account_masked'] or '-'} → {c['new_account_masked']}",
-                             review=c["review_status"], effective_at=c["effective_at"]))  # fmt: skip
+        " review_status FROM card_changes WHERE merchant_id = ? ORDER BY id DESC LIMIT ?",
+        (*mid, n),
+    ):
+        events.append(
+            _event(
+                c["requested_at"],
+                "card_change",
+                f"{c['old_account_masked'] or '-'} → {c['new_account_masked']}",
+                review=c["review_status"],
+                effective_at=c["effective_at"],
+            )
+        )
     for h in store.query(
         "SELECT h.changed_at, h.status, h.actor, h.note, a.account_masked FROM"
         " settlement_account_history h JOIN settlement_accounts a ON a.id = h.account_id"
-        " WHERE a.merchant_id = ? ORDER BY h.id DESC LIMIT ?", (*mid, n)
-    ):  # fmt: skip
-        events.append(_event(h["changed_at"], "account", f"{h['account_masked']}: {h['status']}",
-                             actor=h["actor"], note=h["note"]))  # fmt: skip
+        " WHERE a.merchant_id = ? ORDER BY h.id DESC LIMIT ?",
+        (*mid, n),
+    ):
+        events.append(
+            _event(
+                h["changed_at"],
+                "account",
+                f"{h['account_masked']}: {h['status']}",
+                actor=h["actor"],
+                note=h["note"],
+            )
+        )
     for p in store.query(
         "SELECT payout_date, net_amount, gross_amount, fee_amount, currency, account_masked,"
         " status, reason, reference FROM payout_records WHERE merchant_id = ?"
-        " ORDER BY id DESC LIMIT ?", (*mid, n)
-    ):  # fmt: skip
-        events.append(_event(p["payout_date"], "expected", f"{p['status'] or ''} {p['account_masked'] or ''}",
-                             amount=p["net_amount"], currency=p["currency"], fees=p["fee_amount"],
-                             reason=p["reason"], reference=p["reference"]))  # fmt: skip
+        " ORDER BY id DESC LIMIT ?",
+        (*mid, n),
+    ):
+        events.append(
+            _event(
+                p["payout_date"],
+                "expected",
+                f"{p['status'] or ''} {p['account_masked'] or ''}",
+                amount=p["net_amount"],
+                currency=p["currency"],
+                fees=p["fee_amount"],
+                reason=p["reason"],
+                reference=p["reference"],
+            )
+        )
     for c in store.query(
         "SELECT c.id, c.value_date, c.booked_at, c.amount, c.currency, c.account_masked,"
         " c.reference, c.status FROM credits c WHERE c.account_hmac IN (SELECT account_hmac"
-        " FROM settlement_accounts WHERE merchant_id = ?) ORDER BY c.id DESC LIMIT ?", (*mid, n)
-    ):  # fmt: skip
-        events.append(_event(c["value_date"] or c["booked_at"], "credit", c["account_masked"] or "",
-                             amount=c["amount"], currency=c["currency"], id=c["id"],
-                             reference=c["reference"], status=c["status"]))  # fmt: skip
+        " FROM settlement_accounts WHERE merchant_id = ?) ORDER BY c.id DESC LIMIT ?",
+        (*mid, n),
+    ):
+        events.append(
+            _event(
+                c["value_date"] or c["booked_at"],
+                "credit",
+                c["account_masked"] or "",
+                amount=c["amount"],
+                currency=c["currency"],
+                id=c["id"],
+                reference=c["reference"],
+                status=c["status"],
+            )
+        )
     for m in store.query(
         "SELECT id, rule, expected_amount, credited_amount, residual, explanation, created_at,"
-        " batch_ids, credit_ids FROM matches WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
-    ):  # fmt: skip
-        events.append(_event(m["created_at"], "match", m["rule"], expected=m["expected_amount"],
-                             credited=m["credited_amount"], residual=m["residual"],
-                             explanation=m["explanation"]))  # fmt: skip
+        " batch_ids, credit_ids FROM matches WHERE merchant_id = ? ORDER BY id DESC LIMIT ?",
+        (*mid, n),
+    ):
+        events.append(
+            _event(
+                m["created_at"],
+                "match",
+                m["rule"],
+                expected=m["expected_amount"],
+                credited=m["credited_amount"],
+                residual=m["residual"],
+                explanation=m["explanation"],
+            )
+        )
     for g in store.query(
         "SELECT id, category, amount, currency, status, due_at, since, detected_at, reason,"
-        " evidence, explanation FROM gaps WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
-    ):  # fmt: skip
-        events.append(_event(g["since"] or g["detected_at"], "gap", g["category"], id=g["id"],
-                             amount=g["amount"], currency=g["currency"], status=g["status"],
-                             reason=g["reason"], evidence=_json(g["evidence"], {})))  # fmt: skip
+        " evidence, explanation FROM gaps WHERE merchant_id = ? ORDER BY id DESC LIMIT ?",
+        (*mid, n),
+    ):
+        events.append(
+            _event(
+                g["since"] or g["detected_at"],
+                "gap",
+                g["category"],
+                id=g["id"],
+                amount=g["amount"],
+                currency=g["currency"],
+                status=g["status"],
+                reason=g["reason"],
+                evidence=_json(g["evidence"], {}),
+            )
+        )
     for a in store.query(
         "SELECT id, phone, state, created_at, sent_at, delivered_at, last_error, text FROM alerts"
-        " WHERE merchant_id = ? ORDER BY id DESC LIMIT ?", (*mid, n)
-    ):  # fmt: skip
-        events.append(_event(a["created_at"], "sms", a["state"], phone=_mask_phone(a["phone"]),
-                             sent_at=a["sent_at"], delivered_at=a["delivered_at"],
-                             error=a["last_error"], text=a["text"]))  # fmt: skip
+        " WHERE merchant_id = ? ORDER BY id DESC LIMIT ?",
+        (*mid, n),
+    ):
+        events.append(
+            _event(
+                a["created_at"],
+                "sms",
+                a["state"],
+                phone=_mask_phone(a["phone"]),
+                sent_at=a["sent_at"],
+                delivered_at=a["delivered_at"],
+                error=a["last_error"],
+                text=a["text"],
+            )
+        )
     events.sort(key=lambda e: e["at"])
     return events
 
@@ -304,9 +387,12 @@ def _mask_phone(phone: str | None) -> str:
 # an OFFSET: page 1,000 of the queue costs what page 1 does. ``key`` is the sort expression.
 GAP_SORTS = {
     "money": {"order": "amount DESC, id", "key": "amount", "cmp": "<"},
-    "age": {"order": "COALESCE(since, detected_at), id", "key": "COALESCE(since, detected_at)",
-            "cmp": ">"},
-}  # fmt: skip
+    "age": {
+        "order": "COALESCE(since, detected_at), id",
+        "key": "COALESCE(since, detected_at)",
+        "cmp": ">",
+    },
+}
 
 
 def gap_cursor(row: dict[str, Any], sort: str) -> str:

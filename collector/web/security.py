@@ -30,8 +30,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSessionInterface
-
-from collector.settings import ensure_secret_key
+from settleguard.collector.settings import ensure_secret_key
 
 #: Methods that change state: they need the CSRF token (unless exempt) and a role.
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})

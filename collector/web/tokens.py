@@ -4,7 +4,7 @@ Theory of operation: a token is ``sgt_<id>_<secret>`` with 8 random hex characte
 32 random bytes of secret. It lives in the ``users`` table as the user ``token:<id>`` with
 its role, so disabling, listing and auditing work the same as for people. The stored hash is
 SHA-256 of the whole token: the secret has 256 bits of entropy, so a slow, memory-hard hash
-(which people's passwords need) adds nothing here and would cost every API request ~50 ms.
+(which people's passwords need) adds nothing here and would slow every API request.
 The clear token is shown once, at creation.
 """
 
@@ -16,8 +16,8 @@ import json
 import secrets
 from typing import Any
 
-from collector.store import Store
-from collector.web.users import ROLES, UserError
+from settleguard.collector.store import Store
+from settleguard.collector.web.users import ROLES, UserError
 
 PREFIX = "sgt_"
 _HASH_TAG = "sha256$"
@@ -47,9 +47,13 @@ def create_token(store: Store, role: str, *, actor: str, label: str = "") -> str
         detail = {"before": None, "after": {"role": role, "label": label}}
         tx.insert(
             "audit_log",
-            {"actor": actor, "action": "token.create", "target": f"token:{token_id}",
-             "detail": json.dumps(detail)},
-        )  # fmt: skip
+            {
+                "actor": actor,
+                "action": "token.create",
+                "target": f"token:{token_id}",
+                "detail": json.dumps(detail),
+            },
+        )
     return token
 
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-
-from collector.store import Store
+from settleguard.collector.store import Store
 
 ROLES = ("viewer", "operator", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -100,9 +99,13 @@ def disable_user(store: Store, username: str, *, actor: str) -> None:
         detail = {"before": {"disabled": bool(row["disabled"])}, "after": {"disabled": True}}
         tx.insert(
             "audit_log",
-            {"actor": actor, "action": "user.disable", "target": username,
-             "detail": json.dumps(detail)},
-        )  # fmt: skip
+            {
+                "actor": actor,
+                "action": "user.disable",
+                "target": username,
+                "detail": json.dumps(detail),
+            },
+        )
 
 
 def authenticate(store: Store, username: str, password: str) -> dict[str, Any] | None:

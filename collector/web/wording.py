@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collector.money import format_money
-from collector.store import Store
+from settleguard.collector.money import format_money
+from settleguard.collector.store import Store
 
 #: The merchants' timezone when a merchant names none.
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -25,13 +25,18 @@ CATEGORIES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("未到期", "结算款尚未到应到账日，无需处理。"),
     },
     "PAID_TO_OLD_ACCOUNT": {
-        "en": ("Paid to the old card", "The money went to the previous settlement card because "
-               "the card change was not in force yet."),
+        "en": (
+            "Paid to the old card",
+            "The money went to the previous settlement card because "
+            "the card change was not in force yet.",
+        ),
         "zh-CN": ("付至原结算卡", "结算卡变更尚未生效，款项付到了原结算卡。"),
     },
     "CHANGE_PENDING": {
-        "en": ("Card change under review", "A settlement-card change is under review and "
-               "nothing arrived on either card."),
+        "en": (
+            "Card change under review",
+            "A settlement-card change is under review and nothing arrived on either card.",
+        ),
         "zh-CN": ("结算卡变更审核中", "结算卡变更正在审核，新旧卡均未收到款项。"),
     },
     "RETURNED": {
@@ -51,8 +56,10 @@ CATEGORIES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("少付", "已入账，但金额低于应到金额（手续费不符）。"),
     },
     "AGGREGATED_UNRESOLVED": {
-        "en": ("Combined credit unresolved", "A credit seems to pay several batches together, "
-               "but no combination adds up."),
+        "en": (
+            "Combined credit unresolved",
+            "A credit seems to pay several batches together, but no combination adds up.",
+        ),
         "zh-CN": ("合并到账未核清", "一笔入账似乎合并了多个批次，但无法对上金额组合。"),
     },
     "DUPLICATE_CREDIT": {
@@ -60,32 +67,58 @@ CATEGORIES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("重复入账", "已结算的批次又收到一笔入账。"),
     },
     "BATCH_NOT_UPLOADED": {
-        "en": ("Batch not uploaded", "A terminal's batch never reached us; the amount is "
-               "unknown."),
+        "en": ("Batch not uploaded", "A terminal's batch never reached us; the amount is unknown."),
         "zh-CN": ("批次未上传", "终端有批次未上传，金额未知。"),
     },
     "STATEMENT_GAP": {
-        "en": ("Statement missing", "No statement covers the due date, or the balances do not "
-               "chain."),
+        "en": (
+            "Statement missing",
+            "No statement covers the due date, or the balances do not chain.",
+        ),
         "zh-CN": ("对账单缺失", "没有覆盖应到账日的对账单，或余额不连续。"),
     },
-}  # fmt: skip
+}
 
 STATUSES: dict[str, str] = {
     # gaps
-    "open": "未处理", "acknowledged": "已确认", "resolved": "已解决",
+    "open": "未处理",
+    "acknowledged": "已确认",
+    "resolved": "已解决",
     # settlement accounts and card changes
-    "requested": "已申请", "under_review": "审核中", "active": "生效中", "rejected": "已驳回",
-    "retired": "已停用", "approved": "已批准", "pending": "待批准", "revoked": "已吊销",
+    "requested": "已申请",
+    "under_review": "审核中",
+    "active": "生效中",
+    "rejected": "已驳回",
+    "retired": "已停用",
+    "approved": "已批准",
+    "pending": "待批准",
+    "revoked": "已吊销",
     # imports, alerts, credits
-    "ok": "成功", "imported": "已导入", "duplicate": "重复", "queued": "排队中",
-    "sending": "发送中", "sent": "已发送", "delivered": "已送达", "failed": "失败",
-    "expired": "已过期", "cancelled": "已取消", "booked": "已记账", "paid": "已付款",
-    "held": "暂缓", "returned": "已退回", "matched": "已匹配", "superseded": "已被取代",
-    "unknown": "未知", "done": "完成", "disabled": "已停用", "escalated": "已升级",
+    "ok": "成功",
+    "imported": "已导入",
+    "duplicate": "重复",
+    "queued": "排队中",
+    "sending": "发送中",
+    "sent": "已发送",
+    "delivered": "已送达",
+    "failed": "失败",
+    "expired": "已过期",
+    "cancelled": "已取消",
+    "booked": "已记账",
+    "paid": "已付款",
+    "held": "暂缓",
+    "returned": "已退回",
+    "matched": "已匹配",
+    "superseded": "已被取代",
+    "unknown": "未知",
+    "done": "完成",
+    "disabled": "已停用",
+    "escalated": "已升级",
     # user roles
-    "viewer": "只读", "operator": "操作员", "admin": "管理员",
-}  # fmt: skip
+    "viewer": "只读",
+    "operator": "操作员",
+    "admin": "管理员",
+}
 
 STATUSES_EN = {"under_review": "under review"}
 
@@ -297,8 +330,10 @@ def gap_story(store: Store, gap: dict[str, Any], lang: str) -> str:
             return (
                 f"{amount} 已付至原结算卡 {paid}；新卡 {new} {review}，商户在新卡上看不到这笔款。"
             )
-        return (f"{amount} was paid to {paid}, the old card; the new card {new} is {review}, "
-                "so the merchant, watching the new card, sees nothing.")  # fmt: skip
+        return (
+            f"{amount} was paid to {paid}, the old card; the new card {new} is {review}, "
+            "so the merchant, watching the new card, sees nothing."
+        )
     if category == "CHANGE_PENDING":
         new = cards.get("new_card") or "-"
         if zh:
@@ -322,9 +357,8 @@ def gap_story(store: Store, gap: dict[str, Any], lang: str) -> str:
 def register(app: Any) -> None:
     """Make the wording above available to the templates (language from the request)."""
     from flask import current_app
-
-    from collector.web.db import get_db
-    from collector.web.i18n import current_lang
+    from settleguard.collector.web.db import get_db
+    from settleguard.collector.web.i18n import current_lang
 
     def merchant_zone() -> str | None:
         return current_app.config.get("DASHBOARD_TIMEZONE")

@@ -8,7 +8,7 @@ settlement reply as batch totals) and :mod:`~protocol.mispos.connection` (the re
 terminal state machines). ``docs/mispos.md`` says which facts are confirmed and which assumed.
 """
 
-from protocol.mispos.connection import (
+from .connection import (
     EcrConnection,
     EcrState,
     ReplyReceived,
@@ -17,8 +17,8 @@ from protocol.mispos.connection import (
     TerminalState,
     TimedOut,
 )
-from protocol.mispos.framing import FrameDecoder, encode_frame, lrc
-from protocol.mispos.messages import (
+from .framing import FrameDecoder, encode_frame, lrc
+from .messages import (
     PROBE_APP,
     TYPE_HOST_RELAY,
     TYPE_PROBE,
@@ -28,14 +28,14 @@ from protocol.mispos.messages import (
     Request,
     describe_result,
 )
-from protocol.mispos.settlement import (
+from .settlement import (
     HostRelayRefused,
     Settlement,
     SettlementRefused,
     settlement_from_reply,
     settlement_reply,
 )
-from protocol.mispos.slip import SlipError, SlipRow, parse_slip, render_slip
+from .slip import SlipError, SlipRow, parse_slip, render_slip
 
 __all__ = [
     "PROBE_APP",

@@ -21,9 +21,9 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.mispos.framing import FrameDecoder, encode_frame
-from protocol.mispos.messages import Reply, Request
+from ..errors import LocalProtocolError, RemoteProtocolError
+from .framing import FrameDecoder, encode_frame
+from .messages import Reply, Request
 
 #: Overall wait for a whole reply, in seconds (reference client ``TIMEOUT=60``).
 REPLY_TIMEOUT = 60.0

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.mispos.tlv import Tlv, decode_tlvs, encode_tlvs
+from ..errors import LocalProtocolError, RemoteProtocolError
+from .tlv import Tlv, decode_tlvs, encode_tlvs
 
 TAG_APP = 0x9F00
 TAG_TYPE = 0x9F01

@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from protocol.errors import ProtocolError, RemoteProtocolError
-from protocol.mispos.messages import (
+from ..errors import ProtocolError, RemoteProtocolError
+from ..totals import BucketTotal, TerminalTotals
+from .messages import (
     DEFAULT_APP,
     ENCODING,
     TAG_APP,
@@ -37,8 +38,7 @@ from protocol.mispos.messages import (
     Reply,
     describe_result,
 )
-from protocol.mispos.slip import ParsedSlip, SlipError, SlipRow, parse_slip, render_slip
-from protocol.totals import BucketTotal, TerminalTotals
+from .slip import ParsedSlip, SlipError, SlipRow, parse_slip, render_slip
 
 #: ISO 4217 numeric code of the renminbi; the link carries no currency, it is always CNY.
 CNY = "156"

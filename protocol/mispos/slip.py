@@ -22,8 +22,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from protocol.buckets import add_up
-from protocol.errors import LocalProtocolError, RemoteProtocolError
+from ..buckets import add_up
+from ..errors import LocalProtocolError, RemoteProtocolError
 
 #: (label fragment, bucket), tried in order: 外卡借记卡 is a foreign card, not domestic debit.
 LABELS: tuple[tuple[str, str], ...] = (

@@ -4,7 +4,7 @@ Field positions and their public sources are in :mod:`protocol.poslink.fields`;
 ``firmware_notes/pax-poslink.md`` explains what is confirmed and what is not.
 """
 
-from protocol.poslink.connection import (
+from .connection import (
     NEED_DATA,
     Acknowledged,
     EcrConnection,
@@ -17,9 +17,9 @@ from protocol.poslink.connection import (
     State,
     TerminalConnection,
 )
-from protocol.poslink.fields import FIELDS, RESPONSE_CODES, describe_response
-from protocol.poslink.framing import FrameDecoder, encode_frame, lrc
-from protocol.poslink.messages import (
+from .fields import FIELDS, RESPONSE_CODES, describe_response
+from .framing import FrameDecoder, encode_frame, lrc
+from .messages import (
     BatchCloseRequest,
     BatchCloseResponse,
     EdcTotal,
@@ -34,8 +34,8 @@ from protocol.poslink.messages import (
     encode_request,
     mask_pan,
 )
-from protocol.poslink.response_codec import decode_response, encode_response
-from protocol.poslink.totals import totals_from_batch_close, totals_from_report
+from .response_codec import decode_response, encode_response
+from .totals import totals_from_batch_close, totals_from_report
 
 __all__ = [
     "FIELDS",

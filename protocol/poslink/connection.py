@@ -23,9 +23,9 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.poslink.framing import ACK, EOT, NAK, Control, CorruptFrame, Frame, FrameDecoder
-from protocol.poslink.messages import (
+from ..errors import LocalProtocolError, RemoteProtocolError
+from .framing import ACK, EOT, NAK, Control, CorruptFrame, Frame, FrameDecoder
+from .messages import (
     REQUEST_COMMANDS,
     RESPONSE_COMMANDS,
     RESPONSE_FOR,
@@ -35,7 +35,7 @@ from protocol.poslink.messages import (
     decode_request,
     encode_request,
 )
-from protocol.poslink.response_codec import decode_response, encode_response
+from .response_codec import decode_response, encode_response
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from the one table in :mod:`protocol.poslink.fields`. Decoders raise
 encoders raise :class:`~protocol.errors.LocalProtocolError` for values that cannot be sent.
 
 The journal (R03) never keeps a full card number: any run of 13 or more digits in a kept text
-field is cut down to first 6 / last 4 before an event is built (DESIGN.md §6). Card-holder name
+field is cut down to first 6 / last 4 before an event is built (docs/architecture.md §6). Card-holder name
 and expiry date are dropped on decode.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.poslink import fields as table
-from protocol.poslink.framing import GS, US, Frame, encode_frame, split_payload
+from ..errors import LocalProtocolError, RemoteProtocolError
+from . import fields as table
+from .framing import GS, US, Frame, encode_frame, split_payload
 
 DEFAULT_VERSION = "1.35"  # GP-SDK sends 1.35; terminals echo what they implement
 _PAN_RUN = re.compile(r"\d{13,}")

@@ -7,10 +7,10 @@ successful responses. Positions come from :data:`protocol.poslink.fields.FIELDS`
 
 from __future__ import annotations
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.poslink import fields as table
-from protocol.poslink.framing import US, Frame, encode_frame
-from protocol.poslink.messages import (
+from ..errors import LocalProtocolError, RemoteProtocolError
+from . import fields as table
+from .framing import US, Frame, encode_frame
+from .messages import (
     DEFAULT_VERSION,
     RESPONSE_COMMANDS,
     BatchCloseResponse,

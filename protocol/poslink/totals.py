@@ -8,8 +8,8 @@ a balanced/unbalanced flag, so ``host_reconciled`` stays ``None``.
 
 from __future__ import annotations
 
-from protocol.poslink.messages import BatchCloseResponse, EdcTotal, LocalTotalReportResponse
-from protocol.totals import BucketTotal, TerminalTotals
+from ..totals import BucketTotal, TerminalTotals
+from .messages import BatchCloseResponse, EdcTotal, LocalTotalReportResponse
 
 
 def _buckets(totals: tuple[EdcTotal, ...]) -> tuple[BucketTotal, ...]:

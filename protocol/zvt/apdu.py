@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.zvt.tlv import encode_length, read_length
+from ..errors import LocalProtocolError, RemoteProtocolError
+from .tlv import encode_length, read_length
 
 # -- packed BCD ---------------------------------------------------------------------------
 

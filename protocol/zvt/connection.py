@@ -27,9 +27,9 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.zvt.apdu import Apdu, decode_apdu
-from protocol.zvt.messages import (
+from ..errors import LocalProtocolError, RemoteProtocolError
+from .apdu import Apdu, decode_apdu
+from .messages import (
     ECR_COMMANDS,
     STATUS_ENQUIRY,
     Abort,
@@ -44,7 +44,7 @@ from protocol.zvt.messages import (
     decode_pt_command,
     is_response,
 )
-from protocol.zvt.result_codes import FUNCTION_NOT_POSSIBLE, describe_result
+from .result_codes import FUNCTION_NOT_POSSIBLE, describe_result
 
 T3 = 5.0
 T4 = 180.0

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from protocol.totals import ZVT_BUCKETS, BucketTotal, TerminalTotals, TotalsKind
-from protocol.zvt.apdu import (
+from ..errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ..totals import ZVT_BUCKETS, BucketTotal, TerminalTotals, TotalsKind
+from .apdu import (
     Apdu,
     bcd_decode,
     bcd_digits,
@@ -22,7 +22,7 @@ from protocol.zvt.apdu import (
     password_bytes,
     read_bitmap,
 )
-from protocol.zvt.tlv import TlvObject, decode_tlv, encode_tlv, text_lines
+from .tlv import TlvObject, decode_tlv, encode_tlv, text_lines
 
 # Control fields (CLASS, INSTR)
 REGISTRATION = (0x06, 0x00)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.errors import LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
 
 CONSTRUCTED = 0x20
 #: Limit on nesting of constructed objects; real containers go two or three levels deep.

@@ -30,8 +30,8 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from protocol.errors import LocalProtocolError
-from protocol.zvt.apdu import MAX_DATA_LENGTH, apdu_length
+from ..errors import LocalProtocolError
+from .apdu import MAX_DATA_LENGTH, apdu_length
 
 DLE, STX, ETX, ACK, NAK = 0x10, 0x02, 0x03, 0x06, 0x15
 

@@ -10,14 +10,23 @@ from pathlib import Path
 
 import click
 
-from collector.money import format_money
+from settleguard.collector.money import format_money
 from settleguard.demo.run import DemoOptions, DemoResult, run_demo
 
 CATEGORY_ORDER = (
-    "PAID_TO_OLD_ACCOUNT", "CHANGE_PENDING", "RETURNED", "HELD", "MISSING", "SHORT_PAID",
-    "BATCH_NOT_UPLOADED", "DUPLICATE_CREDIT", "AGGREGATED_UNRESOLVED", "STATEMENT_GAP",
-    "NOT_DUE_YET", "aggregated_credit",
-)  # fmt: skip
+    "PAID_TO_OLD_ACCOUNT",
+    "CHANGE_PENDING",
+    "RETURNED",
+    "HELD",
+    "MISSING",
+    "SHORT_PAID",
+    "BATCH_NOT_UPLOADED",
+    "DUPLICATE_CREDIT",
+    "AGGREGATED_UNRESOLVED",
+    "STATEMENT_GAP",
+    "NOT_DUE_YET",
+    "aggregated_credit",
+)
 
 
 @click.command()
@@ -41,9 +50,15 @@ CATEGORY_ORDER = (
 @click.option("--port", default=8080, show_default=True, help="Dashboard port (0: any free port).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
 def demo(
-    terminals: int, days: int, seed: int, broker: str | None, workdir: Path, no_serve: bool,
-    port: int, as_json: bool,
-) -> None:  # fmt: skip
+    terminals: int,
+    days: int,
+    seed: int,
+    broker: str | None,
+    workdir: Path,
+    no_serve: bool,
+    port: int,
+    as_json: bool,
+) -> None:
     """Run the demo: terminals, agents, broker, collector, bank files, reconciliation, SMS."""
 
     def progress(message: str) -> None:

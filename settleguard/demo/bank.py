@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from collector.reconcile.calendar import WorkingCalendar
-from collector.reconcile.fees import sale_fee
-from collector.reconcile.model import Bucket as FeeBucket
-from collector.reconcile.model import FeeRule, FeeSchedule
-from protocol.records import BatchSummary
+from settleguard.collector.reconcile.calendar import WorkingCalendar
+from settleguard.collector.reconcile.fees import sale_fee
+from settleguard.collector.reconcile.model import Bucket as FeeBucket
+from settleguard.collector.reconcile.model import FeeRule, FeeSchedule
 from settleguard.demo.files import BankCredit, PayoutLine
 from settleguard.demo.world import TZ, Shop
+from settleguard.protocol.records import BatchSummary
 
 SHORT_PAID_RATE_BP = 78  # the replacement device's contract, higher than the merchant's 60
 #: The control shop's debit-card cap per sale, in fen: small, so the demo's small sales reach it
@@ -220,9 +220,15 @@ def _pay(
     if category == "MISSING" and net > 0:
         # A friend's transfer of exactly the missing amount, the same day: not the payout.
         out.credits[account].append(
-            BankCredit(due, net, f"P{due:%Y%m%d}{shop.merchant_id[1:]}", "转账",
-                       payer=PERSONAL_PAYER, payer_account=PERSONAL_ACCOUNT)
-        )  # fmt: skip
+            BankCredit(
+                due,
+                net,
+                f"P{due:%Y%m%d}{shop.merchant_id[1:]}",
+                "转账",
+                payer=PERSONAL_PAYER,
+                payer_account=PERSONAL_ACCOUNT,
+            )
+        )
         out.injected["personal_transfer"] += 1
     if not pay or net <= 0:
         return
@@ -281,15 +287,29 @@ def _settle_d0(
         if _has_capped_sales(shop, batch, sales):
             out.injected["capped_debit_batches"] += 1
         out.payouts.append(
-            PayoutLine(shop.merchant_id, shop.name, paid_on, gross, fees, net,
-                       "****" + shop.account[-4:], status, reason, reference,
-                       [f"{batch.terminal_id}#{batch.batch_no}"])
-        )  # fmt: skip
+            PayoutLine(
+                shop.merchant_id,
+                shop.name,
+                paid_on,
+                gross,
+                fees,
+                net,
+                "****" + shop.account[-4:],
+                status,
+                reason,
+                reference,
+                [f"{batch.terminal_id}#{batch.batch_no}"],
+            )
+        )
         if status == "已付款" and net > 0:
             out.credits[shop.account].append(
-                BankCredit(paid_on, net, f"B{paid_on:%Y%m%d}{shop.merchant_id[1:]}{index:03d}",
-                           f"POS结算 {reference}")
-            )  # fmt: skip
+                BankCredit(
+                    paid_on,
+                    net,
+                    f"B{paid_on:%Y%m%d}{shop.merchant_id[1:]}{index:03d}",
+                    f"POS结算 {reference}",
+                )
+            )
 
 
 def gross_and_fees(shop: Shop, batch: BatchSummary, sales: SalesOf | None) -> tuple[int, int]:

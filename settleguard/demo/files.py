@@ -162,27 +162,42 @@ def icbc_csv(*, account: str, opening: int, credits: Sequence[BankCredit]) -> by
     """A 工商银行 历史明细 CSV: UTF-8 BOM, preamble with the masked card, 15 padded columns
     ending in a TAB, a trailing comma, newest first, and the 人民币合计 totals row."""
     lines = [
-        "明细查询文件下载", "", f'卡号: {masked_card(account)},"卡别名: 收款卡"', "",
-        '子账户序号: 00000,子账户类别: 活期,"子账户别名: "', "",
+        "明细查询文件下载",
+        "",
+        f'卡号: {masked_card(account)},"卡别名: 收款卡"',
+        "",
+        '子账户序号: 00000,子账户类别: 活期,"子账户别名: "',
+        "",
         "交易日期,摘要,交易详情,交易场所,交易国家或地区简称,钞/汇,交易金额(收入),交易金额(支出),"
         "交易币种,记账金额(收入),记账金额(支出),记账币种,余额,对方户名,对方账户",
-    ]  # fmt: skip
+    ]
     income = spent = 0
     for credit, balance in reversed(_with_balances(opening, credits)):
         income += 0 if credit.debit else credit.amount
         spent += credit.amount if credit.debit else 0
         cells = [
-            f"{credit.booking_date.isoformat()}     \t", _icbc_cell("转账" if credit.debit else "他行汇入"),
-            _icbc_cell(credit.remittance, 30), _icbc_cell("", 60), _icbc_cell("CHN"), "钞        \t",
-            _icbc_cell("-"), _icbc_cell("-"), "-              \t",
+            f"{credit.booking_date.isoformat()}     \t",
+            _icbc_cell("转账" if credit.debit else "他行汇入"),
+            _icbc_cell(credit.remittance, 30),
+            _icbc_cell("", 60),
+            _icbc_cell("CHN"),
+            "钞        \t",
+            _icbc_cell("-"),
+            _icbc_cell("-"),
+            "-              \t",
             _icbc_cell("" if credit.debit else money_grouped(credit.amount)),
             _icbc_cell(money_grouped(credit.amount) if credit.debit else ""),
-            "人民币         \t", _icbc_cell(money_grouped(balance)),
-            _icbc_cell(credit.payer, 140), _icbc_cell(masked_card(credit.payer_account), 19),
-        ]  # fmt: skip
+            "人民币         \t",
+            _icbc_cell(money_grouped(balance)),
+            _icbc_cell(credit.payer, 140),
+            _icbc_cell(masked_card(credit.payer_account), 19),
+        ]
         lines.append(",".join(cells) + ",")
-    lines += [" ", f"人民币合计,,,,,,,,,{_icbc_cell(money_grouped(income))},"
-                   f"{_icbc_cell(money_grouped(spent))},"]  # fmt: skip
+    lines += [
+        " ",
+        f"人民币合计,,,,,,,,,{_icbc_cell(money_grouped(income))},"
+        f"{_icbc_cell(money_grouped(spent))},",
+    ]
     return ("\ufeff" + "\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -194,23 +209,47 @@ def ccb_xls(
     disclaimer row."""
     book = xlwt.Workbook(encoding="utf-8")
     sheet = book.add_sheet("交易明细")
-    preamble = [["中国建设银行 China Construction Bank"], ["开户机构:", "中国建设银行演示支行"],
-                ["币    种:", "人民币"], ["账    号:", masked_card(account)],
-                ["起始日期:", f"{start:%Y%m%d}", "终止日期:", f"{end:%Y%m%d}"]]  # fmt: skip
+    preamble = [
+        ["中国建设银行 China Construction Bank"],
+        ["开户机构:", "中国建设银行演示支行"],
+        ["币    种:", "人民币"],
+        ["账    号:", masked_card(account)],
+        ["起始日期:", f"{start:%Y%m%d}", "终止日期:", f"{end:%Y%m%d}"],
+    ]
     for r, line in enumerate(preamble):
         for c, text in enumerate(line):
             sheet.write(r, c, text)
-    header = ["记账日", "交易日期", "交易时间", "支出", "收入", "账户余额", "币种", "摘要",
-              "对方账号", "对方户名", "交易地点"]  # fmt: skip
+    header = [
+        "记账日",
+        "交易日期",
+        "交易时间",
+        "支出",
+        "收入",
+        "账户余额",
+        "币种",
+        "摘要",
+        "对方账号",
+        "对方户名",
+        "交易地点",
+    ]
     for c, name in enumerate(header):
         sheet.write(5, c, name + " ")
     rows = _with_balances(opening, credits)
     for r, (credit, balance) in enumerate(rows, start=6):
         day = f"{credit.booking_date:%Y%m%d}"
         amounts = (credit.amount / 100, 0) if credit.debit else (0, credit.amount / 100)
-        cells: list[object] = [day, day, "10:00:00", *amounts, balance / 100, "人民币",
-                               credit.remittance, masked_card(credit.payer_account),
-                               bank_masked_name(credit.payer), "网上银行"]  # fmt: skip
+        cells: list[object] = [
+            day,
+            day,
+            "10:00:00",
+            *amounts,
+            balance / 100,
+            "人民币",
+            credit.remittance,
+            masked_card(credit.payer_account),
+            bank_masked_name(credit.payer),
+            "网上银行",
+        ]
         for c, value in enumerate(cells):
             sheet.write(r, c, value)
     last = 6 + len(rows)
@@ -220,21 +259,31 @@ def ccb_xls(
     return out.getvalue()
 
 
-def cmb_csv(*, account: str, opening: int, start: date, end: date,
-            credits: Sequence[BankCredit]) -> bytes:  # fmt: skip
+def cmb_csv(
+    *, account: str, opening: int, start: date, end: date, credits: Sequence[BankCredit]
+) -> bytes:
     """A 招商银行 一卡通 交易流水 CSV in the older GBK/CRLF download: ``#`` preamble with the
     masked account, TAB-padded quoted cells, ``# 收入合计 / # 支出合计``; no counterparty."""
-    lines = ["# 招商银行交易记录", f"# 账号: [{masked_card(account)}]", "# 币种: [人民币]",
-             f"# 起始日期: [{start:%Y%m%d}]   终止日期: [{end:%Y%m%d}]",
-             "交易日期,交易时间,收入,支出,余额,交易类型,交易备注"]  # fmt: skip
+    lines = [
+        "# 招商银行交易记录",
+        f"# 账号: [{masked_card(account)}]",
+        "# 币种: [人民币]",
+        f"# 起始日期: [{start:%Y%m%d}]   终止日期: [{end:%Y%m%d}]",
+        "交易日期,交易时间,收入,支出,余额,交易类型,交易备注",
+    ]
     income = spent = 0
     for credit, balance in _with_balances(opening, credits):
         income += 0 if credit.debit else credit.amount
         spent += credit.amount if credit.debit else 0
-        cells = [f"{credit.booking_date:%Y%m%d}", "10:00:00",
-                 "" if credit.debit else money(credit.amount),
-                 money(credit.amount) if credit.debit else "", money(balance),
-                 "转账汇款" if credit.debit else "银联入账", credit.remittance]  # fmt: skip
+        cells = [
+            f"{credit.booking_date:%Y%m%d}",
+            "10:00:00",
+            "" if credit.debit else money(credit.amount),
+            money(credit.amount) if credit.debit else "",
+            money(balance),
+            "转账汇款" if credit.debit else "银联入账",
+            credit.remittance,
+        ]
         lines.append(",".join(f'"\t{cell}"' if cell else '""' for cell in cells))
     lines += [
         "",
@@ -245,9 +294,15 @@ def cmb_csv(*, account: str, opening: int, start: date, end: date,
 
 
 def bank_export(
-    account: str, *, owner: str, opening: int, start: date, end: date,
-    credits: Sequence[BankCredit], message_id: str,
-) -> tuple[str, bytes]:  # fmt: skip
+    account: str,
+    *,
+    owner: str,
+    opening: int,
+    start: date,
+    end: date,
+    credits: Sequence[BankCredit],
+    message_id: str,
+) -> tuple[str, bytes]:
     """The file the account's bank gives, chosen by the card's BIN: (file name, bytes).
 
     621700… 建设银行 .xls, 622202… 工商银行 CSV, 6214/6225… 招商银行 CSV; other numbers get
@@ -262,8 +317,15 @@ def bank_export(
     if account.startswith(("6214", "6225")):
         data = cmb_csv(account=account, opening=opening, start=start, end=end, credits=credits)
         return f"CMB_{tail}.csv", data
-    data = camt053(message_id=message_id, account=account, owner=owner, opening=opening,
-                   start=start, end=end, credits=credits)  # fmt: skip
+    data = camt053(
+        message_id=message_id,
+        account=account,
+        owner=owner,
+        opening=opening,
+        start=start,
+        end=end,
+        credits=credits,
+    )
     return f"camt053-{tail}.xml", data
 
 

@@ -27,27 +27,26 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
-from agent import enroll as agent_enroll
-from agent.card_change import CardChangeRequest, build_card_change
-from agent.config import AgentConfig
-from agent.home import AgentHome, agent_home
-from agent.keys import load_or_create_key
-from agent.recorder import heartbeat_record, open_outbox, seal_heartbeat
-from agent.replace import Replacement, ReplaceState
-from agent.slip_entry import SlipEntry, merge_rows
-from agent.sync import SyncLink
-from agent.technician import LinkTerminals, OutboxAdapter, close_and_store, store_record
-from collector.enrollment import service as enrollment
-from collector.enrollment.keys import init_keys
-from collector.ingest.worker import run_worker
-from collector.merchants import import_merchants, set_account_status
-from collector.reconcile import load_calendar
-from collector.reconcile.store import reconcile
-from collector.statements.importer import import_file
-from collector.web.app import create_app
-from collector.web.db import get_store
-from collector.web.read_models import money_at_risk
-from protocol.records import BatchSummary
+from settleguard.agent import enroll as agent_enroll
+from settleguard.agent.card_change import CardChangeRequest, build_card_change
+from settleguard.agent.config import AgentConfig
+from settleguard.agent.home import AgentHome, agent_home
+from settleguard.agent.keys import load_or_create_key
+from settleguard.agent.recorder import heartbeat_record, open_outbox, seal_heartbeat
+from settleguard.agent.replace import Replacement, ReplaceState
+from settleguard.agent.slip_entry import SlipEntry, merge_rows
+from settleguard.agent.sync import SyncLink
+from settleguard.agent.technician import LinkTerminals, OutboxAdapter, close_and_store, store_record
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.ingest.worker import run_worker
+from settleguard.collector.merchants import import_merchants, set_account_status
+from settleguard.collector.reconcile import load_calendar
+from settleguard.collector.reconcile.store import reconcile
+from settleguard.collector.statements.importer import import_file
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import get_store
+from settleguard.collector.web.read_models import money_at_risk
 from settleguard.demo import files
 from settleguard.demo.bank import (
     ACQUIRER,
@@ -60,8 +59,9 @@ from settleguard.demo.bank import (
 from settleguard.demo.services import Broker, WebServer, start_broker, start_web, wait_for
 from settleguard.demo.world import TZ, Shop, World, build_world
 from settleguard.privacy import scan_path
-from simulator.runner import RunningSimulator, start_on_pty
-from simulator.scenario import Scenario
+from settleguard.protocol.records import BatchSummary
+from settleguard.simulator.runner import RunningSimulator, start_on_pty
+from settleguard.simulator.scenario import Scenario
 
 MARKER = ".settleguard-demo"
 Progress = Callable[[str], None]
@@ -195,17 +195,41 @@ class Demo:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(
-            ["merchant_id", "name", "phones", "locale", "cycle", "cutoff", "timezone", "fees",
-             "account", "account_holder", "account_effective_at", "acquirer"]
-        )  # fmt: skip
+            [
+                "merchant_id",
+                "name",
+                "phones",
+                "locale",
+                "cycle",
+                "cutoff",
+                "timezone",
+                "fees",
+                "account",
+                "account_holder",
+                "account_effective_at",
+                "acquirer",
+            ]
+        )
         start = (world.days[0] - timedelta(days=30)).isoformat()
         control = control_shop(world.shops)
         for shop in world.shops:
             cycle, fees = contract(shop, control)
             writer.writerow(
-                [shop.merchant_id, shop.name, shop.phone, "zh-CN", cycle, "23:00",
-                 "Asia/Shanghai", fees, shop.account, shop.holder, start, ACQUIRER]
-            )  # fmt: skip
+                [
+                    shop.merchant_id,
+                    shop.name,
+                    shop.phone,
+                    "zh-CN",
+                    cycle,
+                    "23:00",
+                    "Asia/Shanghai",
+                    fees,
+                    shop.account,
+                    shop.holder,
+                    start,
+                    ACQUIRER,
+                ]
+            )
         # The merchant file holds full account numbers: it stays outside the demo folder.
         counts = import_merchants(
             self.store, out.getvalue().encode(), account_hmac=self.keys.account_hmac, actor="demo"
@@ -231,9 +255,11 @@ class Demo:
             enrollment.approve(self.store, state["agent_id"], actor="demo-operator")
         if self.broker and self.broker.password_file:
             enrollment.sync_broker_passwords(
-                self.store, self.broker.password_file, collector_user=self.broker.collector_user,
+                self.store,
+                self.broker.password_file,
+                collector_user=self.broker.collector_user,
                 pid_file=self.broker.pid_file,
-            )  # fmt: skip
+            )
         kinds = Counter(s.protocol for s in world.shops)
         self.say(
             f"terminals: {kinds['mispos']} MIS-POS, {kinds['zvt']} ZVT and {kinds['poslink']} "
@@ -267,8 +293,12 @@ class Demo:
             self._typed_slip(world, shop, home, index, day)
             return
         sim = self.sims[shop.merchant_id]
-        change_day = {"paid_to_old_account": 2, "change_pending_unpaid": 2, "change_rejected": 3,
-                      "returned_name_mismatch": 4}.get(shop.fault or "")  # fmt: skip
+        change_day = {
+            "paid_to_old_account": 2,
+            "change_pending_unpaid": 2,
+            "change_rejected": 3,
+            "returned_name_mismatch": 4,
+        }.get(shop.fault or "")
         if change_day is not None and index == shop.fault_day - change_day:
             self._card_change(shop, home, day)
         for bucket, amount in world.sales(shop, day):
@@ -282,9 +312,15 @@ class Demo:
             self._replace_terminal(shop, home, closed_at, lose_final_batch=False)
             return
         closed = close_and_store(
-            home, sim.path, shop.protocol, password=sim.scenario.password, baud=None,
-            terminal_id=shop.terminal_id, merchant_id=shop.merchant_id, closed_at=closed_at,
-        )  # fmt: skip
+            home,
+            sim.path,
+            shop.protocol,
+            password=sim.scenario.password,
+            baud=None,
+            terminal_id=shop.terminal_id,
+            merchant_id=shop.merchant_id,
+            closed_at=closed_at,
+        )
         self.batches[shop.merchant_id].append(closed.summary)
 
     def _typed_slip(self, world: World, shop: Shop, home: AgentHome, index: int, day: date) -> None:
@@ -310,12 +346,15 @@ class Demo:
 
         change = build_card_change(
             CardChangeRequest(
-                merchant_id=shop.merchant_id, holder_name=shop.holder, bank="中国建设银行",
-                requested_at=_utc(requested), old_account_masked="****" + shop.account[-4:],
+                merchant_id=shop.merchant_id,
+                holder_name=shop.holder,
+                bank="中国建设银行",
+                requested_at=_utc(requested),
+                old_account_masked="****" + shop.account[-4:],
             ),
             shop.new_account,
             base64.b64decode(key["collector_public_key"]),
-        )  # fmt: skip
+        )
         store_record(home, change)
         decision = {
             "paid_to_old_account": ("under_review", 1),
@@ -370,8 +409,8 @@ class Demo:
 
     @staticmethod
     def _stored_batch(home: AgentHome, seq: int | None) -> BatchSummary:
-        from protocol.envelope import read_header
-        from protocol.records import record_from_body
+        from settleguard.protocol.envelope import read_header
+        from settleguard.protocol.records import record_from_body
 
         with open_outbox(home) as box:
             payload = box.conn.execute(
@@ -422,14 +461,20 @@ class Demo:
                 f"the card change of {merchant_id} to be stored",
             )
             set_account_status(
-                self.store, row["id"], "under_review", actor="demo-operator",
+                self.store,
+                row["id"],
+                "under_review",
+                actor="demo-operator",
                 at=timeline.requested_at + timedelta(hours=2),
-            )  # fmt: skip
+            )
             if timeline.decision != "under_review":
                 set_account_status(
-                    self.store, row["id"], timeline.decision, actor="demo-operator",
+                    self.store,
+                    row["id"],
+                    timeline.decision,
+                    actor="demo-operator",
                     at=timeline.decided_at,
-                )  # fmt: skip
+                )
         self.say(f"operators: {len(self.timelines)} settlement-card changes reviewed")
 
     # -- the outside world ---------------------------------------------------------------
@@ -447,15 +492,22 @@ class Demo:
                 accounts.append(shop.new_account)
             for account in accounts:
                 name, data = files.bank_export(
-                    account, owner=shop.holder, opening=500000, start=start, end=end,
+                    account,
+                    owner=shop.holder,
+                    opening=500000,
+                    start=start,
+                    end=end,
                     credits=outcome.credits.get(account, []),
                     message_id=f"STMT{end:%Y%m%d}{account[-6:]}",
-                )  # fmt: skip
+                )
                 written.append((name, data, shop.merchant_id))
         written.append(
-            ("acquirer-payouts.csv",
-             files.payout_csv(generated_at=f"{end} 08:00:00", lines=outcome.payouts), None)
-        )  # fmt: skip
+            (
+                "acquirer-payouts.csv",
+                files.payout_csv(generated_at=f"{end} 08:00:00", lines=outcome.payouts),
+                None,
+            )
+        )
         credits = 0
         for name, data, merchant_id in written:
             # Bank files carry full account numbers: they live outside the demo folder and
@@ -463,9 +515,14 @@ class Demo:
             (self.private / name).write_bytes(data)
             # the exports print the own card masked: the operator names the merchant
             result = import_file(
-                self.store, data, filename=name, account_hmac=self.keys.account_hmac,
-                account_of=merchant_id, open_account=self.keys.open_card_change, actor="demo",
-            )  # fmt: skip
+                self.store,
+                data,
+                filename=name,
+                account_hmac=self.keys.account_hmac,
+                account_of=merchant_id,
+                open_account=self.keys.open_card_change,
+                actor="demo",
+            )
             credits += int(result.summary.get("credits", 0))
         self.say(
             f"bank: {len(written) - 1} statements (工商银行 CSV, 建设银行 .xls, …) and an acquirer "
@@ -488,8 +545,15 @@ class Demo:
 
 
 #: The settings a ``settleguard collector …`` command needs to work on the demo's instance.
-CLI_SETTINGS = ("BROKER_DIR", "BROKER_PID_FILE", "MQTT_HOST", "MQTT_PORT", "MQTT_USERNAME",
-                "MQTT_PASSWORD", "MQTT_PROTOCOL")  # fmt: skip
+CLI_SETTINGS = (
+    "BROKER_DIR",
+    "BROKER_PID_FILE",
+    "MQTT_HOST",
+    "MQTT_PORT",
+    "MQTT_USERNAME",
+    "MQTT_PASSWORD",
+    "MQTT_PROTOCOL",
+)
 
 
 def write_instance_settings(instance: Path, config: Any) -> Path:
@@ -571,10 +635,14 @@ def findings(
     for trap, (laid, handled) in trap_findings(open_gaps, outcome).items():
         injected[trap], detected[trap] = laid, handled
     details = [
-        {"merchant_id": s.merchant_id, "fault": s.fault, "protocol": s.protocol,
-         "found": {c: n for (m, c), n in found.items() if m == s.merchant_id}}
+        {
+            "merchant_id": s.merchant_id,
+            "fault": s.fault,
+            "protocol": s.protocol,
+            "found": {c: n for (m, c), n in found.items() if m == s.merchant_id},
+        }
         for s in world.shops
-    ]  # fmt: skip
+    ]
     return (
         dict(sorted(injected.items())),
         dict(sorted(detected.items())),
@@ -610,10 +678,19 @@ def run_demo(
             demo.workdir, [n for s in world.shops for n in (s.account, s.new_account)]
         )
         result = DemoResult(
-            injected, detected, false_positives, sms, at_risk, records, len(hits),
-            demo.broker.kind if demo.broker else "none", time.monotonic() - started, details,
-            sms_held=held, instance=str(Path(demo.app.instance_path).resolve()),
-        )  # fmt: skip
+            injected,
+            detected,
+            false_positives,
+            sms,
+            at_risk,
+            records,
+            len(hits),
+            demo.broker.kind if demo.broker else "none",
+            time.monotonic() - started,
+            details,
+            sms_held=held,
+            instance=str(Path(demo.app.instance_path).resolve()),
+        )
         if keep_running:
             result.dashboard = demo.web.url if demo.web else None
             result.login = create_login(demo)
@@ -634,11 +711,11 @@ def send_alerts(demo: Demo, progress: Progress) -> tuple[int, int]:
     Quiet hours (21:00-08:00 in the merchant's timezone) defer messages. When the demo runs
     during them, it dispatches at the next 08:00 instead, as the dispatcher service would.
     """
-    from collector.alerts.dispatcher import dispatch_due, recover_interrupted
-    from collector.alerts.planner import plan_alerts
-    from collector.alerts.policy import AlertPolicy
-    from collector.alerts.providers import gateway_from_url
-    from collector.alerts.store import AlertStore
+    from settleguard.collector.alerts.dispatcher import dispatch_due, recover_interrupted
+    from settleguard.collector.alerts.planner import plan_alerts
+    from settleguard.collector.alerts.policy import AlertPolicy
+    from settleguard.collector.alerts.providers import gateway_from_url
+    from settleguard.collector.alerts.store import AlertStore
 
     policy = AlertPolicy()
     now = datetime.now(UTC)
@@ -676,7 +753,7 @@ def send_alerts(demo: Demo, progress: Progress) -> tuple[int, int]:
 
 def create_login(demo: Demo) -> tuple[str, str]:
     """An operator login for the dashboard (the password exists only in this run's output)."""
-    from collector.web.users import add_user
+    from settleguard.collector.web.users import add_user
 
     password = secrets.token_urlsafe(12)
     add_user(demo.store, "demo", "operator", password, actor="demo")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from collector.enrollment import broker as broker_config
+from settleguard.collector.enrollment import broker as broker_config
 
 
 def free_port() -> int:
@@ -86,9 +86,13 @@ def start_broker(workdir: Path, external: str | None) -> Broker:
     if external:
         parts = urlsplit(external)
         return Broker(
-            "external", parts.hostname or "127.0.0.1", parts.port or 1883, "5",
-            parts.username or "collector", parts.password or "",
-        )  # fmt: skip
+            "external",
+            parts.hostname or "127.0.0.1",
+            parts.port or 1883,
+            "5",
+            parts.username or "collector",
+            parts.password or "",
+        )
     binary = broker_config.mosquitto_binary()
     if binary:
         return _start_mosquitto(binary, workdir / "broker")
@@ -124,13 +128,20 @@ def _start_mosquitto(binary: str, directory: Path) -> Broker:
         log.close()
 
     return Broker(
-        "mosquitto", "127.0.0.1", port, "5", "collector", password,
-        files.password_file, pid_file, stop,
-    )  # fmt: skip
+        "mosquitto",
+        "127.0.0.1",
+        port,
+        "5",
+        "collector",
+        password,
+        files.password_file,
+        pid_file,
+        stop,
+    )
 
 
 def _start_amqtt() -> Broker:
-    from amqtt.broker import Broker as AmqttBroker  # pure-Python fallback (DESIGN.md §7)
+    from amqtt.broker import Broker as AmqttBroker  # pure-Python fallback (docs/architecture.md §7)
 
     port = free_port()
     config = {

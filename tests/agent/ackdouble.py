@@ -32,10 +32,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
-from protocol.acks import MAX_ACKS, Ack, encode_acks
-from protocol.envelope import EnvelopeError, verify_and_parse
-from protocol.topics import HEARTBEAT_FILTER, PLAIN_INGEST_FILTER, ack_topic
+from settleguard.protocol.acks import MAX_ACKS, Ack, encode_acks
+from settleguard.protocol.envelope import EnvelopeError, verify_and_parse
+from settleguard.protocol.topics import HEARTBEAT_FILTER, PLAIN_INGEST_FILTER, ack_topic
 
 # The real ingest worker's defaults (collector/settings.py INGEST_BATCH_SIZE, _WAIT_S).
 INGEST_BATCH_SIZE = 256

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from settleguard.agent.config import SyncSettings
+from settleguard.agent.home import AgentHome, agent_home
+from settleguard.agent.keys import AgentKey, load_or_create_key
+from settleguard.agent.outbox import Outbox
+from settleguard.agent.sync import BrokerTarget, SyncLink
 
-from agent.config import SyncSettings
-from agent.home import AgentHome, agent_home
-from agent.keys import AgentKey, load_or_create_key
-from agent.outbox import Outbox
-from agent.sync import BrokerTarget, SyncLink
 from tests.agent.ackdouble import AckDouble
 from tests.agent.samples import sample_record  # noqa: F401 - re-exported for tests
 from tests.helpers.mosquitto import Broker, running_broker

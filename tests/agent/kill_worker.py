@@ -16,12 +16,13 @@ import os
 import sys
 import time
 
-from agent.config import SyncSettings
-from agent.home import agent_home
-from agent.keys import load_or_create_key
-from agent.outbox import Outbox
-from agent.recorder import append_record
-from agent.sync import BrokerTarget, SyncLink
+from settleguard.agent.config import SyncSettings
+from settleguard.agent.home import agent_home
+from settleguard.agent.keys import load_or_create_key
+from settleguard.agent.outbox import Outbox
+from settleguard.agent.recorder import append_record
+from settleguard.agent.sync import BrokerTarget, SyncLink
+
 from tests.agent.samples import sample_record
 
 

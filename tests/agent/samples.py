@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocol.records import Bucket, TurnoverReading
+from settleguard.protocol.records import Bucket, TurnoverReading
 
 
 def sample_record(n: int = 0) -> TurnoverReading:

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from agent.card_change import (
+from settleguard.agent.card_change import (
     CardChangeRequest,
     build_card_change,
     intake_warnings,
@@ -17,8 +16,13 @@ from agent.card_change import (
     normalize_account_number,
     normalize_card_number,
 )
-from agent.errors import UsageError
-from protocol.sealed import SealedError, card_change_context, generate_keypair, open_sealed
+from settleguard.agent.errors import UsageError
+from settleguard.protocol.sealed import (
+    SealedError,
+    card_change_context,
+    generate_keypair,
+    open_sealed,
+)
 
 # Luhn-valid test numbers (UnionPay-style 16 and 19 digits); not real accounts.
 CARD_16 = "6222021234567894"
@@ -97,8 +101,8 @@ def test_holder_and_bank_are_required(field: str) -> None:
 
 def test_heartbeat_error_text_is_made_safe_for_a_record(tmp_path: Path) -> None:
     """An error message with a newline or a card number must not break or leak a heartbeat."""
-    from agent.outbox import Outbox
-    from agent.recorder import heartbeat_record
+    from settleguard.agent.outbox import Outbox
+    from settleguard.agent.recorder import heartbeat_record
 
     with Outbox(tmp_path / "outbox.db") as outbox:
         heartbeat = heartbeat_record(

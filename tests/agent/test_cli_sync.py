@@ -13,16 +13,16 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
+from settleguard.agent.cli import agent as agent_group
+from settleguard.agent.config import AgentConfig, SyncSettings, load_config
+from settleguard.agent.daemon import run, status
+from settleguard.agent.errors import UsageError
+from settleguard.agent.home import AgentHome
+from settleguard.agent.keys import AgentKey, load_or_create_key, rotate_key
+from settleguard.agent.recorder import record
+from settleguard.protocol.enroll_token import bind_token
+from settleguard.protocol.envelope import decode_bundle, verify_and_parse
 
-from agent.cli import agent as agent_group
-from agent.config import AgentConfig, SyncSettings, load_config
-from agent.daemon import run, status
-from agent.errors import UsageError
-from agent.home import AgentHome
-from agent.keys import AgentKey, load_or_create_key, rotate_key
-from agent.recorder import record
-from protocol.enroll_token import bind_token
-from protocol.envelope import decode_bundle, verify_and_parse
 from tests.agent.ackdouble import AckDouble
 from tests.agent.conftest import AGENT_PASSWORD, sample_record
 from tests.helpers.mosquitto import Broker, free_port, wait_until
@@ -165,7 +165,7 @@ def test_enroll_offline_first_then_sync(
     assert state["status"] == "queued"
     state["collector"] = collector_url  # the collector is back (as `run` would find it)
     home.enrollment_path.write_text(json.dumps(state))
-    from agent.enroll import retry_pending
+    from settleguard.agent.enroll import retry_pending
 
     state = retry_pending(home)
     assert state is not None and state["status"] == "pending"
@@ -187,7 +187,7 @@ def test_enroll_offline_first_then_sync(
 def test_pending_agent_polls_its_status_with_its_own_credentials(
     home: AgentHome, key: AgentKey, collector_url: str
 ) -> None:
-    from agent.enroll import retry_pending
+    from settleguard.agent.enroll import retry_pending
 
     result = invoke(home, "enroll", "--collector", collector_url, "--token", GOOD_TOKEN)
     assert result.exit_code == 0, result.output
@@ -223,7 +223,7 @@ def test_enroll_needs_https_off_loopback(home: AgentHome, url: str) -> None:
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "[::1]", "localhost"])
 def test_plain_http_is_accepted_on_loopback(host: str) -> None:
-    from agent.enroll import check_collector_url
+    from settleguard.agent.enroll import check_collector_url
 
     check_collector_url(f"http://{host}:5000")
     check_collector_url("https://collector.example")
@@ -250,7 +250,7 @@ def test_enroll_refuses_a_token_without_the_collectors_fingerprint(
 def test_status_says_approved_after_an_acked_sync(
     home: AgentHome, key: AgentKey, collector_url: str, ack_double: AckDouble
 ) -> None:
-    from agent.enroll import enroll
+    from settleguard.agent.enroll import enroll
 
     enroll(home, collector_url, GOOD_TOKEN)  # the collector answers "pending"
     record(home, sample_record(1))
@@ -265,7 +265,7 @@ def test_status_says_approved_after_an_acked_sync(
 def test_daemon_syncs_heartbeats_and_follows_approval(
     home: AgentHome, key: AgentKey, collector_url: str, ack_double: AckDouble, on_demand: bool
 ) -> None:
-    from agent.enroll import enroll
+    from settleguard.agent.enroll import enroll
 
     enroll(home, collector_url, GOOD_TOKEN)
     record(home, sample_record(1))
@@ -306,9 +306,9 @@ def test_scheduled_end_of_day_calls_the_hook_once_and_survives_a_refusal(
 ) -> None:
     from datetime import datetime, timedelta
 
-    from agent.config import ScheduleSettings
-    from agent.daemon import Daemon
-    from agent.errors import TerminalAborted
+    from settleguard.agent.config import ScheduleSettings
+    from settleguard.agent.daemon import Daemon
+    from settleguard.agent.errors import TerminalAborted
 
     calls: list[int] = []
 
@@ -329,8 +329,8 @@ def test_scheduled_end_of_day_calls_the_hook_once_and_survives_a_refusal(
 
 
 def test_budget_alarm_shows_in_status_and_heartbeat(home: AgentHome, key: AgentKey) -> None:
-    from agent.errors import StorageError
-    from agent.recorder import heartbeat_record, open_outbox
+    from settleguard.agent.errors import StorageError
+    from settleguard.agent.recorder import heartbeat_record, open_outbox
 
     home.config_path.write_text("[outbox]\ndisk_budget_mb = 0.0001\n")
     config = load_config(home.config_path)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from settleguard.agent.outbox import Outbox
+from settleguard.protocol.envelope import read_header
+from settleguard.protocol.sealed import card_change_context, generate_keypair, open_sealed
+from settleguard.simulator.runner import RunningSimulator, start_on_pty
+from settleguard.simulator.scenario import Scenario
 
-from agent.outbox import Outbox
-from protocol.envelope import read_header
-from protocol.sealed import card_change_context, generate_keypair, open_sealed
 from settleguard.cli import main
-from simulator.runner import RunningSimulator, start_on_pty
-from simulator.scenario import Scenario
 
 CARD = "6222021234567894"
 
@@ -267,8 +267,8 @@ def test_probe_waits_briefly_per_try(dead_ports: list[str]) -> None:
 def test_probe_tries_all_ports_at_once() -> None:
     import threading
 
-    from agent.errors import NoAnswer
-    from agent.probe import probe
+    from settleguard.agent.errors import NoAnswer
+    from settleguard.agent.probe import probe
 
     # Each port's first try waits until all four ports are being tried: only passes when
     # the ports are probed concurrently (one after another, the barrier would time out).
@@ -313,7 +313,7 @@ def test_wrong_zvt_password_suggests_checking_it(home: Path) -> None:
 
 
 def test_simulated_terminals_get_distinct_ids() -> None:
-    from simulator.cli import terminal_id_for
+    from settleguard.simulator.cli import terminal_id_for
 
     ids = {terminal_id_for(w) for w in ("/dev/pts/3", "/dev/pts/4", "127.0.0.1:20007",
                                         "127.0.0.1:20008", "/dev/ttyS0", "/dev/ttyS1")}  # fmt: skip

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agent.config import AgentConfig
-from agent.daemon import Daemon
-from agent.home import AgentHome
-from agent.keys import AgentKey, load_or_create_key, rotate_key
-from protocol.envelope import read_header
+from settleguard.agent.config import AgentConfig
+from settleguard.agent.daemon import Daemon
+from settleguard.agent.home import AgentHome
+from settleguard.agent.keys import AgentKey, load_or_create_key, rotate_key
+from settleguard.protocol.envelope import read_header
 
 
 def test_heartbeat_after_rotation_is_signed_by_the_new_key(home: AgentHome, key: AgentKey) -> None:

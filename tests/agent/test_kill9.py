@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import pytest
+from settleguard.agent.home import AgentHome
+from settleguard.agent.keys import AgentKey
 
-from agent.home import AgentHome
-from agent.keys import AgentKey
 from tests.agent.ackdouble import AckDouble
 from tests.agent.conftest import AGENT_PASSWORD
 from tests.helpers.mosquitto import Broker

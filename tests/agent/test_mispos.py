@@ -10,16 +10,21 @@ from pathlib import Path
 import pytest
 import serial
 from click.testing import CliRunner
+from settleguard.agent.errors import NoAnswer, TerminalAborted, TerminalProtocolError, UsageError
+from settleguard.agent.mispos_client import MisposClient
+from settleguard.agent.outbox import Outbox
+from settleguard.protocol.envelope import read_header
+from settleguard.protocol.mispos import (
+    TYPE_REPRINT_SETTLEMENT,
+    TYPE_SETTLEMENT,
+    FrameDecoder,
+    Request,
+)
+from settleguard.simulator.mispos_terminal import china_scenario
+from settleguard.simulator.runner import RunningSimulator, start_on_pty
+from settleguard.simulator.scenario import Misbehaviour, Scenario
 
-from agent.errors import NoAnswer, TerminalAborted, TerminalProtocolError, UsageError
-from agent.mispos_client import MisposClient
-from agent.outbox import Outbox
-from protocol.envelope import read_header
-from protocol.mispos import TYPE_REPRINT_SETTLEMENT, TYPE_SETTLEMENT, FrameDecoder, Request
 from settleguard.cli import main
-from simulator.mispos_terminal import china_scenario
-from simulator.runner import RunningSimulator, start_on_pty
-from simulator.scenario import Misbehaviour, Scenario
 
 BUCKETS = [
     {"name": "domestic_debit", "count": 4, "amount": 152300},
@@ -201,7 +206,7 @@ def test_lost_reply_whose_reprint_is_an_already_stored_batch_is_refused(
     sims,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from agent import terminal_link
+    from settleguard.agent import terminal_link
 
     sim, port = sims(scenario())
     port.close()
@@ -233,10 +238,10 @@ def test_probe_finds_the_mispos_terminal(home: Path) -> None:
 def test_damaged_slip_tells_the_technician_to_save_the_raw_reply(
     sims, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from simulator import mispos_terminal
+    from settleguard.simulator import mispos_terminal
 
     def bad_rows(s: Scenario):  # type: ignore[no-untyped-def]
-        from protocol.mispos import SlipRow
+        from settleguard.protocol.mispos import SlipRow
 
         return (SlipRow("storedvalue", 1, 100),)
 
@@ -248,9 +253,9 @@ def test_damaged_slip_tells_the_technician_to_save_the_raw_reply(
 
 
 def _replacement(home: Path, old: RunningSimulator, new: RunningSimulator):  # type: ignore[no-untyped-def]
-    from agent.home import agent_home
-    from agent.replace import Replacement
-    from agent.technician import LinkTerminals, OutboxAdapter
+    from settleguard.agent.home import agent_home
+    from settleguard.agent.replace import Replacement
+    from settleguard.agent.technician import LinkTerminals, OutboxAdapter
 
     agent = agent_home(home)
     return Replacement(
@@ -264,7 +269,7 @@ def _replacement(home: Path, old: RunningSimulator, new: RunningSimulator):  # t
 
 
 def _interrupted_close(merchant: str, port: str) -> object:
-    from agent.replace import ReplaceState
+    from settleguard.agent.replace import ReplaceState
 
     return ReplaceState(
         merchant_id=merchant, old_port=port, old_protocol="mispos", step="closing",
@@ -301,9 +306,9 @@ def test_replace_resumed_before_the_settlement_happened_settles_once(home: Path)
 def test_tail_of_a_reply_damaged_at_its_start_does_not_spoil_the_reprint() -> None:
     import threading
 
-    from protocol.mispos import Reply, TerminalConnection, settlement_reply
-    from protocol.mispos.slip import SlipRow
-    from simulator.transport import PtyTransport
+    from settleguard.protocol.mispos import Reply, TerminalConnection, settlement_reply
+    from settleguard.protocol.mispos.slip import SlipRow
+    from settleguard.simulator.transport import PtyTransport
 
     pty = PtyTransport()
     made = settlement_reply(

@@ -6,16 +6,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from settleguard.agent import outbox as outbox_module
+from settleguard.agent.errors import StorageError
+from settleguard.agent.home import AgentHome
+from settleguard.agent.keys import AgentKey
+from settleguard.agent.outbox import MIGRATIONS, SCHEMA_VERSION, Outbox, Sealed
+from settleguard.agent.recorder import append_record, record
+from settleguard.protocol.acks import Ack
+from settleguard.protocol.envelope import read_header, verify_and_parse
+from settleguard.protocol.records import BatchSummary, Bucket
 
-from agent import outbox as outbox_module
-from agent.errors import StorageError
-from agent.home import AgentHome
-from agent.keys import AgentKey
-from agent.outbox import MIGRATIONS, SCHEMA_VERSION, Outbox, Sealed
-from agent.recorder import append_record, record
-from protocol.acks import Ack
-from protocol.envelope import read_header, verify_and_parse
-from protocol.records import BatchSummary, Bucket
 from tests.agent.conftest import sample_record
 
 

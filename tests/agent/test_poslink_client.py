@@ -6,13 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-
-from agent.errors import LinkFailure, NoAnswer, TerminalAborted
-from agent.ports import SerialSettings, open_port
-from agent.poslink_client import PosLinkClient, PosLinkTimers
-from simulator.poslink_terminal import scenario_journal, scenario_totals
-from simulator.runner import start_on_pty
-from simulator.scenario import Misbehaviour, Scenario, ScenarioBucket
+from settleguard.agent.errors import LinkFailure, NoAnswer, TerminalAborted
+from settleguard.agent.ports import SerialSettings, open_port
+from settleguard.agent.poslink_client import PosLinkClient, PosLinkTimers
+from settleguard.simulator.poslink_terminal import scenario_journal, scenario_totals
+from settleguard.simulator.runner import start_on_pty
+from settleguard.simulator.scenario import Misbehaviour, Scenario, ScenarioBucket
 
 FAST = PosLinkTimers(
     ack_timeout=0.3, inter_byte_timeout=0.15, response_timeout=1.5, batch_close_timeout=1.5
@@ -162,8 +161,7 @@ def test_line_noise_and_split_writes(seed: int) -> None:
 
 def test_garbage_answer_is_a_terminal_protocol_error() -> None:
     import serial
-
-    from agent.errors import TerminalProtocolError
+    from settleguard.agent.errors import TerminalProtocolError
 
     # loop:// echoes our own R00 back: a well-framed answer that is not a valid response.
     port = serial.serial_for_url("loop://", timeout=0.05)

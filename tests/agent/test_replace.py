@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from agent.errors import NoAnswer, UsageError
-from agent.replace import Replacement, ReplaceState, load_state, save_state
-from protocol.records import BatchSummary, TerminalReplaced
-from protocol.totals import BucketTotal, TerminalTotals
+from settleguard.agent.errors import NoAnswer, UsageError
+from settleguard.agent.replace import Replacement, ReplaceState, load_state, save_state
+from settleguard.protocol.records import BatchSummary, TerminalReplaced
+from settleguard.protocol.totals import BucketTotal, TerminalTotals
 
 
 class PowerCut(Exception):

@@ -10,11 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.config import AgentConfig
-from agent.daemon import status
-from agent.home import AgentHome
-from agent.keys import AgentKey
-from agent.recorder import record
+from settleguard.agent.config import AgentConfig
+from settleguard.agent.daemon import status
+from settleguard.agent.home import AgentHome
+from settleguard.agent.keys import AgentKey
+from settleguard.agent.recorder import record
+
 from tests.agent.ackdouble import AckDouble
 from tests.agent.conftest import AGENT_PASSWORD, sample_record
 from tests.helpers.mosquitto import Broker, wait_until

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from settleguard.agent.errors import UsageError
+from settleguard.agent.outbox import Outbox
+from settleguard.agent.slip_entry import entry_from_json, parse_amount
+from settleguard.protocol.envelope import read_header
 
-from agent.errors import UsageError
-from agent.outbox import Outbox
-from agent.slip_entry import entry_from_json, parse_amount
-from protocol.envelope import read_header
 from settleguard.cli import main
 
 SLIP = {

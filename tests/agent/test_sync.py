@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable
 
 import pytest
+from settleguard.agent.errors import SyncError
+from settleguard.agent.home import AgentHome
+from settleguard.agent.keys import AgentKey
+from settleguard.agent.outbox import Outbox
+from settleguard.agent.recorder import append_record, heartbeat_record, seal_heartbeat
+from settleguard.agent.sync import BrokerTarget, SyncLink, backoff_delay
 
-from agent.errors import SyncError
-from agent.home import AgentHome
-from agent.keys import AgentKey
-from agent.outbox import Outbox
-from agent.recorder import append_record, heartbeat_record, seal_heartbeat
-from agent.sync import BrokerTarget, SyncLink, backoff_delay
 from tests.agent.ackdouble import AckDouble
 from tests.agent.conftest import LinkFactory, sample_record
 from tests.helpers.mosquitto import Broker
@@ -113,7 +113,8 @@ def test_heartbeat_reaches_the_collector(
 def test_mqtt_311_setting(
     home: AgentHome, key: AgentKey, broker: Broker, ack_double: AckDouble
 ) -> None:
-    from agent.config import SyncSettings
+    from settleguard.agent.config import SyncSettings
+
     from tests.agent.conftest import AGENT_PASSWORD
 
     box = fill(home, key, 3)
@@ -130,7 +131,7 @@ def test_mqtt_311_setting(
 def test_wrong_password_is_a_clear_sync_error(
     home: AgentHome, key: AgentKey, broker: Broker
 ) -> None:
-    from agent.config import SyncSettings
+    from settleguard.agent.config import SyncSettings
 
     target = BrokerTarget.from_url(
         f"mqtt://127.0.0.1:{broker.port}", username=key.agent_id, password="wrong"
@@ -142,7 +143,8 @@ def test_wrong_password_is_a_clear_sync_error(
 
 
 def test_unreachable_broker_is_a_clear_sync_error(home: AgentHome, key: AgentKey) -> None:
-    from agent.config import SyncSettings
+    from settleguard.agent.config import SyncSettings
+
     from tests.helpers.mosquitto import free_port
 
     target = BrokerTarget.from_url(f"mqtt://127.0.0.1:{free_port()}", username="u", password="p")
@@ -163,9 +165,8 @@ def test_garbage_and_foreign_acks_are_ignored(
 ) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
-
-    from protocol.acks import Ack, encode_acks
-    from protocol.topics import ack_topic
+    from settleguard.protocol.acks import Ack, encode_acks
+    from settleguard.protocol.topics import ack_topic
 
     box = fill(home, key, 2)
     link = make_link(box)

@@ -21,17 +21,17 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from settleguard.agent.cli import agent as agent_group
+from settleguard.agent.config import load_config
+from settleguard.agent.daemon import run, status
+from settleguard.agent.errors import SyncError, UsageError
+from settleguard.agent.home import AgentHome
+from settleguard.agent.keys import AgentKey
+from settleguard.agent.outbox import Outbox
+from settleguard.agent.recorder import record
+from settleguard.agent.sync import BrokerTarget, SyncLink
+from settleguard.collector.enrollment.broker import BrokerFiles, TlsListener, render_config
 
-from agent.cli import agent as agent_group
-from agent.config import load_config
-from agent.daemon import run, status
-from agent.errors import SyncError, UsageError
-from agent.home import AgentHome
-from agent.keys import AgentKey
-from agent.outbox import Outbox
-from agent.recorder import record
-from agent.sync import BrokerTarget, SyncLink
-from collector.enrollment.broker import BrokerFiles, TlsListener, render_config
 from tests.agent.ackdouble import AckDouble
 from tests.agent.conftest import AGENT_PASSWORD
 from tests.agent.samples import sample_record

@@ -7,17 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 import serial
-
-from agent.errors import LinkFailure, NoAnswer, TerminalAborted
-from agent.zvt_client import ZvtClient, ZvtTimers
-from protocol.zvt.messages import (
+from settleguard.agent.errors import LinkFailure, NoAnswer, TerminalAborted
+from settleguard.agent.zvt_client import ZvtClient, ZvtTimers
+from settleguard.protocol.zvt.messages import (
     CONFIG_ECR_PRINT_LINES,
     CONFIG_ECR_PRINTS_ADMIN,
     CONFIG_INTERMEDIATE_STATUS,
 )
-from simulator.runner import RunningSimulator, start_on_pty
-from simulator.scenario import Misbehaviour, Scenario, ScenarioBucket
-from simulator.transport import PtyTransport
+from settleguard.simulator.runner import RunningSimulator, start_on_pty
+from settleguard.simulator.scenario import Misbehaviour, Scenario, ScenarioBucket
+from settleguard.simulator.transport import PtyTransport
 
 FAST = ZvtTimers(t1=0.2, t2=0.3, t3=0.6, t4=5.0, progress_every=0.3)
 PASSWORD = "123456"
@@ -115,8 +114,8 @@ def test_a_terminal_that_refuses_the_currency_is_read_in_euro(
 ) -> None:  # type: ignore[no-untyped-def]
     """A single-currency terminal refuses a registration in another currency (result code 6F);
     the client registers again without one, and the terminal's amounts are euro."""
-    from protocol.zvt.messages import Response
-    from simulator.zvt_terminal import ZvtTerminal
+    from settleguard.protocol.zvt.messages import Response
+    from settleguard.simulator.zvt_terminal import ZvtTerminal
 
     register = ZvtTerminal._registration
 
@@ -216,8 +215,8 @@ def test_read_and_close_over_tcp_with_bare_apdus() -> None:
     import socket
     import threading
 
-    from agent.terminal_link import close_batch, read_totals
-    from simulator.zvt_terminal import serve_zvt_tcp
+    from settleguard.agent.terminal_link import close_batch, read_totals
+    from settleguard.simulator.zvt_terminal import serve_zvt_tcp
 
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]

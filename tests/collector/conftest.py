@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from settleguard.collector.store import Store, open_store
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import close_store, get_store
 
-from collector.store import Store, open_store
-from collector.web.app import create_app
-from collector.web.db import close_store, get_store
 from tests.helpers.postgres import clean_migrated_database, fresh_database
 
 

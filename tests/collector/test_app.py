@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient, FlaskCliRunner
-
-from collector.cli import collector
-from collector.enrollment.keys import KeyFileError, account_hmac, init_keys, load_keys, mask_account
-from collector.store.schema import latest_version
-from collector.web.app import create_app
-from collector.web.db import close_store
+from settleguard.collector.cli import collector
+from settleguard.collector.enrollment.keys import (
+    KeyFileError,
+    account_hmac,
+    init_keys,
+    load_keys,
+    mask_account,
+)
+from settleguard.collector.store.schema import latest_version
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import close_store
 
 
 def test_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

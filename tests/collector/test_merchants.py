@@ -13,9 +13,8 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from collector.account_numbers import account_hmac
-from collector.merchants import (
+from settleguard.collector.account_numbers import account_hmac
+from settleguard.collector.merchants import (
     MerchantFileError,
     fee_schedule_from_json,
     import_merchants,
@@ -23,8 +22,8 @@ from collector.merchants import (
     parse_merchants_csv,
     set_account_status,
 )
-from collector.reconcile.model import FeeRule
-from collector.store import Store
+from settleguard.collector.reconcile.model import FeeRule
+from settleguard.collector.store import Store
 
 KEY = b"merchant-test-key-0123456789abcd"
 HEADER = "merchant_id,name,phones,locale,cycle,cutoff,timezone,fees,account,account_effective_at"

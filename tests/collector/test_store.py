@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from collector.store import Store, StoreError, open_store
-from collector.store.schema import latest_version
+from settleguard.collector.store import Store, StoreError, open_store
+from settleguard.collector.store.schema import latest_version
 
 
 def test_migrate_is_idempotent(empty_database_url: str) -> None:
@@ -123,7 +122,7 @@ def test_upgrade_to_6_keeps_batch_summaries_and_drops_only_the_body_copy(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a collector at schema 5 with a stored batch, then upgraded by this code
-    from collector.store import schema
+    from settleguard.collector.store import schema
 
     store = open_store(empty_database_url)
     try:
@@ -154,7 +153,7 @@ def test_upgrade_to_8_scopes_batches_and_terminals_to_their_merchant(
     # a collector at schema 7: a batch without a merchant (its agent's is taken), buckets that
     # reference it, and a terminal; after the upgrade the same batch and terminal ids may exist
     # once per merchant, and nothing referenced was lost
-    from collector.store import schema
+    from settleguard.collector.store import schema
 
     store = open_store(empty_database_url)
     try:
@@ -225,7 +224,7 @@ def test_upgrade_to_8_scopes_batches_and_terminals_to_their_merchant(
 def test_upgrade_to_7_keeps_credits_and_adds_their_payer_columns(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from collector.store import schema
+    from settleguard.collector.store import schema
 
     store = open_store(empty_database_url)
     try:

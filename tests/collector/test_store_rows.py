@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.store import Store
+from settleguard.collector.store import Store
 
 
 def test_query_rows_returns_tuples_with_query_values(store: Store) -> None:

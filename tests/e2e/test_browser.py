@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import close_store, get_store
+from settleguard.collector.web.users import add_user
 
-from collector.enrollment.keys import init_keys
-from collector.web.app import create_app
-from collector.web.db import close_store, get_store
-from collector.web.users import add_user
 from settleguard.demo.services import start_web
 from tests.collector.web.scenario import ACCOUNT, MERCHANT, build_world
 
@@ -171,7 +171,8 @@ def test_viewer_sees_no_controls_and_bad_password_is_refused(
 
 def test_overview_screenshot_of_the_demo(browser_context: Any, tmp_path: Path) -> None:
     """The overview after a demo run; saved for the README with SETTLEGUARD_UPDATE_SCREENSHOT=1."""
-    from collector.enrollment.broker import mosquitto_binary
+    from settleguard.collector.enrollment.broker import mosquitto_binary
+
     from settleguard.demo.run import DemoOptions, run_demo
 
     update = os.environ.get("SETTLEGUARD_UPDATE_SCREENSHOT") == "1"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from settleguard.collector.enrollment.broker import mosquitto_binary
 
-from collector.enrollment.broker import mosquitto_binary
 from tests.helpers.benchmarks import load_benchmark
 
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from settleguard.collector.enrollment.broker import mosquitto_binary
 
-from collector.enrollment.broker import mosquitto_binary
 from settleguard.demo.run import DemoOptions, run_demo
 from settleguard.demo.services import wait_for
 from settleguard.privacy import scan_path
@@ -132,7 +132,7 @@ def test_dashboard_approve_in_the_demo_lets_a_new_agent_sync(tmp_path: Path) -> 
         client.post("/login", data={"username": result.login[0], "password": result.login[1],
                                     "csrf_token": csrf_token(client)})  # fmt: skip
         overview = client.get("/?lang=en").get_data(as_text=True)
-        from collector.money import format_money
+        from settleguard.collector.money import format_money
 
         shown = f'id="money-at-risk">{format_money(result.money_at_risk)}<'
         assert shown in overview  # one definition of money at risk: overview and summary

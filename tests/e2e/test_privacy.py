@@ -1,4 +1,4 @@
-"""Privacy scan after end-to-end runs: no full card or account number anywhere (DESIGN.md §6).
+"""Privacy scan after end-to-end runs: no full card or account number anywhere (docs/architecture.md §6).
 
 Two runs, each with every logger at DEBUG written to a file for the whole run:
 
@@ -23,20 +23,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from settleguard.agent.bundle import export_bundle
+from settleguard.agent.card_change import CardChangeRequest, build_card_change
+from settleguard.agent.config import SyncSettings
+from settleguard.agent.home import agent_home
+from settleguard.agent.keys import load_or_create_key
+from settleguard.agent.outbox import Outbox
+from settleguard.agent.recorder import append_record, heartbeat_record, seal_heartbeat
+from settleguard.agent.sync import BrokerTarget, SyncLink
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.broker import mosquitto_binary
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.ingest.worker import IngestWorker
+from settleguard.collector.store import open_store
 
-from agent.bundle import export_bundle
-from agent.card_change import CardChangeRequest, build_card_change
-from agent.config import SyncSettings
-from agent.home import agent_home
-from agent.keys import load_or_create_key
-from agent.outbox import Outbox
-from agent.recorder import append_record, heartbeat_record, seal_heartbeat
-from agent.sync import BrokerTarget, SyncLink
-from collector.enrollment import service as enrollment
-from collector.enrollment.broker import mosquitto_binary
-from collector.enrollment.keys import init_keys
-from collector.ingest.worker import IngestWorker
-from collector.store import open_store
 from settleguard.demo.run import DemoOptions, run_demo
 from settleguard.demo.world import build_world
 from settleguard.privacy import scan_path, scan_texts

@@ -1,4 +1,4 @@
-"""Security promises end to end (issue 9 "Security"; DESIGN.md §6).
+"""Security promises end to end.
 
 What other suites already prove is referenced in docs/reliability.md, not repeated here:
 anonymous/wrong-password MQTT refused, agent A cannot publish as B or read B's acks, revoked
@@ -19,24 +19,24 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from flask import Flask
+from settleguard.agent.cli import agent as agent_cli
+from settleguard.agent.config import SyncSettings
+from settleguard.agent.home import agent_home
+from settleguard.agent.keys import load_or_create_key
+from settleguard.agent.outbox import Outbox
+from settleguard.agent.recorder import append_record
+from settleguard.agent.sync import BrokerTarget, SyncLink
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.broker import mosquitto_binary
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from settleguard.collector.ingest.worker import IngestWorker
+from settleguard.collector.store import Store, open_store
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import close_store, get_store
+from settleguard.collector.web.users import hash_password
+from settleguard.protocol.envelope import seal_envelope
 
-from agent.cli import agent as agent_cli
-from agent.config import SyncSettings
-from agent.home import agent_home
-from agent.keys import load_or_create_key
-from agent.outbox import Outbox
-from agent.recorder import append_record
-from agent.sync import BrokerTarget, SyncLink
-from collector.enrollment import service as enrollment
-from collector.enrollment.broker import mosquitto_binary
-from collector.enrollment.keys import init_keys
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
-from collector.ingest.worker import IngestWorker
-from collector.store import Store, open_store
-from collector.web.app import create_app
-from collector.web.db import close_store, get_store
-from collector.web.users import hash_password
-from protocol.envelope import seal_envelope
 from tests.helpers.mosquitto import running_broker
 from tests.helpers.records import batch, make_agent
 
@@ -185,7 +185,7 @@ def test_clock_skew_beyond_limits_is_flagged_not_rejected(store: Store) -> None:
 def test_a_late_record_is_not_skew_but_a_late_heartbeat_is() -> None:
     from datetime import UTC, datetime
 
-    from collector.ingest.verify import clock_skew
+    from settleguard.collector.ingest.verify import clock_skew
 
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     week_old = "2026-11-19T12:00:00.000Z"

@@ -5,10 +5,9 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.acks import Ack, decode_acks, encode_acks
-from protocol.canonical import strict_json_loads
-from protocol.envelope import (
+from settleguard.protocol.acks import Ack, decode_acks, encode_acks
+from settleguard.protocol.canonical import strict_json_loads
+from settleguard.protocol.envelope import (
     decode_bundle,
     encode_bundle,
     open_envelope,
@@ -16,8 +15,9 @@ from protocol.envelope import (
     seal_envelope,
     verify_and_parse,
 )
-from protocol.errors import ProtocolError
-from protocol.sealed import card_change_context, generate_keypair, open_sealed, seal
+from settleguard.protocol.errors import ProtocolError
+from settleguard.protocol.sealed import card_change_context, generate_keypair, open_sealed, seal
+
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import bytes_or_mutation
 from tests.helpers.records import batch, heartbeat

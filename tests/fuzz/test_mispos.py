@@ -10,9 +10,8 @@ from datetime import datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.errors import ProtocolError
-from protocol.mispos import (
+from settleguard.protocol.errors import ProtocolError
+from settleguard.protocol.mispos import (
     EcrConnection,
     Reply,
     Request,
@@ -23,7 +22,8 @@ from protocol.mispos import (
     settlement_from_reply,
     settlement_reply,
 )
-from protocol.mispos.settlement import error_reply
+from settleguard.protocol.mispos.settlement import error_reply
+
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import bytes_or_mutation, splits
 from tests.protocol.mispos.vectors import SETTLEMENT_REPLY, SETTLEMENT_REQUEST, SLIP

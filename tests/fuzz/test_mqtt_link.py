@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from hypothesis import example, given
 from hypothesis import strategies as st
+from settleguard.collector.ingest.mqtt_codec import ClientSession, LinkError, packet, string, varint
 
-from collector.ingest.mqtt_codec import ClientSession, LinkError, packet, string, varint
 from tests.fuzz.conftest import FUZZ
 
 

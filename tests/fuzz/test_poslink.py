@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+from settleguard.protocol.errors import ProtocolError
+from settleguard.protocol.poslink.connection import EcrConnection, TerminalConnection
+from settleguard.protocol.poslink.framing import Frame, FrameDecoder, encode_frame
+from settleguard.protocol.poslink.messages import BatchCloseRequest
+from settleguard.protocol.poslink.response_codec import decode_response
 
-from protocol.errors import ProtocolError
-from protocol.poslink.connection import EcrConnection, TerminalConnection
-from protocol.poslink.framing import Frame, FrameDecoder, encode_frame
-from protocol.poslink.messages import BatchCloseRequest
-from protocol.poslink.response_codec import decode_response
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import bytes_or_mutation, splits
 from tests.protocol.poslink.vectors import VECTORS, wire
@@ -67,6 +67,6 @@ def test_both_roles_any_bytes(chunks: list[bytes], step: float) -> None:
 
 
 def _is_event(event: object) -> bool:
-    from protocol.poslink.connection import NeedData
+    from settleguard.protocol.poslink.connection import NeedData
 
     return not isinstance(event, NeedData)

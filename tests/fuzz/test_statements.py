@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hypothesis import given
+from settleguard.collector.statements import StatementError, parse_statement
 
-from collector.statements import StatementError, parse_statement
 from tests.collector.statements import examples
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import bytes_or_mutation

@@ -16,11 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import close_store, get_store
+from settleguard.collector.web.users import hash_password
 
-from collector.enrollment.keys import init_keys
-from collector.web.app import create_app
-from collector.web.db import close_store, get_store
-from collector.web.users import hash_password
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import bytes_or_mutation
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+from settleguard.protocol.errors import ProtocolError
+from settleguard.protocol.zvt.apdu import decode_apdu, parse_bitmaps
+from settleguard.protocol.zvt.connection import EcrConnection, TerminalConnection
+from settleguard.protocol.zvt.messages import EndOfDay, decode_pt_command
+from settleguard.protocol.zvt.tlv import decode_tlv
+from settleguard.protocol.zvt.transport import SerialLink, TcpLink, encode_frame
 
-from protocol.errors import ProtocolError
-from protocol.zvt.apdu import decode_apdu, parse_bitmaps
-from protocol.zvt.connection import EcrConnection, TerminalConnection
-from protocol.zvt.messages import EndOfDay, decode_pt_command
-from protocol.zvt.tlv import decode_tlv
-from protocol.zvt.transport import SerialLink, TcpLink, encode_frame
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import bytes_or_mutation, splits
 from tests.protocol.zvt.vectors import APDUS, TOTALS_STATUS_APDU, h

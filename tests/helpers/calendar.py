@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from collector.reconcile import load_calendar
+from settleguard.collector.reconcile import load_calendar
 
 
 def calendar_covers_demo(today: date, days: int) -> bool:

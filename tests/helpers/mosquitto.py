@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from collector.enrollment import broker as broker_config
+from settleguard.collector.enrollment import broker as broker_config
 
 
 def free_port() -> int:

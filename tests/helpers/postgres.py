@@ -36,7 +36,7 @@ def _admin_connect():  # type: ignore[no-untyped-def]
 
 
 def _schema_fingerprint() -> str:
-    from collector.store import schema
+    from settleguard.collector.store import schema
 
     text = "\n".join(f"{m.version}:{s}" for m in schema.MIGRATIONS for s in m.statements)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -55,7 +55,7 @@ def migrated_template() -> str:
             return name
         building = f"{name}_b{uuid.uuid4().hex[:8]}"
         admin.execute(f'CREATE DATABASE "{building}"')
-    from collector.store import open_store
+    from settleguard.collector.store import open_store
 
     store = open_store(f"{ADMIN_URL.rsplit('/', 1)[0]}/{building}")
     try:

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from collector.enrollment import service as enrollment
-from collector.store import Store
-from protocol.envelope import DOMAIN, key_id_for, seal_envelope
-from protocol.records import BatchSummary, Bucket, Heartbeat, Record
-from protocol.topics import hb_topic, rec_topic
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.store import Store
+from settleguard.protocol.envelope import DOMAIN, key_id_for, seal_envelope
+from settleguard.protocol.records import BatchSummary, Bucket, Heartbeat, Record
+from settleguard.protocol.topics import hb_topic, rec_topic
 
 
 def batch(

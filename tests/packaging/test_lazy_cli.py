@@ -83,7 +83,7 @@ def test_the_collector_group_loads_when_asked(tmp_path: Path) -> None:
     code, output, modules = _imported(["collector", "--help"], tmp_path)
     assert code == 0, output
     assert "flask" in modules
-    assert any(name.endswith("collector.cli") for name in modules)
+    assert any(name.endswith("settleguard.collector.cli") for name in modules)
 
 
 def test_agent_commands_work_without_the_collector_libraries(tmp_path: Path) -> None:

@@ -7,16 +7,15 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.acks import (
+from settleguard.protocol.acks import (
     MAX_ACKS,
     Ack,
     AckError,
     decode_acks,
     encode_acks,
 )
-from protocol.canonical import canonical_dumps
-from protocol.errors import LocalProtocolError, RemoteProtocolError
+from settleguard.protocol.canonical import canonical_dumps
+from settleguard.protocol.errors import LocalProtocolError, RemoteProtocolError
 
 acks = st.builds(
     Ack,

@@ -17,9 +17,13 @@ import pytest
 import rfc8785
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
-from protocol.canonical import canonical_dumps, first_difference, is_canonical, strict_json_loads
-from protocol.errors import LocalProtocolError
+from settleguard.protocol.canonical import (
+    canonical_dumps,
+    first_difference,
+    is_canonical,
+    strict_json_loads,
+)
+from settleguard.protocol.errors import LocalProtocolError
 
 tricky_chars = st.sampled_from(
     ["\x00", "\x08", "\x0c", "\n", "\r", "\t", "\x1f", '"', "\\", "/", "\x7f", "\u2028",

@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from protocol.buckets import CHINA_BUCKETS, china_bucket, totals_by_china_bucket
-from protocol.records import BatchSummary, Bucket, RecordError, RecordValueError, record_from_body
+from settleguard.protocol.buckets import CHINA_BUCKETS, china_bucket, totals_by_china_bucket
+from settleguard.protocol.records import (
+    BatchSummary,
+    Bucket,
+    RecordError,
+    RecordValueError,
+    record_from_body,
+)
 
 BASE: dict[str, Any] = {
     "terminal_id": "10060001", "merchant_id": "898310048160001", "batch_no": 123,

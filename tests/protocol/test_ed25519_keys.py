@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from protocol.ed25519 import _SMALL_ORDER_Y, public_key_problem, verify_many
+from settleguard.protocol.ed25519 import _SMALL_ORDER_Y, public_key_problem, verify_many
 
 P = 2**255 - 19
 D = (-121665 * pow(121666, P - 2, P)) % P

@@ -11,8 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocol.ed25519 import verify_many
+from settleguard.protocol.ed25519 import verify_many
 
 KEYS = [Ed25519PrivateKey.from_private_bytes(bytes([i]) * 32) for i in range(1, 4)]
 RAW = [k.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

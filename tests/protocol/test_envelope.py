@@ -13,9 +13,13 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocol.canonical import JSONError, canonical_dumps, is_canonical, strict_json_loads
-from protocol.envelope import (
+from settleguard.protocol.canonical import (
+    JSONError,
+    canonical_dumps,
+    is_canonical,
+    strict_json_loads,
+)
+from settleguard.protocol.envelope import (
     DOMAIN,
     MAX_ENVELOPE_BYTES,
     BundleError,
@@ -29,8 +33,9 @@ from protocol.envelope import (
     seal_envelope,
     verify_and_parse,
 )
-from protocol.errors import LocalProtocolError
-from protocol.records import Heartbeat, Record
+from settleguard.protocol.errors import LocalProtocolError
+from settleguard.protocol.records import Heartbeat, Record
+
 from tests.protocol.test_records import batch, records
 
 VECTORS = json.loads(
@@ -444,7 +449,7 @@ def test_seal_envelope_refuses_bad_arguments(changes: dict[str, Any]) -> None:
 
 
 def test_seal_envelope_refuses_oversized_records() -> None:
-    from protocol.records import JournalEntry
+    from settleguard.protocol.records import JournalEntry
 
     entry = JournalEntry(1, "sale", 100, "411111******1111", "visa", "2026-11-26T10:00:00")
     with pytest.raises(LocalProtocolError, match="without its journal"):

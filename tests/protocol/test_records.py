@@ -1,4 +1,4 @@
-"""Record types: validation on construction, strict decoding, round trips (DESIGN §3.2, §6)."""
+"""Record types: validation on construction, strict decoding, round trips (docs/architecture.md §3.2, §6)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.records import (
+from settleguard.protocol.errors import LocalProtocolError, RemoteProtocolError
+from settleguard.protocol.records import (
     RECORD_TYPES,
     ZVT_BUCKETS,
     BatchSummary,

@@ -1,4 +1,4 @@
-"""protocol/ must stay sans-I/O (DESIGN.md §2): no serial, MQTT, database, web, socket or thread."""
+"""protocol/ must stay sans-I/O (docs/architecture.md §2): no serial, MQTT, database, web, socket or thread."""
 
 from __future__ import annotations
 

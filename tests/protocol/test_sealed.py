@@ -1,4 +1,4 @@
-"""Sealed tokens for settlement card numbers (DESIGN §6)."""
+"""Sealed tokens for settlement card numbers (docs/architecture.md §6)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocol.errors import LocalProtocolError
-from protocol.sealed import (
+from settleguard.protocol.errors import LocalProtocolError
+from settleguard.protocol.sealed import (
     MAX_PLAINTEXT,
     SEALED_TOKEN_RE,
     SealedError,

@@ -1,13 +1,12 @@
-"""MQTT topic names (DESIGN §3.4)."""
+"""MQTT topic names (docs/architecture.md §3.4)."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.errors import LocalProtocolError
-from protocol.topics import (
+from settleguard.protocol.errors import LocalProtocolError
+from settleguard.protocol.topics import (
     HEARTBEAT_FILTER,
     PLAIN_INGEST_FILTER,
     SHARED_INGEST_FILTER,

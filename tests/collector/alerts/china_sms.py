@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from collector.alerts.approval import approval_sheet
+from settleguard.collector.alerts.approval import approval_sheet
 
 SIGN_NAME = "结算守护"
 

@@ -6,7 +6,7 @@ import itertools
 import json
 from typing import Any
 
-from collector.store import Store
+from settleguard.collector.store import Store
 
 _keys = itertools.count(1)
 

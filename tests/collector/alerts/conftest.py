@@ -3,8 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from collector.alerts.smpp_gateway import SmppGateway
+from settleguard.collector.alerts.smpp_gateway import SmppGateway
 
 from .smsc import TestSMSC
 

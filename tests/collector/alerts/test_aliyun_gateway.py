@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from collector.alerts.aliyun_gateway import AliyunGateway, acs3_signature
-from collector.alerts.gateway import GatewayUnavailable, SendRejected, TemplateCall
-from collector.alerts.policy import AlertState
-from collector.alerts.providers import gateway_from_url
-from collector.alerts.store import AlertStore, escalated_alerts
-from collector.cli.alerts import run_pass
+from settleguard.collector.alerts.aliyun_gateway import AliyunGateway, acs3_signature
+from settleguard.collector.alerts.gateway import GatewayUnavailable, SendRejected, TemplateCall
+from settleguard.collector.alerts.policy import AlertState
+from settleguard.collector.alerts.providers import gateway_from_url
+from settleguard.collector.alerts.store import AlertStore, escalated_alerts
+from settleguard.collector.cli.alerts import run_pass
 
 from .china_sms import AliyunHandler, Fake, register, serve
 from .collector_seed import add_gap, add_merchant

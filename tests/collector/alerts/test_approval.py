@@ -7,17 +7,16 @@ import io
 import re
 
 import pytest
-
-from collector.alerts.approval import (
+from settleguard.collector.alerts.approval import (
     approval_sheet,
     load_codes,
     missing_codes,
     provider_text,
     sheet_csv,
 )
-from collector.alerts.planner import sendable_templates
-from collector.alerts.policy import AlertPolicy
-from collector.alerts.templates import TemplateError, default_catalog
+from settleguard.collector.alerts.planner import sendable_templates
+from settleguard.collector.alerts.policy import AlertPolicy
+from settleguard.collector.alerts.templates import TemplateError, default_catalog
 
 
 def test_aliyun_sheet_names_variables_and_tencent_numbers_them_in_order():

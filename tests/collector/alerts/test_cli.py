@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from settleguard.collector.alerts.gateway import SendResult
+from settleguard.collector.alerts.http_gateways import twilio_signature
+from settleguard.collector.alerts.store import AlertStore, NewAlert
+from settleguard.collector.cli import collector
+from settleguard.collector.store import Store
+from settleguard.collector.web.db import get_store
 
-from collector.alerts.gateway import SendResult
-from collector.alerts.http_gateways import twilio_signature
-from collector.alerts.store import AlertStore, NewAlert
-from collector.cli import collector
-from collector.store import Store
-from collector.web.db import get_store
 from settleguard.privacy import find_card_numbers
 
 from .china_sms import AliyunHandler, Fake, register, serve

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from collector.alerts.planner import Wording, plan_alerts, preview_gap
-from collector.alerts.templates import TemplateError
-from collector.store import Store
+from settleguard.collector.alerts.planner import Wording, plan_alerts, preview_gap
+from settleguard.collector.alerts.templates import TemplateError
+from settleguard.collector.store import Store
 
 from .collector_seed import add_gap, add_merchant, resolve_gap
 

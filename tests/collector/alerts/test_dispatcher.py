@@ -7,10 +7,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from collector.alerts.dispatcher import dispatch_due, recover_interrupted
-from collector.alerts.file_gateway import FileGateway
-from collector.alerts.gateway import (
+from settleguard.collector.alerts.dispatcher import dispatch_due, recover_interrupted
+from settleguard.collector.alerts.file_gateway import FileGateway
+from settleguard.collector.alerts.gateway import (
     DeliveryReceipt,
     GatewayUnavailable,
     SendRejected,
@@ -18,11 +17,11 @@ from collector.alerts.gateway import (
     SendUncertain,
     TemplateCall,
 )
-from collector.alerts.planner import plan_alerts
-from collector.alerts.policy import AlertPolicy, AlertState
-from collector.alerts.providers import gateway_from_url
-from collector.alerts.store import AlertStore, NewAlert
-from collector.store import Store
+from settleguard.collector.alerts.planner import plan_alerts
+from settleguard.collector.alerts.policy import AlertPolicy, AlertState
+from settleguard.collector.alerts.providers import gateway_from_url
+from settleguard.collector.alerts.store import AlertStore, NewAlert
+from settleguard.collector.store import Store
 
 from .collector_seed import add_gap, add_merchant
 from .smsc import wait_for

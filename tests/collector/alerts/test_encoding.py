@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from collector.alerts.encoding import (
+from settleguard.collector.alerts.encoding import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     EncodingError,

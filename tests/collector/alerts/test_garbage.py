@@ -7,17 +7,16 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from collector.alerts.aliyun_gateway import AliyunGateway
-from collector.alerts.gateway import (
+from settleguard.collector.alerts.aliyun_gateway import AliyunGateway
+from settleguard.collector.alerts.gateway import (
     GatewayConfigError,
     GatewayError,
     message_id_aliases,
     parse_receipt_text,
 )
-from collector.alerts.http_gateways import SignatureError, TwilioGateway
-from collector.alerts.providers import gateway_from_url
-from collector.alerts.templates import TemplateError, default_catalog, render
+from settleguard.collector.alerts.http_gateways import SignatureError, TwilioGateway
+from settleguard.collector.alerts.providers import gateway_from_url
+from settleguard.collector.alerts.templates import TemplateError, default_catalog, render
 
 from .smsc import wait_for
 

@@ -12,10 +12,13 @@ from typing import ClassVar
 from urllib.parse import parse_qsl
 
 import pytest
-
-from collector.alerts.gateway import GatewayUnavailable, SendRejected
-from collector.alerts.http_gateways import SignatureError, TwilioGateway, twilio_signature
-from collector.alerts.providers import gateway_from_url
+from settleguard.collector.alerts.gateway import GatewayUnavailable, SendRejected
+from settleguard.collector.alerts.http_gateways import (
+    SignatureError,
+    TwilioGateway,
+    twilio_signature,
+)
+from settleguard.collector.alerts.providers import gateway_from_url
 
 SID, TOKEN = "AC0123456789abcdef", "twilio-token"
 

@@ -7,14 +7,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from settleguard.collector.alerts.dispatcher import recover_interrupted
+from settleguard.collector.alerts.planner import (
+    CALENDAR_SLACK,
+    PlannerError,
+    plan_alerts,
+    preview_gap,
+)
+from settleguard.collector.alerts.policy import AlertState
+from settleguard.collector.alerts.smpp_gateway import SmppGateway
+from settleguard.collector.alerts.store import AlertStore, escalated_alerts
+from settleguard.collector.cli.alerts import run_pass
+from settleguard.collector.store import Store, open_store
 
-from collector.alerts.dispatcher import recover_interrupted
-from collector.alerts.planner import CALENDAR_SLACK, PlannerError, plan_alerts, preview_gap
-from collector.alerts.policy import AlertState
-from collector.alerts.smpp_gateway import SmppGateway
-from collector.alerts.store import AlertStore, escalated_alerts
-from collector.cli.alerts import run_pass
-from collector.store import Store, open_store
 from settleguard.privacy import find_card_numbers, luhn_ok
 
 from . import smsc as smsc_module

@@ -3,8 +3,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-
-from collector.alerts.policy import (
+from settleguard.collector.alerts.policy import (
     TRANSITIONS,
     AlertPolicy,
     AlertState,

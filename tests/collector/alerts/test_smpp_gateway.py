@@ -3,10 +3,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-
-from collector.alerts.gateway import GatewayConfigError, GatewayUnavailable, SendUncertain
-from collector.alerts.providers import gateway_from_url
-from collector.alerts.smpp_gateway import SmppSettings
+from settleguard.collector.alerts.gateway import (
+    GatewayConfigError,
+    GatewayUnavailable,
+    SendUncertain,
+)
+from settleguard.collector.alerts.providers import gateway_from_url
+from settleguard.collector.alerts.smpp_gateway import SmppSettings
 
 from .smsc import (
     BIND_RECEIVER,

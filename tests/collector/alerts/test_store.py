@@ -6,23 +6,22 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from collector.alerts.dispatcher import dispatch_due, recover_interrupted
-from collector.alerts.gateway import (
+from settleguard.collector.alerts.dispatcher import dispatch_due, recover_interrupted
+from settleguard.collector.alerts.gateway import (
     DeliveryReceipt,
     SendRejected,
     SendResult,
     SendUncertain,
     TemplateCall,
 )
-from collector.alerts.policy import AlertState, InvalidTransition
-from collector.alerts.store import (
+from settleguard.collector.alerts.policy import AlertState, InvalidTransition
+from settleguard.collector.alerts.store import (
     AlertStore,
     NewAlert,
     escalated_alerts,
     escalation_count,
 )
-from collector.store import Store, open_store
+from settleguard.collector.store import Store, open_store
 
 from .collector_seed import add_gap, add_merchant
 
@@ -236,7 +235,7 @@ def test_quiet_hours_and_limits_count_in_collector_rows(alerts, store):
     assert dispatch_due(alerts, gateway, NIGHT).deferred == ids
     morning = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
     assert all(alerts.get(i).not_before == morning for i in ids)
-    from collector.alerts.policy import AlertPolicy
+    from settleguard.collector.alerts.policy import AlertPolicy
 
     policy = AlertPolicy(per_number_daily=2)
     report = dispatch_due(alerts, gateway, morning, policy)
@@ -246,7 +245,7 @@ def test_quiet_hours_and_limits_count_in_collector_rows(alerts, store):
 
 
 def test_dashboard_resend_row_is_dispatched(alerts, gap, store):
-    """A re-send queued by the dashboard (issue 7) has only the columns it knows about."""
+    """A re-send queued by the dashboard has only the columns it knows about."""
     with store.transaction() as tx:
         resend = tx.insert(
             "alerts",
@@ -292,7 +291,7 @@ def test_two_dispatchers_apply_the_same_receipt_once(alerts, gap, store):
 def test_upgrade_to_7_records_the_stages_of_alerts_sent_before(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from collector.store import schema
+    from settleguard.collector.store import schema
 
     store = open_store(empty_database_url)
     try:
@@ -314,7 +313,7 @@ def test_upgrade_to_7_records_the_stages_of_alerts_sent_before(
 
 
 def test_dashboard_resend_keeps_the_template_a_provider_needs(alerts, gap, store):
-    from collector.web.actions import resend_alert
+    from settleguard.collector.web.actions import resend_alert
 
     call = TemplateCall("MISSING", (("date", "11月20日"), ("amount", "1,234.56")))
     first = alerts.enqueue(dataclasses.replace(new(gap), template=call), NOON)

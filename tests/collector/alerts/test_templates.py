@@ -7,10 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from collector.alerts.encoding import segment
-from collector.alerts.policy import AlertPolicy
-from collector.alerts.templates import (
+from settleguard.collector.alerts.encoding import segment
+from settleguard.collector.alerts.policy import AlertPolicy
+from settleguard.collector.alerts.templates import (
     ARRIVED,
     DEFAULT_TEMPLATES,
     DIGEST,

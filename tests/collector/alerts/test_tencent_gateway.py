@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from collector.alerts.gateway import GatewayUnavailable, SendRejected, TemplateCall
-from collector.alerts.policy import AlertState
-from collector.alerts.providers import gateway_from_url
-from collector.alerts.store import AlertStore
-from collector.alerts.tencent_gateway import TencentGateway, tc3_signature
-from collector.cli.alerts import run_pass
+from settleguard.collector.alerts.gateway import GatewayUnavailable, SendRejected, TemplateCall
+from settleguard.collector.alerts.policy import AlertState
+from settleguard.collector.alerts.providers import gateway_from_url
+from settleguard.collector.alerts.store import AlertStore
+from settleguard.collector.alerts.tencent_gateway import TencentGateway, tc3_signature
+from settleguard.collector.cli.alerts import run_pass
 
 from .china_sms import Fake, TencentHandler, register, serve, tencent_expected_signature
 from .collector_seed import add_gap, add_merchant

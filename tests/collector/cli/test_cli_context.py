@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from settleguard.collector.cli import collector
+from settleguard.collector.money import format_money
+from settleguard.collector.store import open_store
 
-from collector.cli import collector
-from collector.money import format_money
-from collector.store import open_store
 from tests.helpers.mosquitto import free_port
 from tests.helpers.postgres import fresh_database
 
@@ -133,7 +133,7 @@ def test_misspelt_variable_is_named(instance: dict[str, str]) -> None:
 def test_every_variable_the_code_reads_is_known() -> None:
     import re
 
-    from collector.settings import known_settings
+    from settleguard.collector.settings import known_settings
 
     root = Path(__file__).resolve().parents[3]
     named = set()

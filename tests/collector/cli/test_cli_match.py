@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from settleguard.collector.cli import collector
+from settleguard.collector.reconcile.store import list_gaps, reconcile
+from settleguard.collector.web.db import get_store
 
-from collector.cli import collector
-from collector.reconcile.store import list_gaps, reconcile
-from collector.web.db import get_store
 from tests.collector.reconcile.test_recon_acquirer import _credit, _merchant
 from tests.collector.reconcile.test_recon_store import add_batch
 

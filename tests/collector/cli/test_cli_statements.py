@@ -15,9 +15,8 @@ import pytest
 from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskCliRunner
-
-from collector.cli import collector
-from collector.web.db import get_store
+from settleguard.collector.cli import collector
+from settleguard.collector.web.db import get_store
 
 FIXTURES = Path(__file__).parents[1] / "statements" / "fixtures"
 IMPORT_KEYS = {

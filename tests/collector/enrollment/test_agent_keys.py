@@ -9,13 +9,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from settleguard.collector.cli import collector
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.service import rotation_message
+from settleguard.collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from settleguard.collector.store import Store
+from settleguard.collector.web.db import get_store
 
-from collector.cli import collector
-from collector.enrollment import service as enrollment
-from collector.enrollment.service import rotation_message
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
-from collector.store import Store
-from collector.web.db import get_store
 from tests.helpers.records import TestAgent, batch
 
 P = 2**255 - 19
@@ -152,7 +152,7 @@ def test_rotation_over_http_uses_the_configured_grace_period(
 def test_upgrade_caps_keys_retired_before_at_the_agents_last_seq(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from collector.store import open_store, schema
+    from settleguard.collector.store import open_store, schema
 
     store = open_store(empty_database_url)
     try:

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from settleguard.collector.cli import collector as collector_group
+from settleguard.collector.enrollment import broker
+from settleguard.collector.ingest.mqtt_link import IngestLink, LinkError, LinkRefused, tls_context
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import close_store, get_store
 
-from collector.cli import collector as collector_group
-from collector.enrollment import broker
-from collector.ingest.mqtt_link import IngestLink, LinkError, LinkRefused, tls_context
-from collector.web.app import create_app
-from collector.web.db import close_store, get_store
 from tests.helpers.mosquitto import (
     Broker,
     free_port,

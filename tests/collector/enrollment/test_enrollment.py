@@ -11,16 +11,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from settleguard.collector.cli import collector
+from settleguard.collector.enrollment import broker
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.enrollment.service import rotation_message
+from settleguard.collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from settleguard.collector.web.db import get_store
+from settleguard.collector.web.tokens import create_token
+from settleguard.protocol.enroll_token import key_fingerprint, token_fingerprint
 
-from collector.cli import collector
-from collector.enrollment import broker
-from collector.enrollment import service as enrollment
-from collector.enrollment.keys import init_keys
-from collector.enrollment.service import rotation_message
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
-from collector.web.db import get_store
-from collector.web.tokens import create_token
-from protocol.enroll_token import key_fingerprint, token_fingerprint
 from tests.helpers.records import TestAgent, batch, make_agent
 
 
@@ -156,7 +156,7 @@ def test_cli_token_names_the_collectors_sealing_key(app: Flask, runner: FlaskCli
 
 
 def test_dashboard_approval_reports_the_broker_step(app: Flask) -> None:
-    from collector.web.actions import set_agent_status
+    from settleguard.collector.web.actions import set_agent_status
 
     store = get_store(app)
     make_agent(store, "agent-w", approve=False)
@@ -199,8 +199,9 @@ def test_a_pending_agent_learns_its_approval_from_the_collector_over_http(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path
 ) -> None:
     """The agent's status poll, authenticated with its broker password, against the real app."""
-    from agent import enroll as agent_enroll
-    from agent.home import agent_home
+    from settleguard.agent import enroll as agent_enroll
+    from settleguard.agent.home import agent_home
+
     from settleguard.demo.services import start_web
 
     web = start_web(app)

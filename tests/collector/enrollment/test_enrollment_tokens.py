@@ -8,9 +8,8 @@ import threading
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
-
-from collector.enrollment import service as enrollment
-from collector.web.db import get_store
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.web.db import get_store
 
 RACERS = 8
 ROUNDS = 4

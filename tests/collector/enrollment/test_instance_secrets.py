@@ -16,14 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
-
-from collector.cli import collector
-from collector.enrollment import service as enrollment
-from collector.enrollment.keys import KeyFileError, init_keys, load_keys
-from collector.web import actions
-from collector.web.app import create_app
-from collector.web.db import close_store, get_store
-from collector.web.users import hash_password
+from settleguard.collector.cli import collector
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.keys import KeyFileError, init_keys, load_keys
+from settleguard.collector.web import actions
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import close_store, get_store
+from settleguard.collector.web.users import hash_password
 
 ACCOUNT_CSV = b"date,amount,reference\n2026-11-27,100.00,x\n"
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.ingest.verify import (
+    IncomingMessage,
+    Keyring,
+    Refused,
+    ingest_batch,
+    verify_messages,
+)
+from settleguard.collector.store import Store
+from settleguard.protocol.envelope import key_id_for
+from settleguard.protocol.records import CardChange
+from settleguard.protocol.sealed import card_change_context, seal
 
-from collector.enrollment import service as enrollment
-from collector.enrollment.keys import init_keys
-from collector.ingest.verify import IncomingMessage, Keyring, Refused, ingest_batch, verify_messages
-from collector.store import Store
-from protocol.envelope import key_id_for
-from protocol.records import CardChange
-from protocol.sealed import card_change_context, seal
 from tests.helpers.records import TestAgent, batch, heartbeat, make_agent
 
 

@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from settleguard.collector.ingest.bundles import import_bundle
+from settleguard.collector.ingest.verify import (
+    IncomingMessage,
+    Keyring,
+    ingest_batch,
+    verify_message,
+)
+from settleguard.collector.store import Store, open_store
+from settleguard.protocol.envelope import BundleError, encode_bundle
 
-from collector.ingest.bundles import import_bundle
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch, verify_message
-from collector.store import Store, open_store
-from protocol.envelope import BundleError, encode_bundle
 from tests.helpers.records import TestAgent, batch, make_agent
 
 

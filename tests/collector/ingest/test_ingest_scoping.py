@@ -8,10 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from collector.enrollment.keys import CollectorKeys, init_keys
-from collector.ingest.bundles import import_bundle
-from collector.ingest.verify import (
+from settleguard.collector.enrollment.keys import CollectorKeys, init_keys
+from settleguard.collector.ingest.bundles import import_bundle
+from settleguard.collector.ingest.verify import (
     MAX_BATCH_AMOUNT,
     MAX_BUCKET_AMOUNT,
     MAX_BUCKETS,
@@ -20,10 +19,11 @@ from collector.ingest.verify import (
     Keyring,
     ingest_batch,
 )
-from collector.store import Store
-from protocol.envelope import encode_bundle
-from protocol.records import BatchSummary, Bucket, CardChange, Record, TerminalReplaced
-from protocol.sealed import card_change_context, seal
+from settleguard.collector.store import Store
+from settleguard.protocol.envelope import encode_bundle
+from settleguard.protocol.records import BatchSummary, Bucket, CardChange, Record, TerminalReplaced
+from settleguard.protocol.sealed import card_change_context, seal
+
 from tests.helpers.records import TestAgent, batch, heartbeat, make_agent
 
 NUMBER = "6222021234567894"  # the new settlement card, Luhn-valid
@@ -237,7 +237,7 @@ def test_no_payload_head_is_kept_for_a_payload_with_a_card_number(
 def test_a_change_reported_again_cannot_undo_the_operator_s_decision(
     store: Store, keys: CollectorKeys
 ) -> None:
-    from collector.merchants import set_account_status
+    from settleguard.collector.merchants import set_account_status
 
     agent = make_agent(store, "shop-1", merchant="M1")
     change = _card_change(keys, "M1")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-
-from collector.ingest.mqtt_codec import (
+from settleguard.collector.ingest.mqtt_codec import (
     DISCONNECT,
     PUBLISH,
     SUBSCRIBE,

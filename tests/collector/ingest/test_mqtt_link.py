@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+from settleguard.collector.enrollment import broker as broker_config
+from settleguard.collector.ingest.mqtt_link import IngestLink, LinkRefused, Received
+from settleguard.protocol.topics import SHARED_INGEST_FILTER, rec_topic
 
-from collector.enrollment import broker as broker_config
-from collector.ingest.mqtt_link import IngestLink, LinkRefused, Received
-from protocol.topics import SHARED_INGEST_FILTER, rec_topic
 from tests.helpers.mosquitto import _accepts, running_broker, wait_until
 from tests.helpers.mqtt import MqttProbe
 

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from settleguard.collector.ingest.mqtt_codec import packet as _packet
+from settleguard.collector.ingest.mqtt_codec import varint as _varint
+from settleguard.collector.ingest.mqtt_link import IngestLink, LinkError
+from settleguard.collector.ingest.worker import IngestWorker, WorkerError
+from settleguard.collector.store import Store
 
-from collector.ingest.mqtt_codec import packet as _packet
-from collector.ingest.mqtt_codec import varint as _varint
-from collector.ingest.mqtt_link import IngestLink, LinkError
-from collector.ingest.worker import IngestWorker, WorkerError
-from collector.store import Store
 from tests.helpers.mosquitto import wait_until
 
 GOOD_CONNACK = _packet(0x20, b"\x00\x00\x00")  # v5: session not present, success, no properties
@@ -182,7 +182,7 @@ def test_a_short_puback_drops_the_link_with_a_logged_reason_and_it_reconnects(
         link.connect(5)
         link.publish("sg/v1/a/x/ack", b"ack")  # the broker answers it with the short PUBACK
         assert link.flush()
-        with caplog.at_level(logging.WARNING, logger="collector.ingest.mqtt_link"):
+        with caplog.at_level(logging.WARNING, logger="settleguard.collector.ingest.mqtt_link"):
             wait_until(lambda: link.receive(1, 0.1) == [] and link.generation == 2
                        and link.connected, what="the link dropped and connected again")  # fmt: skip
         [lost] = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]

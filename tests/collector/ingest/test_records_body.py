@@ -5,9 +5,9 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from settleguard.collector.store.records import _body_json
+from settleguard.protocol.envelope import key_id_for, verify_and_parse
 
-from collector.store.records import _body_json
-from protocol.envelope import key_id_for, verify_and_parse
 from tests.helpers.records import TestAgent, batch, heartbeat
 
 KEY = Ed25519PrivateKey.generate()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.enrollment import service as enrollment
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
-from collector.store import Store, open_store
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from settleguard.collector.store import Store, open_store
+
 from tests.helpers.records import TestAgent, batch, heartbeat, make_agent
 
 TABLES = {

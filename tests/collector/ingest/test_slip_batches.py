@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.slip_entry import entry_from_json
-from collector.enrollment.keys import account_hmac as keyed_hmac
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
-from collector.merchants import import_merchants
-from collector.reconcile.store import reconcile
-from collector.store import Store
-from collector.web.read_models import gap_queue, timeline
-from protocol.records import BatchSummary, Bucket
+from settleguard.agent.slip_entry import entry_from_json
+from settleguard.collector.enrollment.keys import account_hmac as keyed_hmac
+from settleguard.collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from settleguard.collector.merchants import import_merchants
+from settleguard.collector.reconcile.store import reconcile
+from settleguard.collector.store import Store
+from settleguard.collector.web.read_models import gap_queue, timeline
+from settleguard.protocol.records import BatchSummary, Bucket
+
 from tests.helpers.records import make_agent
 
 KEY = b"k" * 32

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.ingest.worker import IngestWorker, WorkerError, _optional_int
+from settleguard.collector.store import Store
+from settleguard.protocol.acks import decode_acks
+from settleguard.protocol.topics import ack_topic
 
-from collector.enrollment import service as enrollment
-from collector.ingest.worker import IngestWorker, WorkerError, _optional_int
-from collector.store import Store
-from protocol.acks import decode_acks
-from protocol.topics import ack_topic
 from tests.helpers.mosquitto import Broker, running_broker, wait_until
 from tests.helpers.mqtt import MqttProbe
 from tests.helpers.records import TestAgent, batch, make_agent
@@ -132,7 +132,7 @@ def test_worker_with_wrong_password_fails_clearly(broker_with_store: tuple[Broke
 def test_failed_commit_is_retried_and_acked_only_after_it_succeeds(
     broker_with_store: tuple[Broker, Store], monkeypatch: pytest.MonkeyPatch, pipeline: bool
 ) -> None:
-    import collector.ingest.worker as worker_module
+    import settleguard.collector.ingest.worker as worker_module
 
     running, store = broker_with_store
     agent = make_agent(store, "agent-a")
@@ -183,7 +183,7 @@ def _worker_that_dies_after_commit(url: str, settings: dict[str, Any], client_id
     import os
     import signal
 
-    from collector.store import open_store
+    from settleguard.collector.store import open_store
 
     worker = IngestWorker(open_store(url), settings, client_id=client_id, session_expiry_s=600,
                           pipeline=pipeline)  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from collector.store import open_store
+from settleguard.collector.store import open_store
 
 
 def test_every_store_connection_fsyncs_each_commit(tmp_path: Path) -> None:

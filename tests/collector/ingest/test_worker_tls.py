@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskCliRunner
+from settleguard.collector.cli import collector as collector_group
+from settleguard.collector.enrollment.broker import TlsListener
+from settleguard.collector.ingest.mqtt_link import IngestLink, LinkError, tls_context
+from settleguard.collector.ingest.worker import IngestWorker, WorkerError
+from settleguard.collector.store import Store
+from settleguard.protocol.acks import decode_acks
+from settleguard.protocol.topics import ack_topic
 
-from collector.cli import collector as collector_group
-from collector.enrollment.broker import TlsListener
-from collector.ingest.mqtt_link import IngestLink, LinkError, tls_context
-from collector.ingest.worker import IngestWorker, WorkerError
-from collector.store import Store
-from protocol.acks import decode_acks
-from protocol.topics import ack_topic
 from tests.helpers.mosquitto import running_broker, wait_until
 from tests.helpers.records import batch, make_agent
 from tests.helpers.tls import TestCA

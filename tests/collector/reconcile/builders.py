@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     AccountChange,
     Batch,
     Bucket,

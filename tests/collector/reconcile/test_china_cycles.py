@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import date, time, timedelta
 
 import pytest
-
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     Batch,
     Bucket,
     Credit,
@@ -19,7 +18,7 @@ from collector.reconcile import (
     StatementCoverage,
     reconcile_merchant,
 )
-from collector.reconcile.expected import cycle_due
+from settleguard.collector.reconcile.expected import cycle_due
 
 from .builders import CALENDAR, MID, OLD, active, local, merchant
 

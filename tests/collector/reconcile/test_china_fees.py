@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     Batch,
     Bucket,
     Credit,
@@ -21,7 +20,7 @@ from collector.reconcile import (
     StatementCoverage,
     reconcile_merchant,
 )
-from collector.reconcile.fees import fee_interval, sale_fee
+from settleguard.collector.reconcile.fees import fee_interval, sale_fee
 
 from .builders import CALENDAR, MID, OLD, active, local
 
@@ -152,7 +151,7 @@ def test_per_payout_surcharge_is_charged_once_per_batch() -> None:
 
 
 def test_acquirer_profiles_are_examples_with_payers_and_valid_fees() -> None:
-    from collector.reconcile.acquirers import load_profiles
+    from settleguard.collector.reconcile.acquirers import load_profiles
 
     profiles = load_profiles()
     assert {"lakala", "chinaums", "allinpay"} <= set(profiles)

@@ -15,8 +15,7 @@ from datetime import date, datetime, time, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     Credit,
     ExpectedCredit,
     MerchantInputs,
@@ -26,8 +25,9 @@ from collector.reconcile import (
     expected_credits,
     reconcile_merchant,
 )
-from collector.reconcile.fast import fast_match
-from collector.reconcile.matching import match_credits
+from settleguard.collector.reconcile.fast import fast_match
+from settleguard.collector.reconcile.matching import match_credits
+
 from tests.collector.reconcile.builders import (
     CALENDAR,
     HISTORY,

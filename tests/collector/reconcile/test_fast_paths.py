@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     AccountChange,
     Batch,
     Bucket,
@@ -27,7 +26,7 @@ from collector.reconcile import (
     ReconcileConfig,
     load_calendar,
 )
-from collector.reconcile.expected import (
+from settleguard.collector.reconcile.expected import (
     ExpectedBuilder,
     account_in_force,
     business_date,
@@ -36,7 +35,7 @@ from collector.reconcile.expected import (
     pending_change,
     previous_account,
 )
-from collector.reconcile.matching import reference_index, reference_tokens
+from settleguard.collector.reconcile.matching import reference_index, reference_tokens
 
 CALENDAR = load_calendar()
 CONFIG = ReconcileConfig()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     CreditSplit,
     HandMatch,
     MerchantInputs,

@@ -6,8 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-
-from collector.reconcile.manual import (
+from settleguard.collector.reconcile.manual import (
     HandMatchError,
     list_hand_matches,
     match_by_hand,
@@ -15,8 +14,9 @@ from collector.reconcile.manual import (
     suggest_matches,
     unmatch,
 )
-from collector.reconcile.store import list_gaps, reconcile
-from collector.store import Store
+from settleguard.collector.reconcile.store import list_gaps, reconcile
+from settleguard.collector.store import Store
+
 from tests.collector.reconcile.test_recon_acquirer import ACCOUNT, _credit, _merchant
 from tests.collector.reconcile.test_recon_store import add_batch
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     Bucket,
     CalendarError,
     FeeRule,
@@ -21,6 +20,7 @@ from collector.reconcile import (
     next_working_day,
     pending_change,
 )
+
 from tests.collector.reconcile.builders import CALENDAR, NEW, OLD, OLD_SINCE, active, change, local
 
 

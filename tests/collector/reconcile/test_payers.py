@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date, time, timedelta
 
 import pytest
-
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     Batch,
     Bucket,
     Credit,
@@ -17,7 +16,7 @@ from collector.reconcile import (
     StatementCoverage,
     reconcile_merchant,
 )
-from collector.reconcile.payers import is_acquirer_payer, payer_matches
+from settleguard.collector.reconcile.payers import is_acquirer_payer, payer_matches
 
 from .builders import CALENDAR, MID, OLD, active, local
 

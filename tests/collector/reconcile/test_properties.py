@@ -9,11 +9,16 @@ from datetime import date, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from settleguard.collector.reconcile import (
+    MerchantInputs,
+    MerchantResult,
+    PayoutRecord,
+    reconcile_merchant,
+)
+from settleguard.collector.reconcile.expected import expected_credits
+from settleguard.collector.reconcile.model import BATCH_CATEGORIES
+from settleguard.collector.reconcile.subset_sum import bounded_subset_sum
 
-from collector.reconcile import MerchantInputs, MerchantResult, PayoutRecord, reconcile_merchant
-from collector.reconcile.expected import expected_credits
-from collector.reconcile.model import BATCH_CATEGORIES
-from collector.reconcile.subset_sum import bounded_subset_sum
 from tests.collector.reconcile.builders import (
     CALENDAR,
     HISTORY,

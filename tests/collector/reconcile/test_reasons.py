@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     Batch,
     Bucket,
     MerchantInputs,
@@ -14,7 +13,7 @@ from collector.reconcile import (
     StatementCoverage,
     reconcile_merchant,
 )
-from collector.reconcile.reasons import hold_reason, is_same_day_fallback, return_reason
+from settleguard.collector.reconcile.reasons import hold_reason, is_same_day_fallback, return_reason
 
 from .builders import CALENDAR, MID, OLD, active, local, merchant
 

@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from settleguard.collector.merchants import import_merchants
+from settleguard.collector.reconcile.store import list_gaps, load_inputs, reconcile
+from settleguard.collector.store import Store
 
-from collector.merchants import import_merchants
-from collector.reconcile.store import list_gaps, load_inputs, reconcile
-from collector.store import Store
 from tests.collector.reconcile.test_recon_store import add_batch, hasher
 
 NOW = datetime(2025, 3, 20, 4, 0, tzinfo=UTC)

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from settleguard.collector.reconcile import runner as recon_parallel
+from settleguard.collector.reconcile.store import ReconcileReport, reconcile
+from settleguard.collector.store import Store
 
-from collector.reconcile import runner as recon_parallel
-from collector.reconcile.store import ReconcileReport, reconcile
-from collector.store import Store
 from tests.collector.reconcile.test_recon_store import NOW, add_batch, assert_conserved, build
 
 FATES = ["paid", "paid", "paid", "short", "none", "double"]

@@ -14,14 +14,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-
-from collector.enrollment.keys import account_hmac as keyed_hmac
-from collector.merchants import import_merchants, set_account_status
-from collector.reconcile import expected_credits, load_calendar
-from collector.reconcile.model import BATCH_CATEGORIES
-from collector.reconcile.store import acknowledge_gap, list_gaps, load_inputs, reconcile
-from collector.statements.importer import import_file
-from collector.store import Store, Tx
+from settleguard.collector.enrollment.keys import account_hmac as keyed_hmac
+from settleguard.collector.merchants import import_merchants, set_account_status
+from settleguard.collector.reconcile import expected_credits, load_calendar
+from settleguard.collector.reconcile.model import BATCH_CATEGORIES
+from settleguard.collector.reconcile.store import acknowledge_gap, list_gaps, load_inputs, reconcile
+from settleguard.collector.statements.importer import import_file
+from settleguard.collector.store import Store, Tx
 
 KEY = b"k" * 32
 NOW = datetime(2024, 4, 20, 4, 0, tzinfo=UTC)

@@ -10,8 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     AccountChange,
     Batch,
     Bucket,
@@ -21,14 +20,14 @@ from collector.reconcile import (
     ReconcileInputError,
     batch_key,
 )
-from collector.reconcile.build import new_account_change as _new_account_change
-from collector.reconcile.build import new_batch as _new_batch
-from collector.reconcile.build import new_bucket as _new_bucket
-from collector.reconcile.build import new_credit as _new_credit
-from collector.reconcile.build import new_payout as _new_payout
-from collector.reconcile.store import _closed, _json_tuple
-from collector.reconcile.writer import json_list as _json_list
-from collector.reconcile.writer import match_key
+from settleguard.collector.reconcile.build import new_account_change as _new_account_change
+from settleguard.collector.reconcile.build import new_batch as _new_batch
+from settleguard.collector.reconcile.build import new_bucket as _new_bucket
+from settleguard.collector.reconcile.build import new_credit as _new_credit
+from settleguard.collector.reconcile.build import new_payout as _new_payout
+from settleguard.collector.reconcile.store import _closed, _json_tuple
+from settleguard.collector.reconcile.writer import json_list as _json_list
+from settleguard.collector.reconcile.writer import match_key
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)
 times = st.datetimes(

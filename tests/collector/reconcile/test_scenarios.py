@@ -1,16 +1,17 @@
-"""One scenario per gap category, built from the domain story in DESIGN.md §1."""
+"""One scenario per gap category, built from the domain story in docs/architecture.md §1."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from collector.reconcile import (
+from settleguard.collector.reconcile import (
     MerchantInputs,
     MerchantResult,
     PayoutRecord,
     TerminalReplacement,
     reconcile_merchant,
 )
+
 from tests.collector.reconcile.builders import (
     CALENDAR,
     HISTORY,
@@ -289,7 +290,7 @@ def test_calendar_is_the_shipped_one() -> None:
 
 
 def test_reconcile_all_streams_one_result_per_merchant() -> None:
-    from collector.reconcile import reconcile_all
+    from settleguard.collector.reconcile import reconcile_all
 
     first = MerchantInputs(merchant(), HISTORY, (batch(1, MONDAY, 100_000),))
     results = list(reconcile_all(iter([first, first]), now=NOW, calendar=CALENDAR))
@@ -301,8 +302,7 @@ def test_bad_engine_input_is_our_error() -> None:
     from datetime import datetime
 
     import pytest
-
-    from collector.reconcile import ReconcileInputError
+    from settleguard.collector.reconcile import ReconcileInputError
 
     stranger = dataclasses.replace(batch(1, MONDAY, 100), merchant_id="M999")
     with pytest.raises(ReconcileInputError, match="M999"):

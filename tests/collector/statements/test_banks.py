@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from settleguard.collector.statements import (
+    StatementError,
+    detect_format,
+    parse_statement,
+    summarize,
+)
+from settleguard.collector.statements.model import ParsedStatement
+from settleguard.collector.statements.sheets import OLE2_MAGIC, ZIP_MAGIC
 
-from collector.statements import StatementError, detect_format, parse_statement, summarize
-from collector.statements.model import ParsedStatement
-from collector.statements.sheets import OLE2_MAGIC, ZIP_MAGIC
 from tests.collector.statements import examples
 from tests.collector.statements.examples import EXPECTED
 
@@ -187,7 +192,7 @@ def test_sheet_claiming_millions_of_cells_is_refused() -> None:
 
 
 def test_acquirer_disbursement_records_as_xlsx() -> None:
-    from collector.statements.model import ParsedPayoutFile
+    from settleguard.collector.statements.model import ParsedPayoutFile
 
     data = examples.payout_xlsx()
     assert detect_format(data, "出款记录.xlsx") == "payout"

@@ -3,9 +3,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-
-from collector.statements import StatementError, parse_statement, summarize
-from collector.statements.model import Balance
+from settleguard.collector.statements import StatementError, parse_statement, summarize
+from settleguard.collector.statements.model import Balance
 
 FIXTURE_DIR = __import__("pathlib").Path(__file__).parent / "fixtures"
 

@@ -4,9 +4,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from collector.statements import StatementError, detect_format, parse_statement, summarize
-from collector.statements.model import Balance
+from settleguard.collector.statements import (
+    StatementError,
+    detect_format,
+    parse_statement,
+    summarize,
+)
+from settleguard.collector.statements.model import Balance
 
 FIX = Path(__file__).parent / "fixtures"
 CCB = (FIX / "ccb_gbk.csv").read_bytes()
@@ -139,7 +143,7 @@ def test_generic_profile_and_user_profile_dir(
 
 
 def test_broken_profile_file_is_profile_error(tmp_path: Path) -> None:
-    from collector.statements import ProfileError
+    from settleguard.collector.statements import ProfileError
 
     (tmp_path / "bad.toml").write_text("kind = 'bank'\n[columns]\nfoo = 'x'\n", encoding="utf-8")
     with pytest.raises(ProfileError, match="unknown column fields"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from settleguard.collector.statements import parse_statement
+from settleguard.collector.statements.model import ParsedStatement
 
-from collector.statements import parse_statement
-from collector.statements.model import ParsedStatement
 from settleguard.demo import files
 
 CREDITS = [

@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-
-from collector.statements import StatementError, parse_statement
-from collector.statements.errors import MAX_REASON, mask_digit_runs
-from collector.statements.model import Reject
+from settleguard.collector.statements import StatementError, parse_statement
+from settleguard.collector.statements.errors import MAX_REASON, mask_digit_runs
+from settleguard.collector.statements.model import Reject
 
 ICBC = (Path(__file__).parent / "fixtures" / "icbc_bom.csv").read_bytes()
 CARD = "4111-1111-1111-1111"

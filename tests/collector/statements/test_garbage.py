@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from collector.statements import StatementError, parse_statement
+from settleguard.collector.statements import StatementError, parse_statement
 
 FIX = Path(__file__).parent / "fixtures"
 CASES = [

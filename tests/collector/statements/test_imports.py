@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from settleguard.collector.account_numbers import account_hmac, account_key_text
+from settleguard.collector.enrollment.keys import CollectorKeys, init_keys
+from settleguard.collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from settleguard.collector.merchants import import_merchants
+from settleguard.collector.reconcile.store import list_gaps, reconcile
+from settleguard.collector.statements.importer import ImportRejected, import_file, list_imports
+from settleguard.collector.store import Store
+from settleguard.protocol.records import CardChange
+from settleguard.protocol.sealed import card_change_context, seal
 
-from collector.account_numbers import account_hmac, account_key_text
-from collector.enrollment.keys import CollectorKeys, init_keys
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
-from collector.merchants import import_merchants
-from collector.reconcile.store import list_gaps, reconcile
-from collector.statements.importer import ImportRejected, import_file, list_imports
-from collector.store import Store
-from protocol.records import CardChange
-from protocol.sealed import card_change_context, seal
 from settleguard.privacy import scan_texts
 from tests.helpers.records import make_agent
 

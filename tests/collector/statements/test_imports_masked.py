@@ -10,22 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from collector.account_numbers import account_hmac
-from collector.enrollment.keys import init_keys
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
-from collector.merchants import import_merchants
-from collector.reconcile.payers import payer_matches
-from collector.statements.accounts import (
+from settleguard.collector.account_numbers import account_hmac
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from settleguard.collector.merchants import import_merchants
+from settleguard.collector.reconcile.payers import payer_matches
+from settleguard.collector.statements.accounts import (
     RegisteredAccount,
     tie_account,
     visible_digits,
 )
-from collector.statements.errors import StatementError
-from collector.statements.importer import ImportRejected, import_file
-from collector.store import Store
-from protocol.records import CardChange
-from protocol.sealed import card_change_context, seal
+from settleguard.collector.statements.errors import StatementError
+from settleguard.collector.statements.importer import ImportRejected, import_file
+from settleguard.collector.store import Store
+from settleguard.protocol.records import CardChange
+from settleguard.protocol.sealed import card_change_context, seal
+
 from tests.collector.statements import examples
 from tests.helpers.records import make_agent
 

@@ -4,9 +4,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from collector.statements import StatementError, detect_format, parse_statement, summarize
-from collector.statements.model import Balance
+from settleguard.collector.statements import (
+    StatementError,
+    detect_format,
+    parse_statement,
+    summarize,
+)
+from settleguard.collector.statements.model import Balance
 
 SAMPLE = (Path(__file__).parent / "fixtures" / "mt940_rdrc.sta").read_bytes()
 

@@ -4,9 +4,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from collector.account_numbers import account_hmac, mask_account, normalize_account
-from collector.statements import ParsedPayoutFile, StatementError, parse_statement, summarize
+from settleguard.collector.account_numbers import account_hmac, mask_account, normalize_account
+from settleguard.collector.statements import (
+    ParsedPayoutFile,
+    StatementError,
+    parse_statement,
+    summarize,
+)
 
 PAYOUT = (Path(__file__).parent / "fixtures" / "payout.csv").read_bytes()
 

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-
-from collector.enrollment.keys import init_keys
-from collector.store import Store
-from collector.web.db import get_store
-from collector.web.users import hash_password
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.store import Store
+from settleguard.collector.web.db import get_store
+from settleguard.collector.web.users import hash_password
 
 ROLES = ("viewer", "operator", "admin")
 PASSWORD = "correct horse battery"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from collector.enrollment.keys import CollectorKeys
-from collector.merchants import import_merchants
-from collector.store import Store
+from settleguard.collector.enrollment.keys import CollectorKeys
+from settleguard.collector.merchants import import_merchants
+from settleguard.collector.store import Store
 
 ACCOUNT = "6222020000001234"
 MERCHANT = "M777"

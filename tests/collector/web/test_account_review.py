@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from settleguard.collector.cli import collector
+from settleguard.collector.merchants import AccountTransitionError, set_account_status
+from settleguard.collector.reconcile.store import reconcile
+from settleguard.collector.store import Store
+from settleguard.collector.web.db import get_store
+from settleguard.collector.web.tokens import create_token
 
-from collector.cli import collector
-from collector.merchants import AccountTransitionError, set_account_status
-from collector.reconcile.store import reconcile
-from collector.store import Store
-from collector.web.db import get_store
-from collector.web.tokens import create_token
 from tests.collector.reconcile.test_recon_acquirer import _merchant
 from tests.collector.reconcile.test_recon_store import add_batch, hasher
 from tests.collector.web.conftest import csrf_token

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Flask
+from settleguard.collector.reconcile.store import list_gaps, reconcile
+from settleguard.collector.store import Store
+from settleguard.collector.web.tokens import create_token
 
-from collector.reconcile.store import list_gaps, reconcile
-from collector.store import Store
-from collector.web.tokens import create_token
 from tests.collector.reconcile.test_recon_acquirer import _credit, _merchant
 from tests.collector.reconcile.test_recon_store import add_batch
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from settleguard.collector.store import Store
+from settleguard.collector.web.security import CSRF_EXEMPT, NO_ROLE, STATE_CHANGING
+from settleguard.collector.web.tokens import create_token
 
-from collector.store import Store
-from collector.web.security import CSRF_EXEMPT, NO_ROLE, STATE_CHANGING
-from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token, seed_world
 
 
@@ -72,7 +72,7 @@ def test_exemptions_name_real_endpoints_with_a_reason(web_app: Flask) -> None:
 def test_a_new_route_without_protection_is_found(
     web_app: Flask, as_role: Callable[[str | None], FlaskClient]
 ) -> None:
-    from collector.web.auth import role_required
+    from settleguard.collector.web.auth import role_required
 
     changed: list[str] = []
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from settleguard.collector.store import Store
+from settleguard.collector.web.tokens import create_token
 
-from collector.store import Store
-from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token, seed_world
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from settleguard.collector.store import Store
+from settleguard.collector.web.export import escape_formula
+from settleguard.collector.web.tokens import create_token
 
-from collector.store import Store
-from collector.web.export import escape_formula
-from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token
 
 PHONE = "13912345678"

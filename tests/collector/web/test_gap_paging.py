@@ -7,9 +7,8 @@ from collections.abc import Callable
 
 import pytest
 from flask.testing import FlaskClient
-
-from collector.store import Store
-from collector.web.read_models import gap_cursor, gap_queue
+from settleguard.collector.store import Store
+from settleguard.collector.web.read_models import gap_cursor, gap_queue
 
 
 def _many_gaps(db: Store, n: int = 37) -> None:

@@ -8,10 +8,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
+from settleguard.collector.enrollment import service as enrollment
+from settleguard.collector.store import Store
+from settleguard.collector.web.tokens import create_token
 
-from collector.enrollment import service as enrollment
-from collector.store import Store
-from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token
 
 

@@ -13,11 +13,11 @@ import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
+from settleguard.collector.enrollment.keys import init_keys
+from settleguard.collector.web.app import create_app
+from settleguard.collector.web.db import close_store, get_store
+from settleguard.collector.web.tokens import create_token
 
-from collector.enrollment.keys import init_keys
-from collector.web.app import create_app
-from collector.web.db import close_store, get_store
-from collector.web.tokens import create_token
 from tests.collector.web.conftest import seed_world
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from settleguard.collector.enrollment.keys import load_keys
+from settleguard.collector.store import Store
+from settleguard.collector.web.read_models import overview
+from settleguard.collector.web.tokens import create_token
 
-from collector.enrollment.keys import load_keys
-from collector.store import Store
-from collector.web.read_models import overview
-from collector.web.tokens import create_token
 from tests.collector.web.conftest import csrf_token, seed_world
 from tests.collector.web.scenario import ACCOUNT, MERCHANT, build_world
 
@@ -194,7 +194,7 @@ def test_merchant_pages_scale_by_key(
 def test_csv_export_every_table_without_secrets(
     db: Store, as_role: Callable[[str | None], FlaskClient]
 ) -> None:
-    from collector.web.export import TABLES
+    from settleguard.collector.web.export import TABLES
 
     seed_world(db)
     client = as_role("admin")

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from flask import Flask
 from flask.testing import FlaskClient
+from settleguard.collector.reconcile.store import list_gaps, reconcile
+from settleguard.collector.store import Store
 
-from collector.reconcile.store import list_gaps, reconcile
-from collector.store import Store
 from tests.collector.reconcile.test_recon_acquirer import _credit, _merchant
 from tests.collector.reconcile.test_recon_store import add_batch
 from tests.collector.web.conftest import csrf_token

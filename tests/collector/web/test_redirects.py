@@ -8,9 +8,9 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from settleguard.collector.store import Store
+from settleguard.collector.web.security import same_site_path
 
-from collector.store import Store
-from collector.web.security import same_site_path
 from tests.collector.web.conftest import PASSWORD, csrf_token, seed_world
 
 # What a browser would follow off-site, directly or after dropping tabs, newlines and spaces.

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from flask import Flask
 from flask.testing import FlaskClient
+from settleguard.collector.store import Store
+from settleguard.collector.web.security import LoginThrottle
+from settleguard.collector.web.users import authenticate
 
-from collector.store import Store
-from collector.web.security import LoginThrottle
-from collector.web.users import authenticate
 from tests.collector.web.conftest import PASSWORD, csrf_token, sign_in
 
 
@@ -132,7 +132,7 @@ def test_next_is_never_an_open_redirect(web_app: Flask) -> None:
 def test_disabled_user_loses_access_at_once(
     db: Store, as_role: Callable[[str | None], FlaskClient]
 ) -> None:
-    from collector.web.users import disable_user
+    from settleguard.collector.web.users import disable_user
 
     client = as_role("operator")
     assert client.get("/").status_code == 200

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask.testing import FlaskClient
+from settleguard.agent.slip_entry import entry_from_json
+from settleguard.collector.enrollment.keys import account_hmac as keyed_hmac
+from settleguard.collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
+from settleguard.collector.merchants import import_merchants
+from settleguard.collector.reconcile.store import reconcile
+from settleguard.collector.store import Store
 
-from agent.slip_entry import entry_from_json
-from collector.enrollment.keys import account_hmac as keyed_hmac
-from collector.ingest.verify import IncomingMessage, Keyring, ingest_batch
-from collector.merchants import import_merchants
-from collector.reconcile.store import reconcile
-from collector.store import Store
 from tests.helpers.records import make_agent
 
 SLIP = {

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 from flask import Flask
-
-from collector.cli import collector
-from collector.store import Store
-from collector.web.tokens import authenticate_token, create_token
-from collector.web.users import UserError, add_user, authenticate, list_users
+from settleguard.collector.cli import collector
+from settleguard.collector.store import Store
+from settleguard.collector.web.tokens import authenticate_token, create_token
+from settleguard.collector.web.users import UserError, add_user, authenticate, list_users
 
 
 def test_add_authenticate_and_refuse(db: Store) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from settleguard.collector.enrollment.keys import load_keys
+from settleguard.collector.store import Store
+from settleguard.collector.web.wording import CATEGORIES, age, local_time, mask_card
 
-from collector.enrollment.keys import load_keys
-from collector.store import Store
-from collector.web.wording import CATEGORIES, age, local_time, mask_card
 from tests.collector.web.conftest import csrf_token, seed_world
 from tests.collector.web.scenario import ACCOUNT, build_world
 
@@ -122,7 +122,7 @@ def _data_values(db: Store) -> set[str]:
     }.items():  # fmt: skip
         for row in db.query(f"SELECT {', '.join(columns)} FROM {table}"):
             values |= {str(v) for v in row.values() if v}
-    from collector.reconcile import load_calendar
+    from settleguard.collector.reconcile import load_calendar
 
     return values | {load_calendar().name}
 
@@ -207,14 +207,14 @@ def test_times_ages_masks_and_categories() -> None:
 
     assert age("2024-05-01", "en", today=date(2024, 5, 4)) == "3 days"
     assert age("2024-05-01T10:00:00Z", "zh-CN", today=date(2024, 5, 4)) == "3 天"
-    from collector.reconcile.model import GAP_CATEGORIES
+    from settleguard.collector.reconcile.model import GAP_CATEGORIES
 
     assert set(GAP_CATEGORIES) <= set(CATEGORIES)
     assert all(len(text) == 2 and all(text.values()) for text in CATEGORIES.values())
 
 
 def test_trend_has_a_money_axis_with_one_day_of_data() -> None:
-    from collector.web.chart import bars, ticks
+    from settleguard.collector.web.chart import bars, ticks
 
     points = [{"day": f"2024-05-{d:02d}", "amount": 0, "gaps": 0} for d in range(1, 31)]
     points[-1] = {"day": "2024-05-30", "amount": 80000, "gaps": 1}

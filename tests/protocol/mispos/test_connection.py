@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.mispos.connection import (
+from settleguard.protocol.errors import LocalProtocolError, RemoteProtocolError
+from settleguard.protocol.mispos.connection import (
     EcrConnection,
     EcrState,
     ReplyReceived,
@@ -14,8 +13,13 @@ from protocol.mispos.connection import (
     TerminalState,
     TimedOut,
 )
-from protocol.mispos.messages import TYPE_REPRINT_SETTLEMENT, TYPE_SETTLEMENT, Reply, Request
-from protocol.mispos.settlement import error_reply
+from settleguard.protocol.mispos.messages import (
+    TYPE_REPRINT_SETTLEMENT,
+    TYPE_SETTLEMENT,
+    Reply,
+    Request,
+)
+from settleguard.protocol.mispos.settlement import error_reply
 
 
 class ConnectionPair:
@@ -99,8 +103,8 @@ def test_bytes_outside_an_exchange_are_dropped() -> None:
 
 
 def test_request_without_type_is_a_remote_error() -> None:
-    from protocol.mispos.framing import encode_frame
-    from protocol.mispos.tlv import encode_tlvs
+    from settleguard.protocol.mispos.framing import encode_frame
+    from settleguard.protocol.mispos.tlv import encode_tlvs
 
     terminal = TerminalConnection()
     terminal.receive_data(encode_frame(encode_tlvs([(0x9F00, b"APP01")])))

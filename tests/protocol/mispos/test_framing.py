@@ -8,17 +8,17 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.mispos.framing import (
+from settleguard.protocol.errors import LocalProtocolError, RemoteProtocolError
+from settleguard.protocol.mispos.framing import (
     FrameDecoder,
     decode_length,
     encode_frame,
     encode_length,
     lrc,
 )
-from protocol.mispos.messages import TAG_OPERATOR, Reply, Request
-from protocol.mispos.tlv import decode_tlvs, encode_tlvs
+from settleguard.protocol.mispos.messages import TAG_OPERATOR, Reply, Request
+from settleguard.protocol.mispos.tlv import decode_tlvs, encode_tlvs
+
 from tests.protocol.mispos.vectors import SETTLEMENT_REPLY, SETTLEMENT_REQUEST
 
 

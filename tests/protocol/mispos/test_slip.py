@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-
-from protocol.errors import RemoteProtocolError
-from protocol.mispos.framing import FrameDecoder
-from protocol.mispos.messages import TAG_MEMO, TAG_RESULT, TAG_TOTAL, TAG_TYPE, Reply
-from protocol.mispos.settlement import (
+from settleguard.protocol.errors import RemoteProtocolError
+from settleguard.protocol.mispos.framing import FrameDecoder
+from settleguard.protocol.mispos.messages import TAG_MEMO, TAG_RESULT, TAG_TOTAL, TAG_TYPE, Reply
+from settleguard.protocol.mispos.settlement import (
     HostRelayRefused,
     SettlementRefused,
     error_reply,
     settlement_from_reply,
     settlement_reply,
 )
-from protocol.mispos.slip import SlipError, SlipRow, parse_slip
+from settleguard.protocol.mispos.slip import SlipError, SlipRow, parse_slip
+
 from tests.protocol.mispos.vectors import SETTLEMENT_REPLY, SLIP, SLIP_ROWS
 
 

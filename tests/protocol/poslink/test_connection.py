@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.poslink import (
+from settleguard.protocol.errors import LocalProtocolError, RemoteProtocolError
+from settleguard.protocol.poslink import (
     NEED_DATA,
     Acknowledged,
     BatchCloseRequest,
@@ -25,8 +24,9 @@ from protocol.poslink import (
     State,
     TerminalConnection,
 )
-from protocol.poslink.connection import TRANSITIONS
-from protocol.poslink.framing import ACK, EOT, NAK
+from settleguard.protocol.poslink.connection import TRANSITIONS
+from settleguard.protocol.poslink.framing import ACK, EOT, NAK
+
 from tests.protocol.poslink.vectors import FS, wire
 
 TIMERS = PosLinkTimers(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protocol.poslink.fields import FIELDS, RESPONSE_CODES
+from settleguard.protocol.poslink.fields import FIELDS, RESPONSE_CODES
 
 NOTES = Path(__file__).resolve().parents[3] / "firmware_notes" / "pax-poslink.md"
 

@@ -7,8 +7,7 @@ from functools import reduce
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.poslink.framing import (
+from settleguard.protocol.poslink.framing import (
     ACK,
     EOT,
     NAK,
@@ -21,6 +20,7 @@ from protocol.poslink.framing import (
     encode_frame,
     lrc,
 )
+
 from tests.protocol.poslink.vectors import VECTORS, wire
 
 

@@ -7,9 +7,8 @@ import dataclasses
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.poslink import (
+from settleguard.protocol.errors import LocalProtocolError, RemoteProtocolError
+from settleguard.protocol.poslink import (
     BatchCloseRequest,
     BatchCloseResponse,
     EdcTotal,
@@ -26,8 +25,9 @@ from protocol.poslink import (
     totals_from_batch_close,
     totals_from_report,
 )
-from protocol.poslink.fields import EDC_ORDER, FIELDS
-from protocol.poslink.framing import Frame, FrameDecoder
+from settleguard.protocol.poslink.fields import EDC_ORDER, FIELDS
+from settleguard.protocol.poslink.framing import Frame, FrameDecoder
+
 from tests.protocol.poslink.vectors import FS, US, VECTORS, wire
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import reduce
 
-from protocol.poslink import (
+from settleguard.protocol.poslink import (
     BatchCloseRequest,
     BatchCloseResponse,
     EdcTotal,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from protocol.zvt.apdu import (
+from settleguard.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from settleguard.protocol.zvt.apdu import (
     Apdu,
     apdu_length,
     bcd_decode,
@@ -19,7 +18,7 @@ from protocol.zvt.apdu import (
     parse_bitmaps,
     password_bytes,
 )
-from protocol.zvt.tlv import (
+from settleguard.protocol.zvt.tlv import (
     TlvObject,
     decode_tlv,
     encode_length,
@@ -27,6 +26,7 @@ from protocol.zvt.tlv import (
     read_length,
     text_lines,
 )
+
 from tests.protocol.zvt.vectors import APDUS, VARS, h
 
 

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from protocol.zvt.apdu import Apdu, decode_apdu
-from protocol.zvt.connection import (
+from settleguard.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from settleguard.protocol.zvt.apdu import Apdu, decode_apdu
+from settleguard.protocol.zvt.connection import (
     Aborted,
     CommandAccepted,
     CommandReceived,
@@ -24,7 +23,7 @@ from protocol.zvt.connection import (
     Timers,
     UnexpectedCommand,
 )
-from protocol.zvt.messages import (
+from settleguard.protocol.zvt.messages import (
     Abort,
     Completion,
     EndOfDay,
@@ -39,7 +38,8 @@ from protocol.zvt.messages import (
     TurnoverTotals,
     totals_from_status,
 )
-from protocol.zvt.transport import ApduReceived, SerialLink
+from settleguard.protocol.zvt.transport import ApduReceived, SerialLink
+
 from tests.protocol.zvt.vectors import TOTALS_STATUS_APDU, h
 
 

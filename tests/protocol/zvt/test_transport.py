@@ -9,10 +9,9 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protocol.errors import LocalProtocolError
-from protocol.zvt.apdu import Apdu, apdu_length
-from protocol.zvt.transport import (
+from settleguard.protocol.errors import LocalProtocolError
+from settleguard.protocol.zvt.apdu import Apdu, apdu_length
+from settleguard.protocol.zvt.transport import (
     ACK,
     NAK,
     ApduReceived,
@@ -26,6 +25,7 @@ from protocol.zvt.transport import (
     crc16,
     encode_frame,
 )
+
 from tests.protocol.zvt.vectors import FRAMES, h
 
 

@@ -32,7 +32,7 @@ APDUS: list[tuple[str, str]] = [
 # (name, APDU hex, wire hex) -- serial block structure, PA00P016 §3.1/§3.3
 FRAMES: list[tuple[str, str, str]] = [
     (
-        "end-of-day 123456 (issue 2 / DESIGN §3.1 known vector)",
+        "end-of-day 123456",
         "06 50 03 12 34 56",
         "10 02 06 50 03 12 34 56 10 03 C4 AF",
     ),
