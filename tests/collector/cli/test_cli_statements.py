@@ -264,7 +264,7 @@ def test_masked_export_needs_account_of_when_ambiguous(
     tied = run(cli, "import", str(export), "--account-of", "MB", "--json")
     assert tied.exit_code == 0, tied.output
     out = json.loads(tied.stdout)
-    assert (out["account"], out["account_as_printed"], out["credits"], out["credit_total"]) == (
+    assert (out["account"], out["account_as_printed"], out["credits"], out["credit_total_minor"]) == (
         "****0122", "6217****0122", 3, 1436867,
     )  # fmt: skip
     assert stored(app)["credits"] == 5
