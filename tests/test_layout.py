@@ -7,6 +7,7 @@ Imports inside functions count too: a cycle broken only by a late import is stil
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,4 +97,33 @@ def test_agent_and_collector_never_import_each_other(folder: str, forbidden: str
         for path in (ROOT / folder).rglob("*.py")
         if any(i.removeprefix("settleguard.").split(".")[0] == forbidden for i in _imports(path))
     )
+    assert offenders == []
+
+
+BARE = re.compile(r"^\s*(?:from|import) (?:protocol|agent|collector|simulator)\b", re.M)
+BARE_STRING = re.compile(r"[\"'](?:protocol|agent|collector|simulator)(?:\.\w+)+\.\w+[\"']")
+
+
+def test_nothing_imports_a_folder_by_its_bare_name() -> None:
+    """Run from the checkout, ``collector`` would import a second copy of
+    ``settleguard.collector``: a monkeypatch or isinstance check on it would miss the real one."""
+    offenders = []
+    for folder in (
+        "protocol",
+        "agent",
+        "collector",
+        "simulator",
+        "settleguard",
+        "tests",
+        "benchmarks",
+    ):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            if BARE.search(text) or any(
+                (ROOT / m.group(0)[1:-1].rsplit(".", 1)[0].replace(".", "/"))
+                .with_suffix(".py")
+                .exists()
+                for m in BARE_STRING.finditer(text)
+            ):
+                offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
