@@ -23,23 +23,30 @@ def _exit_code_epilog() -> str:
     return "\n".join(lines)
 
 
-@click.group(cls=ErrorStyleGroup, epilog=_exit_code_epilog())
+#: command -> the module that defines it; a command's module is imported only when it runs
+#: (``agent status`` loads neither MQTT nor the terminal protocols).
+COMMAND_MODULES = {
+    **dict.fromkeys(("read", "close", "probe", "replace", "card-change"), "cli_terminal"),
+    "slip": "cli_slip",
+    **dict.fromkeys(
+        ("init", "enroll", "status", "run", "sync", "export", "rotate-key"), "cli_sync"
+    ),
+}
+
+
+class AgentGroup(ErrorStyleGroup):
+    """The ``agent`` group: each command's module is imported the first time it is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"settleguard.agent.{module}").register(self)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=AgentGroup, epilog=_exit_code_epilog())
 def agent() -> None:
     """The agent beside a POS terminal: read, close, sync."""
-
-
-def _register() -> None:
-    from settleguard.agent import cli_slip, cli_terminal
-
-    cli_terminal.register(agent)
-    cli_slip.register(agent)
-    try:
-        cli_sync = importlib.import_module("settleguard.agent.cli_sync")
-    except ModuleNotFoundError as exc:  # until the sync commands land
-        if exc.name != "settleguard.agent.cli_sync":
-            raise
-    else:
-        cli_sync.register(agent)
-
-
-_register()

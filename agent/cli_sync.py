@@ -92,7 +92,7 @@ def enroll(home_dir: str | None, collector_url: str | None, token: str, as_json:
 @_json_option
 def status(home_dir: str | None, as_json: bool) -> None:
     """Show outbox, sync, broker, key and terminal state."""
-    from settleguard.agent.daemon import status as agent_status
+    from settleguard.agent.status import status as agent_status
 
     with _failures(as_json):
         home, config = _load(home_dir)

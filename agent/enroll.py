@@ -33,19 +33,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
+from settleguard.agent.broker_target import BrokerTarget
 from settleguard.agent.config import AgentConfig
 from settleguard.agent.errors import CollectorUnreachable, EnrollmentError, StorageError, UsageError
 from settleguard.agent.home import AgentHome, write_private_file
 from settleguard.agent.keys import clear_pending_rotation, identity_info, load_or_create_key
-from settleguard.agent.recorder import AGENT_VERSION
-from settleguard.agent.sync import BrokerTarget
 from settleguard.protocol.enroll_token import is_loopback, key_fingerprint, token_fingerprint
+
+from settleguard import __version__
 
 
 def check_collector_url(url: str) -> None:
@@ -108,6 +107,10 @@ def _call(
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
         headers["Authorization"] = f"Basic {token}"
+    # urllib.request loads the HTTP stack: only enrollment needs it, not ``agent status``
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
         url, data=data, method=method, headers=headers
     )
@@ -171,7 +174,7 @@ def enroll(
         "token": token,
         "agent_id": key.agent_id,
         "public_key": key.public_b64,
-        "agent_version": AGENT_VERSION,
+        "agent_version": __version__,
     }
     try:
         answer = _call("POST", f"{base}/api/v1/enroll", body, timeout)

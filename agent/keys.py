@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from settleguard.agent.errors import StorageError
 from settleguard.agent.home import AgentHome, write_private_file
-from settleguard.protocol.envelope import key_id_for
+from settleguard.protocol.ed25519 import key_id_for
 
 ROTATION_DOMAIN = b"settleguard/v1 rotate\n"
 

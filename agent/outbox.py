@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sqlite_utils
+from settleguard.agent.config import AgentConfig
 from settleguard.agent.errors import StorageError
+from settleguard.agent.home import AgentHome
 
 PENDING, ACKED, REJECTED = "pending", "acked", "rejected"
 BATCH_RECORD_TYPES = frozenset({"batch_summary", "terminal_replaced"})
@@ -382,3 +384,12 @@ class Outbox:
             used_bytes=self.used_bytes(),
             disk_alarm=self.get_meta("disk_alarm"),
         )
+
+
+def open_outbox(home: AgentHome, config: AgentConfig | None = None) -> Outbox:
+    """Open the home's outbox with the configured disk budget.
+
+    :raises agent.errors.StorageError: if it cannot be opened or migrated
+    """
+    budget_mb = (config or AgentConfig()).outbox.disk_budget_mb
+    return Outbox(home.outbox_path, disk_budget_bytes=int(budget_mb * 1024 * 1024))

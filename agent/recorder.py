@@ -21,25 +21,18 @@ from datetime import UTC, datetime
 from settleguard.agent.config import AgentConfig
 from settleguard.agent.home import AgentHome
 from settleguard.agent.keys import AgentKey, load_or_create_key
-from settleguard.agent.outbox import Outbox, Sealed
+from settleguard.agent.outbox import Outbox, Sealed, open_outbox
 from settleguard.protocol.envelope import read_header, seal_envelope
 from settleguard.protocol.records import Heartbeat, Record, sanitize_free_text
 
-AGENT_VERSION = "0.1.0"
+from settleguard import __version__
+
+AGENT_VERSION = __version__
 
 
 def utc_ms() -> str:
     """The agent's UTC clock as the envelope wants it: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def open_outbox(home: AgentHome, config: AgentConfig | None = None) -> Outbox:
-    """Open the home's outbox with the configured disk budget.
-
-    :raises agent.errors.StorageError: if it cannot be opened or migrated
-    """
-    budget_mb = (config or AgentConfig()).outbox.disk_budget_mb
-    return Outbox(home.outbox_path, disk_budget_bytes=int(budget_mb * 1024 * 1024))
 
 
 def append_record(outbox: Outbox, key: AgentKey, record: Record) -> int:

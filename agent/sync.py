@@ -42,12 +42,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from settleguard.agent.broker_target import BrokerTarget
 from settleguard.agent.config import SyncSettings
 from settleguard.agent.errors import SyncError, UsageError
 from settleguard.agent.keys import AgentKey
@@ -62,33 +62,6 @@ ACK_WRITE_BATCH = 500
 ACK_WRITE_DELAY_S = 0.05
 #: How long a heartbeat may take to reach the socket before a flush disconnects anyway.
 HEARTBEAT_WRITE_WAIT_S = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerTarget:
-    """Where and how to connect. Build it with :meth:`from_url`."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str = ""  # may stay empty with a client certificate (broker: identity = CN)
-    password: str = ""
-    protocol: int = 5  # 5 = MQTT v5, 4 = MQTT 3.1.1
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-
-    @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> BrokerTarget:
-        """Parse ``mqtt://host:port`` or ``mqtts://host:port`` (TLS).
-
-        :raises agent.errors.UsageError: for any other scheme or a missing host
-        """
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise UsageError(f"broker URL {url!r}: use mqtt://host:port or mqtts://host:port")
-        tls = parts.scheme == "mqtts"
-        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from settleguard.agent.config import AgentConfig  # noqa: E402
-from settleguard.agent.daemon import status  # noqa: E402
 from settleguard.agent.home import agent_home  # noqa: E402
 from settleguard.agent.keys import load_or_create_key  # noqa: E402
+from settleguard.agent.status import status  # noqa: E402
 
 from tests.helpers.mosquitto import running_broker, wait_until  # noqa: E402
 

@@ -8,12 +8,16 @@ this is not "batch verification" in the cryptographic sense (one combined equati
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-__all__ = ["public_key_problem", "verify_many"]
+from .errors import LocalProtocolError
+
+__all__ = ["key_id_for", "public_key_problem", "verify_many"]
 
 
 def verify_many(
@@ -94,3 +98,18 @@ def public_key_problem(raw: bytes) -> str | None:
     if y in _SMALL_ORDER_Y:
         return "a point of small order (a signature under it can be forged)"
     return None
+
+
+def key_id_for(public_key: Ed25519PublicKey | bytes) -> str:
+    """Return the key id: ``"k"`` + the first 16 hex digits of SHA-256(raw public key).
+
+    :param public_key: an Ed25519 public key object or its raw 32 bytes
+    :raises LocalProtocolError: if raw bytes are not 32 long
+    """
+    if isinstance(public_key, Ed25519PublicKey):
+        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    else:
+        raw = bytes(public_key)
+        if len(raw) != 32:
+            raise LocalProtocolError("an Ed25519 public key is 32 raw bytes")
+    return "k" + hashlib.sha256(raw).hexdigest()[:16]

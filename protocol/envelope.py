@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,10 +43,10 @@ from typing import Any, Literal
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .canonical import MAX_SAFE_INT, canonical_dumps, first_difference
+from .ed25519 import key_id_for
 from .errors import LocalProtocolError, RemoteProtocolError
 from .record_fields import valid_envelope_time
 from .records import RECORD_TYPES, Record, RecordError, record_from_body
@@ -144,21 +143,6 @@ class Envelope:
         if self._record is not None:
             return self._record
         return record_from_body(self.record_type, self.body)
-
-
-def key_id_for(public_key: Ed25519PublicKey | bytes) -> str:
-    """Return the key id: ``"k"`` + the first 16 hex digits of SHA-256(raw public key).
-
-    :param public_key: an Ed25519 public key object or its raw 32 bytes
-    :raises LocalProtocolError: if raw bytes are not 32 long
-    """
-    if isinstance(public_key, Ed25519PublicKey):
-        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    else:
-        raw = bytes(public_key)
-        if len(raw) != 32:
-            raise LocalProtocolError("an Ed25519 public key is 32 raw bytes")
-    return "k" + hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _b64url(data: bytes) -> bytes:

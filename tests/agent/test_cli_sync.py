@@ -15,11 +15,12 @@ import pytest
 from click.testing import CliRunner
 from settleguard.agent.cli import agent as agent_group
 from settleguard.agent.config import AgentConfig, SyncSettings, load_config
-from settleguard.agent.daemon import run, status
+from settleguard.agent.daemon import run
 from settleguard.agent.errors import UsageError
 from settleguard.agent.home import AgentHome
 from settleguard.agent.keys import AgentKey, load_or_create_key, rotate_key
 from settleguard.agent.recorder import record
+from settleguard.agent.status import status
 from settleguard.protocol.enroll_token import bind_token
 from settleguard.protocol.envelope import decode_bundle, verify_and_parse
 

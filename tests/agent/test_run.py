@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from settleguard.agent.config import AgentConfig
-from settleguard.agent.daemon import status
 from settleguard.agent.home import AgentHome
 from settleguard.agent.keys import AgentKey
 from settleguard.agent.recorder import record
+from settleguard.agent.status import status
 
 from tests.agent.ackdouble import AckDouble
 from tests.agent.conftest import AGENT_PASSWORD, sample_record

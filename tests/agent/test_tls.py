@@ -23,12 +23,13 @@ import pytest
 from click.testing import CliRunner
 from settleguard.agent.cli import agent as agent_group
 from settleguard.agent.config import load_config
-from settleguard.agent.daemon import run, status
+from settleguard.agent.daemon import run
 from settleguard.agent.errors import SyncError, UsageError
 from settleguard.agent.home import AgentHome
 from settleguard.agent.keys import AgentKey
 from settleguard.agent.outbox import Outbox
 from settleguard.agent.recorder import record
+from settleguard.agent.status import status
 from settleguard.agent.sync import BrokerTarget, SyncLink
 from settleguard.collector.enrollment.broker import BrokerFiles, TlsListener, render_config
 

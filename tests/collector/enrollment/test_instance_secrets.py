@@ -96,7 +96,9 @@ def test_serve_refuses_the_default_or_a_short_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str | bytes, why: str
 ) -> None:
     served: list[object] = []
-    monkeypatch.setattr("settleguard.collector.web.serve.serve", lambda app, **kw: served.append(kw))
+    monkeypatch.setattr(
+        "settleguard.collector.web.serve.serve", lambda app, **kw: served.append(kw)
+    )
     app = _app(tmp_path / "i", SECRET_KEY=secret, DATABASE_URL=f"sqlite:///{tmp_path / 'c.db'}")
     result = CliRunner().invoke(collector, ["serve", "--port", "0"], obj=app)
     assert result.exit_code == 1 and served == []
@@ -108,7 +110,9 @@ def test_serve_starts_with_the_instance_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[object] = []
-    monkeypatch.setattr("settleguard.collector.web.serve.serve", lambda app, **kw: served.append(kw))
+    monkeypatch.setattr(
+        "settleguard.collector.web.serve.serve", lambda app, **kw: served.append(kw)
+    )
     app = _app(tmp_path / "i", DATABASE_URL=f"sqlite:///{tmp_path / 'c.db'}")
     result = CliRunner().invoke(collector, ["serve", "--port", "0"], obj=app)
     assert result.exit_code == 0, result.output
