@@ -17,6 +17,7 @@ import click
 from flask import Flask
 from settleguard.collector.cli.context import announce, open_existing
 from settleguard.collector.cli.context import app_from_context as _app
+from settleguard.collector.cli.context import as_json as with_place
 from settleguard.collector.cli.context import fail as _fail
 from settleguard.collector.cli.context import store_from_context as _store
 from settleguard.collector.enrollment import broker
@@ -150,13 +151,13 @@ def agents_revoke_key(ctx: click.Context, agent_id: str, actor: str) -> None:
 
 
 @agents.command("list")
-@click.option("--json", "as_json", is_flag=True, help="one JSON array")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @click.pass_context
 def agents_list(ctx: click.Context, as_json: bool) -> None:
     """List agents with status, key id, last seen and last seq."""
     rows = enrollment.list_agents(_store(ctx, create=False))
     if as_json:
-        click.echo(json.dumps(rows, default=str))
+        click.echo(json.dumps(with_place({"agents": rows}, ctx), default=str))
         return
     for row in rows:
         click.echo(

@@ -48,6 +48,7 @@ from settleguard.collector.alerts.templates import (
     default_catalog,
     signed,
 )
+from settleguard.collector.cli.context import as_json as with_place
 from settleguard.collector.cli.context import as_of_option, as_of_time
 
 __all__ = ["PassReport", "register", "run_collector_alerts", "run_pass", "send_test"]
@@ -240,7 +241,7 @@ def run_command(ctx: click.Context, interval: float, once: bool, as_of: str | No
 @alerts.command("list")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--escalated", is_flag=True, help="Only alerts waiting for an operator.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def list_command(ctx: click.Context, limit: int, escalated: bool, as_json: bool) -> None:
     """List the newest alerts with their states (numbers masked, texts not shown)."""
@@ -248,7 +249,7 @@ def list_command(ctx: click.Context, limit: int, escalated: bool, as_json: bool)
     found = store.escalated()[:limit] if escalated else store.list_alerts(limit)
     rows = [alert.summary() for alert in found]
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
+        click.echo(json.dumps(with_place({"alerts": rows}, ctx), ensure_ascii=False))
         return
     for row in rows:
         flag = " ESCALATED: " + str(row["escalation_reason"]) if row["escalated"] else ""

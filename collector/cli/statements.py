@@ -200,7 +200,7 @@ def reconcile_cmd(
     show_default=True,
 )
 @click.option("--merchant", "merchant_id", default=None)
-@click.option("--json", "as_json", is_flag=True, help="print one JSON array")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.pass_context
 def gaps_cmd(ctx: click.Context, status: str, merchant_id: str | None, as_json: bool) -> None:
     """List gaps with their category, money at risk, since when and why."""
@@ -210,7 +210,7 @@ def gaps_cmd(ctx: click.Context, status: str, merchant_id: str | None, as_json: 
     )
     if as_json:
         shown = [minor_keys(row, ("amount",)) for row in rows]
-        click.echo(json.dumps(shown, ensure_ascii=False, default=str))
+        click.echo(json.dumps(_with_place({"gaps": shown}, ctx), ensure_ascii=False, default=str))
         return
     for row in rows:
         click.echo(

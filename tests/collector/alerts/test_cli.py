@@ -76,7 +76,7 @@ def test_run_once_plans_sends_and_tracks_then_is_idempotent(runner, db, sms_file
     assert [(m["to"], m["ref"]) for m in lines] == [("+8613800138000", "sg1")]
     assert find_card_numbers(sms_file.read_text(encoding="utf-8")) == []
     code, out = alerts_cli(runner, "list", "--json")
-    [row] = json.loads(out)
+    [row] = json.loads(out)["alerts"]
     assert (row["gap_id"], row["stage"], row["state"]) == (str(gap), "day7", "delivered")
     assert row["template"] == "MISSING" and lines[0]["template"] == "MISSING"
     assert row["to"] == "**********8000" and "text" not in row
@@ -110,7 +110,7 @@ def test_list_escalated_shows_the_operator_queue(runner, db):
     alerts.mark_sent(fine, SendResult(("X1",)), now)
     code, out = alerts_cli(runner, "list", "--escalated", "--json")
     assert code == 0, out
-    assert [(r["id"], r["state"], r["escalated"]) for r in json.loads(out)] == [
+    assert [(r["id"], r["state"], r["escalated"]) for r in json.loads(out)["alerts"]] == [
         (stuck, "sending", True)
     ]
     code, out = alerts_cli(runner, "list")

@@ -83,7 +83,8 @@ def test_writing_command_says_where_and_json_has_it(instance: dict[str, str]) ->
     assert report["instance"] == instance["SETTLEGUARD_INSTANCE_PATH"]
     assert report["database"].endswith("/instance/collector.db")
     assert report["as_of"] == "2026-11-26T15:59:59+00:00"  # 23:59:59 in Asia/Shanghai
-    assert cli("gaps", "--json", env=instance).stdout.strip() == "[]"
+    listed = json.loads(cli("gaps", "--json", env=instance).stdout)
+    assert listed["gaps"] == [] and listed["instance"] == instance["SETTLEGUARD_INSTANCE_PATH"]
 
 
 def test_as_of_that_is_not_a_date_is_one_error_line(instance: dict[str, str]) -> None:

@@ -179,10 +179,10 @@ def test_reconcile_as_of_judges_lateness_at_that_moment(
     before = run(cli, "reconcile", "--as-of", "2024-03-04", "--json")
     assert before.exit_code == 0, before.output
     assert json.loads(before.stdout)["as_of"] == "2024-03-04T15:59:59+00:00"
-    (gap,) = json.loads(run(cli, "gaps", "--json").stdout)
+    (gap,) = json.loads(run(cli, "gaps", "--json").stdout)["gaps"]
     assert gap["category"] == "NOT_DUE_YET"  # due on 03-05: not late at the end of 03-04
     run(cli, "reconcile", "--all", "--json")
-    (gap,) = json.loads(run(cli, "gaps", "--json").stdout)
+    (gap,) = json.loads(run(cli, "gaps", "--json").stdout)["gaps"]
     assert gap["category"] == "AGGREGATED_UNRESOLVED"
 
 
@@ -203,7 +203,7 @@ def test_merchants_import_reconcile_and_gaps_json(
     assert "1 gaps were judged late" in result.stderr
     result = run(cli, "gaps", "--json")
     assert result.exit_code == 0
-    (gap,) = json.loads(result.stdout)
+    (gap,) = json.loads(result.stdout)["gaps"]
     assert gap["merchant_id"] == "MCLI1" and gap["status"] == "open"
     assert gap["amount_minor"] == 50_000 - 300  # 60 bp fee
     assert gap["batch_ids"] == ["T1#1@20240304T130000Z"]
@@ -216,8 +216,8 @@ def test_merchants_import_reconcile_and_gaps_json(
     # nothing new since: an incremental run does nothing and the gap keeps its id
     again = json.loads(run(cli, "reconcile", "--json").stdout)
     assert (again["merchants"], again["gaps_new"]) == (0, 0)
-    assert json.loads(run(cli, "gaps", "--json").stdout)[0]["id"] == gap["id"]
-    assert json.loads(run(cli, "gaps", "--status", "resolved", "--json").stdout) == []
+    assert json.loads(run(cli, "gaps", "--json").stdout)["gaps"][0]["id"] == gap["id"]
+    assert json.loads(run(cli, "gaps", "--status", "resolved", "--json").stdout)["gaps"] == []
     text = run(cli, "gaps")
     assert gap["category"] in text.stdout and "MCLI1" in text.stdout
     assert "¥497.00" in text.stdout and str(gap["amount_minor"]) not in text.stdout

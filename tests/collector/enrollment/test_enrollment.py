@@ -62,7 +62,7 @@ def test_enroll_approve_list_revoke(client: FlaskClient, runner: FlaskCliRunner)
     assert approved.exit_code == 2  # no broker-config output: stored, broker not updated
     assert "approved agent-a in the database only" in approved.output
     assert "broker-config --out DIR" in approved.output
-    listed = json.loads(runner.invoke(collector, ["agents", "list", "--json"]).stdout)
+    listed = json.loads(runner.invoke(collector, ["agents", "list", "--json"]).stdout)["agents"]
     assert [(r["agent_id"], r["status"]) for r in listed] == [("agent-a", "approved")]
     own = _basic("agent-a", body["mqtt"]["password"])
     status = client.get("/api/v1/agents/agent-a/status", headers=own)
