@@ -345,27 +345,8 @@ def _bulk_batches(tx: Tx, items: list[Item], which: list[int], shared: WriteBatc
         envelope, payload, _, record = items[i]
         batch = record  # type: ignore[assignment]
         merchant_id = _merchant_of(tx, envelope, shared)
-        reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
         content = sha256_hex(_body_bytes(envelope, payload))
-        summaries.append(
-            (
-                batch_id,
-                record_id,
-                envelope.agent_id,
-                batch.terminal_id,
-                merchant_id,
-                batch.batch_no,
-                batch.closed_at,
-                batch.terminal_local_time,
-                batch.currency,
-                batch.net_amount,
-                batch.receipt_start,
-                batch.receipt_end,
-                reconciled,
-                content,
-                batch.source,
-            )
-        )
+        summaries.append((batch_id, *_batch_row(record_id, envelope, batch, merchant_id, content)))
         buckets.extend(_bucket_rows(batch_id, batch))
         if batch.terminal_id and (merchant_id, batch.terminal_id) not in shared.terminals:
             terminals.append((batch.terminal_id, merchant_id, envelope.agent_id))
@@ -517,6 +498,34 @@ def _bucket_rows(batch_id: int, batch: BatchSummary) -> list[tuple[int | str, ..
 _CHINA_NAMES = frozenset(CHINA_BUCKETS)
 
 
+def _batch_row(
+    record_id: int,
+    envelope: Envelope,
+    batch: BatchSummary,
+    merchant_id: str | None,
+    content: str,
+) -> tuple[Any, ...]:
+    """A ``batch_summaries`` row in ``_BATCH_COLUMNS`` order after the id (the order
+    ``_INSERT_BATCH_SQL`` binds too)."""
+    reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
+    return (
+        record_id,
+        envelope.agent_id,
+        batch.terminal_id,
+        merchant_id,
+        batch.batch_no,
+        batch.closed_at,
+        batch.terminal_local_time,
+        batch.currency,
+        batch.net_amount,
+        batch.receipt_start,
+        batch.receipt_end,
+        reconciled,
+        content,
+        batch.source,
+    )
+
+
 def _write_batch(
     tx: Tx,
     record_id: int,
@@ -528,27 +537,8 @@ def _write_batch(
     merchant_id: str | None,
 ) -> tuple[str, str | None]:
     content = sha256_hex(_body_bytes(envelope, payload))
-    reconciled = None if batch.host_reconciled is None else int(batch.host_reconciled)
     batch_id = _returned_id(
-        tx.query(
-            _INSERT_BATCH_SQL,
-            (
-                record_id,
-                envelope.agent_id,
-                batch.terminal_id,
-                merchant_id,
-                batch.batch_no,
-                batch.closed_at,
-                batch.terminal_local_time,
-                batch.currency,
-                batch.net_amount,
-                batch.receipt_start,
-                batch.receipt_end,
-                reconciled,
-                content,
-                batch.source,
-            ),
-        )
+        tx.query(_INSERT_BATCH_SQL, _batch_row(record_id, envelope, batch, merchant_id, content))
     )
     if batch_id is None:
         existing = tx.query_one(

@@ -40,6 +40,7 @@ from settleguard.agent.technician import LinkTerminals, OutboxAdapter, close_and
 from settleguard.collector.enrollment import service as enrollment
 from settleguard.collector.enrollment.keys import init_keys
 from settleguard.collector.ingest.worker import run_worker
+from settleguard.collector.merchants import COLUMNS as MERCHANT_COLUMNS
 from settleguard.collector.merchants import import_merchants, set_account_status
 from settleguard.collector.reconcile import load_calendar
 from settleguard.collector.reconcile.store import reconcile
@@ -194,22 +195,7 @@ class Demo:
     def import_merchants(self, world: World) -> None:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(
-            [
-                "merchant_id",
-                "name",
-                "phones",
-                "locale",
-                "cycle",
-                "cutoff",
-                "timezone",
-                "fees",
-                "account",
-                "account_holder",
-                "account_effective_at",
-                "acquirer",
-            ]
-        )
+        writer.writerow(MERCHANT_COLUMNS)
         start = (world.days[0] - timedelta(days=30)).isoformat()
         control = control_shop(world.shops)
         for shop in world.shops:
