@@ -39,7 +39,6 @@ import os
 import pwd
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -53,6 +52,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from settleguard.collector.enrollment.broker import free_port, wait_listening  # noqa: E402
 
 COLLECTOR_PASSWORD = "chaos-collector-pw"
 ADMIN_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -208,20 +209,6 @@ def worker_main(url: str, port: str, password: str, inflight: str) -> None:
 
 
 # --- the harness ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 class Supervised:
@@ -483,9 +470,8 @@ def run_chaos(opts: ChaosOptions, workdir: Path, say: Callable[[str], None] = pr
     ]
     everyone = [broker, *workers, *agents]
     broker.start()
-    deadline = time.monotonic() + 10
-    while not _accepts(port) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert broker.process is not None
+    wait_listening(broker.process, port, 10)
     monitor = Monitor(port)
     (workdir / "producing").touch()
     for proc in everyone[1:]:

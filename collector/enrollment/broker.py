@@ -35,6 +35,9 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -326,6 +329,65 @@ def reload_broker(pid_file: Path | None = None, pid: int | None = None) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
+    """Wait until ``process`` listens on ``port``; False if it exited or ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if accepts(port):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def start_mosquitto(config: Path, port: int, *, timeout: float = 15.0) -> subprocess.Popen[bytes]:
+    """Run ``mosquitto -c config`` (its log: ``mosquitto.log`` beside the config) and return
+    once it listens on ``port``.
+
+    :raises BrokerStartError: no mosquitto binary, or it exited or did not listen in time (the
+        message names the log)
+    """
+    binary = mosquitto_binary()
+    if binary is None:
+        raise BrokerStartError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+    log_path = config.parent / "mosquitto.log"
+    with log_path.open("wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log)
+    if not wait_listening(process, port, timeout):
+        stop_process(process)
+        raise BrokerStartError(f"mosquitto did not start listening on {port}; see {log_path}")
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate ``process`` and wait for it; kill it if it does not end within ``timeout``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class BrokerStartError(RuntimeError):
+    """The broker could not be started."""
 
 
 def mosquitto_binary() -> str | None:

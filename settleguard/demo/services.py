@@ -12,8 +12,6 @@ import contextlib
 import logging
 import os
 import pwd
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -23,13 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from settleguard.collector.enrollment import broker as broker_config
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from settleguard.collector.enrollment.broker import accepts as _accepts
+from settleguard.collector.enrollment.broker import free_port
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -42,14 +35,6 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -111,21 +96,13 @@ def _start_mosquitto(binary: str, directory: Path) -> Broker:
         pid_file=pid_file,
         run_as=run_as,
     )
-    log = (directory / "mosquitto.log").open("wb")
-    process = subprocess.Popen([binary, "-c", str(files.config)], stdout=log, stderr=log)
     try:
-        wait_for(lambda: _accepts(port) or process.poll() is not None, 15, "mosquitto to listen")
-    except TimeoutError:
-        process.kill()
-        raise
-    if process.poll() is not None:
-        raise RuntimeError(f"mosquitto exited at start; see {directory / 'mosquitto.log'}")
+        process = broker_config.start_mosquitto(files.config, port)
+    except broker_config.BrokerStartError as exc:
+        raise RuntimeError(str(exc)) from exc
 
     def stop() -> None:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(10)
-        log.close()
+        broker_config.stop_process(process)
 
     return Broker(
         "mosquitto",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,13 +19,7 @@ from pathlib import Path
 
 import pytest
 from settleguard.collector.enrollment import broker as broker_config
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from settleguard.collector.enrollment.broker import free_port
 
 
 def wait_until(condition, timeout: float = 10.0, interval: float = 0.01, what: str = "condition"):  # type: ignore[no-untyped-def]
@@ -39,14 +32,6 @@ def wait_until(condition, timeout: float = 10.0, interval: float = 0.01, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -104,22 +89,13 @@ def running_broker(
 def mosquitto_process(config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``mosquitto -c config`` until the block ends; its log is ``mosquitto.log`` beside
     the config. Skips if the binary is missing; fails with the log if it does not listen."""
-    binary = broker_config.mosquitto_binary()
-    if binary is None:
+    if broker_config.mosquitto_binary() is None:
         pytest.skip("mosquitto binary not installed (Debian: apt-get install mosquitto)")
-    log_path = config.parent / "mosquitto.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log)
     try:
-        wait_until(lambda: _accepts(port) or process.poll() is not None, what="mosquitto")
-        if process.poll() is not None:
-            raise AssertionError(log_path.read_text())
+        process = broker_config.start_mosquitto(config, port)
+    except broker_config.BrokerStartError as exc:
+        raise AssertionError(f"{exc}:\n{(config.parent / 'mosquitto.log').read_text()}") from exc
+    try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        broker_config.stop_process(process, timeout=5)
