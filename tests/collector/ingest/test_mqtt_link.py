@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from settleguard.collector.enrollment import broker as broker_config
+from settleguard.collector.enrollment.broker import accepts as _accepts
 from settleguard.collector.ingest.mqtt_link import IngestLink, LinkRefused, Received
 from settleguard.protocol.topics import SHARED_INGEST_FILTER, rec_topic
 
-from tests.helpers.mosquitto import _accepts, running_broker, wait_until
+from tests.helpers.mosquitto import running_broker, wait_until
 from tests.helpers.mqtt import MqttProbe
 
 # -- against a real Mosquitto with our configuration -------------------------------------------
