@@ -45,6 +45,7 @@ TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "receipt_start",
             "receipt_end",
             "host_reconciled",
+            "source",
         ),
     ),
     "credits": (

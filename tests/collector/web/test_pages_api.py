@@ -205,6 +205,8 @@ def test_csv_export_every_table_without_secrets(
         assert "password_hash" not in text and "account_hmac" not in text and "$argon2" not in text
     rows = list(csv.DictReader(io.StringIO(client.get("/export/gaps.csv").get_data(as_text=True))))
     assert rows[0]["amount"] == "123456" and rows[0]["category"] == "MISSING"
+    batches = client.get("/export/batches.csv").get_data(as_text=True)
+    assert "source" in next(csv.reader(io.StringIO(batches)))  # terminal link or typed slip
 
 
 def test_api_reads_and_actions_with_a_token(web_app: Flask, db: Store) -> None:
